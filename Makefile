@@ -1,0 +1,34 @@
+# spia_mpi — the two commands a new user needs:
+#   make demo   installs what is missing, then runs the built-in example
+#   make test   installs what is missing, then runs the whole test suite
+#               (serial tests and the mpirun -n 2 tests, one pytest summary)
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+NP      ?= 2
+# OpenMPI refuses root without these; --oversubscribe lets NP exceed the core count.
+MPIRUN  ?= $(shell $(PY) -m spia_mpi.parallel --mpirun-prefix 2>/dev/null || echo mpirun)
+
+.PHONY: env test test-fast demo bench clean help
+
+help:
+	@echo "make demo   - install (if needed) and run the built-in example on $(NP) ranks"
+	@echo "make test   - install (if needed) and run the full test suite (incl. mpirun -n 2)"
+	@echo "make bench  - run the benchmarks and rewrite docs/benchmarks.md"
+
+env:
+	@bash tools/bootstrap.sh
+
+test: env
+	$(PY) -m pytest tests -ra
+
+test-fast: env
+	$(PY) -m pytest tests -ra -m "not slow"
+
+demo: env
+	$(MPIRUN) -n $(NP) $(PY) -m spia_mpi demo
+
+bench: env
+	$(PY) drivers/run_benchmarks.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

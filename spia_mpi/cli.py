@@ -1,0 +1,104 @@
+"""Command-line interface: ``python -m spia_mpi <command> [options]``.
+
+Subcommands live in :mod:`spia_mpi.commands`, one module each, discovered at
+start-up. A command module defines::
+
+    NAME = "tc"                       # the subcommand
+    HELP = "one line for --help"
+    ORDER = 10                        # position in --help (small first)
+    def add_arguments(parser): ...    # argparse options
+    def run(args, comm) -> int: ...   # the work; comm is MPI.COMM_WORLD
+
+Error policy (the same for every command): a :class:`~spia_mpi.errors.SpiaError`
+is an expected failure — rank 0 prints ``spia_mpi <command>: error: <message>``
+and every rank exits with the error's code (commands raise it on all ranks,
+see :func:`spia_mpi.parallel.on_root`). Any other exception is a bug: the rank
+that hit it prints its traceback and the whole MPI job is aborted, so an
+allocation never hangs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+import traceback
+
+from spia_mpi import __version__
+from spia_mpi.errors import SpiaError
+
+logger = logging.getLogger("spia_mpi")
+
+
+def _command_modules():
+    import spia_mpi.commands as pkg
+    mods = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"spia_mpi.commands.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(
+        prog="python -m spia_mpi",
+        description=("spia_mpi: electron–ion coupling λ(m) and superconducting T_c from "
+                     "path-integral configurations (stochastic path-integral approach). "
+                     "Run under `mpirun -n N` for parallel execution."),
+        epilog="Units: eV, Å, amu, K. `python -m spia_mpi COMMAND --help` for details.")
+    parser.add_argument("--version", action="version", version=f"spia_mpi {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug output on rank 0")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug-log", metavar="PATTERN",
+                        help="also write a DEBUG log per rank, e.g. 'debug.{rank}.log'")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    registry = {}
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        registry[mod.NAME] = mod
+    return parser, registry
+
+
+def main(argv=None) -> int:
+    parser, registry = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    mod = registry[args.command]
+    if getattr(mod, "NEEDS_MPI", True):
+        from spia_mpi.parallel import world
+        comm = world()
+    else:
+        from spia_mpi.parallel import self_comm
+        comm = self_comm()
+    from spia_mpi.log import setup_logging
+    level = "DEBUG" if args.verbose else ("WARNING" if args.quiet else "INFO")
+    setup_logging(comm, level, args.debug_log)
+    try:
+        code = mod.run(args, comm)
+    except SpiaError as exc:
+        if comm.rank == 0:
+            print(f"spia_mpi {args.command}: error: {exc}", file=sys.stderr)
+            sys.stderr.flush()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - a bug: show it once and stop every rank
+        sys.stderr.write(f"spia_mpi {args.command}: internal error on rank {comm.rank}:\n")
+        traceback.print_exc()
+        sys.stderr.flush()
+        if comm.size > 1:
+            comm.Abort(70)
+        return 70
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m spia_mpi``; one module per command (see :mod:`spia_mpi.cli`)."""
