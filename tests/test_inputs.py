@@ -1,0 +1,75 @@
+"""TOML → dataclass validation: clear errors naming file and key."""
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from spia_mpi.errors import InputError
+from spia_mpi.inputs import (all_keys, build, load, nonempty, option, positive,
+                             reference_markdown, to_dict, all_of, in_range)
+
+
+@dataclass(frozen=True)
+class Solver:
+    kind: Literal["dense", "petsc"] = option("dense", doc="resolvent path")
+    rtol: float = option(1e-10, check=positive, doc="KSP tolerance")
+
+
+@dataclass(frozen=True)
+class Schema:
+    temperature_k: float = option(units="K", check=positive, doc="PIMD temperature")
+    gamma_ev: tuple[float, ...] = option((0.8,), units="eV", check=all_of(nonempty, positive))
+    mustar: tuple[float, ...] = option((0.1,), check=in_range(0.0, 0.5))
+    beads: int = option(16, check=positive)
+    solver: Solver = option(default_factory=Solver)
+
+
+def write(tmp_path, text):
+    p = tmp_path / "in.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_and_nested(tmp_path):
+    s = load(Schema, write(tmp_path, "temperature_k = 290\n[solver]\nkind = 'petsc'\n"))
+    assert s.temperature_k == 290.0 and isinstance(s.temperature_k, float)
+    assert s.solver.kind == "petsc" and s.solver.rtol == 1e-10
+    d = to_dict(s)
+    assert d["solver"]["kind"] == "petsc" and d["gamma_ev"] == [0.8]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("temperature_k = 290\ngama_ev = [0.1]\n", "unknown key 'gama_ev'; did you mean 'gamma_ev'"),
+    ("gamma_ev = [0.1]\n", "missing required key 'temperature_k'"),
+    ("temperature_k = '290'\n", "key 'temperature_k' expected a number, found a string"),
+    ("temperature_k = -5\n", "key 'temperature_k' = -5 K must be > 0"),
+    ("temperature_k = 290\ngamma_ev = [0.1, -0.2]\n", "must be > 0"),
+    ("temperature_k = 290\nmustar = [0.9]\n", "must be in [0.0, 0.5]"),
+    ("temperature_k = 290\nbeads = 2.5\n", "expected an integer"),
+    ("temperature_k = 290\n[solver]\nkind = 'petcs'\n", "did you mean 'petsc'"),
+    ("temperature_k = 290\n[solver]\nrtl = 1\n", "unknown key 'solver.rtl'; did you mean 'solver.rtol'"),
+    ("temperature_k = = 1\n", "not valid TOML"),
+])
+def test_errors_name_file_and_key(tmp_path, text, needle):
+    p = write(tmp_path, text)
+    with pytest.raises(InputError) as exc:
+        load(Schema, p)
+    assert needle in str(exc.value)
+    assert str(p) in str(exc.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load(Schema, tmp_path / "nope.toml")
+
+
+def test_reference_lists_every_key():
+    md = reference_markdown(Schema)
+    for key in all_keys(Schema):
+        assert f"`{key}`" in md
+    assert "**required**" in md
+
+
+def test_scalar_accepted_for_list():
+    s = build(Schema, {"temperature_k": 100, "gamma_ev": 0.4})
+    assert s.gamma_ev == (0.4,)
