@@ -1,0 +1,160 @@
+"""``tc``: T_c from λ(m) by the linearised Eliashberg equation."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from spia_mpi.errors import InputError
+
+NAME = "tc"
+HELP = "superconducting T_c from λ(m) (linearised Eliashberg equation)"
+ORDER = 40
+DESCRIPTION = """\
+Solve the linearised Eliashberg equation for T_c from λ(m) computed at T0.
+
+λ(m) is read from a text file (one value per line for m = 0, 1, 2, … at the
+bosonic Matsubara frequencies ν_m = 2πm k_B T0; lines starting with # are
+comments) or from the HDF5 results file of `spia_mpi run` (/lambda/lambda_m).
+λ is treated as one function of ν (monotone interpolation, ω̄₂ tail beyond the
+last point) so it can be evaluated at other temperatures; μ* is renormalised to
+the frequency cutoff. See docs/eliashberg.md.
+
+examples:
+  python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.10 --mustar 0.16
+  mpirun -n 4 python -m spia_mpi tc --lambda results.h5 --gamma 0.8 --mustar 0.1 --json
+"""
+
+
+def add_arguments(p):
+    p.add_argument("--lambda", dest="lambda_file", required=True, metavar="FILE",
+                   help="λ(m): text file (m = 0, 1, …) or spia_mpi results HDF5")
+    p.add_argument("--temperature", type=float, metavar="T0",
+                   help="temperature T0 (K) at which λ(m) was computed "
+                        "(required for text files; read from HDF5 files)")
+    p.add_argument("--mustar", type=float, action="append", metavar="MU",
+                   help="Coulomb pseudopotential μ* (repeat for several; default 0.10)")
+    p.add_argument("--nfreq", type=int, metavar="N",
+                   help="use exactly N positive fermionic frequencies at every T "
+                        f"(default: enough for a cutoff ω_c ≥ {20:g} ω̄₂)")
+    p.add_argument("--omega2", type=float, metavar="W",
+                   help="fix ω̄₂ (eV) instead of fitting it to the tail of λ(m)")
+    p.add_argument("--gamma", type=float, metavar="G",
+                   help="HDF5 input: Lorentzian half width γ (eV) of the λ(m) row to use "
+                        "(nearest; default: the first row)")
+    p.add_argument("--method", choices=["auto", "dense", "slepc", "slepc-assembled"], default="auto",
+                   help="leading-eigenvalue solver (default auto: dense LAPACK for small N on "
+                        "one rank, SLEPc with a distributed matrix-free kernel otherwise)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def read_lambda_text(path: Path) -> np.ndarray:
+    """λ(m) from a text file: one number per line (first column), '#' comments."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text file (give λ(m) one value per line, or an .h5 file)") from exc
+    values = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.split("#", 1)[0].strip()
+        if not s:
+            continue
+        tok = s.split()[0].rstrip(",")
+        try:
+            v = float(tok)
+        except ValueError:
+            raise InputError(f"{path}, line {lineno}: '{tok}' is not a number "
+                             "(expected one λ(m) per line)") from None
+        if not math.isfinite(v):
+            raise InputError(f"{path}, line {lineno}: λ = {tok} is not finite")
+        values.append(v)
+    if len(values) < 2:
+        raise InputError(f"{path}: found {len(values)} λ(m) value(s); need at least m = 0 and 1")
+    if values[0] <= 0:
+        raise InputError(f"{path}: λ(0) = {values[0]} must be positive")
+    return np.array(values)
+
+
+def read_lambda_h5(path: Path, gamma: float | None, comm=None):
+    """(λ(m), T0, γ) from a spia_mpi results file."""
+    from spia_mpi import io
+    with io.open_h5(path, "r", None) as f:
+        io.require_complete(f, path, "results")
+        if "lambda" not in f or "lambda_m" not in f["lambda"]:
+            raise InputError(f"{path}: no dataset /lambda/lambda_m")
+        g = f["lambda"]
+        lam = np.atleast_2d(g["lambda_m"][...])
+        gammas = g["gamma_eV"][...] if "gamma_eV" in g else np.full(lam.shape[0], np.nan)
+        t0 = g.attrs.get("temperature_K")
+    if t0 is None:
+        raise InputError(f"{path}: /lambda has no 'temperature_K' attribute")
+    row = 0
+    if gamma is not None:
+        row = int(np.nanargmin(np.abs(gammas - gamma)))
+    return lam[row], float(t0), float(gammas[row])
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def load_lambda(args):
+    path = Path(args.lambda_file)
+    if not path.exists():
+        raise InputError(f"λ file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"λ file {path} is a directory")
+    if _is_hdf5(path):
+        lam, t0, gamma = read_lambda_h5(path, args.gamma)
+        if args.temperature is not None and abs(args.temperature - t0) > 1e-9 * t0:
+            raise InputError(f"--temperature {args.temperature} K disagrees with {path} "
+                             f"(computed at {t0} K)")
+        return lam, t0, {"source": str(path), "gamma_eV": gamma}
+    if args.temperature is None:
+        raise InputError(f"--temperature T0 (K) is required with a text λ file ({path})")
+    return read_lambda_text(path), args.temperature, {"source": str(path)}
+
+
+def run(args, comm):
+    from spia_mpi import eliashberg
+    from spia_mpi.parallel import on_root
+    lam, t0, meta = on_root(comm, load_lambda, args)
+    if t0 <= 0:
+        raise InputError(f"--temperature {t0} K must be positive")
+    if args.omega2 is not None and args.omega2 <= 0:
+        raise InputError(f"--omega2 {args.omega2} eV must be positive")
+    mustars = args.mustar or [0.10]
+    res = eliashberg.solve_tc(lam, t0, mustars, n_freq=args.nfreq, omega2_ev=args.omega2,
+                              method=args.method, comm=comm)
+    out = res.as_dict()
+    out.update(meta)
+    out["n_lambda"] = int(lam.size)
+    out["mpi_ranks"] = comm.size
+    if comm.rank == 0:
+        if args.json:
+            print(json.dumps(out, indent=1, allow_nan=True))
+        else:
+            _print_table(out)
+    return 0
+
+
+def _print_table(o):
+    print(f"λ(m): {o['n_lambda']} values from {o['source']} at T0 = {o['temperature_K']:g} K"
+          + (f", γ = {o['gamma_eV']:g} eV" if "gamma_eV" in o else ""))
+    src = "fitted" if o["omega2_fitted"] else "given"
+    print(f"λ(0) = {o['lambda0']:.4f}   ω̄₂ = {o['omega2_eV'] * 1e3:.2f} meV ({src}"
+          + (f", ± {o['omega2_error_eV'] * 1e3:.2f}" if o["omega2_fitted"] else "")
+          + f")   ω_log ≈ {o['omega_log_eV'] * 1e3:.2f} meV")
+    print(f"leading eigenvalue ρ(T0) = {o['leading_eigenvalue']:.6f} "
+          f"(μ* = {o['mustar'][0]}, N = {o['nfreq_at_T0']})")
+    print(f"{'μ*':>6} {'T_c Eliashberg (K)':>20} {'Allen–Dynes (K)':>16} {'McMillan (K)':>13}")
+    for mu, tc, ad, mc in zip(o["mustar"], o["tc_K"], o["allen_dynes_K"], o["mcmillan_K"]):
+        print(f"{mu:>6.3f} {tc:>20.2f} {ad:>16.2f} {mc:>13.2f}")
+    for mu, msg in o["tc_errors"].items():
+        print(f"μ* = {mu}: {msg}")
