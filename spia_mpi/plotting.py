@@ -1,0 +1,186 @@
+"""Figures from a spia_mpi results file (matplotlib, Agg backend, PNG + PDF).
+
+Each function takes the open ``h5py.File`` (or a group) and returns the list of
+files written. Panels appear only when the file has the data:
+
+* ``lambda``   — λ(m) with error bars and the ω̄₂(m) asymptote inset (paper Fig. 3),
+  one curve per Lorentzian half width γ;
+* ``gamma``    — λ(0), λ(1) and T_c versus γ;
+* ``tc``       — T_c versus μ* (Eliashberg, Allen–Dynes, McMillan);
+* ``bands``    — renormalised bands with their half widths, and the Lorentzian DOS;
+* ``msd``      — centroid mean squared displacement per species (when analysed).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, out: Path, stem: str, formats=("png", "pdf")) -> list[Path]:
+    written = []
+    for ext in formats:
+        p = out / f"{stem}.{ext}"
+        fig.savefig(p, dpi=120)
+        written.append(p)
+    _plt().close(fig)
+    return written
+
+
+def plot_lambda(f, out: Path) -> list[Path]:
+    """λ(m) ± error for every γ, inset ω̄₂(m) = ν_m √(λ(m)/λ(0)) in meV."""
+    if "lambda" not in f:
+        return []
+    g = f["lambda"]
+    lam = np.atleast_2d(g["lambda_m"][...])
+    err = np.atleast_2d(g["lambda_m_error"][...]) if "lambda_m_error" in g else np.zeros_like(lam)
+    gammas = g["gamma_eV"][...] if "gamma_eV" in g else np.full(lam.shape[0], np.nan)
+    t0 = float(g.attrs.get("temperature_K", np.nan))
+    m = np.arange(lam.shape[1])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for row, gam in enumerate(gammas):
+        ax.errorbar(m, lam[row], yerr=err[row], fmt="o-", ms=3, capsize=2, lw=1,
+                    label=f"γ = {gam:g} eV")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("m  (ν_m = 2πm k_B T)")
+    ax.set_ylabel("λ(m)")
+    ax.set_title(f"electron–ion coupling at T = {t0:g} K")
+    ax.legend(fontsize=8, loc="upper right")
+    if lam.shape[1] > 2 and np.all(lam[:, 0] > 0):
+        from spia_mpi.units import bosonic_frequency_ev
+        ins = ax.inset_axes([0.45, 0.3, 0.4, 0.35])
+        nu = bosonic_frequency_ev(m, t0)
+        for row in range(lam.shape[0]):
+            with np.errstate(invalid="ignore"):
+                w2 = nu * np.sqrt(np.where(lam[row] > 0, lam[row], np.nan) / lam[row, 0])
+            ins.plot(m[1:], 1e3 * w2[1:], ".-", ms=3, lw=0.8)
+        if "omega2_eV" in g:
+            for w in np.atleast_1d(g["omega2_eV"][...]):
+                ins.axhline(1e3 * w, color="k", lw=0.6, ls="--")
+        ins.set_title("ω̄₂(m) (meV)", fontsize=8)
+        ins.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _save(fig, out, "lambda_m")
+
+
+def plot_gamma_scan(f, out: Path) -> list[Path]:
+    """λ(0), λ(1) and T_c (first μ*) versus the Lorentzian half width γ."""
+    if "lambda" not in f or "gamma_eV" not in f["lambda"]:
+        return []
+    g = f["lambda"]
+    gammas = g["gamma_eV"][...]
+    if gammas.size < 2:
+        return []
+    lam = np.atleast_2d(g["lambda_m"][...])
+    err = np.atleast_2d(g["lambda_m_error"][...]) if "lambda_m_error" in g else np.zeros_like(lam)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in range(min(2, lam.shape[1])):
+        ax.errorbar(gammas, lam[:, m], yerr=err[:, m], fmt="o-", ms=3, capsize=2, label=f"λ({m})")
+    ax.set_xlabel("Lorentzian half width γ (eV)")
+    ax.set_ylabel("λ")
+    if "eliashberg" in f and "tc_K" in f["eliashberg"]:
+        tc = np.atleast_2d(f["eliashberg"]["tc_K"][...])
+        mus = f["eliashberg"]["mustar"][...]
+        ax2 = ax.twinx()
+        ax2.plot(gammas, tc[:, 0], "k^--", ms=4, label=f"T_c (μ* = {mus[0]:g})")
+        ax2.set_ylabel("T_c (K)")
+        ax2.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, out, "lambda_vs_gamma")
+
+
+def plot_tc(f, out: Path) -> list[Path]:
+    """T_c versus μ* for the first γ: Eliashberg, Allen–Dynes, McMillan."""
+    if "eliashberg" not in f:
+        return []
+    e = f["eliashberg"]
+    mus = e["mustar"][...]
+    tc = np.atleast_2d(e["tc_K"][...])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(mus, tc[0], "o-", label="Eliashberg")
+    if "allen_dynes_K" in e:
+        ax.plot(mus, np.atleast_2d(e["allen_dynes_K"][...])[0], "s--", ms=4, label="Allen–Dynes")
+    if "mcmillan_K" in e:
+        ax.plot(mus, np.atleast_2d(e["mcmillan_K"][...])[0], "^:", ms=4, label="McMillan")
+    ax.set_xlabel("μ*")
+    ax.set_ylabel("T_c (K)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out, "tc_vs_mustar")
+
+
+def plot_bands(f, out: Path) -> list[Path]:
+    """Renormalised band energies (with half widths as error bars) per k and the DOS."""
+    if "bands" not in f or "energies_eV" not in f["bands"]:
+        return []
+    b = f["bands"]
+    e = np.atleast_2d(b["energies_eV"][...])
+    w = np.atleast_2d(b["half_width_eV"][...]) if "half_width_eV" in b else np.zeros_like(e)
+    ef = float(b.attrs.get("fermi_level_eV", np.nan))
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [2, 1]})
+    k = np.arange(e.shape[0])
+    for n in range(e.shape[1]):
+        ax[0].errorbar(k, e[:, n], yerr=w[:, n], fmt="o", ms=2, lw=0.6, color="C0")
+    if "reference_energies_eV" in b:
+        ref = np.atleast_2d(b["reference_energies_eV"][...])
+        for n in range(ref.shape[1]):
+            ax[0].plot(k, ref[:, n], "x", ms=3, color="C3")
+    ax[0].axhline(ef, color="k", lw=0.6, ls="--")
+    ax[0].set_xlabel("k index")
+    ax[0].set_ylabel("energy (eV)")
+    ax[0].set_title("renormalised bands (o ± half width), reference (x)", fontsize=9)
+    grid = np.linspace(e.min() - 1, e.max() + 1, 600)
+    gam = np.maximum(w, 1e-2)
+    dos = ((gam[..., None] / np.pi) / ((grid - e[..., None]) ** 2 + gam[..., None] ** 2)).sum((0, 1)) / e.shape[0]
+    ax[1].plot(dos, grid)
+    ax[1].axhline(ef, color="k", lw=0.6, ls="--")
+    ax[1].set_xlabel("DOS (1/eV per cell per spin)")
+    fig.tight_layout()
+    return _save(fig, out, "bands")
+
+
+def plot_msd(f, out: Path) -> list[Path]:
+    """Centroid MSD per species, if an analysis group is present."""
+    if "analysis" not in f or "msd_A2" not in f["analysis"]:
+        return []
+    a = f["analysis"]
+    t = a["time_fs"][...]
+    msd = np.atleast_2d(a["msd_A2"][...])
+    species = [s.decode() if isinstance(s, bytes) else str(s) for s in a["species"][...]]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for s, y in zip(species, msd):
+        ax.plot(t, y, label=s)
+    ax.set_xlabel("t (fs)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out, "msd")
+
+
+ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_msd)
+
+
+def plot_results(f, out, formats=("png", "pdf")) -> list[Path]:
+    """Every figure the file has data for, into folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fn in ALL:
+        written += fn(f, out)
+    return written
