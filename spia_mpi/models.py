@@ -1,0 +1,279 @@
+"""Electronic models: H(R) of a supercell in a basis that does not move with the ions.
+
+Interface (:class:`ElectronicModel`), shared by every model:
+
+* ``n_basis`` — dimension of the supercell Hamiltonian;
+* ``n_electrons`` — electrons per supercell (both spins);
+* ``supercell_matrix`` — S, supercell lattice A = S @ a (rows);
+* ``hamiltonian_dense(positions_av, kpoint)`` → complex [n_basis, n_basis] (eV);
+* ``hamiltonian_petsc(positions_av, kpoint, comm)`` → complex MPIAIJ PETSc Mat on
+  ``comm``, each rank assembling its own rows (the same matrix);
+* ``reference_states(kpoint, n_per_k)`` → :class:`ReferenceStates`: orthonormal
+  Bloch states of the reference structure for every primitive k folded onto K.
+
+``positions_av`` are the Cartesian positions (Å) of all supercell atoms for one
+bead, float [n_atoms, 3]; ``kpoint`` is the supercell wavevector K in reduced
+coordinates of the supercell reciprocal lattice. Bloch boundary condition:
+ψ(r + L) = exp(iK·L) ψ(r) for supercell lattice vectors L, so
+H_ij(K) = Σ_L h(R_i − R_j − L) exp(iK·L).
+
+Models here:
+
+* :class:`TightBindingModel` — orbitals on sites (one per atom), hoppings
+  t(|d|) (function or table) on the reference positions, on-site energies that
+  may depend linearly on the displacement (Holstein: ε_i = ε0 + g (R_i − R_i⁰)·ê);
+  only for non-diffusing ions (atom i stays attached to site i).
+* :func:`holstein_cubic` — the Holstein model of METHOD.md §8 on a simple cubic
+  lattice, ready to use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from spia_mpi import supercells
+from spia_mpi.errors import InputError
+
+
+@dataclass(frozen=True)
+class ReferenceStates:
+    """Bloch states of the reference structure, as columns in the supercell basis.
+
+    vectors      complex [n_basis, n_states], orthonormal columns
+    k_index      int [n_states], index into ``kpoints_frac``
+    band_index   int [n_states], band at that k (0 = lowest)
+    kpoints_frac float [M, 3], primitive k (reduced coordinates of the primitive reciprocal lattice)
+    energies     float [n_states], reference band energies (eV)
+    """
+
+    vectors: np.ndarray
+    k_index: np.ndarray
+    band_index: np.ndarray
+    kpoints_frac: np.ndarray
+    energies: np.ndarray
+
+    @property
+    def n_states(self) -> int:
+        return self.vectors.shape[1]
+
+
+class ElectronicModel:
+    """Base class; see the module docstring for the interface."""
+
+    n_basis: int
+    n_electrons: float
+    supercell_matrix: np.ndarray
+
+    def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
+        raise NotImplementedError
+
+    def hamiltonian_petsc(self, positions_av, kpoint, comm):
+        """Default: assemble the rows of the dense matrix owned by this rank (sparse)."""
+        return dense_rows_to_petsc(self, positions_av, kpoint, comm)
+
+    def overlap_dense(self, positions_av, kpoint) -> np.ndarray:
+        """S = 1 for the models here (kept in the interface for PAW/nonlocal models)."""
+        return np.eye(self.n_basis, dtype=complex)
+
+    def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
+        raise NotImplementedError
+
+
+def dense_rows_to_petsc(model, positions_av, kpoint, comm):
+    """A complex MPIAIJ Mat on ``comm`` holding ``model``'s Hamiltonian (sparse rows)."""
+    from spia_mpi import backend
+    PETSc = backend.petsc()
+    n = model.n_basis
+    rows_fn = getattr(model, "hamiltonian_rows", None)
+    A = PETSc.Mat().create(comm=PETSc.Comm(comm))
+    A.setSizes([[PETSc.DECIDE, n], [PETSc.DECIDE, n]])
+    A.setType(PETSc.Mat.Type.AIJ)
+    A.setUp()
+    r0, r1 = A.getOwnershipRange()
+    if rows_fn is not None:
+        indptr, indices, data = rows_fn(positions_av, kpoint, r0, r1)
+    else:
+        from scipy.sparse import csr_matrix
+        block = csr_matrix(model.hamiltonian_dense(positions_av, kpoint)[r0:r1])
+        indptr, indices, data = block.indptr, block.indices, block.data
+    A.destroy()
+    A = PETSc.Mat().createAIJ([[r1 - r0, n], [r1 - r0, n]],
+                              csr=(indptr.astype(PETSc.IntType), indices.astype(PETSc.IntType),
+                                   data.astype(PETSc.ScalarType)), comm=PETSc.Comm(comm))
+    A.assemble()
+    return A
+
+
+class TightBindingModel(ElectronicModel):
+    """One orbital per atom; hoppings on reference bonds; Holstein on-site coupling.
+
+    Parameters
+    ----------
+    primitive : ase.Atoms
+        Reference (equilibrium) primitive cell, positions in Å.
+    supercell_matrix : int [3, 3]
+    hopping : callable(d_Å) -> eV, or dict {rounded distance Å: eV}
+        Hopping t(|d|) between orbitals a distance d apart in the reference
+        structure (the Hamiltonian element is −t... no sign is imposed: the
+        element is exactly ``hopping(d)``).
+    cutoff : float (Å)
+        Bonds longer than this are ignored.
+    onsite : float or float [n_primitive_atoms] (eV)
+    coupling : float (eV/Å)
+        Holstein coupling g: ε_i = onsite + g (R_i − R_i⁰)·``axis``.
+    axis : float [3]
+        Unit vector ê of the displacement component that couples.
+    electrons_per_site : float
+        Filling, both spins (1 = half filling).
+    """
+
+    def __init__(self, primitive, supercell_matrix, hopping, cutoff: float, onsite=0.0,
+                 coupling: float = 0.0, axis=(0.0, 0.0, 1.0), electrons_per_site: float = 1.0):
+        self.primitive = primitive.copy()
+        self.supercell_matrix = supercells.as_supercell_matrix(supercell_matrix)
+        self.atoms, self.lattice_index, self.primitive_index = supercells.build_supercell(
+            self.primitive, self.supercell_matrix)
+        self.reference_positions = self.atoms.get_positions()
+        self.n_basis = len(self.atoms)
+        if cutoff <= 0:
+            raise InputError(f"hopping cutoff {cutoff} Å must be positive")
+        self.cutoff = float(cutoff)
+        if isinstance(hopping, dict):
+            table = {round(float(k), 6): float(v) for k, v in hopping.items()}
+            self.hopping = lambda d: table.get(round(float(d), 6), 0.0)
+        else:
+            self.hopping = hopping
+        onsite = np.broadcast_to(np.asarray(onsite, dtype=float), (len(self.primitive),))
+        self.onsite = onsite[self.primitive_index]
+        self.coupling = float(coupling)
+        ax = np.asarray(axis, dtype=float)
+        self.axis = ax / np.linalg.norm(ax)
+        if not 0 < electrons_per_site <= 2:
+            raise InputError(f"electrons_per_site = {electrons_per_site} must be in (0, 2]")
+        self.n_electrons = float(electrons_per_site) * self.n_basis
+        self._bonds = self._find_bonds(self.atoms, self.cutoff)
+        # primitive bonds for the reference band structure
+        self._prim_bonds = self._find_bonds(self.primitive, self.cutoff)
+
+    def _find_bonds(self, atoms, cutoff):
+        """(i, j, n_L [3] ints, t) with R_i − R_j − L within cutoff, L = n_L @ cell."""
+        cell = np.asarray(atoms.cell[:], float)
+        pos = atoms.get_positions()
+        # images needed: enough cells along each direction to reach the cutoff
+        inv = np.linalg.inv(cell)
+        reach = np.ceil(cutoff * np.linalg.norm(inv, axis=0)).astype(int) + 1
+        rng = [np.arange(-r, r + 1) for r in reach]
+        images = np.array(np.meshgrid(*rng, indexing="ij")).reshape(3, -1).T
+        bonds = []
+        for nL in images:
+            L = nL @ cell
+            d = pos[:, None, :] - pos[None, :, :] - L[None, None, :]
+            dist = np.linalg.norm(d, axis=-1)
+            ii, jj = np.nonzero((dist < cutoff) & (dist > 1e-8))
+            for i, j in zip(ii, jj):
+                t = self.hopping(dist[i, j])
+                if t != 0.0:
+                    bonds.append((int(i), int(j), nL.astype(int), float(t)))
+        return bonds
+
+    def onsite_energies(self, positions_av) -> np.ndarray:
+        """ε_i = onsite + g (R_i − R_i⁰)·ê (eV), float [n_basis]; u taken by minimum image."""
+        pos = np.asarray(positions_av, dtype=float)
+        if pos.shape != (self.n_basis, 3):
+            raise InputError(f"positions have shape {pos.shape}, the model has {self.n_basis} atoms")
+        u = pos - self.reference_positions
+        cell = np.asarray(self.atoms.cell[:], float)
+        frac = u @ np.linalg.inv(cell)
+        u = (frac - np.round(frac)) @ cell
+        return self.onsite + self.coupling * (u @ self.axis)
+
+    def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
+        K = np.asarray(kpoint, dtype=float).reshape(3)
+        H = np.zeros((self.n_basis, self.n_basis), dtype=complex)
+        for i, j, nL, t in self._bonds:
+            H[i, j] += t * np.exp(2j * np.pi * (K @ nL))
+        H[np.diag_indices(self.n_basis)] += self.onsite_energies(positions_av)
+        return H
+
+    def hamiltonian_rows(self, positions_av, kpoint, r0, r1):
+        """CSR arrays (indptr, indices, data) of rows r0 … r1−1 of H(K)."""
+        from scipy.sparse import coo_matrix
+        K = np.asarray(kpoint, dtype=float).reshape(3)
+        eps = self.onsite_energies(positions_av)
+        ii, jj, vv = [], [], []
+        for i, j, nL, t in self._bonds:
+            if r0 <= i < r1:
+                ii.append(i - r0)
+                jj.append(j)
+                vv.append(t * np.exp(2j * np.pi * (K @ nL)))
+        ii += list(range(r1 - r0))
+        jj += list(range(r0, r1))
+        vv += list(eps[r0:r1])
+        m = coo_matrix((np.array(vv, complex), (np.array(ii), np.array(jj))),
+                       shape=(r1 - r0, self.n_basis)).tocsr()
+        m.sum_duplicates()
+        m.sort_indices()
+        return m.indptr, m.indices, m.data
+
+    def primitive_hamiltonian(self, kpoint_prim) -> np.ndarray:
+        """Reference Bloch Hamiltonian of the primitive cell at k (reduced), [n_prim, n_prim].
+
+        Basis: Bloch sums with the phase exp(ik·R_s) of each site included, so the
+        supercell vector of band n is ψ(i) = exp(ik·R_i) u_n(s_i)/√M.
+        """
+        k = np.asarray(kpoint_prim, dtype=float)
+        a = np.asarray(self.primitive.cell[:], float)
+        kc = 2 * np.pi * k @ np.linalg.inv(a).T
+        pos = self.primitive.get_positions()
+        n = len(self.primitive)
+        H = np.zeros((n, n), dtype=complex)
+        for i, j, nL, t in self._prim_bonds:
+            d = pos[i] - pos[j] - nL @ a
+            H[i, j] += t * np.exp(-1j * kc @ d)
+        onsite = np.broadcast_to(self.onsite[:n], (n,))
+        H[np.diag_indices(n)] += onsite
+        return H
+
+    def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
+        nprim = len(self.primitive)
+        if not 1 <= n_per_k <= nprim:
+            raise InputError(f"states per k = {n_per_k}: this model has {nprim} band(s) per k")
+        kpts = supercells.folded_kpoints(self.supercell_matrix, kpoint)
+        a = np.asarray(self.primitive.cell[:], float)
+        M = len(kpts)
+        vecs, kidx, bidx, ens = [], [], [], []
+        R = self.reference_positions
+        for ik, k in enumerate(kpts):
+            e, u = np.linalg.eigh(self.primitive_hamiltonian(k))
+            kc = 2 * np.pi * k @ np.linalg.inv(a).T
+            phase = np.exp(1j * R @ kc) / math.sqrt(M)
+            for nb in range(n_per_k):
+                vecs.append(phase * u[self.primitive_index, nb])
+                kidx.append(ik)
+                bidx.append(nb)
+                ens.append(e[nb])
+        return ReferenceStates(np.array(vecs).T, np.array(kidx), np.array(bidx), kpts, np.array(ens))
+
+
+def holstein_cubic(supercell_matrix, lattice_constant: float = 1.0, hopping: float = 1.0,
+                   coupling: float = 0.1, electrons_per_site: float = 1.0, mass_amu: float = 1.0,
+                   axis=(0.0, 0.0, 1.0)) -> TightBindingModel:
+    """Holstein model on a simple cubic lattice (METHOD.md §8).
+
+    One orbital per site, nearest-neighbour hopping element −t (so the band is
+    ε_k = −2t Σ_α cos(k_α a)), on-site energy g·u_z. ``lattice_constant`` in Å,
+    ``hopping`` t and the coupling g in eV and eV/Å; ``mass_amu`` is stored on the
+    atoms (used by samplers).
+    """
+    from ase import Atoms
+    if lattice_constant <= 0:
+        raise InputError(f"lattice constant {lattice_constant} Å must be positive")
+    prim = Atoms("H", positions=[[0, 0, 0]], cell=np.eye(3) * lattice_constant, pbc=True)
+    prim.set_masses([mass_amu])
+    a = lattice_constant
+    return TightBindingModel(prim, supercell_matrix,
+                             hopping=lambda d: -hopping if abs(d - a) < 1e-6 * a else 0.0,
+                             cutoff=1.01 * a, onsite=0.0, coupling=coupling, axis=axis,
+                             electrons_per_site=electrons_per_site)

@@ -1,0 +1,261 @@
+"""SPIA kernels: Ḡ, renormalised bands, T-matrices, Γ(m), Bethe–Salpeter, λ(m).
+
+Plain functions on numpy arrays (no I/O, no MPI); the parallel driver in
+:mod:`spia_mpi.workflow` distributes and checkpoints the loops around them.
+Energies in eV with ħ = 1, β in 1/eV. Index letters: ``c`` configuration, ``b``
+bead, ``m`` bosonic Matsubara index, ``s``/``t`` states of the projected subspace
+(one (n, k) pair each), ``g`` Lorentzian half width.
+
+Pipeline for one supercell wavevector K with subspace states s = (n, k):
+
+1. g_cb = P†[z − H(R_cb)]⁻¹P for every configuration c and bead b (resolvent module);
+2. Ḡ = mean_cb g_cb, keeping only the k-diagonal blocks (:func:`average_greens`);
+3. per k: H_eff = Herm(z − Ḡ_k⁻¹) → ε_nk, U_k; γ_nk = Im(Ḡ_nk⁻¹) − η (:func:`renormalised_bands`);
+4. in the band basis, T_cb = Ḡ⁻¹(g_cb − Ḡ)Ḡ⁻¹ (:func:`t_matrices`);
+5. T_c(m) = (1/N_b) Σ_b T_cb e^{2πimb/N_b} (:func:`bead_transform`);
+6. Γ_st(m) = −β[⟨|T_c,st(m)|²⟩_c − |⟨T_c,st(m)⟩_c|²] (unbiased variance, :func:`gamma_from_moments`);
+7. W(m) from the quasi-static Bethe–Salpeter equation, solved on the bead grid
+   (:func:`bethe_salpeter`), or W = Γ (``born``);
+8. λ(m) = −(1/N_γ) Σ_st w_s W_st(m) w_t with Lorentzian weights (:func:`lambda_m`).
+
+Sign and normalisation of step 7 (derivation in docs/spia.md): expanding the
+T-matrix T(τ) = V(τ) + V(τ)Ḡ T(τ) to fourth order in a Gaussian V, Wick's theorem
+gives Γ = W₀ − (1/β) W₀ |Ḡ|² W₀ + … where the Matsubara sum over the
+intermediate frequency is a convolution over one period of m. The Bethe–Salpeter
+equation W = Γ + (1/β) W |Ḡ|² Γ removes that ladder term, so W = W₀ + O(W₀³):
+with f(b) = Σ_m f(m) e^{−2πimb/N_b} the convolution is a product,
+W(b) = Γ(b) [1 − (1/β) D Γ(b)]⁻¹ with D = diag |Ḡ_s|², then W(m) = (1/N_b) Σ_b W(b) e^{2πimb/N_b}.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spia_mpi.errors import InputError
+
+
+# --------------------------------------------------------------------------
+# 2–3: average Green's function and renormalised bands
+# --------------------------------------------------------------------------
+
+def k_block_mask(k_index: np.ndarray) -> np.ndarray:
+    """bool [n_s, n_s]: True where both states belong to the same primitive k."""
+    k = np.asarray(k_index)
+    return k[:, None] == k[None, :]
+
+
+def average_greens(g_sum: np.ndarray, count: int, k_index: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ḡ = g_sum / count restricted to k-diagonal blocks, and the relative size
+    ‖off-diagonal blocks‖/‖Ḡ‖ (a check: it must vanish with more sampling)."""
+    if count <= 0:
+        raise InputError("no configurations to average")
+    gbar = g_sum / count
+    mask = k_block_mask(k_index)
+    off = np.linalg.norm(np.where(mask, 0.0, gbar))
+    full = np.linalg.norm(gbar)
+    return np.where(mask, gbar, 0.0), float(off / full) if full > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RenormalisedBands:
+    """Quasi-particle bands from Ḡ (all arrays over subspace states s).
+
+    energies     float [n_s]  ε_s (eV), eigenvalues of H_eff = Herm(z − Ḡ_k⁻¹)
+    half_width   float [n_s]  γ_s = Im(Ḡ_s⁻¹) − η (eV), Ḡ_s = (U†ḠU)_ss
+    rotation     complex [n_s, n_s]  U: block-diagonal in k, columns = band states in the P basis
+    gbar_band    complex [n_s, n_s]  U†ḠU (k-block diagonal)
+    k_index      int [n_s]
+    """
+
+    energies: np.ndarray
+    half_width: np.ndarray
+    rotation: np.ndarray
+    gbar_band: np.ndarray
+    k_index: np.ndarray
+
+
+def renormalised_bands(gbar: np.ndarray, z: complex, k_index: np.ndarray) -> RenormalisedBands:
+    """Diagonalise H_eff(k) = Hermitian part of (z − Ḡ_k⁻¹) in every k block."""
+    n = gbar.shape[0]
+    k_index = np.asarray(k_index)
+    U = np.zeros((n, n), dtype=complex)
+    energies = np.empty(n)
+    for k in np.unique(k_index):
+        idx = np.flatnonzero(k_index == k)
+        gk = gbar[np.ix_(idx, idx)]
+        heff = z * np.eye(idx.size) - np.linalg.inv(gk)
+        heff = 0.5 * (heff + heff.conj().T)
+        e, u = np.linalg.eigh(heff)
+        energies[idx] = e
+        U[np.ix_(idx, idx)] = u
+    gband = U.conj().T @ gbar @ U
+    gband = np.where(k_block_mask(k_index), gband, 0.0)
+    half = np.imag(1.0 / np.diag(gband)) - np.imag(z)
+    return RenormalisedBands(energies, half, U, gband, k_index)
+
+
+def fermi_level_lorentzian(energies, half_width, n_electrons_per_spin: float,
+                           floor_ev: float = 1e-3) -> float:
+    """μ with Σ_s f_s = N (per spin), f = ½ − arctan((ε − μ)/γ)/π (Lorentzian occupation).
+
+    Only meaningful when the subspace contains every occupied band; half widths
+    are floored at ``floor_ev`` so a sharp band still gives a continuous count.
+    """
+    from scipy.optimize import brentq
+    e = np.asarray(energies, float)
+    g = np.maximum(np.asarray(half_width, float), floor_ev)
+
+    def count(mu):
+        return float(np.sum(0.5 - np.arctan((e - mu) / g) / np.pi)) - n_electrons_per_spin
+
+    lo, hi = e.min() - 1e3 * g.max(), e.max() + 1e3 * g.max()
+    if not count(lo) < 0 < count(hi):
+        raise InputError(f"cannot place {n_electrons_per_spin} electrons per spin in {e.size} states")
+    return brentq(count, lo, hi, xtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# 4–6: T-matrices, bead transform, fluctuations
+# --------------------------------------------------------------------------
+
+def t_matrices(g_bss: np.ndarray, bands: RenormalisedBands) -> np.ndarray:
+    """T_b = Ḡ⁻¹(g_b − Ḡ)Ḡ⁻¹ in the band basis, complex [n_b, n_s, n_s].
+
+    ``g_bss``: the projected resolvents of all beads of one configuration, in the
+    P basis, complex [n_b, n_s, n_s].
+    """
+    U = bands.rotation
+    gb = np.einsum("ij,bjk,kl->bil", U.conj().T, g_bss, U, optimize=True)
+    ginv = np.linalg.inv(bands.gbar_band)
+    return np.einsum("ij,bjk,kl->bil", ginv, gb - bands.gbar_band[None], ginv, optimize=True)
+
+
+def bead_transform(t_bss: np.ndarray) -> np.ndarray:
+    """T(m) = (1/N_b) Σ_b T_b e^{2πimb/N_b} for m = 0 … N_b−1, complex [n_b, n_s, n_s]."""
+    nb = t_bss.shape[0]
+    return np.fft.ifft(t_bss, axis=0) if nb > 1 else t_bss.copy()
+
+
+class FluctuationSums:
+    """Per-block sums Σ_c T_c(m) and Σ_c |T_c(m)|² over configurations.
+
+    Blocks are fixed sets of configurations (independent of the MPI layout), so
+    partial results from any rank count combine to identical totals when merged
+    in block order, and the blocks give jackknife error bars.
+
+    Arrays: ``s1`` complex [n_blocks, n_m, n_s, n_s], ``s2`` float (same),
+    ``count`` int [n_blocks].
+    """
+
+    def __init__(self, n_blocks: int, n_m: int, n_s: int):
+        self.s1 = np.zeros((n_blocks, n_m, n_s, n_s), dtype=complex)
+        self.s2 = np.zeros((n_blocks, n_m, n_s, n_s))
+        self.count = np.zeros(n_blocks, dtype=np.int64)
+
+    def add(self, block: int, t_mss: np.ndarray):
+        """Add one configuration's T(m) (complex [n_m, n_s, n_s]) to ``block``."""
+        self.s1[block] += t_mss
+        self.s2[block] += t_mss.real ** 2 + t_mss.imag ** 2
+        self.count[block] += 1
+
+    def merge_from(self, other: "FluctuationSums", blocks):
+        """Copy the listed blocks from ``other`` (blocks are owned by one producer)."""
+        for k in blocks:
+            self.s1[k] = other.s1[k]
+            self.s2[k] = other.s2[k]
+            self.count[k] = other.count[k]
+
+    def totals(self, exclude: int | None = None):
+        """(Σ T, Σ |T|², n) over all blocks (or all but ``exclude``), summed in block order."""
+        keep = [k for k in range(self.count.size) if k != exclude]
+        s1 = np.zeros(self.s1.shape[1:], dtype=complex)
+        s2 = np.zeros(self.s2.shape[1:])
+        for k in keep:
+            s1 += self.s1[k]
+            s2 += self.s2[k]
+        return s1, s2, int(self.count[keep].sum())
+
+
+def gamma_from_moments(s1: np.ndarray, s2: np.ndarray, n: int, beta: float) -> np.ndarray:
+    """Γ(m) = −β · (unbiased variance of T(m) over n configurations), [n_m, n_s, n_s] (eV).
+
+    n/(n−1) [⟨|T|²⟩ − |⟨T⟩|²]: subtracting the mean removes the disconnected part;
+    the factor makes the estimate unbiased for independent samples.
+    """
+    if n < 2:
+        raise InputError(f"need at least 2 configurations for fluctuations, got {n}")
+    mean = s1 / n
+    var = s2 / n - (mean.real ** 2 + mean.imag ** 2)
+    return -beta * var * (n / (n - 1.0))
+
+
+# --------------------------------------------------------------------------
+# 7–8: Bethe–Salpeter and λ(m)
+# --------------------------------------------------------------------------
+
+def bethe_salpeter(gamma_mss: np.ndarray, gbar_abs2: np.ndarray, beta: float) -> np.ndarray:
+    """W(m) from W = Γ + (1/β) W D Γ on the bead grid, D = diag(|Ḡ_s|²) (1/eV²).
+
+    ``gamma_mss``: Γ(m) for all m = 0 … N_b−1, [n_m, n_s, n_s] (eV). Returns W(m),
+    same shape (complex; its imaginary part is noise).
+    """
+    nb, n, _ = gamma_mss.shape
+    gam_b = np.fft.fft(gamma_mss, axis=0)           # Γ(b) = Σ_m Γ(m) e^{−2πimb/N_b}
+    w_b = np.empty_like(gam_b, dtype=complex)
+    d = np.asarray(gbar_abs2, float) / beta
+    eye = np.eye(n)
+    for b in range(nb):
+        # W (1 − D Γ/β) = Γ  ⇔  (1 − D Γ/β)ᵀ Wᵀ = Γᵀ
+        a = eye - d[:, None] * gam_b[b]
+        w_b[b] = np.linalg.solve(a.T, gam_b[b].T).T
+    return np.fft.ifft(w_b, axis=0)
+
+
+def lorentzian_weights(energies, fermi_level: float, gamma_ev) -> np.ndarray:
+    """w_s = (γ/π)/((ε_s − ε_F)² + γ²) for each γ: float [n_gamma, n_s] (1/eV)."""
+    g = np.atleast_1d(np.asarray(gamma_ev, float))
+    if np.any(g <= 0):
+        raise InputError(f"Lorentzian half widths must be > 0, got {g.tolist()}")
+    de = np.asarray(energies, float)[None, :] - fermi_level
+    return (g[:, None] / np.pi) / (de ** 2 + g[:, None] ** 2)
+
+
+def fermi_surface_sums(w_mss: np.ndarray, weights_gs: np.ndarray) -> np.ndarray:
+    """Σ_st w_s W_st(m) w_t for every γ: float [n_gamma, n_m] (real part)."""
+    return np.einsum("gs,mst,gt->gm", weights_gs, w_mss, weights_gs, optimize=True).real
+
+
+def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair):
+    """Σ over pairs (s, t) with transfer q: float [n_gamma, n_q, n_m].
+
+    ``q_of_pair(k_s, k_t) -> q index``; given as an int array [n_k, n_k].
+    """
+    kk = q_of_pair[np.asarray(k_index)[:, None], np.asarray(k_index)[None, :]]
+    nq = int(q_of_pair.max()) + 1
+    out = np.zeros((weights_gs.shape[0], nq, w_mss.shape[0]))
+    for q in range(nq):
+        mask = kk == q
+        if mask.any():
+            out[:, q, :] = np.einsum("gs,mst,gt->gm", weights_gs, np.where(mask, w_mss, 0),
+                                     weights_gs, optimize=True).real
+    return out
+
+
+def lambda_m(pair_sum_gm: np.ndarray, n_gamma_total: np.ndarray) -> np.ndarray:
+    """λ(m) = −(Σ_st w W w)/N_γ, float [n_gamma, n_m]."""
+    return -pair_sum_gm / np.asarray(n_gamma_total)[:, None]
+
+
+def born_lambda(n_gamma_per_site: float, coupling: float, spring: float, mass_amu: float,
+                n_beads: int, temperature_k: float, n_m: int) -> np.ndarray:
+    """Exact Born-limit λ(m) of the Holstein model with Einstein ions (METHOD.md §8).
+
+    λ(m) = N_γ g² / (κ + M Ω_m²), Ω_m = 2 N_b k_BT sin(πm/N_b) (ħ = 1, eV);
+    g in eV/Å, κ in eV/Å², M in amu, N_γ per site per spin (1/eV).
+    """
+    from spia_mpi import units
+    m = np.arange(n_m)
+    omega_m = 2 * n_beads * units.KB_EV_PER_K * temperature_k * np.sin(np.pi * m / n_beads)
+    m_omega2 = mass_amu * omega_m ** 2 / units.HBAR2_OVER_AMU_A2_EV
+    return n_gamma_per_site * coupling ** 2 / (spring + m_omega2)
