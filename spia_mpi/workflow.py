@@ -1,0 +1,307 @@
+"""The parallel SPIA driver: configurations × K-points over MPI ranks, checkpointed.
+
+Work decomposition. Configurations are cut into ``n_blocks`` fixed blocks
+(block of c = ⌊c·n_blocks/n_conf⌋); a *unit* is one (K-point, block). Units are
+distributed over the ranks (contiguous, balanced); a rank computes, for the
+configurations of its units, the projected resolvents of every bead (pass 1,
+checkpointed per (K, configuration) task), reduces its partial sums of g to
+Ḡ (allgather of per-unit sums, added in unit order), and then, from the same
+resolvents kept in memory, the T-matrices and their fluctuation sums (pass 2).
+Because blocks do not depend on the number of ranks and every reduction adds
+per-unit partial sums in a fixed order, results are bit-identical for any rank
+count and after any restart (the dense and single-rank PETSc resolvents are
+deterministic). Ranks without units take part in the collectives only.
+
+The fixed blocks also give the statistical errors: every λ(m) is reported with
+a jackknife error over blocks (delete one block, recompute Γ, W and λ).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spia_mpi import spia, units
+from spia_mpi.errors import InputError
+from spia_mpi.log import progress
+from spia_mpi.parallel import partition
+from spia_mpi.resolvent import matsubara_eta, projected_resolvent_dense
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SpiaResult:
+    """Everything a SPIA run reports (energies eV, temperatures K).
+
+    lambda_m          float [n_gamma, n_m]  λ(m), m = 0 … N_b/2
+    lambda_m_error    float [n_gamma, n_m]  jackknife standard error over blocks
+    lambda_q          float [n_gamma, n_q, n_m]  q-resolved contributions (sum over q = λ)
+    qpoints_frac      float [n_q, 3]  primitive reduced transfer q = k' − k
+    gamma_ev          float [n_gamma]
+    n_gamma           float [n_gamma]  N_γ = Σ_nk w_nk per spin over all k (1/eV)
+    n_gamma_per_cell  float [n_gamma]  N_γ per primitive cell per spin (1/eV)
+    bands             dict per K: energies, half_width, k_index, kpoints_frac, reference energies
+    """
+
+    temperature_k: float
+    n_beads: int
+    n_conf: int
+    mode: str
+    fermi_level_ev: float
+    fermi_level_renormalised_ev: float
+    eta_ev: float
+    gamma_ev: np.ndarray
+    lambda_m: np.ndarray
+    lambda_m_error: np.ndarray
+    lambda_q: np.ndarray
+    qpoints_frac: np.ndarray
+    n_gamma: np.ndarray
+    n_gamma_per_cell: np.ndarray
+    bands: list
+    offdiag_ratio: list
+    iterations: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
+    """Block index of each configuration, int [n_conf] (contiguous, balanced)."""
+    return (np.arange(n_conf) * n_blocks) // n_conf
+
+
+def reference_fermi_level(energies_all: np.ndarray, n_electrons_per_spin: float, temperature_k: float) -> float:
+    """μ with Σ Fermi–Dirac occupations = N per spin over the given reference energies."""
+    from scipy.optimize import brentq
+    e = np.asarray(energies_all, float)
+    kt = units.KB_EV_PER_K * temperature_k
+
+    def count(mu):
+        x = np.clip((e - mu) / kt, -700, 700)
+        return float(np.sum(1.0 / (np.exp(x) + 1.0))) - n_electrons_per_spin
+
+    lo, hi = e.min() - 50 * kt - 1.0, e.max() + 50 * kt + 1.0
+    if not count(lo) < 0 < count(hi):
+        raise InputError(f"cannot place {n_electrons_per_spin} electrons per spin in {e.size} reference states")
+    return brentq(count, lo, hi, xtol=1e-12)
+
+
+def transfer_index(kpoints_frac: np.ndarray):
+    """q = k_t − k_s (mod 1) for all pairs: (q list float [n_q, 3], index int [n_k, n_k])."""
+    k = np.asarray(kpoints_frac)
+    dq = np.mod(k[None, :, :] - k[:, None, :], 1.0)
+    dq = np.round(dq * 1e8) / 1e8
+    dq[dq >= 1.0] = 0.0
+    flat = dq.reshape(-1, 3)
+    qs, inv = np.unique(flat, axis=0, return_inverse=True)
+    return qs, inv.reshape(k.shape[0], k.shape[0])
+
+
+class _ResolventEngine:
+    def __init__(self, model, solver: str, options=None):
+        self.model = model
+        self.solver = solver
+        self.iterations = []
+        if solver == "petsc":
+            from spia_mpi.parallel import self_comm
+            from spia_mpi.resolvent import ResolventSolver
+            self.comm = self_comm()
+            self.ksp = ResolventSolver(self.comm, options)
+        elif solver != "dense":
+            raise InputError(f"resolvent solver '{solver}' is not one of: dense, petsc")
+
+    def __call__(self, positions_bav, kpoint, z, p) -> np.ndarray:
+        """g for every bead: complex [n_b, n_s, n_s]."""
+        out = np.empty((positions_bav.shape[0], p.shape[1], p.shape[1]), dtype=complex)
+        for b, pos in enumerate(positions_bav):
+            if self.solver == "dense":
+                out[b] = projected_resolvent_dense(self.model.hamiltonian_dense(pos, kpoint), z, p)
+            else:
+                h = self.model.hamiltonian_petsc(pos, kpoint, self.comm)
+                out[b], info = self.ksp.solve(h, z, p)
+                h.destroy()
+                self.iterations.append(info["iterations_mean"])
+        return out
+
+
+def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: int = 16,
+                   n_per_k: int = 1, gammas=(0.8,), mode: str = "bse", solver: str = "dense",
+                   n_blocks: int = 8, fermi_level_ev: float | None = None, comm=None,
+                   store=None, solver_options=None) -> SpiaResult:
+    """λ(m) from PIMD configurations of one supercell (see the module docstring).
+
+    Parameters
+    ----------
+    model : ElectronicModel
+    positions_cbav : float [n_conf, n_beads, n_atoms, 3] (Å) — may be an h5py dataset;
+        only the configurations of this rank's units are read.
+    kpoints : float [n_K, 3] supercell wavevectors (reduced).
+    temperature_k : PIMD temperature (K).
+    J : Matsubara index of z = ε_F + i(2J+1)πk_BT.
+    n_per_k : reference states per primitive k.
+    gammas : Lorentzian half widths (eV).
+    mode : 'bse' (Bethe–Salpeter) or 'born' (W = Γ).
+    solver : 'dense' or 'petsc' resolvents.
+    n_blocks : configuration blocks (work units and jackknife error bars).
+    fermi_level_ev : ε_F of z; default from the electron count of the reference bands.
+    comm : MPI communicator (None: serial).
+    store : :class:`spia_mpi.checkpoint.TaskStore` with n_K·n_conf tasks, or None.
+    """
+    t_start = time.perf_counter()
+    timings = {}
+    if mode not in ("bse", "born"):
+        raise InputError(f"mode '{mode}' is not one of: bse, born")
+    rank = 0 if comm is None else comm.rank
+    size = 1 if comm is None else comm.size
+    kpoints = np.atleast_2d(np.asarray(kpoints, float))
+    n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
+    if n_conf < 2:
+        raise InputError(f"need at least 2 configurations, got {n_conf}")
+    n_blocks = int(min(n_blocks, n_conf))
+    if n_blocks < 2:
+        raise InputError("need at least 2 configuration blocks for error bars")
+    beta = units.beta_per_ev(temperature_k)
+    eta = matsubara_eta(J, temperature_k)
+    gammas = np.atleast_1d(np.asarray(gammas, float))
+
+    # reference subspace of every K, and the Fermi level of z
+    refs = [model.reference_states(K, n_per_k) for K in kpoints]
+    complete = all(r.n_states == model.n_basis for r in refs)
+    if fermi_level_ev is None:
+        if not complete:
+            raise InputError("the reference subspace does not hold every band: give the Fermi level "
+                             "(spia.fermi_level_ev) explicitly")
+        fermi_level_ev = reference_fermi_level(np.concatenate([r.energies for r in refs]),
+                                               0.5 * model.n_electrons * len(kpoints), temperature_k)
+    z = fermi_level_ev + 1j * eta
+
+    units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
+    mine = [units_all[i] for i in partition(len(units_all), size, rank)]
+    if size > len(units_all) and rank == 0:
+        logger.warning("%d ranks but only %d work units (K-points × blocks): %d ranks idle",
+                       size, len(units_all), size - len(units_all))
+    blk_of = block_of(n_conf, n_blocks)
+    engine = _ResolventEngine(model, solver, solver_options)
+
+    # ---------------- pass 1: projected resolvents (checkpointed) -------------
+    t0 = time.perf_counter()
+    g_store = {}          # (ik, c) -> complex [n_b, n_s, n_s]
+    my_tasks = [(ik, c) for ik, blk in mine for c in np.flatnonzero(blk_of == blk)]
+    n_done_before = 0
+    for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
+        task = ik * n_conf + int(c)
+        got = store.load(task) if store is not None else None
+        if got is not None:
+            g_store[(ik, int(c))] = got["g"]
+            n_done_before += 1
+            continue
+        pos = np.asarray(positions_cbav[int(c)], dtype=float)
+        g = engine(pos, kpoints[ik], z, refs[ik].vectors)
+        g_store[(ik, int(c))] = g
+        if store is not None:
+            store.save(task, g=g)
+    timings["resolvents"] = time.perf_counter() - t0
+    if n_done_before:
+        logger.info("reused %d finished tasks from the checkpoint", n_done_before)
+
+    # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
+    unit_g = {}
+    for ik, blk in mine:
+        s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+        for c in np.flatnonzero(blk_of == blk):
+            s += g_store[(ik, int(c))].sum(axis=0)
+        unit_g[(ik, blk)] = s
+    unit_g = _gather_units(unit_g, comm)
+    bands, offdiag = [], []
+    for ik in range(len(kpoints)):
+        total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+        for blk in range(n_blocks):
+            total += unit_g[(ik, blk)]
+        gbar, off = spia.average_greens(total, n_conf * n_beads, refs[ik].k_index)
+        bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
+        offdiag.append(off)
+
+    # renormalised Fermi level (only with a complete subspace)
+    if complete:
+        ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
+                                             np.concatenate([b.half_width for b in bands]),
+                                             0.5 * model.n_electrons * len(kpoints))
+    else:
+        ef_ren = fermi_level_ev
+
+    # ---------------- pass 2: T-matrices and fluctuation sums -----------------
+    t0 = time.perf_counter()
+    unit_sums = {}
+    for ik, blk in mine:
+        ns = refs[ik].n_states
+        s1 = np.zeros((n_beads, ns, ns), dtype=complex)
+        s2 = np.zeros((n_beads, ns, ns))
+        cnt = 0
+        for c in np.flatnonzero(blk_of == blk):
+            tm = spia.bead_transform(spia.t_matrices(g_store[(ik, int(c))], bands[ik]))
+            s1 += tm
+            s2 += tm.real ** 2 + tm.imag ** 2
+            cnt += 1
+        unit_sums[(ik, blk)] = (s1, s2, cnt)
+    g_store.clear()
+    unit_sums = _gather_units(unit_sums, comm)
+    timings["t_matrices"] = time.perf_counter() - t0
+
+    # ---------------- Γ, W, λ (all ranks, identical) -------------------------
+    t0 = time.perf_counter()
+    n_report = n_beads // 2 + 1
+    qsets = [transfer_index(r.kpoints_frac) for r in refs]
+    all_q = np.unique(np.round(np.concatenate([q for q, _ in qsets]), 8), axis=0)
+    weights = [spia.lorentzian_weights(b.energies, ef_ren, gammas) for b in bands]
+    n_gamma = np.sum([w.sum(axis=1) for w in weights], axis=0)          # [n_gamma]
+    n_cells = model.n_basis and len(refs[0].kpoints_frac) * len(kpoints)
+
+    def lam_for(exclude):
+        pair = np.zeros((gammas.size, n_beads))
+        pair_q = np.zeros((gammas.size, all_q.shape[0], n_beads))
+        for ik in range(len(kpoints)):
+            s1 = sum(unit_sums[(ik, b)][0] for b in range(n_blocks) if b != exclude)
+            s2 = sum(unit_sums[(ik, b)][1] for b in range(n_blocks) if b != exclude)
+            n = sum(unit_sums[(ik, b)][2] for b in range(n_blocks) if b != exclude)
+            gam = spia.gamma_from_moments(s1, s2, n, beta)
+            if mode == "bse":
+                d = np.abs(np.diag(bands[ik].gbar_band)) ** 2
+                w = spia.bethe_salpeter(gam, d, beta)
+            else:
+                w = gam
+            pair += spia.fermi_surface_sums(w, weights[ik])
+            if exclude is None:
+                qs, qidx = qsets[ik]
+                remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
+                pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
+        lam = spia.lambda_m(pair, n_gamma)
+        lam_q = -pair_q / n_gamma[:, None, None]
+        return lam[:, :n_report], lam_q[:, :, :n_report]
+
+    lam, lam_q = lam_for(None)
+    jk = np.array([lam_for(k)[0] for k in range(n_blocks)])
+    err = np.sqrt((n_blocks - 1) / n_blocks * np.sum((jk - jk.mean(axis=0)) ** 2, axis=0))
+    timings["lambda"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    band_info = [dict(energies=b.energies, half_width=b.half_width, k_index=b.k_index,
+                      kpoints_frac=r.kpoints_frac, reference_energies=r.energies,
+                      band_index=r.band_index) for b, r in zip(bands, refs)]
+    its = {}
+    if engine.iterations:
+        its = {"ksp_iterations_mean": float(np.mean(engine.iterations)),
+               "ksp_iterations_max": float(np.max(engine.iterations))}
+    return SpiaResult(temperature_k, n_beads, n_conf, mode, float(fermi_level_ev), float(ef_ren), eta,
+                      gammas, lam, err, lam_q, all_q, n_gamma, n_gamma / n_cells, band_info, offdiag,
+                      its, timings)
+
+
+def _gather_units(local: dict, comm) -> dict:
+    """Every rank gets the union of the per-unit dicts of all ranks."""
+    if comm is None or comm.size == 1:
+        return local
+    merged = {}
+    for part in comm.allgather(local):
+        merged.update(part)
+    return merged
