@@ -121,7 +121,7 @@ def versions() -> dict:
         out["h5py"] = "-"
     try:
         from mpi4py import MPI
-        out["mpi"] = MPI.Get_library_version().splitlines()[0].strip()
+        out["mpi"] = MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
     except Exception:  # noqa: BLE001
         out["mpi"] = "-"
     out["python"] = sys.version.split()[0]

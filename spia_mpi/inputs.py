@@ -38,6 +38,9 @@ def option(default=_MISSING, *, units: str = "", doc: str = "", check=None, defa
     meta = {"units": units, "doc": doc, "check": check}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
+    if isinstance(default, (list, dict)):
+        frozen = default
+        return dataclasses.field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -204,6 +207,10 @@ def _convert(tp, value, source, key):
             a = args[0] if args else Any
             items = [_convert(a, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if tp is list:
+        if not isinstance(value, list):
+            raise InputError(f"{where} expected an array, found {_tname(value)} {value!r}")
+        return value
     if origin is dict:
         if not isinstance(value, dict):
             raise InputError(f"{where} expected a table, found {_tname(value)}")

@@ -153,7 +153,7 @@ def write_provenance(f, info: dict, resolved_input: dict | None = None):
     """
     g = f.require_group("provenance")
     for k, v in info.items():
-        g.attrs[k] = v if isinstance(v, (int, float)) else str(v)
+        g.attrs[k] = v if isinstance(v, (int, float)) else str(v).replace("\x00", "")
     if resolved_input is not None:
         gi = f.require_group("input")
         gi.attrs["json"] = json.dumps(resolved_input, default=_json_default, sort_keys=True)

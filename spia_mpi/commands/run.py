@@ -1,0 +1,238 @@
+"""``run``: the whole SPIA pipeline from one TOML input file."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from spia_mpi.errors import InputError
+
+NAME = "run"
+HELP = "λ(m) with error bars and T_c(μ*) from PIMD configurations (input: TOML file)"
+ORDER = 20
+DESCRIPTION = """\
+Run the SPIA pipeline: configurations → resolvents → Ḡ → renormalised bands →
+T-matrices → Γ(m) → Bethe–Salpeter W(m) → λ(m) (± jackknife errors) → T_c(μ*).
+
+Work (configuration blocks × K-points) is distributed over the MPI ranks; every
+finished configuration is checkpointed, so re-running the same command after a
+crash or kill resumes (with any number of ranks) and gives identical results.
+Every key of INPUT is documented in docs/input.md (`--print-reference`).
+
+examples:
+  mpirun -n 4 python -m spia_mpi run input.toml
+  python -m spia_mpi run input.toml --dry-run
+"""
+
+logger = logging.getLogger("spia_mpi")
+
+
+def add_arguments(p):
+    p.add_argument("input", nargs="?", help="TOML input file")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the input, print the work decomposition and a memory estimate, stop")
+    p.add_argument("--print-reference", action="store_true", help="print every input key (markdown) and exit")
+
+
+def run(args, comm):
+    from spia_mpi import runinput
+    from spia_mpi.parallel import on_root
+    if args.print_reference:
+        if comm.rank == 0:
+            print(runinput.reference())
+        return 0
+    if not args.input:
+        raise InputError("give the TOML input file: python -m spia_mpi run INPUT.toml")
+    inp, folder = on_root(comm, runinput.load_run_input, args.input)
+    return execute(inp, folder, comm, dry_run=args.dry_run, source=str(args.input))
+
+
+# --------------------------------------------------------------------------
+
+def build_model(inp):
+    from spia_mpi.models import holstein_cubic
+    from spia_mpi.supercells import as_supercell_matrix
+    S = as_supercell_matrix(inp.supercell.matrix)
+    h = inp.model.holstein
+    return holstein_cubic(S, h.lattice_constant_ang, h.hopping_ev, h.coupling_ev_per_ang,
+                          h.electrons_per_site, h.mass_amu)
+
+
+def load_configurations(inp, folder, model):
+    """Configurations object (rank-0 work): sampled exactly or read from HDF5, validated."""
+    from spia_mpi import configurations as cf
+    c = inp.configurations
+    if c.source == "einstein":
+        e = c.einstein
+        rng = np.random.default_rng(e.seed)
+        pos = cf.sample_einstein_ring_polymers(e.n_samples, e.n_beads, model.atoms.get_masses(),
+                                               e.hbar_omega_ev, e.temperature_k, model.reference_positions, rng)
+        conf = cf.Configurations(pos, model.atoms.cell[:], model.atoms.numbers, model.atoms.get_masses(),
+                                 e.temperature_k, 0.0, "einstein sampler")
+    else:
+        from spia_mpi.runinput import resolve
+        conf = cf.read_h5(resolve(folder, c.file))
+    conf = conf.select(c.skip, c.stride)
+    if conf.n_atoms != model.n_basis:
+        raise InputError(f"{conf.source}: configurations have {conf.n_atoms} atoms, the model's supercell "
+                         f"has {model.n_basis}")
+    if not np.allclose(conf.cell, model.atoms.cell[:], atol=1e-6):
+        raise InputError(f"{conf.source}: configuration cell {conf.cell.tolist()} differs from the model "
+                         f"supercell {np.asarray(model.atoms.cell[:]).tolist()}")
+    return conf
+
+
+def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") -> int:
+    from spia_mpi import eliashberg, io
+    from spia_mpi.checkpoint import TaskStore, fingerprint
+    from spia_mpi.inputs import to_dict
+    from spia_mpi.log import Stage
+    from spia_mpi.parallel import on_root
+    from spia_mpi.runinput import resolve
+    from spia_mpi.workflow import compute_lambda
+
+    timings = {}
+    resolved = to_dict(inp)
+    if comm.rank == 0:
+        logger.info("spia_mpi run %s on %d rank(s)", source, comm.size)
+        for line in json.dumps(resolved, indent=1).splitlines():
+            logger.info("  %s", line)
+    out_path = resolve(folder, inp.output.file)
+    ckpt = resolve(folder, inp.output.checkpoint) if inp.output.checkpoint else \
+        out_path.with_name(out_path.name + ".ckpt")
+
+    with Stage("model and configurations", logger, timings):
+        model = build_model(inp)
+        conf = on_root(comm, load_configurations, inp, folder, model)
+    kpoints = np.asarray(inp.supercell.kpoints, float)
+    n_tasks = len(kpoints) * conf.n_conf
+    n_units = len(kpoints) * min(inp.spia.n_blocks, conf.n_conf)
+    ns = model.reference_states(kpoints[0], inp.spia.states_per_k).n_states
+    mem = (conf.n_conf / max(1, min(comm.size, n_units)) * conf.n_beads * ns * ns * 16
+           + 2 * conf.n_beads * ns * ns * 24 * n_units / max(1, comm.size)) / 2**20
+    if comm.rank == 0:
+        logger.info("system: %d sites, %d states per K, %d K-point(s); %d configurations × %d beads at %g K",
+                    model.n_basis, ns, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
+        logger.info("decomposition: %d work units (K × blocks) over %d rank(s); %d resolvent tasks; "
+                    "≈ %.1f MiB per rank", n_units, comm.size, n_tasks, mem)
+    if dry_run:
+        if comm.rank == 0:
+            print(json.dumps({"ranks": comm.size, "work_units": n_units, "tasks": n_tasks,
+                              "states_per_K": ns, "n_configurations": conf.n_conf, "n_beads": conf.n_beads,
+                              "memory_per_rank_MiB": round(mem, 2)}, indent=1))
+        return 0
+
+    # fail early on an unwritable output before hours of work
+    on_root(comm, _check_output, out_path)
+    fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
+                      "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
+                                                                  "fermi_level_ev")},
+                      "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k})
+    store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
+
+    with Stage("SPIA λ(m)", logger, timings):
+        res = compute_lambda(model, conf.positions, kpoints, conf.temperature_k, J=inp.spia.matsubara_j,
+                             n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, mode=inp.spia.mode,
+                             solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
+                             fermi_level_ev=inp.spia.fermi_level_ev, comm=comm, store=store)
+
+    with Stage("Eliashberg T_c", logger, timings):
+        tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
+        for ig, gam in enumerate(res.gamma_ev):
+            try:
+                r = eliashberg.solve_tc(res.lambda_m[ig], conf.temperature_k, inp.eliashberg.mustar,
+                                        n_freq=inp.eliashberg.nfreq, comm=comm)
+                tc.append(r.tc_k), ad.append(r.allen_dynes_k), mc.append(r.mcmillan_k)
+                w2.append(r.omega2_ev), wlog.append(r.omega_log_ev)
+                notes.append("; ".join(f"μ*={k}: {v}" for k, v in r.errors.items()))
+            except InputError as exc:
+                nan = [math.nan] * len(inp.eliashberg.mustar)
+                tc.append(nan), ad.append(nan), mc.append(nan), w2.append(math.nan), wlog.append(math.nan)
+                notes.append(str(exc))
+
+    with Stage("write results", logger, timings):
+        timings.update({f"spia_{k}": v for k, v in res.timings.items()})
+        write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source)
+    if comm.rank == 0:
+        _summary(out_path, res, inp.eliashberg.mustar, tc)
+        if inp.output.plots:
+            try:
+                from spia_mpi import plotting
+                with io.open_h5(out_path, "r", None) as f:
+                    written = plotting.plot_results(f, out_path.with_name(out_path.stem + "_plots"))
+                logger.info("figures: %s", ", ".join(str(p) for p in written if p.suffix == ".png"))
+            except ImportError:
+                logger.warning("matplotlib not available: no figures")
+    return 0
+
+
+def _check_output(path: Path):
+    if not path.parent.exists():
+        raise InputError(f"output folder {path.parent} does not exist")
+    import os
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"output folder {path.parent} is not writable")
+
+
+def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source):
+    from spia_mpi import io
+    info = io.provenance(comm, f"run {source}")
+    with io.atomic_h5(path, comm, kind="results") as f:
+        io.write_provenance(f, info, resolved)
+        t = f.create_group("timings")
+        for k, v in timings.items():
+            t.attrs[k] = float(v)
+        g = f.create_group("lambda")
+        g.attrs["temperature_K"] = conf.temperature_k
+        g.attrs["n_beads"] = conf.n_beads
+        g.attrs["n_configurations"] = conf.n_conf
+        g.attrs["mode"] = res.mode
+        g.attrs["error_method"] = f"jackknife over {inp.spia.n_blocks} configuration blocks"
+        m = np.arange(res.lambda_m.shape[1])
+        io.write_dataset(g, "m", m, "1", "bosonic Matsubara index")
+        from spia_mpi.units import bosonic_frequency_ev
+        io.write_dataset(g, "nu_eV", bosonic_frequency_ev(m, conf.temperature_k), "eV", "ν_m = 2πm k_B T")
+        io.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
+        io.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
+        io.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
+        io.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
+        io.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
+                         "Lorentzian DOS N_γ per primitive cell per spin")
+        q = f.create_group("lambda_q")
+        io.write_dataset(q, "qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
+        io.write_dataset(q, "lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
+        e = f.create_group("eliashberg")
+        io.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
+        io.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
+        io.write_dataset(e, "allen_dynes_K", np.array(ad), "K")
+        io.write_dataset(e, "mcmillan_K", np.array(mc), "K")
+        io.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
+        e.attrs["notes"] = json.dumps(notes)
+        b = f.create_group("bands")
+        b.attrs["fermi_level_eV"] = res.fermi_level_renormalised_ev
+        b.attrs["fermi_level_reference_eV"] = res.fermi_level_ev
+        b.attrs["eta_eV"] = res.eta_ev
+        b.attrs["gbar_offdiagonal_ratio"] = json.dumps(res.offdiag_ratio)
+        en = np.concatenate([bb["energies"] for bb in res.bands])
+        hw = np.concatenate([bb["half_width"] for bb in res.bands])
+        ref = np.concatenate([bb["reference_energies"] for bb in res.bands])
+        kp = np.concatenate([bb["kpoints_frac"][bb["k_index"]] for bb in res.bands])
+        io.write_dataset(b, "energies_eV", en[:, None], "eV", "renormalised band energies [state, 1]")
+        io.write_dataset(b, "half_width_eV", hw[:, None], "eV", "half widths γ_nk")
+        io.write_dataset(b, "reference_energies_eV", ref[:, None], "eV", "reference band energies")
+        io.write_dataset(b, "kpoints_frac", kp, "1", "primitive k of each state")
+        for k, v in res.iterations.items():
+            b.attrs[k] = v
+
+
+def _summary(path, res, mustars, tc):
+    lines = [f"results: {path}",
+             f"T = {res.temperature_k:g} K, {res.n_conf} configurations × {res.n_beads} beads, mode {res.mode}"]
+    for ig, gam in enumerate(res.gamma_ev):
+        lam = ", ".join(f"{x:.4f}±{e:.4f}" for x, e in zip(res.lambda_m[ig], res.lambda_m_error[ig]))
+        lines.append(f"γ = {gam:g} eV: λ(m) = {lam}")
+        lines.append("          T_c = " + ", ".join(f"{t:.1f} K (μ*={mu})" for t, mu in zip(tc[ig], mustars)))
+    print("\n".join(lines))

@@ -1,0 +1,133 @@
+"""The input file of ``spia_mpi run``: TOML tables validated into frozen dataclasses.
+
+Every key, its unit and default is listed by :func:`reference` (and in
+docs/input.md, generated from this schema). Relative paths are taken relative
+to the input file's folder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from spia_mpi.errors import InputError
+from spia_mpi.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
+                             reference_markdown)
+
+
+def _int_matrix_or_diagonal(v):
+    if len(v) == 3 and all(isinstance(x, int) for x in v):
+        return None
+    if len(v) == 3 and all(isinstance(r, (list, tuple)) and len(r) == 3 for r in v):
+        return None
+    return "must be 3 integers (diagonal) or a 3×3 integer matrix"
+
+
+def _kpoint_list(v):
+    for k in v:
+        if len(k) != 3:
+            return "must be a list of 3-component wavevectors, e.g. [[0, 0, 0], [0.5, 0, 0]]"
+    return None
+
+
+def _at_least_two(v):
+    return None if v >= 2 else "must be ≥ 2"
+
+
+@dataclass(frozen=True)
+class HolsteinInput:
+    lattice_constant_ang: float = option(1.0, units="Å", check=positive, doc="simple cubic lattice constant a")
+    hopping_ev: float = option(1.0, units="eV", check=positive, doc="nearest-neighbour hopping t (band −2tΣcos k_α a)")
+    coupling_ev_per_ang: float = option(0.5, units="eV/Å", doc="Holstein coupling g: on-site energy g·u_z")
+    electrons_per_site: float = option(1.0, check=in_range(1e-6, 2.0), doc="filling, both spins (1 = half filling)")
+    mass_amu: float = option(1.0, units="amu", check=positive, doc="ion mass")
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    kind: Literal["holstein"] = option("holstein", doc="electronic model (tight-binding Holstein on a simple cubic lattice)")
+    holstein: HolsteinInput = option(default_factory=HolsteinInput)
+
+
+@dataclass(frozen=True)
+class SupercellInput:
+    matrix: list = option(default_factory=lambda: [4, 4, 4], check=_int_matrix_or_diagonal,
+                          doc="supercell matrix S (A = S·a): 3 integers (diagonal) or 3×3 integers")
+    kpoints: list = option(default_factory=lambda: [[0.0, 0.0, 0.0]], check=all_of(nonempty, _kpoint_list),
+                           doc="supercell wavevectors K (reduced coordinates of the supercell reciprocal lattice)")
+
+
+@dataclass(frozen=True)
+class EinsteinInput:
+    hbar_omega_ev: float = option(0.1, units="eV", check=positive, doc="Einstein phonon energy ħΩ")
+    temperature_k: float = option(300.0, units="K", check=positive, doc="temperature of the sampled ring polymers")
+    n_samples: int = option(96, check=_at_least_two, doc="independent configurations")
+    n_beads: int = option(16, check=positive, doc="beads (Trotter number) N_b")
+    seed: int = option(1, check=nonnegative, doc="random seed (same seed ⇒ same samples)")
+
+
+@dataclass(frozen=True)
+class ConfigurationsInput:
+    source: Literal["einstein", "file"] = option(
+        "einstein", doc="'einstein': exact harmonic ring-polymer samples; 'file': an HDF5 configurations file")
+    file: str = option("", doc="configurations HDF5 file (source = 'file'), e.g. from `spia_mpi sample`")
+    skip: int = option(0, check=nonnegative, doc="configurations dropped at the start (equilibration)")
+    stride: int = option(1, check=positive, doc="keep every stride-th configuration")
+    einstein: EinsteinInput = option(default_factory=EinsteinInput)
+
+
+@dataclass(frozen=True)
+class SpiaInput:
+    matsubara_j: int = option(16, check=nonnegative, doc="z = ε_F + i(2J+1)πk_BT: the Matsubara index J")
+    states_per_k: int = option(1, check=positive, doc="reference Bloch states per primitive k")
+    gamma_ev: tuple[float, ...] = option((0.2, 0.4, 0.8), units="eV", check=all_of(nonempty, positive),
+                                         doc="Lorentzian half widths γ of the Fermi-surface weights")
+    mode: Literal["bse", "born"] = option("bse", doc="'bse': Bethe–Salpeter W; 'born': W = Γ")
+    resolvent: Literal["dense", "petsc"] = option("dense", doc="resolvent solver: LAPACK or PETSc KSP")
+    n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
+    fermi_level_ev: float | None = option(None, units="eV",
+                                          doc="ε_F in z; default: from the electron count of the reference bands")
+
+
+@dataclass(frozen=True)
+class EliashbergInput:
+    mustar: tuple[float, ...] = option((0.10, 0.16), check=all_of(nonempty, in_range(0.0, 0.99)),
+                                       doc="Coulomb pseudopotentials μ*")
+    nfreq: int | None = option(None, check=_at_least_two, doc="fixed number of fermionic frequencies (default: automatic)")
+
+
+@dataclass(frozen=True)
+class OutputInput:
+    file: str = option("spia_results.h5", doc="results HDF5 file")
+    checkpoint: str = option("", doc="checkpoint folder (default: <file>.ckpt)")
+    restart: bool = option(True, doc="reuse finished work from the checkpoint folder")
+    plots: bool = option(True, doc="write PNG/PDF figures next to the results file")
+
+
+@dataclass(frozen=True)
+class RunInput:
+    model: ModelInput = option(default_factory=ModelInput)
+    supercell: SupercellInput = option(default_factory=SupercellInput)
+    configurations: ConfigurationsInput = option(default_factory=ConfigurationsInput)
+    spia: SpiaInput = option(default_factory=SpiaInput)
+    eliashberg: EliashbergInput = option(default_factory=EliashbergInput)
+    output: OutputInput = option(default_factory=OutputInput)
+
+
+def load_run_input(path) -> tuple[RunInput, Path]:
+    """Read and validate a run input file; returns (input, folder of the file)."""
+    path = Path(path)
+    inp = load(RunInput, path)
+    if inp.configurations.source == "file" and not inp.configurations.file:
+        raise InputError(f"{path}: configurations.source = 'file' needs configurations.file")
+    return inp, path.resolve().parent
+
+
+def resolve(folder: Path, name: str) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else folder / p
+
+
+def reference() -> str:
+    """Markdown reference of every key (used for docs/input.md)."""
+    return reference_markdown(RunInput)
