@@ -254,8 +254,18 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     qsets = [transfer_index(r.kpoints_frac) for r in refs]
     all_q = np.unique(np.round(np.concatenate([q for q, _ in qsets]), 8), axis=0)
     weights = [spia.lorentzian_weights(b.energies, ef_ren, gammas) for b in bands]
-    n_gamma = np.sum([w.sum(axis=1) for w in weights], axis=0)          # [n_gamma]
-    n_cells = model.n_basis and len(refs[0].kpoints_frac) * len(kpoints)
+    n_gamma_k = np.array([w.sum(axis=1) for w in weights])             # [n_K, n_gamma]
+    n_gamma = n_gamma_k.sum(axis=0)                                     # N_γ over all k
+    m_cells = len(refs[0].kpoints_frac)                                 # primitive cells per supercell
+    n_cells = m_cells * len(kpoints)
+    # Pairs (k, k') are sampled only inside each K (transfers q of the supercell).
+    # Ratio estimator: the Fermi-surface average of W over the sampled pairs,
+    # ⟨W⟩ = Σ_K Σ_st w_s W_st w_t / Σ_K (Σ_s w_s)², times the pair weight of the
+    # whole grid, N_γ² · M/N_cells (W of an M-cell supercell is M/N_cells times the
+    # W of the N_cells-cell crystal). With one K this is exactly −Σ wWw/N_γ; with
+    # several K it stays unbiased when the weights differ between K-sets.
+    pair_weight = (n_gamma_k ** 2).sum(axis=0)                          # [n_gamma]
+    scale = n_gamma * m_cells / n_cells / pair_weight                   # λ = −scale · Σ wWw
 
     def lam_for(exclude):
         pair = np.zeros((gammas.size, n_beads))
@@ -275,8 +285,8 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                 qs, qidx = qsets[ik]
                 remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
                 pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
-        lam = spia.lambda_m(pair, n_gamma)
-        lam_q = -pair_q / n_gamma[:, None, None]
+        lam = -scale[:, None] * pair
+        lam_q = -scale[:, None, None] * pair_q
         return lam[:, :n_report], lam_q[:, :, :n_report]
 
     lam, lam_q = lam_for(None)
