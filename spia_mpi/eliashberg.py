@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: Largest N for which ``method='auto'`` uses the dense LAPACK path on one rank.
 DENSE_MAX_N = 1200
 #: Default cutoff ω_c in units of ω̄₂ when the number of frequencies is automatic.
-DEFAULT_CUTOFF_OMEGA2 = 20.0
+DEFAULT_CUTOFF_OMEGA2 = 12.0
 #: Fewest and most fermionic frequencies chosen automatically.
 MIN_NFREQ, MAX_NFREQ = 16, 40000
 
@@ -387,11 +387,11 @@ class EliashbergSolver:
         return leading_eigenvalue(lam_l, mu_n, N, self.method, self.comm)
 
     def tc(self, mustar: float, t_min_k: float | None = None, t_max_k: float | None = None,
-           xtol_k: float = 1e-6) -> float:
+           xtol_k: float = 1e-6, t_guess_k: float | None = None) -> float:
         """T_c in K: the zero of ρ(T), bracketed then refined by Brent's method.
 
-        The bracket search starts from the Allen–Dynes-like scale ω̄₂/k_B and
-        walks geometrically; ``t_min_k`` (default ω̄₂/(2000 k_B)) is the lowest
+        The bracket search starts from ``t_guess_k`` (e.g. the Allen–Dynes
+        estimate; default 0.1 ω̄₂/k_B) and walks geometrically (factor 1.5); ``t_min_k`` (default ω̄₂/(2000 k_B)) is the lowest
         temperature tried. Raises :class:`InputError` when ρ < 0 down to t_min_k
         (no superconductivity in range) or ρ > 0 up to t_max_k.
         """
@@ -402,12 +402,13 @@ class EliashbergSolver:
             t_min = max(t_min, self.cutoff_omega2 * self.lam.omega2_ev
                         / (math.pi * units.KB_EV_PER_K * (2 * MAX_NFREQ - 1)))
         f = lambda t: self.rho(t, mustar)  # noqa: E731
-        t = min(max(0.1 * w2_k, t_min), t_max)
+        guess = t_guess_k if (t_guess_k and t_guess_k > 0) else 0.1 * w2_k
+        t = min(max(guess, t_min), t_max)
         ft = f(t)
         if ft > 0:     # superconducting here: go up until ρ < 0
             lo, flo = t, ft
             while True:
-                hi = min(lo * 2.0, t_max)
+                hi = min(lo * 1.5, t_max)
                 fhi = f(hi)
                 if fhi <= 0:
                     break
@@ -417,7 +418,7 @@ class EliashbergSolver:
         else:          # not superconducting here: go down until ρ > 0
             hi, fhi = t, ft
             while True:
-                lo = max(hi / 2.0, t_min)
+                lo = max(hi / 1.5, t_min)
                 flo = f(lo)
                 if flo > 0:
                     break
@@ -556,17 +557,17 @@ def solve_tc(lambda_m, temperature_k: float, mustars, n_freq: int | None = None,
     lam = LambdaOfNu(np.asarray(lambda_m, float), temperature_k, omega2_ev)
     solver = EliashbergSolver(lam, n_freq, cutoff_omega2, method, comm)
     rho0 = solver.rho(temperature_k, mustars[0])
-    tcs, errors = [], {}
-    for mu in mustars:
-        try:
-            tcs.append(solver.tc(mu))
-        except InputError as exc:
-            tcs.append(float("nan"))
-            errors[str(mu)] = str(exc)
     mom = fit_spectral_moments(lam.lambda_m, temperature_k)
     w2 = lam.omega2_ev
     ad = [allen_dynes_tc(lam.lambda_m[0], mu, mom.omega_log_ev, w2) for mu in mustars]
     mc = [mcmillan_tc(lam.lambda_m[0], mu, mom.omega_log_ev) for mu in mustars]
+    tcs, errors = [], {}
+    for mu, guess in zip(mustars, ad):
+        try:
+            tcs.append(solver.tc(mu, t_guess_k=guess))
+        except InputError as exc:
+            tcs.append(float("nan"))
+            errors[str(mu)] = str(exc)
     return TcResult(temperature_k, mustars, tcs, rho0, solver.nfreq_at(temperature_k), w2,
                     lam.omega2_error_ev, omega2_ev is None, mom.omega_log_ev,
                     float(lam.lambda_m[0]), ad, mc, errors)
