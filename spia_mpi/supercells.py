@@ -14,6 +14,8 @@ Cartesian wavevector is k_frac @ (2π a⁻ᵀ).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from spia_mpi.errors import InputError
@@ -119,3 +121,177 @@ def build_supercell(primitive, matrix):
     lattice_index = np.repeat(np.arange(len(n)), nat)
     primitive_index = np.tile(np.arange(nat), len(n))
     return atoms, lattice_index, primitive_index
+
+
+# --------------------------------------------------------------------------
+# q-grids, symmetry and minimal commensurate supercells
+# (Lloyd-Williams & Monserrat, PRB 92, 184301 (2015))
+# --------------------------------------------------------------------------
+
+def spglib_cell(atoms):
+    """(lattice, scaled positions, numbers) for spglib."""
+    return (np.asarray(atoms.cell[:], float), atoms.get_scaled_positions(), atoms.numbers)
+
+
+def check_mesh(mesh) -> np.ndarray:
+    mesh = np.asarray(mesh)
+    if mesh.shape != (3,) or not np.all(np.equal(np.round(mesh), mesh)) or np.any(mesh < 1):
+        raise InputError(f"q-grid must be three positive integers, got {list(np.ravel(mesh))}")
+    return mesh.astype(int)
+
+
+@dataclass(frozen=True)
+class QGrid:
+    """A Γ-centred q-grid n1×n2×n3 reduced by symmetry.
+
+    qpoints     float [N, 3]  every grid point (reduced, in [0, 1))
+    irreducible int [n_irr]   grid indices of the irreducible representatives
+    weights     int [n_irr]   star sizes (sum = N)
+    rep         int [N]       index into ``irreducible`` of each grid point's representative
+    rotation    int [N, 3, 3] real-space reduced rotation R with q ≡ ±(q_rep R⁻¹)
+    time_reversal bool [N]    True where the minus sign (time reversal) is needed
+    spacegroup  str
+    """
+
+    mesh: np.ndarray
+    qpoints: np.ndarray
+    irreducible: np.ndarray
+    weights: np.ndarray
+    rep: np.ndarray
+    rotation: np.ndarray
+    time_reversal: np.ndarray
+    spacegroup: str
+
+    @property
+    def irreducible_qpoints(self) -> np.ndarray:
+        return self.qpoints[self.irreducible]
+
+
+def _wrap(q):
+    q = np.mod(q, 1.0)
+    q[np.isclose(q, 1.0, atol=1e-9)] = 0.0
+    q[np.isclose(q, 0.0, atol=1e-9)] = 0.0
+    return q
+
+
+def _grid_index(q, mesh):
+    g = np.round(_wrap(q) * mesh).astype(int) % mesh
+    return (g[..., 0] * mesh[1] + g[..., 1]) * mesh[2] + g[..., 2]
+
+
+def irreducible_qgrid(atoms, mesh, symprec: float = 1e-5, time_reversal: bool = True) -> QGrid:
+    """Irreducible q-points of a Γ-centred grid, with the star map (spglib symmetry)."""
+    import spglib
+    mesh = check_mesh(mesh)
+    cell = spglib_cell(atoms)
+    sym = spglib.get_symmetry(cell, symprec=symprec)
+    if sym is None:
+        raise InputError(f"spglib could not find the symmetry of the structure (symprec = {symprec})")
+    sg = spglib.get_spacegroup(cell, symprec=symprec) or "?"
+    rots = np.unique(sym["rotations"], axis=0)
+    g = np.array(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij")).reshape(3, -1).T
+    q = g / mesh
+    N = q.shape[0]
+    rep = -np.ones(N, dtype=int)
+    rot = np.zeros((N, 3, 3), dtype=int)
+    trev = np.zeros(N, dtype=bool)
+    irr = []
+    # reciprocal reduced coordinates transform as row vectors q' = q R⁻¹
+    rinv = [np.round(np.linalg.inv(R)).astype(int) for R in rots]
+    for i in range(N):
+        if rep[i] >= 0:
+            continue
+        irr.append(i)
+        for R, Ri in zip(rots, rinv):
+            for sign in ((1, -1) if time_reversal else (1,)):
+                qr = sign * (q[i] @ Ri)
+                if not np.allclose(qr * mesh, np.round(qr * mesh), atol=1e-8):
+                    continue          # this operation does not map the grid onto itself
+                j = int(_grid_index(qr, mesh))
+                if rep[j] < 0:
+                    rep[j] = len(irr) - 1
+                    rot[j] = R
+                    trev[j] = sign < 0
+    irr = np.array(irr)
+    weights = np.bincount(rep, minlength=irr.size)
+    return QGrid(mesh, q, irr, weights, rep, rot, trev, sg)
+
+
+def hnf_matrices(det: int):
+    """All lower-triangular Hermite normal forms with determinant ``det`` (int [3, 3])."""
+    out = []
+    for a in range(1, det + 1):
+        if det % a:
+            continue
+        for c in range(1, det // a + 1):
+            if (det // a) % c:
+                continue
+            f = det // (a * c)
+            # off-diagonal entries reduced modulo the diagonal entry of their column
+            for b in range(a):
+                for d in range(a):
+                    for e in range(c):
+                        out.append(np.array([[a, 0, 0], [b, c, 0], [d, e, f]]))
+    return out
+
+
+def commensurate(matrix, q, tol: float = 1e-8) -> bool:
+    """True when exp(iq·L) = 1 for every lattice vector L of the supercell S (S @ q ∈ Z³)."""
+    x = np.asarray(matrix) @ np.asarray(q, float)
+    return bool(np.all(np.abs(x - np.round(x)) < tol))
+
+
+def minimal_size(q, mesh) -> int:
+    """Smallest supercell size for q = (m1/n1, m2/n2, m3/n3): lcm of the reduced denominators."""
+    from fractions import Fraction
+    from math import lcm
+    dens = [Fraction(int(round(x * n)), int(n)).denominator for x, n in zip(_wrap(np.asarray(q, float)), mesh)]
+    return lcm(*dens)
+
+
+@dataclass(frozen=True)
+class Supercell:
+    """One supercell of a coverage: matrix S (HNF), size M, covered irreducible q (indices)."""
+
+    matrix: np.ndarray
+    size: int
+    covers: tuple
+    qpoints: np.ndarray          # the covered irreducible q (reduced)
+    reduced_cell: np.ndarray     # Minkowski-reduced lattice vectors (Å), rows
+
+
+def covering_supercells(atoms, qgrid: QGrid) -> list:
+    """A small set of minimal supercells covering every irreducible q of ``qgrid``.
+
+    For each uncovered irreducible q (largest minimal size first) all HNF
+    matrices of its minimal size that are commensurate with it are tried; the
+    one that also covers the most other uncovered irreducible q (any member of
+    their stars) is kept (greedy set cover).
+    """
+    from ase.geometry import minkowski_reduce
+    mesh = qgrid.mesh
+    irr_q = qgrid.irreducible_qpoints
+    stars = [qgrid.qpoints[qgrid.rep == k] for k in range(irr_q.shape[0])]
+    sizes = np.array([minimal_size(q, mesh) for q in irr_q])
+    uncovered = set(range(irr_q.shape[0]))
+    result = []
+    hnf_cache = {}
+    for k in sorted(range(irr_q.shape[0]), key=lambda i: (-sizes[i], i)):
+        if k not in uncovered:
+            continue
+        n = int(sizes[k])
+        cands = hnf_cache.setdefault(n, hnf_matrices(n))
+        best, best_cov = None, None
+        for S in cands:
+            if not commensurate(S, irr_q[k]):
+                continue
+            cov = [j for j in uncovered if sizes[j] <= n and
+                   any(commensurate(S, qq) for qq in stars[j])]
+            if best is None or len(cov) > len(best_cov):
+                best, best_cov = S, cov
+        assert best is not None, "no commensurate HNF found (should not happen)"
+        uncovered -= set(best_cov)
+        A = best @ np.asarray(atoms.cell[:], float)
+        red, _ = minkowski_reduce(A)
+        result.append(Supercell(best, n, tuple(sorted(best_cov)), irr_q[sorted(best_cov)], np.asarray(red)))
+    return result

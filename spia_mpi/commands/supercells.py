@@ -1,0 +1,70 @@
+"""``supercells``: irreducible q-points of a grid and minimal non-diagonal supercells covering them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from spia_mpi.errors import InputError
+
+NAME = "supercells"
+HELP = "irreducible q of an n1×n2×n3 grid and the minimal (non-diagonal) supercells covering them"
+ORDER = 30
+NEEDS_MPI = False
+DESCRIPTION = """\
+Irreducible q-points of a Γ-centred q-grid (spglib symmetry, time reversal) and a
+small set of supercells in Hermite normal form, each of the smallest size that
+makes its q-points commensurate (Lloyd-Williams & Monserrat, PRB 92, 184301),
+several q per supercell where possible. --structure takes any file ASE reads or a
+shipped example: li2mgh16-solid, li2mgh16-superionic (Table S1 of the paper).
+
+  python -m spia_mpi supercells --structure li2mgh16-solid --qgrid 8 8 8 --out sc/
+"""
+
+
+def add_arguments(p):
+    p.add_argument("--structure", required=True, help="primitive structure file or shipped example name")
+    p.add_argument("--qgrid", type=int, nargs=3, required=True, metavar=("N1", "N2", "N3"))
+    p.add_argument("--symprec", type=float, default=1e-4, help="spglib tolerance (Å, default 1e-4)")
+    p.add_argument("--out", help="write each supercell (POSCAR + extxyz) and summary.json here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args, comm):
+    from spia_mpi import supercells as sc
+    from spia_mpi.structures import load_structure
+    if args.symprec <= 0:
+        raise InputError(f"--symprec {args.symprec} must be positive")
+    atoms = load_structure(args.structure)
+    qg = sc.irreducible_qgrid(atoms, args.qgrid, symprec=args.symprec)
+    cover = sc.covering_supercells(atoms, qg)
+    summary = {
+        "structure": args.structure, "n_atoms_primitive": len(atoms), "spacegroup": qg.spacegroup,
+        "qgrid": list(map(int, args.qgrid)), "n_irreducible_q": int(len(qg.irreducible)),
+        "irreducible_q": [{"q": q.round(10).tolist(), "weight": int(w)}
+                          for q, w in zip(qg.irreducible_qpoints, qg.weights)],
+        "supercells": [{"matrix": s.matrix.tolist(), "size": int(s.size), "n_atoms": int(s.size * len(atoms)),
+                        "qpoints": s.qpoints.round(10).tolist(),
+                        "reduced_cell": np.asarray(s.reduced_cell).round(6).tolist()} for s in cover],
+    }
+    if args.out:
+        import ase.io
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, s in enumerate(cover):
+            atoms_sc, _, _ = sc.build_supercell(atoms, s.matrix)
+            ase.io.write(out / f"supercell_{i:02d}.vasp", atoms_sc, format="vasp", direct=True)
+            ase.io.write(out / f"supercell_{i:02d}.extxyz", atoms_sc, format="extxyz")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(f"{args.structure}: {len(atoms)} atoms, {qg.spacegroup}; q-grid {args.qgrid[0]}×{args.qgrid[1]}×"
+              f"{args.qgrid[2]}: {len(qg.irreducible)} irreducible q, {len(cover)} supercells")
+        for i, s in enumerate(cover):
+            print(f"  {i:2d}  size {s.size:3d} ({s.size * len(atoms)} atoms)  S = {s.matrix.tolist()}  "
+                  f"q: {', '.join('(' + ' '.join(f'{x:.4g}' for x in q) + ')' for q in s.qpoints)}")
+        if args.out:
+            print(f"structures and summary.json written to {args.out}")
+    return 0
