@@ -186,3 +186,168 @@ def sample_einstein_ring_polymers(n_conf: int, n_beads: int, masses_amu, hbar_om
         z = rng.standard_normal((n_conf, 3, n_beads))
         out[:, :, a, :] = np.einsum("bd,cvd->cbv", L, z)
     return out + ref[None, None]
+
+
+# --------------------------------------------------------------------------
+# readers: i-PI, any ASE format, VASP XDATCAR — one file per bead
+# --------------------------------------------------------------------------
+
+_IPI_UNITS = {"angstrom": 1.0, "atomic_unit": units.BOHR_ANG, "bohr": units.BOHR_ANG, "nanometer": 10.0}
+
+
+def _ipi_comment(line: str, path, frame: int):
+    """Cell (Å, rows) and position scale factor from an i-PI xyz comment line."""
+    import re
+
+    from ase.geometry import cellpar_to_cell
+    m = re.search(r"CELL\((abcABC|H|GENH)\):\s*([-+0-9.eE\s]+?)\s+(Step|Bead|positions|$)", line)
+    if not m:
+        raise InputError(f"{path}, frame {frame}: not an i-PI comment line (no '# CELL(...)'): {line.strip()[:80]}")
+    nums = [float(x) for x in m.group(2).split()]
+    pu = re.search(r"positions\{([a-z_]+)\}", line)
+    cu = re.search(r"cell\{([a-z_]+)\}", line)
+    pos_unit = pu.group(1) if pu else "atomic_unit"
+    cell_unit = cu.group(1) if cu else "atomic_unit"
+    for u in (pos_unit, cell_unit):
+        if u not in _IPI_UNITS:
+            raise InputError(f"{path}, frame {frame}: unknown i-PI unit '{u}' (known: {', '.join(_IPI_UNITS)})")
+    if m.group(1) == "abcABC":
+        if len(nums) != 6:
+            raise InputError(f"{path}, frame {frame}: CELL(abcABC) needs 6 numbers, found {len(nums)}")
+        abc = np.array(nums[:3]) * _IPI_UNITS[cell_unit]
+        cell = cellpar_to_cell(list(abc) + nums[3:])
+    else:
+        if len(nums) != 9:
+            raise InputError(f"{path}, frame {frame}: CELL(H) needs 9 numbers, found {len(nums)}")
+        cell = np.array(nums).reshape(3, 3).T * _IPI_UNITS[cell_unit]     # i-PI h: vectors as columns
+    return np.asarray(cell), _IPI_UNITS[pos_unit]
+
+
+def read_ipi_xyz(path):
+    """One i-PI bead trajectory: (positions [n_frames, n_atoms, 3] Å, cells [n_frames, 3, 3], symbols)."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"trajectory file {path} does not exist")
+    lines = path.read_text().splitlines()
+    frames, cells, symbols = [], [], None
+    i, frame = 0, 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        try:
+            n = int(lines[i].split()[0])
+        except ValueError:
+            raise InputError(f"{path}, line {i + 1}: expected the atom count of frame {frame}, "
+                             f"found '{lines[i].strip()[:40]}'") from None
+        if i + 2 + n > len(lines):
+            raise InputError(f"{path}: frame {frame} is truncated (file ends after line {len(lines)})")
+        cell, scale = _ipi_comment(lines[i + 1], path, frame)
+        syms, xyz = [], []
+        for k, ln in enumerate(lines[i + 2:i + 2 + n]):
+            parts = ln.split()
+            try:
+                syms.append(parts[0])
+                xyz.append([float(x) for x in parts[1:4]])
+            except (IndexError, ValueError):
+                raise InputError(f"{path}, line {i + 3 + k}: bad atom line '{ln.strip()[:60]}'") from None
+        if symbols is None:
+            symbols = syms
+        elif syms != symbols:
+            raise InputError(f"{path}, frame {frame}: species differ from frame 0")
+        frames.append(np.array(xyz) * scale)
+        cells.append(cell)
+        i += 2 + n
+        frame += 1
+    if not frames:
+        raise InputError(f"{path}: no frames")
+    return np.array(frames), np.array(cells), symbols
+
+
+def _assemble(per_bead, paths, temperature_k, time_step_fs, source):
+    """Stack per-bead (positions, cells, symbols) into Configurations, validating consistency."""
+    from ase.data import atomic_masses, atomic_numbers
+    n_frames = [p[0].shape[0] for p in per_bead]
+    if len(set(n_frames)) != 1:
+        detail = ", ".join(f"{pth}: {n}" for pth, n in zip(paths, n_frames))
+        raise InputError(f"bead trajectories have different lengths ({detail})")
+    sym0 = per_bead[0][2]
+    for pth, (_, _, sym) in zip(paths, per_bead):
+        if list(sym) != list(sym0):
+            raise InputError(f"{pth}: species differ from {paths[0]}")
+    cells = np.array([p[1] for p in per_bead])          # [bead, frame, 3, 3]
+    if not np.allclose(cells, cells[0:1, 0:1], atol=1e-6):
+        if not np.allclose(cells, cells[0:1], atol=1e-6):
+            raise InputError(f"{source}: cells differ between beads")
+        raise InputError(f"{source}: the cell changes between frames (variable-cell runs are not supported)")
+    try:
+        numbers = np.array([atomic_numbers[s] for s in sym0])
+    except KeyError as exc:
+        raise InputError(f"{paths[0]}: unknown chemical symbol {exc}") from None
+    pos = np.stack([p[0] for p in per_bead], axis=1)     # [frame, bead, atom, 3]
+    return Configurations(pos, cells[0, 0], numbers, atomic_masses[numbers], temperature_k,
+                          time_step_fs, source)
+
+
+def _bead_files(spec):
+    """Expand a glob / list of files; sort by the trailing bead number if present."""
+    import glob
+    import re
+    from pathlib import Path
+    files = []
+    for s in ([spec] if isinstance(spec, (str, Path)) else spec):
+        hits = sorted(glob.glob(str(s)))
+        if not hits:
+            raise InputError(f"no trajectory file matches {s}")
+        files += hits
+
+    def bead_no(f):
+        name = Path(f).name
+        m = re.search(r"pos_(\d+)", name) or re.search(r"(\d+)(?!.*\d)", name)
+        return int(m.group(1)) if m else 0
+    return sorted(files, key=bead_no)
+
+
+def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str = "ipi") -> Configurations:
+    """Read per-bead trajectories: ``fmt`` 'ipi' (i-PI xyz), 'xdatcar' (VASP) or any ASE format.
+
+    ``spec``: a glob like 'sim.pos_*.xyz' or a list of files, one per bead.
+    ``time_step_fs``: time between stored frames.
+    """
+    import ase.io
+    files = _bead_files(spec)
+    per_bead = []
+    for f in files:
+        if fmt == "ipi":
+            per_bead.append(read_ipi_xyz(f))
+        else:
+            try:
+                frames = ase.io.read(f, index=":", format="vasp-xdatcar" if fmt == "xdatcar" else
+                                     (None if fmt == "auto" else fmt))
+            except Exception as exc:  # noqa: BLE001
+                raise InputError(f"{f}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
+            if not frames:
+                raise InputError(f"{f}: no frames")
+            per_bead.append((np.array([a.get_positions() for a in frames]),
+                             np.array([a.cell[:] for a in frames]), frames[0].get_chemical_symbols()))
+    return _assemble(per_bead, files, temperature_k, time_step_fs, f"{fmt}:{spec}")
+
+
+def write_ipi_xyz(conf: Configurations, prefix):
+    """Write i-PI-style per-bead files PREFIX.pos_<b>.xyz (Å, CELL(abcABC)) — for tests and exchange."""
+    from ase.data import chemical_symbols
+    from ase.geometry import cell_to_cellpar
+    par = cell_to_cellpar(conf.cell)
+    syms = [chemical_symbols[z] for z in conf.numbers]
+    paths = []
+    for b in range(conf.n_beads):
+        p = f"{prefix}.pos_{b}.xyz"
+        with open(p, "w") as fh:
+            for c in range(conf.n_conf):
+                fh.write(f"{conf.n_atoms}\n# CELL(abcABC): {' '.join(f'{x:.10f}' for x in par)}  Step: {c}  "
+                         f"Bead: {b} positions{{angstrom}}  cell{{angstrom}}\n")
+                for s, r in zip(syms, conf.positions[c, b]):
+                    fh.write(f"{s} {r[0]:.10f} {r[1]:.10f} {r[2]:.10f}\n")
+        paths.append(p)
+    return paths

@@ -153,9 +153,13 @@ class TightBindingModel(ElectronicModel):
         if not 0 < electrons_per_site <= 2:
             raise InputError(f"electrons_per_site = {electrons_per_site} must be in (0, 2]")
         self.n_electrons = float(electrons_per_site) * self.n_basis
-        self._bonds = self._find_bonds(self.atoms, self.cutoff)
-        # primitive bonds for the reference band structure
+        # primitive bonds (reference structure), mapped onto the supercell: O(M · bonds)
         self._prim_bonds = self._find_bonds(self.primitive, self.cutoff)
+        self._bonds = self._supercell_bonds()
+        self._bi = np.array([b[0] for b in self._bonds], dtype=np.int64)
+        self._bj = np.array([b[1] for b in self._bonds], dtype=np.int64)
+        self._bimg = np.array([b[2] for b in self._bonds], dtype=float).reshape(-1, 3)
+        self._bt = np.array([b[3] for b in self._bonds], dtype=float)
 
     def _find_bonds(self, atoms, cutoff):
         """(i, j, n_L [3] ints, t) with R_i − R_j − L within cutoff, L = n_L @ cell."""
@@ -178,6 +182,28 @@ class TightBindingModel(ElectronicModel):
                     bonds.append((int(i), int(j), nL.astype(int), float(t)))
         return bonds
 
+    def _supercell_bonds(self):
+        """Bonds (i, j, image, t) of the supercell from the primitive bonds.
+
+        Atom i = (lattice point n, primitive atom p); its neighbour is primitive atom
+        q at lattice point n + n_L, which is supercell atom j at n_rep plus the
+        supercell lattice vector ``image`` (supercell reduced coordinates).
+        """
+        S = self.supercell_matrix
+        sinv = np.linalg.inv(S)
+        npts = supercells.lattice_points(S)
+        index = {tuple(v): k for k, v in enumerate(npts)}
+        nprim = len(self.primitive)
+        bonds = []
+        for k, n in enumerate(npts):
+            for p, q, nL, t in self._prim_bonds:
+                target = n + nL
+                image = np.floor(target @ sinv + 1e-9).astype(int)
+                rep = tuple(np.round(target - image @ S).astype(int))
+                j = index[rep] * nprim + q
+                bonds.append((k * nprim + p, j, image, t))
+        return bonds
+
     def onsite_energies(self, positions_av) -> np.ndarray:
         """ε_i = onsite + g (R_i − R_i⁰)·ê (eV), float [n_basis]; u taken by minimum image."""
         pos = np.asarray(positions_av, dtype=float)
@@ -192,8 +218,7 @@ class TightBindingModel(ElectronicModel):
     def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
         K = np.asarray(kpoint, dtype=float).reshape(3)
         H = np.zeros((self.n_basis, self.n_basis), dtype=complex)
-        for i, j, nL, t in self._bonds:
-            H[i, j] += t * np.exp(2j * np.pi * (K @ nL))
+        np.add.at(H, (self._bi, self._bj), self._bt * np.exp(2j * np.pi * (self._bimg @ K)))
         H[np.diag_indices(self.n_basis)] += self.onsite_energies(positions_av)
         return H
 
@@ -202,17 +227,11 @@ class TightBindingModel(ElectronicModel):
         from scipy.sparse import coo_matrix
         K = np.asarray(kpoint, dtype=float).reshape(3)
         eps = self.onsite_energies(positions_av)
-        ii, jj, vv = [], [], []
-        for i, j, nL, t in self._bonds:
-            if r0 <= i < r1:
-                ii.append(i - r0)
-                jj.append(j)
-                vv.append(t * np.exp(2j * np.pi * (K @ nL)))
-        ii += list(range(r1 - r0))
-        jj += list(range(r0, r1))
-        vv += list(eps[r0:r1])
-        m = coo_matrix((np.array(vv, complex), (np.array(ii), np.array(jj))),
-                       shape=(r1 - r0, self.n_basis)).tocsr()
+        sel = (self._bi >= r0) & (self._bi < r1)
+        ii = np.concatenate([self._bi[sel] - r0, np.arange(r1 - r0)])
+        jj = np.concatenate([self._bj[sel], np.arange(r0, r1)])
+        vv = np.concatenate([self._bt[sel] * np.exp(2j * np.pi * (self._bimg[sel] @ K)), eps[r0:r1]])
+        m = coo_matrix((vv.astype(complex), (ii, jj)), shape=(r1 - r0, self.n_basis)).tocsr()
         m.sum_duplicates()
         m.sort_indices()
         return m.indptr, m.indices, m.data
