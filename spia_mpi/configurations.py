@@ -323,7 +323,7 @@ def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str 
             per_bead.append(read_ipi_xyz(f))
         else:
             try:
-                frames = ase.io.read(f, index=":", format="vasp-xdatcar" if fmt == "xdatcar" else
+                frames = ase.io.read(f, index=":", parallel=False, format="vasp-xdatcar" if fmt == "xdatcar" else
                                      (None if fmt == "auto" else fmt))
             except Exception as exc:  # noqa: BLE001
                 raise InputError(f"{f}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc

@@ -44,9 +44,19 @@ class HolsteinInput:
 
 
 @dataclass(frozen=True)
+class GridInput:
+    structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (orthogonal cell)")
+    grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive, doc="grid points per primitive cell along a, b, c")
+    fd_order: int = option(4, doc="finite-difference order of the kinetic energy: 2, 4, 6 or 8")
+    screening: Literal["lindhard", "thomas-fermi", "none"] = option("lindhard", doc="dielectric screening of the pseudopotentials")
+
+
+@dataclass(frozen=True)
 class ModelInput:
-    kind: Literal["holstein"] = option("holstein", doc="electronic model (tight-binding Holstein on a simple cubic lattice)")
+    kind: Literal["holstein", "grid"] = option(
+        "holstein", doc="'holstein': tight-binding Holstein metal (simple cubic); 'grid': real-space grid with screened local pseudopotentials")
     holstein: HolsteinInput = option(default_factory=HolsteinInput)
+    grid: GridInput = option(default_factory=GridInput)
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,8 @@ def load_run_input(path) -> tuple[RunInput, Path]:
     """Read and validate a run input file; returns (input, folder of the file)."""
     path = Path(path)
     inp = load(RunInput, path)
+    if inp.model.kind == "grid" and not inp.model.grid.structure:
+        raise InputError(f"{path}: model.kind = 'grid' needs model.grid.structure")
     if inp.configurations.source == "file" and not inp.configurations.file:
         raise InputError(f"{path}: configurations.source = 'file' needs configurations.file")
     return inp, path.resolve().parent

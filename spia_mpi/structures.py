@@ -65,7 +65,7 @@ def load_structure(name_or_path: str):
                          f"({', '.join(EXAMPLES)})")
     import ase.io
     try:
-        atoms = ase.io.read(p)
+        atoms = ase.io.read(p, parallel=False)
     except Exception as exc:  # noqa: BLE001 - ASE raises many types
         raise InputError(f"structure file {p}: ASE cannot read it ({type(exc).__name__}: {exc})") from exc
     if len(atoms) == 0 or abs(atoms.cell.volume) < 1e-6:

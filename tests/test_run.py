@@ -176,3 +176,53 @@ def test_dry_run(tmp_path, spia_cli):
     info = json.loads(r.stdout)
     assert info["work_units"] == 12 and info["tasks"] == 48
     assert not (tmp_path / "res.h5").exists()
+
+
+GRID = """
+[model]
+kind = "grid"
+[model.grid]
+structure = "{structure}"
+grid_per_cell = [4, 4, 4]
+[supercell]
+matrix = [2, 2, 2]
+[configurations.einstein]
+hbar_omega_ev = 0.15
+n_samples = 8
+n_beads = 4
+[spia]
+states_per_k = 4
+gamma_ev = [0.5]
+resolvent = "petsc"
+n_blocks = 4
+[eliashberg]
+mustar = [0.1]
+[output]
+plots = false
+"""
+
+
+@pytest.mark.slow
+def test_grid_model_run_two_ranks(tmp_path, spia_cli):
+    """A real-space-grid hydrogen metal through the whole pipeline on 2 ranks, structure read
+    by ASE from a file (read on every rank without ASE's own MPI broadcast)."""
+    import ase.io
+    from ase import Atoms
+    ase.io.write(tmp_path / "h.xyz", Atoms("H", positions=[[0, 0, 0]], cell=np.diag([1.6] * 3), pbc=True),
+                 format="extxyz")
+    (tmp_path / "in.toml").write_text(GRID.format(structure="h.xyz"))
+    r = spia_cli(["run", tmp_path / "in.toml"], ranks=2, timeout=300)
+    assert r.returncode == 0, r
+    d, inp, _ = read(tmp_path / "spia_results.h5")
+    assert inp["model"]["kind"] == "grid"
+    lam, err = d["lambda/lambda_m"][0], d["lambda/lambda_m_error"][0]
+    assert lam[0] > 0 and np.all(np.isfinite(err))
+
+
+def test_grid_model_input_errors(tmp_path, spia_cli):
+    (tmp_path / "in.toml").write_text(GRID.format(structure="missing.cif"))
+    r = spia_cli(["run", tmp_path / "in.toml"], ranks=2)
+    assert r.returncode == 2 and "missing.cif" in r.stderr and r.stderr.count("error:") == 1, r
+    (tmp_path / "in2.toml").write_text(GRID.format(structure="li2mgh16-solid"))
+    r = spia_cli(["run", tmp_path / "in2.toml"], ranks=2)
+    assert r.returncode == 2 and "orthogonal" in r.stderr, r

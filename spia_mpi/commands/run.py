@@ -52,10 +52,21 @@ def run(args, comm):
 
 # --------------------------------------------------------------------------
 
-def build_model(inp):
+def build_model(inp, folder=None):
     from spia_mpi.models import holstein_cubic
     from spia_mpi.supercells import as_supercell_matrix
     S = as_supercell_matrix(inp.supercell.matrix)
+    if inp.model.kind == "grid":
+        from spia_mpi.gridmodel import GridModel
+        from spia_mpi.structures import EXAMPLES, load_structure
+        g = inp.model.grid
+        name = g.structure
+        if name not in EXAMPLES and folder is not None:
+            from spia_mpi.runinput import resolve
+            name = str(resolve(folder, name))
+        if len(g.grid_per_cell) != 3:
+            raise InputError(f"model.grid.grid_per_cell must have 3 entries, got {list(g.grid_per_cell)}")
+        return GridModel(load_structure(name), S, g.grid_per_cell, g.fd_order, g.screening)
     h = inp.model.holstein
     return holstein_cubic(S, h.lattice_constant_ang, h.hopping_ev, h.coupling_ev_per_ang,
                           h.electrons_per_site, h.mass_amu)
@@ -76,9 +87,9 @@ def load_configurations(inp, folder, model):
         from spia_mpi.runinput import resolve
         conf = cf.read_h5(resolve(folder, c.file))
     conf = conf.select(c.skip, c.stride)
-    if conf.n_atoms != model.n_basis:
+    if conf.n_atoms != len(model.atoms):
         raise InputError(f"{conf.source}: configurations have {conf.n_atoms} atoms, the model's supercell "
-                         f"has {model.n_basis}")
+                         f"has {len(model.atoms)}")
     if not np.allclose(conf.cell, model.atoms.cell[:], atol=1e-6):
         raise InputError(f"{conf.source}: configuration cell {conf.cell.tolist()} differs from the model "
                          f"supercell {np.asarray(model.atoms.cell[:]).tolist()}")
@@ -105,7 +116,9 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         out_path.with_name(out_path.name + ".ckpt")
 
     with Stage("model and configurations", logger, timings):
-        model = build_model(inp)
+        # validate on rank 0 (one clear error), then every rank builds its own copy
+        on_root(comm, lambda: build_model(inp, folder) and None)
+        model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
     kpoints = np.asarray(inp.supercell.kpoints, float)
     n_tasks = len(kpoints) * conf.n_conf
@@ -133,11 +146,18 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                       "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k})
     store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
 
+    fermi = inp.spia.fermi_level_ev
+    if fermi is None and inp.model.kind == "grid":
+        from spia_mpi.gridmodel import fermi_level_of_reference
+        with Stage("reference Fermi level (dense diagonalisation)", logger, timings):
+            fermi = on_root(comm, fermi_level_of_reference, model, kpoints, conf.temperature_k)
+        if comm.rank == 0:
+            logger.info("reference Fermi level %.4f eV", fermi)
     with Stage("SPIA λ(m)", logger, timings):
         res = compute_lambda(model, conf.positions, kpoints, conf.temperature_k, J=inp.spia.matsubara_j,
                              n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, mode=inp.spia.mode,
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
-                             fermi_level_ev=inp.spia.fermi_level_ev, comm=comm, store=store)
+                             fermi_level_ev=fermi, comm=comm, store=store)
 
     with Stage("Eliashberg T_c", logger, timings):
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []

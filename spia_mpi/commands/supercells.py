@@ -54,8 +54,8 @@ def run(args, comm):
         out.mkdir(parents=True, exist_ok=True)
         for i, s in enumerate(cover):
             atoms_sc, _, _ = sc.build_supercell(atoms, s.matrix)
-            ase.io.write(out / f"supercell_{i:02d}.vasp", atoms_sc, format="vasp", direct=True)
-            ase.io.write(out / f"supercell_{i:02d}.extxyz", atoms_sc, format="extxyz")
+            ase.io.write(out / f"supercell_{i:02d}.vasp", atoms_sc, format="vasp", direct=True, parallel=False)
+            ase.io.write(out / f"supercell_{i:02d}.extxyz", atoms_sc, format="extxyz", parallel=False)
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
         print(json.dumps(summary, indent=1))
