@@ -99,6 +99,30 @@ def folded_kpoints(matrix, kpoint) -> np.ndarray:
     return k[order]
 
 
+def fold_kpoint(matrix, kpoint):
+    """Primitive k (reduced, primitive reciprocal) → (K, G): K in supercell reduced
+    coordinates wrapped into [0, 1), and the integer supercell reciprocal vector G
+    (supercell reduced coordinates) with k·S = K + G, i.e. k = (K + G) S⁻ᵀ."""
+    S = as_supercell_matrix(matrix)
+    x = np.asarray(kpoint, float) @ S.T
+    G = np.floor(x + 1e-9).astype(int)
+    K = x - G
+    K[np.isclose(K, 1.0, atol=1e-9)] = 0.0
+    return K, G
+
+
+def supercell_kgrid(matrix, kmesh) -> np.ndarray:
+    """The supercell K-points (reduced, unique, sorted) whose folded primitive k cover the
+    Γ-centred primitive grid ``kmesh`` exactly once: float [n_K, 3]."""
+    S = as_supercell_matrix(matrix)
+    mesh = np.asarray(kmesh, int)
+    g = np.array(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij")).reshape(3, -1).T / mesh
+    Ks = np.array([fold_kpoint(S, k)[0] for k in g])
+    Ks = np.round(Ks, 10) % 1.0
+    uniq = np.unique(Ks, axis=0)
+    return uniq
+
+
 def build_supercell(primitive, matrix):
     """Supercell of ``primitive`` (ase.Atoms) for matrix S.
 

@@ -117,3 +117,21 @@ def test_cli_json_and_files(tmp_path, spia_cli):
 def test_bad_matrix():
     with pytest.raises(InputError, match="singular"):
         sc.as_supercell_matrix([[1, 0, 0], [2, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("S", MATRICES)
+def test_fold_and_kgrid_cover_primitive_grid_once(S):
+    S = np.array(S)
+    M = abs(round(np.linalg.det(S)))
+    k = np.array([0.125, 0.375, 0.625])
+    K, G = sc.fold_kpoint(S, k)
+    back = (K + G) @ np.linalg.inv(S).T
+    assert np.allclose(back, k)
+    assert any(np.allclose(kk, k) for kk in sc.folded_kpoints(S, K))
+    mesh = (4, 4, 4)
+    Ks = sc.supercell_kgrid(S, mesh)
+    covered = np.concatenate([sc.folded_kpoints(S, K) for K in Ks])
+    on_grid = [kk for kk in covered if np.allclose(kk * 4, np.round(kk * 4))]
+    assert len(Ks) * M == len(covered)
+    assert len(on_grid) == 64                                  # every grid point exactly once
+    assert len(np.unique(np.round(np.array(on_grid), 8), axis=0)) == 64
