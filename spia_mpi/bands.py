@@ -1,0 +1,68 @@
+"""Band structure, DOS and Fermi level of a model's reference structure.
+
+* :func:`lowest_eigenpairs` — the n lowest eigenpairs of H(K) with SLEPc
+  (Krylov–Schur, smallest real part; distributed over ``comm``; options prefix
+  ``spia_bands_``) or dense LAPACK (``method='dense'``) for checks;
+* :func:`dos_lorentzian` — DOS per supercell per spin from eigenvalues;
+* :func:`fermi_level` — ε_F from the electron count (Fermi–Dirac at T).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from spia_mpi.errors import ConvergenceError, InputError
+
+
+def lowest_eigenpairs(model, kpoint, n: int, positions_av=None, method: str = "slepc", comm=None,
+                      tol: float = 1e-10):
+    """(energies float [n] eV ascending, vectors complex [n_basis, n]) of H(K) at ``positions_av``
+    (default: the reference structure)."""
+    pos = model.reference_positions if positions_av is None else positions_av
+    if not 1 <= n <= model.n_basis:
+        raise InputError(f"asked for {n} eigenpairs of a {model.n_basis}-dimensional Hamiltonian")
+    if method == "dense":
+        e, v = np.linalg.eigh(model.hamiltonian_dense(pos, kpoint))
+        return e[:n], v[:, :n]
+    if method != "slepc":
+        raise InputError(f"method '{method}' is not one of: slepc, dense")
+    from spia_mpi import backend
+    from spia_mpi.parallel import self_comm
+    PETSc, SLEPc = backend.petsc(), backend.slepc()
+    comm = comm if comm is not None else self_comm()
+    A = model.hamiltonian_petsc(pos, kpoint, comm)
+    eps = SLEPc.EPS().create(comm=A.getComm())
+    eps.setOperators(A)
+    eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+    eps.setWhichEigenpairs(SLEPc.EPS.Which.SMALLEST_REAL)
+    eps.setDimensions(nev=n, ncv=max(2 * n + 10, 32) if model.n_basis > 2 * n + 10 else PETSc.DECIDE)
+    eps.setTolerances(tol=tol, max_it=10000)
+    eps.setOptionsPrefix("spia_bands_")
+    eps.setFromOptions()
+    eps.solve()
+    if eps.getConverged() < n:
+        raise ConvergenceError(f"SLEPc converged {eps.getConverged()} of {n} eigenpairs at K = {list(kpoint)}")
+    x, _ = A.createVecs()
+    r0, r1 = A.getOwnershipRange()
+    vals, vecs = [], np.zeros((model.n_basis, n), dtype=complex)
+    for i in range(n):
+        vals.append(complex(eps.getEigenpair(i, x)).real)
+        vecs[r0:r1, i] = x.getArray(readonly=True)
+    if comm.size > 1:
+        vecs = comm.allreduce(vecs)
+    order = np.argsort(vals)
+    eps.destroy()
+    A.destroy()
+    return np.array(vals)[order], vecs[:, order]
+
+
+def dos_lorentzian(energies, grid_ev, width_ev: float = 0.1, weight: float = 1.0):
+    """Σ_i w (γ/π)/((E − ε_i)² + γ²) on ``grid_ev`` (states per eV per spin)."""
+    e = np.asarray(energies, float).ravel()
+    g = np.asarray(grid_ev, float)
+    return weight * np.sum((width_ev / np.pi) / ((g[:, None] - e[None, :]) ** 2 + width_ev ** 2), axis=1)
+
+
+def fermi_level(energies, n_electrons_per_spin: float, temperature_k: float) -> float:
+    """ε_F (eV) with Σ Fermi–Dirac occupations = N per spin (energies of all bands and k)."""
+    from spia_mpi.workflow import reference_fermi_level
+    return reference_fermi_level(np.asarray(energies).ravel(), n_electrons_per_spin, temperature_k)
