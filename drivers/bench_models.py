@@ -50,7 +50,7 @@ def main():
         print(lines[-1], flush=True)
     lines.append("\nnonzeros per row = 1 + 6·(order/2) = 13 for 4th order; CSR bytes = nnz·(16 B complex + "
                  "index) + row pointers (PETSc's own accounting is off without -malloc_log). A 40³ grid "
-                 "(64 000 points) therefore needs ≈ 13 MiB per Hamiltonian, and each resolvent right-hand side "
+                 "(64 000 points) therefore needs ≈ 16 MiB per Hamiltonian, and each resolvent right-hand side "
                  "adds a few vectors of 1 MiB for GMRES.")
     (ROOT / "docs" / "benchmarks" / "models.md").write_text("\n".join(lines) + "\n")
 
