@@ -20,6 +20,9 @@ _FIX = ("Install the complex builds (Debian: python3-petsc4py-complex "
 
 _petsc = None
 _slepc = None
+# Python (the CLI) handles SIGTERM/SIGINT itself: a killed job must stop at once and
+# leave its checkpoint consistent, not run PETSc's handler.
+_PETSC_INIT_OPTIONS = ["-no_signal_handler"]
 
 
 def slepc():
@@ -28,7 +31,7 @@ def slepc():
     if _slepc is None:
         try:
             import slepc4py
-            slepc4py.init(sys.argv[:1])
+            slepc4py.init(sys.argv[:1] + _PETSC_INIT_OPTIONS)
             from slepc4py import SLEPc
         except ImportError as exc:
             raise StackError(f"slepc4py is not importable ({exc}). {_FIX}") from exc
@@ -46,9 +49,9 @@ def petsc():
             if "slepc4py" not in sys.modules:
                 try:
                     import slepc4py
-                    slepc4py.init(sys.argv[:1])
+                    slepc4py.init(sys.argv[:1] + _PETSC_INIT_OPTIONS)
                 except ImportError:
-                    petsc4py.init(sys.argv[:1])
+                    petsc4py.init(sys.argv[:1] + _PETSC_INIT_OPTIONS)
             from petsc4py import PETSc
         except ImportError as exc:
             raise StackError(f"petsc4py is not importable ({exc}). {_FIX}") from exc

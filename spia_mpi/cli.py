@@ -31,6 +31,10 @@ from spia_mpi.errors import SpiaError
 logger = logging.getLogger("spia_mpi")
 
 
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives (scheduler time limit, scancel, kill)."""
+
+
 def _command_modules():
     import spia_mpi.commands as pkg
     mods = []
@@ -81,8 +85,21 @@ def main(argv=None) -> int:
     from spia_mpi.log import setup_logging
     level = "DEBUG" if args.verbose else ("WARNING" if args.quiet else "INFO")
     setup_logging(comm, level, args.debug_log)
+    import signal
+
+    def _terminated(signum, frame):
+        raise Terminated(signum)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = mod.run(args, comm)
+    except Terminated as exc:
+        if comm.rank == 0:
+            print(f"spia_mpi {args.command}: terminated by signal {exc.args[0]}; finished work is kept "
+                  "in the checkpoint: rerun the same command to resume", file=sys.stderr)
+            sys.stderr.flush()
+        if comm.size > 1:
+            comm.Abort(128 + exc.args[0])
+        return 128 + exc.args[0]
     except SpiaError as exc:
         if comm.rank == 0:
             print(f"spia_mpi {args.command}: error: {exc}", file=sys.stderr)

@@ -78,9 +78,10 @@ def test_petsc_run_matches_dense_run(tmp_path, spia_cli):
     assert np.allclose(dp["lambda/lambda_m"], dd["lambda/lambda_m"], rtol=1e-7, atol=1e-12)
 
 
-def test_killed_run_resumes_bit_identical(tmp_path, spia_cli):
-    """SIGKILL a 2-rank run mid-way; rerunning (on 1 rank) reuses the finished tasks
-    and reproduces an uninterrupted run bit for bit."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_bit_identical(tmp_path, spia_cli, sig):
+    """Kill (SIGKILL / SIGTERM) a 2-rank run mid-way; rerunning (on 1 rank) reuses the
+    finished tasks and reproduces an uninterrupted run bit for bit."""
     from spia_mpi.parallel import mpirun_env, mpirun_prefix
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     ref_dir.mkdir()
@@ -98,8 +99,14 @@ def test_killed_run_resumes_bit_identical(tmp_path, spia_cli):
     deadline = time.time() + 120
     while time.time() < deadline and len(list(ckpt.glob("task_*.npz"))) < 10:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, sig)               # everything dies at once (node failure)
+    else:                                      # the scheduler's way: SIGTERM to every rank
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(ranks) == 2, ranks
+        for pid in ranks:
+            os.kill(int(pid), sig)
+    proc.wait(timeout=60)
     n_before = len(list(ckpt.glob("task_*.npz")))
     assert 10 <= n_before < 120, n_before
     assert not (kill_dir / "res.h5").exists()            # no half-written file that looks finished
@@ -226,3 +233,18 @@ def test_grid_model_input_errors(tmp_path, spia_cli):
     (tmp_path / "in2.toml").write_text(GRID.format(structure="li2mgh16-solid"))
     r = spia_cli(["run", tmp_path / "in2.toml"], ranks=2)
     assert r.returncode == 2 and "orthogonal" in r.stderr, r
+
+
+def test_hdf5_from_another_stage_rejected(tmp_path, spia_cli):
+    """A configurations file given where a results file is expected, and vice versa."""
+    from spia_mpi.configurations import Configurations, write_h5
+    conf = Configurations(np.zeros((3, 2, 8, 3)), np.eye(3) * 2, [1] * 8, [1.0] * 8, 300.0)
+    write_h5(conf, tmp_path / "conf.h5")
+    r = spia_cli(["tc", "--lambda", tmp_path / "conf.h5"], ranks=2)
+    assert r.returncode == 2 and "'configurations' file, expected 'results'" in r.stderr, r
+    (tmp_path / "a").mkdir()
+    assert spia_cli(["run", write_input(tmp_path / "a")]).returncode == 0
+    p = write_input(tmp_path)
+    p.write_text(p.read_text().replace("[spia]", "[configurations]\nsource = 'file'\nfile = 'a/res.h5'\n[spia]"))
+    r = spia_cli(["run", p], ranks=2)
+    assert r.returncode == 2 and "'results' file, expected 'configurations'" in r.stderr, r
