@@ -21,10 +21,8 @@ T_c for each μ*), OUT/scan.h5 (the same as datasets) and OUT/scan_convergence.p
 """
 import argparse
 import csv
-import itertools
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -33,28 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "jobscripts"))
 
-from make_task_list import dump, set_key  # noqa: E402
+from make_task_list import expand  # noqa: E402
 
 
 def points(spec_path):
-    spec = tomllib.loads(Path(spec_path).read_text())
-    root = Path(spec_path).resolve().parent
-    base = tomllib.loads((root / spec["base"]).read_text())
-    out = root / spec.get("out", "scan")
-    out.mkdir(parents=True, exist_ok=True)
-    names = list(spec["parameters"])
-    pts = []
-    for i, values in enumerate(itertools.product(*(spec["parameters"][n] for n in names))):
-        p = tomllib.loads(dump(base))
-        for n, v in zip(names, values):
-            set_key(p, n, v)
-        res = out / f"point_{i:03d}.h5"
-        set_key(p, "output.file", str(res))
-        set_key(p, "output.plots", False)
-        inp = out / f"point_{i:03d}.toml"
-        inp.write_text(dump(p))
-        pts.append((inp, res, dict(zip(names, values))))
-    return spec, out, names, pts
+    return expand(spec_path, {"output.plots": False})
 
 
 def complete(path):

@@ -52,20 +52,32 @@ def fmt(v):
     return repr(v)
 
 
-def main(path):
+def expand(path, extra_output=None):
+    """Write one input per parameter point; returns (spec, out folder, names, points)
+    with points = [(input path, results path, {name: value})]."""
     spec = tomllib.loads(Path(path).read_text())
     root = Path(path).resolve().parent
     base = tomllib.loads((root / spec["base"]).read_text())
     out = root / spec.get("out", "scan")
     out.mkdir(parents=True, exist_ok=True)
     names = list(spec["parameters"])
+    points = []
     for i, values in enumerate(itertools.product(*(spec["parameters"][n] for n in names))):
         point = tomllib.loads(dump(base))            # deep copy
         for n, v in zip(names, values):
             set_key(point, n, v)
-        set_key(point, "output.file", str(out / f"point_{i:03d}.h5"))
+        res = out / f"point_{i:03d}.h5"
+        set_key(point, "output.file", str(res))
+        for k, v in (extra_output or {}).items():
+            set_key(point, k, v)
         p = out / f"point_{i:03d}.toml"
         p.write_text("# " + ", ".join(f"{n} = {v}" for n, v in zip(names, values)) + "\n" + dump(point))
+        points.append((p, res, dict(zip(names, values))))
+    return spec, out, names, points
+
+
+def main(path):
+    for p, _, _ in expand(path)[3]:
         print(f"run {p}")
 
 

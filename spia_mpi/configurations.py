@@ -114,14 +114,7 @@ def read_h5(path, selection=None) -> Configurations:
 
     from spia_mpi import io
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"configurations file {path} does not exist")
-    try:
-        f = io.open_h5(path, "r", None)
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
-    with f:
-        io.require_complete(f, path, "configurations")
+    with io.open_finished(path, "configurations") as f:
         if "configurations" not in f:
             raise InputError(f"{path}: no /configurations group")
         g = f["configurations"]

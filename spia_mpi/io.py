@@ -88,6 +88,24 @@ def _check_writable(path: Path) -> str | None:
     return None
 
 
+def open_finished(path, kind: str):
+    """Open an existing spia_mpi HDF5 file of ``kind`` read-only (serial), with clear errors
+    for a missing file, a non-HDF5 file, an unfinished run or a file of another kind."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{kind} file {path} does not exist")
+    try:
+        f = open_h5(path, "r", None)
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
+    try:
+        require_complete(f, path, kind)
+    except InputError:
+        f.close()
+        raise
+    return f
+
+
 def require_complete(f, path, kind: str | None = None):
     """Raise :class:`InputError` unless ``f`` is a finished spia_mpi file of ``kind``."""
     found = f.attrs.get("spia_mpi_file")

@@ -17,15 +17,8 @@ def add_arguments(p):
 def run(args, comm):
     from spia_mpi import io, plotting
     path = Path(args.results)
-    if not path.exists():
-        raise InputError(f"results file {path} does not exist")
     out = Path(args.out) if args.out else path.with_name(path.stem + "_plots")
-    try:
-        f = io.open_h5(path, "r", None)
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
-    with f:
-        io.require_complete(f, path, "results")
+    with io.open_finished(path, "results") as f:
         written = plotting.plot_results(f, out)
     if not written:
         raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg or /bands groups)")

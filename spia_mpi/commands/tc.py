@@ -80,8 +80,7 @@ def read_lambda_text(path: Path) -> np.ndarray:
 def read_lambda_h5(path: Path, gamma: float | None, comm=None):
     """(λ(m), T0, γ) from a spia_mpi results file."""
     from spia_mpi import io
-    with io.open_h5(path, "r", None) as f:
-        io.require_complete(f, path, "results")
+    with io.open_finished(path, "results") as f:
         if "lambda" not in f or "lambda_m" not in f["lambda"]:
             raise InputError(f"{path}: no dataset /lambda/lambda_m")
         g = f["lambda"]
