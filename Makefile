@@ -8,11 +8,12 @@ NP      ?= 2
 # OpenMPI refuses root without these; --oversubscribe lets NP exceed the core count.
 MPIRUN  ?= $(shell $(PY) -m spia_mpi.parallel --mpirun-prefix 2>/dev/null || echo mpirun)
 
-.PHONY: env test test-fast demo bench clean help
+.PHONY: env test test-fast demo demo-grid bench clean help
 
 help:
 	@echo "make demo   - install (if needed) and run the built-in example on $(NP) ranks"
 	@echo "make test   - install (if needed) and run the full test suite (incl. mpirun -n 2)"
+	@echo "make demo-grid - the real-space dense-hydrogen example on $(NP) ranks"
 	@echo "make bench  - run the benchmarks and rewrite docs/benchmarks.md"
 
 env:
@@ -26,6 +27,9 @@ test-fast: env
 
 demo: env
 	$(MPIRUN) -n $(NP) $(PY) -m spia_mpi demo
+
+demo-grid: env
+	$(MPIRUN) -n $(NP) $(PY) -m spia_mpi demo --model grid --out demo-grid-output
 
 bench: env
 	$(PY) drivers/run_benchmarks.py

@@ -141,7 +141,7 @@ def plot_bands(f, out: Path) -> list[Path]:
         for n in range(ref.shape[1]):
             ax[0].plot(k, ref[:, n], "x", ms=3, color="C3")
     ax[0].axhline(ef, color="k", lw=0.6, ls="--")
-    ax[0].set_xlabel("k index")
+    ax[0].set_xlabel("subspace state (k, n), ordered by K then k")
     ax[0].set_ylabel("energy (eV)")
     ax[0].set_title("renormalised bands (o ± half width), reference (x)", fontsize=9)
     grid = np.linspace(e.min() - 1, e.max() + 1, 600)

@@ -46,7 +46,15 @@ def li2mgh16_superionic(primitive: bool = True):
     return _build(_SUPERIONIC, primitive)
 
 
+def dense_hydrogen_sc(a: float = 1.6):
+    """Simple cubic hydrogen with lattice constant ``a`` (Å): a toy dense metallic hydrogen
+    (r_s ≈ 1.9 bohr at 1.6 Å) for the real-space-grid demo."""
+    from ase import Atoms
+    return Atoms("H", positions=[[0.0, 0.0, 0.0]], cell=[[a, 0, 0], [0, a, 0], [0, 0, a]], pbc=True)
+
+
 EXAMPLES = {
+    "hydrogen-sc": lambda: dense_hydrogen_sc(),
     "li2mgh16-solid": lambda: li2mgh16_solid(True),
     "li2mgh16-solid-conventional": lambda: li2mgh16_solid(False),
     "li2mgh16-superionic": lambda: li2mgh16_superionic(True),

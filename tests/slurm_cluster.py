@@ -38,7 +38,7 @@ class SlurmCluster:
         self.folder = Path(folder)
         self.conf = self.folder / "slurm.conf"
         self.env = dict(os.environ, SLURM_CONF=str(self.conf))
-        self._started_munge = False
+        self._munge_pid = None  # munged started by this fixture (else left alone)
 
     # ------------------------------------------------------------ set-up
     @staticmethod
@@ -109,7 +109,9 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSu
                 _run(["mungekey", "--create"], timeout=30)
                 shutil.chown(key, "munge", "munge")
             r = _run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], timeout=30)
-            self._started_munge = True
+            pidfile = Path("/run/munge/munged.pid")
+            if pidfile.exists():
+                self._munge_pid = int(pidfile.read_text().split()[0])
             if not self._munge_ok():
                 raise SlurmUnavailable(f"munged did not start: {r.stderr[-500:]}")
         for cmd in (["/usr/sbin/slurmctld", "-c"], ["/usr/sbin/slurmd", "-N", "localhost"]):
@@ -171,5 +173,9 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSu
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if self._started_munge:
-            _run(["pkill", "-u", "munge", "munged"], timeout=10)
+        if self._munge_pid is not None:          # only the munged this fixture started, by pid
+            try:
+                os.kill(self._munge_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self._munge_pid = None

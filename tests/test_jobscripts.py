@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "jobscripts"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     c = SlurmCluster(tmp_path_factory.mktemp("slurm"))
     try:
@@ -44,13 +44,34 @@ def test_scan_array_runs_and_resubmission_skips_done(cluster, tmp_path):
         info = json.loads((d / "output.txt").read_text())
         assert info["petsc_scalar"] == "complex128" and info["h5py_mpi"] == "True"
     assert not (tmp_path / "scan" / "task_3" / "DONE").exists()          # failed task: no marker
-    stamp = (tmp_path / "scan" / "task_1" / "DONE").read_text()
-    jid = cluster.sbatch(SCRIPTS / "slurm" / "scan_array.sbatch", "--array=1-2", "--export=ALL",
+    stamps = [(tmp_path / "scan" / f"task_{i}" / "DONE").read_text() for i in (1, 2)]
+    outputs = [(tmp_path / "scan" / f"task_{i}" / "output.txt").stat().st_mtime_ns for i in (1, 2)]
+    tasks.write_text("check-stack --json\ncheck-stack --json\ncheck-stack --json\n")   # fix task 3
+    jid = cluster.sbatch(SCRIPTS / "slurm" / "scan_array.sbatch", "--array=1-3", "--export=ALL",
                          env_extra=env, cwd=tmp_path)
     cluster.wait(jid)
-    assert (tmp_path / "scan" / "task_1" / "DONE").read_text() == stamp   # not rerun
-    logs = sorted(tmp_path.glob(f"spia-scan-{jid}_*.out"))
-    assert logs and all("already done" in p.read_text() for p in logs)
+    for i in (1, 2):                                                    # finished: skipped, untouched
+        assert (tmp_path / "scan" / f"task_{i}" / "DONE").read_text() == stamps[i - 1]
+        assert (tmp_path / "scan" / f"task_{i}" / "output.txt").stat().st_mtime_ns == outputs[i - 1]
+        assert "already done" in (tmp_path / f"spia-scan-{jid}_{i}.out").read_text()
+    d3 = tmp_path / "scan" / "task_3"                                   # unfinished: redone
+    assert "already done" not in (tmp_path / f"spia-scan-{jid}_3.out").read_text()
+    assert (d3 / "DONE").exists(), (tmp_path / f"spia-scan-{jid}_3.out").read_text()
+    assert json.loads((d3 / "output.txt").read_text())["petsc_scalar"] == "complex128"
+
+
+def test_scan_array_input_file_lines(cluster, tmp_path):
+    """A task line that is only an input file means `run <file>`."""
+    inp = tmp_path / "pt.toml"
+    inp.write_text(SMALL_INPUT.replace("[output]", f'[output]\nfile = "{tmp_path}/pt.h5"'))
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text(f"{inp}\n")
+    jid = cluster.sbatch(SCRIPTS / "slurm" / "scan_array.sbatch", "--array=1", "--export=ALL",
+                         env_extra=dict(job_env(tmp_path), TASKS=str(tasks)), cwd=tmp_path)
+    cluster.wait(jid, timeout=120)
+    log = (tmp_path / f"spia-scan-{jid}_1.out").read_text()
+    assert "python -m spia_mpi run " in log and (tmp_path / "scan" / "task_1" / "DONE").exists(), log
+    assert (tmp_path / "pt.h5").exists(), log
 
 
 def test_run_script_two_ranks(cluster, tmp_path):
@@ -64,7 +85,28 @@ def test_run_script_two_ranks(cluster, tmp_path):
 
 
 def test_run_script_real_spia_run(cluster, tmp_path):
-    (tmp_path / "in.toml").write_text("""
+    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+    env = dict(job_env(tmp_path), INPUT="in.toml")
+    jid = cluster.sbatch(SCRIPTS / "slurm" / "run.sbatch", "--ntasks=2", "--export=ALL", env_extra=env, cwd=tmp_path)
+    cluster.wait(jid, timeout=180)
+    log = (tmp_path / f"spia-{jid}.out").read_text()
+    assert (tmp_path / "spia_results.h5").exists(), log
+    assert "on 2 rank(s)" in log, log          # the launcher really gave one MPI world of 2 ranks
+
+
+def test_run_script_dry_run_sees_two_ranks(cluster, tmp_path):
+    """`run --dry-run` through run.sbatch reports MPI_COMM_WORLD.size == --ntasks."""
+    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+    env = dict(job_env(tmp_path), INPUT="in.toml", SPIA_COMMAND="run --dry-run in.toml")
+    jid = cluster.sbatch(SCRIPTS / "slurm" / "run.sbatch", "--ntasks=2", "--export=ALL", env_extra=env, cwd=tmp_path)
+    cluster.wait(jid)
+    out = (tmp_path / f"spia-{jid}.out").read_text()
+    start = out.index("\n{\n") + 1                          # the JSON document printed by rank 0
+    info, _ = json.JSONDecoder().raw_decode(out[start:])
+    assert info["ranks"] == 2, out
+
+
+SMALL_INPUT = """
 [supercell]
 matrix = [2, 2, 2]
 [configurations.einstein]
@@ -77,11 +119,7 @@ n_blocks = 4
 mustar = [0.1]
 [output]
 plots = false
-""")
-    env = dict(job_env(tmp_path), INPUT="in.toml")
-    jid = cluster.sbatch(SCRIPTS / "slurm" / "run.sbatch", "--ntasks=2", "--export=ALL", env_extra=env, cwd=tmp_path)
-    cluster.wait(jid, timeout=180)
-    assert (tmp_path / "spia_results.h5").exists(), (tmp_path / f"spia-{jid}.out").read_text()
+"""
 
 
 def test_task_list_generator(tmp_path):

@@ -248,3 +248,10 @@ def test_hdf5_from_another_stage_rejected(tmp_path, spia_cli):
     p.write_text(p.read_text().replace("[spia]", "[configurations]\nsource = 'file'\nfile = 'a/res.h5'\n[spia]"))
     r = spia_cli(["run", p], ranks=2)
     assert r.returncode == 2 and "'results' file, expected 'configurations'" in r.stderr, r
+
+
+def test_demo_grid_small(tmp_path, spia_cli):
+    r = spia_cli(["demo", "--model", "grid", "--small", "--out", tmp_path / "dg"], ranks=2, timeout=300)
+    assert r.returncode == 0, r
+    d, inp, _ = read(tmp_path / "dg" / "demo_grid_results.h5")
+    assert inp["model"]["kind"] == "grid" and np.all(np.isfinite(d["lambda/lambda_m"]))
