@@ -65,6 +65,9 @@ class SupercellInput:
                           doc="supercell matrix S (A = S·a): 3 integers (diagonal) or 3×3 integers")
     kpoints: list = option(default_factory=lambda: [[0.0, 0.0, 0.0]], check=all_of(nonempty, _kpoint_list),
                            doc="supercell wavevectors K (reduced coordinates of the supercell reciprocal lattice)")
+    kgrid: tuple[int, ...] | None = option(None, check=positive,
+                                           doc="primitive k-grid n1 n2 n3: use the K-points whose folded k cover it "
+                                               "exactly once (overrides kpoints; needed by `spia_mpi combine`)")
 
 
 @dataclass(frozen=True)

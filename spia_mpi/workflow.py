@@ -64,6 +64,10 @@ class SpiaResult:
     offdiag_ratio: list
     iterations: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    pair_sums_q: np.ndarray | None = None          # Σ_{pairs with q} w W w, [n_gamma, n_q, n_m] (eV⁻¹)
+    pair_sums_q_jackknife: np.ndarray | None = None  # the same with one block deleted, [n_blocks, ...]
+    cells_per_supercell: int = 1                   # M
+    n_kpoints: int = 1                             # supercell K-points (N_cells = M · n_K)
 
 
 def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
@@ -281,16 +285,17 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
             else:
                 w = gam
             pair += spia.fermi_surface_sums(w, weights[ik])
-            if exclude is None:
-                qs, qidx = qsets[ik]
-                remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
-                pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
+            qs, qidx = qsets[ik]
+            remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
+            pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
         lam = -scale[:, None] * pair
         lam_q = -scale[:, None, None] * pair_q
-        return lam[:, :n_report], lam_q[:, :, :n_report]
+        return lam[:, :n_report], lam_q[:, :, :n_report], pair_q[:, :, :n_report]
 
-    lam, lam_q = lam_for(None)
-    jk = np.array([lam_for(k)[0] for k in range(n_blocks)])
+    lam, lam_q, pair_q = lam_for(None)
+    replicas = [lam_for(k) for k in range(n_blocks)]
+    jk = np.array([r[0] for r in replicas])
+    pair_q_jk = np.array([r[2] for r in replicas])
     err = np.sqrt((n_blocks - 1) / n_blocks * np.sum((jk - jk.mean(axis=0)) ** 2, axis=0))
     timings["lambda"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -304,7 +309,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                "ksp_iterations_max": float(np.max(engine.iterations))}
     return SpiaResult(temperature_k, n_beads, n_conf, mode, float(fermi_level_ev), float(ef_ren), eta,
                       gammas, lam, err, lam_q, all_q, n_gamma, n_gamma / n_cells, band_info, offdiag,
-                      its, timings)
+                      its, timings, pair_q, pair_q_jk, m_cells, len(kpoints))
 
 
 def _gather_units(local: dict, comm) -> dict:

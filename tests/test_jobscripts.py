@@ -60,6 +60,7 @@ def test_scan_array_runs_and_resubmission_skips_done(cluster, tmp_path):
     assert json.loads((d3 / "output.txt").read_text())["petsc_scalar"] == "complex128"
 
 
+@pytest.mark.slow        # a real small `spia_mpi run` (6–12 s on 2 shared cores)
 def test_scan_array_input_file_lines(cluster, tmp_path):
     """A task line that is only an input file means `run <file>`."""
     inp = tmp_path / "pt.toml"
@@ -84,6 +85,7 @@ def test_run_script_two_ranks(cluster, tmp_path):
     assert info["petsc_scalar"] == "complex128"
 
 
+@pytest.mark.slow        # a real small `spia_mpi run` (6–12 s on 2 shared cores)
 def test_run_script_real_spia_run(cluster, tmp_path):
     (tmp_path / "in.toml").write_text(SMALL_INPUT)
     env = dict(job_env(tmp_path), INPUT="in.toml")
@@ -134,3 +136,36 @@ def test_task_list_generator(tmp_path):
     inp, _ = runinput.load_run_input(lines[3].split()[1])
     assert inp.configurations.einstein.n_beads == 8 and inp.spia.matsubara_j == 16
     assert inp.output.file.endswith("point_003.h5")
+
+
+@pytest.mark.parametrize("index_var", ["PBS_ARRAY_INDEX", "PBS_ARRAYID"])
+def test_pbs_scripts_in_emulated_pbs_environment(tmp_path, index_var):
+    """No PBS server is packaged for Debian: run the PBS scripts with bash and the variables
+    PBS Pro / Torque would set (2-line PBS_NODEFILE → 2 ranks). Checks array indexing, the
+    DONE marker and skip, and the rank count; not the #PBS directives."""
+    nodefile = tmp_path / "nodes"
+    nodefile.write_text("localhost\nlocalhost\n")
+    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("check-stack --json\nrun --dry-run ../../in.toml\n")
+    env = dict(os.environ, **job_env(tmp_path), PBS_O_WORKDIR=str(tmp_path), PBS_NODEFILE=str(nodefile),
+               TASKS=str(tasks), INPUT="in.toml", SPIA_COMMAND="run --dry-run in.toml")
+    env.pop("PBS_ARRAY_INDEX", None), env.pop("PBS_ARRAYID", None)
+
+    def bash(script, **extra):
+        return subprocess.run(["bash", str(SCRIPTS / "pbs" / script)], env=dict(env, **extra), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    for i in (1, 2):
+        r = bash("scan_array.pbs", **{index_var: str(i)})
+        assert r.returncode == 0 and (tmp_path / "scan" / f"task_{i}" / "DONE").exists(), r.stdout + r.stderr
+    assert json.loads((tmp_path / "scan" / "task_1" / "output.txt").read_text())["petsc_scalar"] == "complex128"
+    assert json.loads((tmp_path / "scan" / "task_2" / "output.txt").read_text())["ranks"] == 2
+    r = bash("scan_array.pbs", **{index_var: "1"})
+    assert r.returncode == 0 and "already done" in r.stdout
+    r = bash("scan_array.pbs", **{index_var: "3"})                       # no such line: fails, no marker
+    assert r.returncode != 0 and not (tmp_path / "scan" / "task_3" / "DONE").exists()
+    r = bash("run.pbs")
+    assert r.returncode == 0, r.stdout + r.stderr
+    info, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("{"):])
+    assert info["ranks"] == 2

@@ -121,6 +121,12 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
     kpoints = np.asarray(inp.supercell.kpoints, float)
+    if inp.supercell.kgrid is not None:
+        from spia_mpi.supercells import supercell_kgrid
+        kpoints = supercell_kgrid(model_matrix(inp), inp.supercell.kgrid)
+        if comm.rank == 0:
+            logger.info("supercell K-points covering the %s primitive k-grid: %d", list(inp.supercell.kgrid),
+                        len(kpoints))
     n_tasks = len(kpoints) * conf.n_conf
     n_units = len(kpoints) * min(inp.spia.n_blocks, conf.n_conf)
     ns = model.reference_states(kpoints[0], inp.spia.states_per_k).n_states
@@ -197,6 +203,11 @@ def _check_output(path: Path):
         raise InputError(f"output folder {path.parent} is not writable")
 
 
+def model_matrix(inp):
+    from spia_mpi.supercells import as_supercell_matrix
+    return as_supercell_matrix(inp.supercell.matrix)
+
+
 def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source):
     from spia_mpi import io
     info = io.provenance(comm, f"run {source}")
@@ -224,6 +235,13 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         q = f.create_group("lambda_q")
         io.write_dataset(q, "qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
         io.write_dataset(q, "lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
+        io.write_dataset(q, "pair_sums", res.pair_sums_q, "1/eV",
+                         "Σ over pairs (k, k+q) of w W w [gamma, q, m] (for combining supercells)")
+        io.write_dataset(q, "pair_sums_jackknife", res.pair_sums_q_jackknife, "1/eV",
+                         "pair_sums with one configuration block deleted [block, gamma, q, m]")
+        q.attrs["cells_per_supercell"] = res.cells_per_supercell
+        q.attrs["n_kpoints"] = res.n_kpoints
+        q.attrs["supercell_matrix"] = json.dumps(np.asarray(model_matrix(inp)).tolist())
         e = f.create_group("eliashberg")
         io.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
         io.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
