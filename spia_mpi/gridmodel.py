@@ -5,9 +5,12 @@ Bloch condition ψ(r + L) = e^{iK·L} ψ(r) across the supercell boundary, so th
 basis (grid points) never moves with the ions and diffusing ions need no special
 treatment (METHOD.md §2, the "common pseudo space" with no projectors).
 
-* Kinetic energy: central finite differences of order 2, 4, 6 or 8 along each
-  axis; orthogonal supercells only (a non-orthogonal cell is refused with a
-  clear error).
+* Kinetic energy: central finite differences of order 2, 4, 6 or 8 in the
+  reduced grid coordinates u_α (r = Σ u_α A_α), ∇² = Σ_αβ (B_α·B_β) ∂²/∂u_α∂u_β
+  with B the reciprocal vectors (B_α·A_β = δ_αβ): second-derivative stencils on
+  the diagonal, products of first-derivative stencils for the mixed terms of a
+  non-orthogonal cell. Diagonal supercell matrices only (the supercell grid is
+  the primitive grid repeated).
 * Potential: V(r) = Σ_G V(G) e^{iG·r}, V(G) = (1/Ω) Σ_a v_a(|G|) e^{−iG·R_a}
   over the supercell reciprocal vectors resolved by the grid, with
   v_a(q) = −(4π Z_a e²/q²) cos(q r_c,a) e^{−(q/q_s,a)²} / ε(q): Ashcroft's
@@ -42,6 +45,14 @@ PSEUDOPOTENTIALS = {
     "Mg": {"Z": 2.0, "rc": 0.74, "qs": 3.0},
 }
 
+#: central first-derivative coefficients d/dx at offsets +1, +2, … (antisymmetric)
+FD_FIRST = {
+    2: [1 / 2],
+    4: [2 / 3, -1 / 12],
+    6: [3 / 4, -3 / 20, 1 / 60],
+    8: [4 / 5, -1 / 5, 4 / 105, -1 / 280],
+}
+
 #: central finite-difference coefficients of d²/dx² (offsets 0, 1, 2, …)
 FD_COEFFS = {
     2: [-2.0, 1.0],
@@ -72,8 +83,8 @@ class GridModel(ElectronicModel):
 
     Parameters
     ----------
-    primitive : ase.Atoms — reference structure (positions in Å), orthogonal cell.
-    supercell_matrix : diagonal int [3, 3] (orthogonal supercells only).
+    primitive : ase.Atoms — reference structure (positions in Å), any cell.
+    supercell_matrix : diagonal int [3, 3].
     grid_per_cell : 3 ints — grid points per primitive cell along each axis.
     fd_order : 2, 4, 6 or 8.
     screening : 'lindhard' (default), 'thomas-fermi' or 'none'.
@@ -89,9 +100,8 @@ class GridModel(ElectronicModel):
         if np.count_nonzero(S - np.diag(np.diag(S))):
             raise InputError(f"the grid model needs a diagonal supercell matrix, got {S.tolist()}")
         a = np.asarray(primitive.cell[:], float)
-        if np.max(np.abs(a - np.diag(np.diag(a)))) > 1e-8:
-            raise InputError("the grid model supports orthogonal (axis-aligned) cells only; "
-                             f"got cell {a.round(4).tolist()}")
+        if abs(np.linalg.det(a)) < 1e-8:
+            raise InputError(f"the grid model needs a 3D cell, got {a.round(4).tolist()}")
         if fd_order not in FD_COEFFS:
             raise InputError(f"fd_order {fd_order} is not one of {sorted(FD_COEFFS)}")
         if screening not in ("lindhard", "thomas-fermi", "none"):
@@ -106,10 +116,13 @@ class GridModel(ElectronicModel):
         self.shape = tuple(int(x) for x in g * np.diag(S))
         self.n_basis = int(np.prod(self.shape))
         self.cell = np.asarray(self.atoms.cell[:], float)
-        self.lengths = np.diag(self.cell).copy()
-        self.h = self.lengths / np.array(self.shape)
+        self.recip = np.linalg.inv(self.cell).T                  # B: rows with B_α·A_β = δ
+        self.metric = self.recip @ self.recip.T                  # M_αβ = B_α·B_β (1/Å²)
+        self.lengths = np.linalg.norm(self.cell, axis=1)
+        self.h = self.lengths / np.array(self.shape)              # grid spacing along each A_α (Å)
+        self.steps = self.cell / np.array(self.shape)[:, None]    # grid step vectors (Å)
         self.fd_order = fd_order
-        self.volume = float(np.prod(self.lengths))
+        self.volume = float(abs(np.linalg.det(self.cell)))
         pps = {**PSEUDOPOTENTIALS, **(pseudopotentials or {})}
         syms = self.atoms.get_chemical_symbols()
         missing = sorted(set(syms) - set(pps))
@@ -130,7 +143,7 @@ class GridModel(ElectronicModel):
         shape = self.shape
         freqs = [np.fft.fftfreq(n, d=1.0 / n) for n in shape]           # integer G components
         m = np.array(np.meshgrid(*freqs, indexing="ij"))                  # [3, N1, N2, N3]
-        self.gvec = (2 * np.pi) * m / self.lengths[:, None, None, None]   # Cartesian G (1/Å)
+        self.gvec = 2 * np.pi * np.tensordot(self.recip.T, m, axes=(1, 0))  # Cartesian G (1/Å)
         q = np.sqrt(np.sum(self.gvec ** 2, axis=0))
         self.qnorm = q
         eps = lindhard(q, self.kf, self.ktf2, self.screening)
@@ -165,30 +178,41 @@ class GridModel(ElectronicModel):
     def _kinetic_coo(self, kpoint):
         """(rows, cols, values) of the FD kinetic operator with Bloch phases."""
         K = np.asarray(kpoint, float).reshape(3)
-        idx = np.arange(self.n_basis).reshape(self.shape)
-        coeffs = FD_COEFFS[self.fd_order]
+        N = np.array(self.shape)
+        grid = np.array(np.meshgrid(*[np.arange(n) for n in self.shape], indexing="ij")).reshape(3, -1).T
+        flat = np.arange(self.n_basis)
+        c2 = FD_COEFFS[self.fd_order]
+        c1 = FD_FIRST[self.fd_order]
+        terms = {}                                                # offset (3 ints) → coefficient (eV)
+        pref = -HBAR2_OVER_2ME_EV_A2
+        for a in range(3):
+            scale = pref * self.metric[a, a] * N[a] ** 2
+            for s_, c in enumerate(c2):
+                for sign in ((1,) if s_ == 0 else (1, -1)):
+                    off = [0, 0, 0]
+                    off[a] = sign * s_
+                    terms[tuple(off)] = terms.get(tuple(off), 0.0) + scale * c
+            for b in range(a + 1, 3):
+                if abs(self.metric[a, b]) < 1e-14:
+                    continue
+                scale = pref * 2 * self.metric[a, b] * N[a] * N[b]
+                for sa, ca in enumerate(c1, start=1):
+                    for sb, cb in enumerate(c1, start=1):
+                        for ga in (1, -1):
+                            for gb in (1, -1):
+                                off = [0, 0, 0]
+                                off[a], off[b] = ga * sa, gb * sb
+                                terms[tuple(off)] = terms.get(tuple(off), 0.0) + scale * ga * ca * gb * cb
         rows, cols, vals = [], [], []
-        diag = 0.0
-        for ax in range(3):
-            pref = -HBAR2_OVER_2ME_EV_A2 / self.h[ax] ** 2
-            diag += pref * coeffs[0]
-            n = self.shape[ax]
-            i = np.arange(n)
-            for s, c in enumerate(coeffs[1:], start=1):
-                for sign in (1, -1):
-                    j = i + sign * s
-                    wraps = np.floor_divide(j, n)                 # supercell image along ax
-                    phase = np.exp(2j * np.pi * K[ax] * wraps)
-                    jj = np.mod(j, n)
-                    src = np.moveaxis(idx, ax, 0)                 # [n, ...]
-                    dst = np.moveaxis(idx, ax, 0)[jj]
-                    ph = np.broadcast_to(phase.reshape((n,) + (1,) * 2), src.shape)
-                    rows.append(src.ravel())
-                    cols.append(dst.ravel())
-                    vals.append((pref * c * ph).ravel())
-        rows.append(np.arange(self.n_basis))
-        cols.append(np.arange(self.n_basis))
-        vals.append(np.full(self.n_basis, diag, dtype=complex))
+        for off, coef in terms.items():
+            if coef == 0.0:
+                continue
+            j = grid + np.array(off)
+            wraps = np.floor_divide(j, N)                         # supercell images crossed
+            jj = np.mod(j, N)
+            cols.append((jj[:, 0] * N[1] + jj[:, 1]) * N[2] + jj[:, 2])
+            rows.append(flat)
+            vals.append(coef * np.exp(2j * np.pi * (wraps @ K)))
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
     def _sparse(self, positions_av, kpoint):
@@ -220,8 +244,8 @@ class GridModel(ElectronicModel):
         nmax = 3
         rng = np.arange(-nmax, nmax + 1)
         G = np.array(np.meshgrid(rng, rng, rng, indexing="ij")).reshape(3, -1).T @ b
-        grid = np.array(np.meshgrid(*[np.arange(n) * h for n, h in zip(self.shape, self.h)],
-                                    indexing="ij")).reshape(3, -1).T
+        grid = (np.array(np.meshgrid(*[np.arange(n) / n for n in self.shape], indexing="ij"))
+                .reshape(3, -1).T @ self.cell)
         vecs, kidx, bidx, ens = [], [], [], []
         for ik, k in enumerate(kpts):
             kc = k @ b
