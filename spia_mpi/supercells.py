@@ -275,13 +275,20 @@ def minimal_size(q, mesh) -> int:
 
 @dataclass(frozen=True)
 class Supercell:
-    """One supercell of a coverage: matrix S (HNF), size M, covered irreducible q (indices)."""
+    """One supercell of a coverage: matrix S (HNF), size M, covered irreducible q (indices).
+
+    ``qpoints[i]`` is the member of the star of irreducible q number ``covers[i]`` that is
+    commensurate with S (exp(2πi q·L) = 1 for every supercell vector L, S·q ∈ Z³): the q
+    this supercell actually samples. ``representatives[i]`` is the irreducible
+    representative of that star (as in :class:`QGrid`), which need not be commensurate.
+    """
 
     matrix: np.ndarray
     size: int
     covers: tuple
-    qpoints: np.ndarray          # the covered irreducible q (reduced)
+    qpoints: np.ndarray          # float [n, 3] commensurate star members (reduced, in [0, 1))
     reduced_cell: np.ndarray     # Minkowski-reduced lattice vectors (Å), rows
+    representatives: np.ndarray = None   # float [n, 3] irreducible representatives of the same stars
 
 
 def covering_supercells(atoms, qgrid: QGrid) -> list:
@@ -290,7 +297,10 @@ def covering_supercells(atoms, qgrid: QGrid) -> list:
     For each uncovered irreducible q (largest minimal size first) all HNF
     matrices of its minimal size that are commensurate with it are tried; the
     one that also covers the most other uncovered irreducible q (any member of
-    their stars) is kept (greedy set cover).
+    their stars) is kept (greedy set cover). Each supercell reports, per covered
+    star, the star member it is commensurate with (the representative itself
+    when it fits, else the first fitting member in grid order) and the
+    representative (:class:`Supercell`).
     """
     from ase.geometry import minkowski_reduce
     mesh = qgrid.mesh
@@ -317,5 +327,15 @@ def covering_supercells(atoms, qgrid: QGrid) -> list:
         uncovered -= set(best_cov)
         A = best @ np.asarray(atoms.cell[:], float)
         red, _ = minkowski_reduce(A)
-        result.append(Supercell(best, n, tuple(sorted(best_cov)), irr_q[sorted(best_cov)], np.asarray(red)))
+        covers = tuple(sorted(best_cov))
+        fitting = np.array([_commensurate_member(best, irr_q[j], stars[j]) for j in covers])
+        result.append(Supercell(best, n, covers, fitting, np.asarray(red), irr_q[list(covers)]))
     return result
+
+
+def _commensurate_member(S, representative, star) -> np.ndarray:
+    """The representative if S is commensurate with it, else the first star member that is."""
+    for q in (representative, *star):
+        if commensurate(S, q):
+            return _wrap(np.array(q, dtype=float))
+    raise AssertionError(f"no member of the star of {representative} is commensurate with {S.tolist()}")

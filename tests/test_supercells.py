@@ -48,22 +48,54 @@ def test_irreducible_counts_match_spglib(name, atoms, mesh):
         assert np.allclose(d, np.round(d))
 
 
+def assert_cover_exact(qg, cover):
+    """Every reported q is commensurate (exp(2πi q·L) = 1 for the supercell vectors L = S_j·a,
+    checked directly, not through sc.commensurate), lies in the star of the representative
+    reported with it, and the union of the covers is every irreducible q exactly."""
+    assert len(cover) >= 1
+    covered = []
+    for s in cover:
+        assert round(abs(np.linalg.det(s.matrix))) == s.size
+        assert len(s.covers) == len(s.qpoints) == len(s.representatives) >= 1
+        for i, q, r in zip(s.covers, s.qpoints, s.representatives):
+            phases = np.exp(2j * np.pi * (s.matrix @ q))         # q·L_j/2π = Σ_v S_jv q_v for L_j = S_j·a
+            assert np.allclose(phases, 1.0, atol=1e-9), (s.matrix.tolist(), q)
+            assert np.array_equal(r, qg.irreducible_qpoints[i])
+            g = np.round(q * qg.mesh).astype(int) % qg.mesh   # q is a grid point of r's star
+            assert np.allclose(q * qg.mesh, np.round(q * qg.mesh))
+            assert qg.rep[(g[0] * qg.mesh[1] + g[1]) * qg.mesh[2] + g[2]] == i
+        covered += list(s.covers)
+    assert sorted(set(covered)) == list(range(len(qg.irreducible)))
+
+
 @pytest.mark.parametrize("atoms,mesh", [(bulk("Cu", "fcc", a=3.6), (4, 4, 4)), (bulk("Fe", "bcc", a=2.9), (6, 6, 6)),
-                                        (bulk("Po", "sc", a=3.0), (3, 3, 5))])
+                                        (bulk("Po", "sc", a=3.0), (3, 3, 5)), (bulk("Cu", "fcc", a=3.6), (8, 8, 8))])
 def test_cover_is_commensurate_minimal_and_complete(atoms, mesh):
     qg = sc.irreducible_qgrid(atoms, mesh)
     cover = sc.covering_supercells(atoms, qg)
-    covered = set()
+    assert_cover_exact(qg, cover)
     for s in cover:
-        assert round(abs(np.linalg.det(s.matrix))) == s.size
-        for q in s.qpoints:
-            assert sc.commensurate(s.matrix, q) or any(
-                sc.commensurate(s.matrix, qq) for qq in qg.qpoints[qg.rep == list(map(tuple, qg.irreducible_qpoints)).index(tuple(q))])
-        covered |= set(s.covers)
-        # minimal: no smaller HNF is commensurate with the hardest q it was built for
+        # minimal: the size is the lcm of the reduced denominators of the hardest q (the
+        # order of q in (R/Z)³ — no supercell of fewer cells can make it commensurate)
         hardest = max(sc.minimal_size(q, mesh) for q in s.qpoints)
         assert s.size == hardest
-    assert covered == set(range(len(qg.irreducible)))
+
+
+def test_cover_reports_a_fitting_star_member_not_the_representative():
+    """fcc 8×8×8: for S = [[1,0,0],[0,8,0],[0,6,1]] the representative (0, 1/4, 5/8) is not
+    commensurate (S·q = (0, 2, 17/8)) but its star member (0, 3/8, 3/4) is (S·q = (0, 3, 3))."""
+    atoms = bulk("Cu", "fcc", a=3.6)
+    qg = sc.irreducible_qgrid(atoms, (8, 8, 8))
+    cover = sc.covering_supercells(atoms, qg)
+    pairs = [(s.matrix.tolist(), r, q) for s in cover for q, r in zip(s.qpoints, s.representatives)
+             if not np.allclose(q, r)]
+    assert len(pairs) >= 1
+    for S, r, q in pairs:
+        assert not np.allclose(np.exp(2j * np.pi * (np.array(S) @ r)), 1.0)
+        assert np.allclose(np.exp(2j * np.pi * (np.array(S) @ q)), 1.0)
+    hit = [q for S, r, q in pairs if S == [[1, 0, 0], [0, 8, 0], [0, 6, 1]] and np.allclose(r, [0, 0.25, 0.625])]
+    if hit:                                        # the case of the bug report, if the greedy cover picks it
+        assert np.allclose(np.array([[1, 0, 0], [0, 8, 0], [0, 6, 1]]) @ hit[0] % 1, 0)
 
 
 def test_diagonal_grid_trivial_answer():
@@ -73,8 +105,12 @@ def test_diagonal_grid_trivial_answer():
     qg = sc.irreducible_qgrid(atoms, (4, 1, 1), time_reversal=False)
     cover = sc.covering_supercells(atoms, qg)
     assert len(qg.irreducible) == 4
-    for s in cover:
-        assert np.array_equal(s.matrix, np.diag([s.size, 1, 1]))
+    assert_cover_exact(qg, cover)                       # non-empty and covers all four q
+    # q = ±1/4 need a 4-cell supercell; the only commensurate HNF of det 4 is diag(4, 1, 1)
+    # (rows [4 0 0; b 1 0; d 0 1] give S·q = (1, b/4, d/4)), and it covers q = 0, 1/2 too
+    assert len(cover) == 1 and np.array_equal(cover[0].matrix, np.diag([4, 1, 1]))
+    assert sorted(map(tuple, np.round(cover[0].qpoints * 4).astype(int))) == [(0, 0, 0), (1, 0, 0), (2, 0, 0),
+                                                                            (3, 0, 0)]
 
 
 def test_li2mgh16_structures():
@@ -97,6 +133,41 @@ def test_li2mgh16_888_cover():
     cover = sc.covering_supercells(atoms, qg)
     assert len(qg.irreducible) == 29
     assert all(s.size == 8 for s in cover) and len(cover) == 13
+    assert_cover_exact(qg, cover)
+
+
+def check_ipi_supercell_file(path, prim, S):
+    """Read an i-PI supercell file with our i-PI reader and compare with an independent
+    construction: cell = S·a up to a proper rotation (CELL(abcABC) fixes only lengths and
+    angles), and the atoms at fractional supercell coordinates (n + f_j)·S⁻¹ mod 1 for the
+    M lattice vectors n found by brute force over a box of Z³."""
+    from spia_mpi.configurations import read_ipi_xyz
+    pos, cells, symbols = read_ipi_xyz(path)
+    cell_ref = S @ np.asarray(prim.cell[:])
+    R = np.linalg.solve(cell_ref, cells[0])
+    assert np.allclose(R @ R.T, np.eye(3), atol=1e-8) and np.linalg.det(R) > 0
+    M = round(abs(np.linalg.det(S)))
+    Sinv = np.linalg.inv(S)
+    box = np.abs(S).sum(axis=0).max()
+    grid = np.array(np.meshgrid(*[np.arange(-box, box + 1)] * 3, indexing="ij")).reshape(3, -1).T
+    x = grid @ Sinv
+    n = grid[np.all((x > -1e-9) & (x < 1 - 1e-9), axis=1)]
+    assert len(n) == M
+    f = prim.get_scaled_positions()
+    ref = {}
+    for z, fr in zip(prim.get_chemical_symbols() * M, ((n[:, None, :] + f[None]) @ Sinv).reshape(-1, 3)):
+        ref.setdefault(z, []).append(fr % 1)
+    got = {}
+    for z, fr in zip(symbols, pos[0] @ np.linalg.inv(cells[0])):
+        got.setdefault(z, []).append(fr % 1)
+    assert sorted(ref) == sorted(got)
+    for z in ref:
+        a, b = np.array(ref[z]), np.array(got[z])
+        assert len(a) == len(b)
+        d = a[:, None, :] - b[None, :, :]
+        d -= np.round(d)                                   # periodic distance in fractional coordinates
+        dist = np.linalg.norm(d @ cells[0], axis=-1)       # Å
+        assert np.all(dist.min(axis=1) < 1e-6) and np.all(dist.min(axis=0) < 1e-6)
 
 
 def test_cli_json_and_files(tmp_path, spia_cli):
@@ -105,9 +176,15 @@ def test_cli_json_and_files(tmp_path, spia_cli):
     o = json.loads(r.stdout)
     assert o["spacegroup"] == "Fd-3m (227)" and o["n_irreducible_q"] == len(o["irreducible_q"])
     assert sum(q["weight"] for q in o["irreducible_q"]) == 64
+    irr = [q["q"] for q in o["irreducible_q"]]
     for i, s in enumerate(o["supercells"]):
         assert (tmp_path / f"supercell_{i:02d}.vasp").exists()
         assert s["n_atoms"] == 38 * s["size"]
+        S = np.array(s["matrix"])
+        for q, r, k in zip(s["qpoints"], s["representatives"], s["irreducible_index"], strict=True):
+            assert np.allclose(np.exp(2j * np.pi * (S @ np.array(q))), 1.0, atol=1e-8)
+            assert r == irr[k]
+        check_ipi_supercell_file(tmp_path / f"supercell_{i:02d}.ipi.xyz", li2mgh16_solid(), S)
     r = spia_cli(["supercells", "--structure", tmp_path / "nope.cif", "--qgrid", 2, 2, 2])
     assert r.returncode == 2 and "no such file" in r.stderr, r
     r = spia_cli(["supercells", "--structure", "li2mgh16-solid", "--qgrid", 0, 2, 2])

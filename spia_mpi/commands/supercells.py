@@ -27,7 +27,7 @@ def add_arguments(p):
     p.add_argument("--structure", required=True, help="primitive structure file or shipped example name")
     p.add_argument("--qgrid", type=int, nargs=3, required=True, metavar=("N1", "N2", "N3"))
     p.add_argument("--symprec", type=float, default=1e-4, help="spglib tolerance (Å, default 1e-4)")
-    p.add_argument("--out", help="write each supercell (POSCAR + extxyz) and summary.json here")
+    p.add_argument("--out", help="write each supercell (POSCAR, extxyz, i-PI xyz) and summary.json here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -46,16 +46,22 @@ def run(args, comm):
                           for q, w in zip(qg.irreducible_qpoints, qg.weights)],
         "supercells": [{"matrix": s.matrix.tolist(), "size": int(s.size), "n_atoms": int(s.size * len(atoms)),
                         "qpoints": s.qpoints.round(10).tolist(),
+                        "representatives": s.representatives.round(10).tolist(),
+                        "irreducible_index": [int(i) for i in s.covers],
                         "reduced_cell": np.asarray(s.reduced_cell).round(6).tolist()} for s in cover],
     }
     if args.out:
         import ase.io
+
+        from spia_mpi.configurations import write_ipi_frame
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for i, s in enumerate(cover):
             atoms_sc, _, _ = sc.build_supercell(atoms, s.matrix)
             ase.io.write(out / f"supercell_{i:02d}.vasp", atoms_sc, format="vasp", direct=True, parallel=False)
             ase.io.write(out / f"supercell_{i:02d}.extxyz", atoms_sc, format="extxyz", parallel=False)
+            with open(out / f"supercell_{i:02d}.ipi.xyz", "w") as fh:     # i-PI init file, Å, CELL(abcABC)
+                write_ipi_frame(fh, atoms_sc.get_chemical_symbols(), atoms_sc.positions, atoms_sc.cell[:])
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
         print(json.dumps(summary, indent=1))
