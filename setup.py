@@ -24,7 +24,7 @@ setup(
     # right variants, so they are checked at run time, not declared here.
     install_requires=["numpy", "scipy", "ase", "mpi4py"],
     extras_require={"test": ["pytest", "pytest-timeout", "pytest-isolate-mpi"],
-                    "plot": ["matplotlib"]},
+                    "plot": ["matplotlib"], "pimd": ["ipi>=3.3,<4"]},
     entry_points={"console_scripts": ["spia-mpi = spia_mpi.cli:main"]},
     classifiers=["Programming Language :: Python :: 3",
                  "Topic :: Scientific/Engineering :: Physics"],

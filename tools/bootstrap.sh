@@ -65,9 +65,12 @@ for name in ("numpy", "scipy", "mpi4py", "ase", "matplotlib", "spglib"):
 PY
 
 stamp=$VENV/.spia-pip-done
-if [[ ! -f $stamp || $here/setup.py -nt $stamp ]]; then
-    say "installing test tools and spia_mpi (editable) into the venv"
-    "$VENV/bin/python" -m pip install -q -c "$constraints" "pytest>=8,<9" "pytest-timeout>=2"
+# i-PI (PIMD engine of `sample pimd`, pure Python, needs only numpy) is checked on its own
+# so that venvs made before it was added get it too.
+have_ipi() { "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("ipi") is None)'; }
+if [[ ! -f $stamp || $here/setup.py -nt $stamp ]] || ! have_ipi; then
+    say "installing test tools, i-PI and spia_mpi (editable) into the venv"
+    "$VENV/bin/python" -m pip install -q -c "$constraints" "pytest>=8,<9" "pytest-timeout>=2" "ipi>=3.3,<4"
     # pytest-isolate-mpi depends on mpi4py, which Debian already provides: no deps.
     "$VENV/bin/python" -m pip install -q --no-deps "pytest-isolate-mpi==0.4.1"
     "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$here"

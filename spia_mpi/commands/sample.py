@@ -1,9 +1,13 @@
 """``sample``: configurations from the exact harmonic ring-polymer sampler, or from PIMD trajectories."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from spia_mpi.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 NAME = "sample"
 HELP = "make a configurations HDF5: exact harmonic ring-polymer samples or converted PIMD trajectories"
@@ -11,24 +15,32 @@ ORDER = 25
 NEEDS_MPI = False
 DESCRIPTION = """\
 harmonic: independent exact draws of the N_b-bead discretised path integral of
-  Einstein oscillators (every atom, ħΩ in eV) around a structure or its supercell.
+  Einstein oscillators (every atom, ħΩ in eV) or of a force-constant matrix
+  (--force-constants, eV/Å²) around a structure or its supercell.
 convert:  per-bead PIMD trajectories (i-PI xyz 'PREFIX.pos_*.xyz', VASP XDATCAR,
   or any ASE format) into the configurations HDF5 layout, with equilibration
   skip (fs) and stride.
+pimd:     run NVT PIMD in-process with i-PI (PILE-L thermostat, one rank) on a
+  model ASE calculator (screened-Coulomb YukawaPair or Einstein springs).
 
   python -m spia_mpi sample harmonic --structure li2mgh16-solid --supercell 1 1 1 \\
          --einstein 0.15 --temperature 290 --beads 16 --samples 64 --out conf.h5
   python -m spia_mpi sample convert --format ipi 'sim.pos_*.xyz' --temperature 290 \\
          --time-step 0.5 --skip-fs 500 --stride 40 --out conf.h5
+  python -m spia_mpi sample pimd --structure hydrogen-sc --supercell 2 2 2 --beads 8 \\
+         --temperature 300 --steps 2000 --timestep 0.25 --skip-fs 100 --stride 20 --out conf.h5
 """
 
 
 def add_arguments(p):
     sub = p.add_subparsers(dest="how", metavar="KIND", required=True)
-    h = sub.add_parser("harmonic", help="exact Einstein ring-polymer samples")
+    h = sub.add_parser("harmonic", help="exact harmonic (Einstein or force-constant) ring-polymer samples")
     h.add_argument("--structure", required=True, help="structure file or shipped example name")
     h.add_argument("--supercell", type=int, nargs=3, default=[1, 1, 1], metavar=("N1", "N2", "N3"))
-    h.add_argument("--einstein", type=float, required=True, metavar="HBAR_OMEGA_EV", help="ħΩ (eV)")
+    h.add_argument("--einstein", type=float, metavar="HBAR_OMEGA_EV", help="Einstein springs: ħΩ (eV)")
+    h.add_argument("--force-constants", metavar="FILE",
+                   help="instead of --einstein: Φ of the (super)cell in eV/Å², .npy [3N,3N] or [N,N,3,3], or "
+                        "text [3N,3N]; atoms in supercell order; acoustic zero modes get a fixed centroid")
     h.add_argument("--temperature", type=float, required=True, help="K")
     h.add_argument("--beads", type=int, default=16)
     h.add_argument("--samples", type=int, default=64)
@@ -42,25 +54,130 @@ def add_arguments(p):
     c.add_argument("--skip-fs", type=float, default=0.0, help="equilibration to drop (fs)")
     c.add_argument("--stride", type=int, default=1, help="keep every stride-th frame")
     c.add_argument("--out", required=True, help="output HDF5 file")
+    _add_pimd_arguments(sub)
+
+
+def _add_pimd_arguments(sub):
+    p = sub.add_parser("pimd", help="run PIMD with i-PI (serial) and an ASE model calculator")
+    p.add_argument("--structure", required=True, help="structure file or shipped example name")
+    p.add_argument("--supercell", type=int, nargs=3, default=[1, 1, 1], metavar=("N1", "N2", "N3"))
+    p.add_argument("--beads", type=int, required=True, help="number of beads N_b")
+    p.add_argument("--temperature", type=float, required=True, help="K")
+    p.add_argument("--steps", type=int, required=True, help="total MD steps (including --skip-fs)")
+    p.add_argument("--timestep", type=float, required=True, help="MD time step (fs)")
+    p.add_argument("--thermostat-tau", type=float, default=100.0, help="PILE-L centroid time constant (fs)")
+    p.add_argument("--skip-fs", type=float, default=0.0, help="equilibration to drop (fs)")
+    p.add_argument("--stride", type=int, default=1, help="store every stride-th MD step")
+    p.add_argument("--seed", type=int, default=1, help="i-PI random seed")
+    p.add_argument("--calculator", choices=["yukawa", "einstein"], default="yukawa",
+                   help="yukawa: screened-Coulomb pairs (spia_mpi.calculators.YukawaPair); einstein: "
+                        "every atom tethered to its site (needs --einstein; centre of mass not fixed)")
+    p.add_argument("--screening-length", type=float, default=None,
+                   help="Yukawa λ_s (Å); default: Thomas–Fermi length of Σ Z electrons in the cell")
+    p.add_argument("--cutoff", type=float, default=None, help="Yukawa cutoff (Å); default 8 λ_s")
+    p.add_argument("--charge", action="append", default=[], metavar="SYMBOL=Z",
+                   help="Yukawa ionic charge of a species (repeatable); default: atomic number")
+    p.add_argument("--einstein", type=float, default=None, metavar="HBAR_OMEGA_EV",
+                   help="einstein: ħΩ (eV)")
+    p.add_argument("--out", required=True, help="output HDF5 file")
+
+
+def _run_pimd(args):
+    """``sample pimd``: validate the options, build the calculator, run i-PI."""
+    from spia_mpi import configurations as cf
+    from spia_mpi.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length
+    from spia_mpi.pimd import is_standard_cell, run_pimd
+    from spia_mpi.structures import load_structure
+    from spia_mpi.supercells import build_supercell
+    for name, v in (("--beads", args.beads), ("--steps", args.steps), ("--stride", args.stride)):
+        if v < 1:
+            raise InputError(f"{name} {v} must be ≥ 1")
+    for name, v in (("--temperature", args.temperature), ("--timestep", args.timestep),
+                    ("--thermostat-tau", args.thermostat_tau)):
+        if not (np.isfinite(v) and v > 0):
+            raise InputError(f"{name} {v} must be positive")
+    if not args.skip_fs >= 0:
+        raise InputError(f"--skip-fs {args.skip_fs} must be ≥ 0")
+    skip = int(round(args.skip_fs / args.timestep))
+    if (args.steps - skip) // args.stride < 1:
+        raise InputError(f"--steps {args.steps} with --skip-fs {args.skip_fs} ({skip} steps) and "
+                         f"--stride {args.stride} leaves no samples")
+    if min(args.supercell) < 1:
+        raise InputError(f"--supercell {args.supercell} must be ≥ 1")
+    prim = load_structure(args.structure)
+    atoms, _, _ = build_supercell(prim, np.diag(args.supercell))
+    if not is_standard_cell(atoms.cell[:]):
+        atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)    # a rotation: i-PI's frame
+    if args.calculator == "einstein":
+        if args.einstein is None or not args.einstein > 0:
+            raise InputError(f"--calculator einstein needs --einstein ħΩ > 0 (eV), got {args.einstein}")
+        if np.ptp(atoms.get_masses()) > 0:
+            raise InputError("--calculator einstein: one spring κ for all atoms needs equal masses")
+        calc = EinsteinHarmonic(float(cf.einstein_spring(atoms.get_masses()[0], args.einstein)),
+                                atoms.positions)
+        what = f"Einstein ħΩ={args.einstein} eV"
+    else:
+        charges = {}
+        for item in args.charge:
+            sym, _, z = item.partition("=")
+            try:
+                charges[sym.strip()] = float(z)
+            except ValueError:
+                raise InputError(f"--charge {item!r}: expected SYMBOL=Z, e.g. H=1") from None
+        if charges:
+            missing = sorted(set(atoms.get_chemical_symbols()) - set(charges))
+            if missing:
+                raise InputError(f"--charge: no charge for {', '.join(missing)}")
+        z = np.array([charges.get(s, n) for s, n in zip(atoms.get_chemical_symbols(), atoms.numbers)], float)
+        if args.screening_length is None:
+            lam = thomas_fermi_length(z.sum() / atoms.get_volume())
+            logger.info("Yukawa screening length: Thomas–Fermi %.4f Å (%g electrons in %.3f Å³)",
+                        lam, z.sum(), atoms.get_volume())
+        elif not args.screening_length > 0:
+            raise InputError(f"--screening-length {args.screening_length} Å must be positive")
+        else:
+            lam = args.screening_length
+        if args.cutoff is not None and not args.cutoff > 0:
+            raise InputError(f"--cutoff {args.cutoff} Å must be positive")
+        calc = YukawaPair(lam, charges or None, args.cutoff)
+        what = f"Yukawa λ_s={lam:.4g} Å r_c={calc.cutoff:.4g} Å"
+    conf = run_pimd(atoms, calc, n_beads=args.beads, temperature_k=args.temperature,
+                    time_step_fs=args.timestep, n_steps=args.steps, thermostat_tau_fs=args.thermostat_tau,
+                    skip_steps=skip, stride=args.stride, seed=args.seed,
+                    fix_com=args.calculator != "einstein",
+                    source=f"i-PI PIMD {args.structure} {what} seed={args.seed}")
+    return conf
 
 
 def run(args, comm):
     from spia_mpi import configurations as cf
-    if args.how == "harmonic":
+    if args.how == "pimd":
+        conf = _run_pimd(args)
+    elif args.how == "harmonic":
         from spia_mpi.structures import load_structure
         from spia_mpi.supercells import build_supercell
-        for name, v in (("--temperature", args.temperature), ("--einstein", args.einstein)):
+        if (args.einstein is None) == (args.force_constants is None):
+            raise InputError("sample harmonic: give exactly one of --einstein HBAR_OMEGA_EV and --force-constants FILE")
+        for name, v in (("--temperature", args.temperature),
+                        ("--einstein", 1.0 if args.einstein is None else args.einstein)):
             if v <= 0:
                 raise InputError(f"{name} {v} must be positive")
         if args.beads < 1 or args.samples < 1:
             raise InputError("--beads and --samples must be ≥ 1")
         prim = load_structure(args.structure)
         atoms, _, _ = build_supercell(prim, np.diag(args.supercell))
-        pos = cf.sample_einstein_ring_polymers(args.samples, args.beads, atoms.get_masses(), args.einstein,
-                                               args.temperature, atoms.get_positions(),
-                                               np.random.default_rng(args.seed))
+        rng = np.random.default_rng(args.seed)
+        if args.force_constants is None:
+            pos = cf.sample_einstein_ring_polymers(args.samples, args.beads, atoms.get_masses(), args.einstein,
+                                                   args.temperature, atoms.get_positions(), rng)
+            what = f"ħΩ={args.einstein} eV"
+        else:
+            phi = cf.load_force_constants(args.force_constants, atoms.get_masses())
+            pos = cf.sample_harmonic_ring_polymers(args.samples, args.beads, atoms.get_masses(), phi,
+                                                   args.temperature, atoms.get_positions(), rng)
+            what = f"force constants {args.force_constants}"
         conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), args.temperature, 0.0,
-                                 f"harmonic sampler ħΩ={args.einstein} eV seed={args.seed}")
+                                 f"harmonic sampler {what} seed={args.seed}")
     else:
         if args.time_step <= 0:
             raise InputError(f"--time-step {args.time_step} fs must be positive")
