@@ -17,6 +17,11 @@ treatment (METHOD.md §2, the "common pseudo space" with no projectors).
   empty core (radius r_c) with a Gaussian smoothing q_s, screened by the
   Lindhard (or Thomas–Fermi) dielectric function of the mean valence density.
   The G = 0 term is dropped (it only shifts energies).
+  Or V(r) read per configuration/bead from a DFT local potential (VASP LOCPOT,
+  cube): :class:`PotentialFiles`, an ``external_potential``.
+* Distributed assembly: :meth:`GridModel.hamiltonian_rows` generates only the
+  requested rows of the stencil; V(r) is computed on the whole grid (FFT) by
+  every caller and sliced (O(N) floats; the matrix is O(rows · stencil)).
 * Reference states: plane waves e^{i(k+G)·r}/√N on the grid, the lowest
   ½|k+G|² for every primitive k folded onto K.
 
@@ -29,13 +34,14 @@ and later tabulations); treat them as a model, not as ab initio potentials.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from spia_mpi import supercells
 from spia_mpi.errors import InputError
 from spia_mpi.models import ElectronicModel, ReferenceStates
-from spia_mpi.units import BOHR_ANG, HBAR2_OVER_2ME_EV_A2
+from spia_mpi.units import BOHR_ANG, HARTREE_EV, HBAR2_OVER_2ME_EV_A2
 
 E2_EV_A = 2.0 * 13.605693122994 * BOHR_ANG    # e²/(4πε0) in eV·Å (= 2 Ry · a0 = 14.3996)
 
@@ -175,15 +181,14 @@ class GridModel(ElectronicModel):
         return np.real(np.fft.ifftn(vg) * self.n_basis)
 
     # ------------------------------------------------------------ Hamiltonian
-    def _kinetic_coo(self, kpoint):
-        """(rows, cols, values) of the FD kinetic operator with Bloch phases."""
-        K = np.asarray(kpoint, float).reshape(3)
+    def _stencil(self):
+        """The FD kinetic operator as {grid offset (3 ints): coefficient (eV)} (K-independent)."""
+        if getattr(self, "_stencil_terms", None) is not None:
+            return self._stencil_terms
         N = np.array(self.shape)
-        grid = np.array(np.meshgrid(*[np.arange(n) for n in self.shape], indexing="ij")).reshape(3, -1).T
-        flat = np.arange(self.n_basis)
         c2 = FD_COEFFS[self.fd_order]
         c1 = FD_FIRST[self.fd_order]
-        terms = {}                                                # offset (3 ints) → coefficient (eV)
+        terms = {}
         pref = -HBAR2_OVER_2ME_EV_A2
         for a in range(3):
             scale = pref * self.metric[a, a] * N[a] ** 2
@@ -203,35 +208,54 @@ class GridModel(ElectronicModel):
                                 off = [0, 0, 0]
                                 off[a], off[b] = ga * sa, gb * sb
                                 terms[tuple(off)] = terms.get(tuple(off), 0.0) + scale * ga * ca * gb * cb
-        rows, cols, vals = [], [], []
-        for off, coef in terms.items():
-            if coef == 0.0:
-                continue
-            j = grid + np.array(off)
-            wraps = np.floor_divide(j, N)                         # supercell images crossed
-            jj = np.mod(j, N)
-            cols.append((jj[:, 0] * N[1] + jj[:, 1]) * N[2] + jj[:, 2])
-            rows.append(flat)
-            vals.append(coef * np.exp(2j * np.pi * (wraps @ K)))
-        return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        self._stencil_terms = {k: v for k, v in terms.items() if v != 0.0}
+        return self._stencil_terms
+
+    def hamiltonian_rows(self, positions_av, kpoint, r0, r1):
+        """CSR arrays (indptr, indices, data) of rows r0 … r1−1 of H(K), generated locally.
+
+        Only this row range of the kinetic stencil is built (memory O((r1 − r0) · stencil
+        size)); the diagonal takes the slice r0:r1 of V(r) from :meth:`potential`, which
+        is evaluated on the whole grid on every caller (FFT; O(N) floats, transient).
+        Rows are ordered like the flattened grid, index (i1·N2 + i2)·N3 + i3.
+        """
+        from scipy.sparse import csr_matrix
+        K = np.asarray(kpoint, float).reshape(3)
+        N = np.array(self.shape)
+        r0, r1 = int(r0), int(r1)
+        if not 0 <= r0 <= r1 <= self.n_basis:
+            raise ValueError(f"row range {r0}:{r1} outside 0:{self.n_basis}")
+        n_loc = r1 - r0
+        terms = self._stencil()
+        offsets = np.array(list(terms), dtype=np.int64)                 # [n_terms, 3]
+        coefs = np.array(list(terms.values()), dtype=float)
+        grid = np.stack(np.unravel_index(np.arange(r0, r1, dtype=np.int64), self.shape), axis=1)
+        n_cols = len(offsets) + 1
+        cols = np.empty((n_loc, n_cols), dtype=np.int64)
+        vals = np.empty((n_loc, n_cols), dtype=complex)
+        for t, (off, coef) in enumerate(zip(offsets, coefs)):
+            j = grid + off
+            wraps = np.floor_divide(j, N)                                 # supercell images crossed
+            jj = j - wraps * N
+            cols[:, t] = (jj[:, 0] * N[1] + jj[:, 1]) * N[2] + jj[:, 2]
+            vals[:, t] = coef * np.exp(2j * np.pi * (wraps @ K))
+        del grid
+        cols[:, -1] = np.arange(r0, r1)
+        vals[:, -1] = self.potential(positions_av).reshape(-1)[r0:r1]
+        m = csr_matrix((vals.ravel(), cols.ravel(), np.arange(n_loc + 1, dtype=np.int64) * n_cols),
+                       shape=(n_loc, self.n_basis))
+        m.sum_duplicates()                                                # small grids: offsets may alias
+        m.sort_indices()
+        return m.indptr, m.indices, m.data
 
     def _sparse(self, positions_av, kpoint):
-        from scipy.sparse import coo_matrix
-        r, c, v = self._kinetic_coo(kpoint)
-        r = np.concatenate([r, np.arange(self.n_basis)])
-        c = np.concatenate([c, np.arange(self.n_basis)])
-        v = np.concatenate([v, self.potential(positions_av).ravel().astype(complex)])
-        m = coo_matrix((v, (r, c)), shape=(self.n_basis,) * 2).tocsr()
-        m.sum_duplicates()
-        return m
+        """The whole H(K) as a scipy CSR matrix (serial use: tests, dense paths)."""
+        from scipy.sparse import csr_matrix
+        indptr, indices, data = self.hamiltonian_rows(positions_av, kpoint, 0, self.n_basis)
+        return csr_matrix((data, indices, indptr), shape=(self.n_basis,) * 2)
 
     def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
         return self._sparse(positions_av, kpoint).toarray()
-
-    def hamiltonian_rows(self, positions_av, kpoint, r0, r1):
-        m = self._sparse(positions_av, kpoint)[r0:r1]
-        m.sort_indices()
-        return m.indptr, m.indices, m.data
 
     # ------------------------------------------------------------ reference states
     def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
@@ -258,6 +282,226 @@ class GridModel(ElectronicModel):
                 bidx.append(nb)
                 ens.append(e[gi])
         return ReferenceStates(np.array(vecs).T, np.array(kidx), np.array(bidx), kpts, np.array(ens))
+
+
+# ---------------------------------------------------------------- DFT local potentials
+#: energy unit of the values in a potential file → eV
+POTENTIAL_UNITS = {"ev": 1.0, "hartree": HARTREE_EV, "rydberg": 0.5 * HARTREE_EV}
+
+
+def potential_file_format(path, fmt: str = "auto") -> str:
+    """'vasp' (LOCPOT/CHGCAR-format) or 'cube', from ``fmt`` or the file name."""
+    if fmt in ("vasp", "cube"):
+        return fmt
+    if fmt != "auto":
+        raise InputError(f"potential file format '{fmt}' is not one of auto, vasp, cube")
+    name = Path(path).name.lower()
+    if name.endswith(".cube") or name.endswith(".cub"):
+        return "cube"
+    if any(s in name for s in ("locpot", "chgcar", "chg", ".vasp")):
+        return "vasp"
+    raise InputError(f"{path}: cannot tell the format from the name (a '.cube' file, or 'LOCPOT'/'CHGCAR' "
+                     "in the name for VASP); set the format explicitly")
+
+
+def read_potential_file(path, fmt: str = "auto", units: str = "auto"):
+    """Raw V(r) of a VASP LOCPOT/CHGCAR-format or Gaussian cube file, converted to eV.
+
+    Returns (v [n1, n2, n3] float (eV), atoms (ase.Atoms, Å), origin [3] (Å)); v[i1, i2, i3]
+    is the value at r = Σ_α (i_α/n_α) A_α + origin. ``units='auto'``: eV for VASP (LOCPOT holds
+    the potential energy of an electron in eV), Hartree for cube files (atomic units; the cell
+    and positions of a cube file are in Bohr and converted to Å by ASE). No sign change is made
+    here. ASE's readers are called on open files (never ``ase.io.read``, which would broadcast
+    over ASE's own MPI communicator).
+    """
+    path = Path(path)
+    kind = potential_file_format(path, fmt)
+    if units == "auto":
+        units = "ev" if kind == "vasp" else "hartree"
+    if units not in POTENTIAL_UNITS:
+        raise InputError(f"potential units '{units}' are not one of auto, {', '.join(POTENTIAL_UNITS)}")
+    if not path.is_file():
+        raise InputError(f"potential file {path} does not exist")
+    try:
+        if kind == "vasp":
+            from ase.calculators.vasp import VaspChargeDensity
+            d = VaspChargeDensity(str(path))
+            if not d.chg:
+                raise ValueError("no volumetric data block")
+            if d.chgdiff:
+                raise InputError(f"{path}: spin-polarised file (two data blocks); the grid model is "
+                                 "spin-degenerate and needs one potential")
+            atoms = d.atoms[-1]
+            v = d.chg[-1] * atoms.get_volume()        # ASE divides every block by the cell volume
+            origin = np.zeros(3)
+        else:
+            from ase.io.cube import read_cube
+            with open(path) as fh:
+                dct = read_cube(fh, read_data=True)
+            atoms, v, origin = dct["atoms"], dct["data"], np.asarray(dct["origin"], float)
+    except InputError:
+        raise
+    except Exception as exc:     # a truncated or foreign file: one clear message
+        raise InputError(f"{path}: cannot read as a {kind} potential file ({type(exc).__name__}: {exc})") from exc
+    return np.asarray(v, float) * POTENTIAL_UNITS[units], atoms, origin
+
+
+class PotentialFiles:
+    """``external_potential`` of a :class:`GridModel`: V(r) of every (configuration, bead) from a file.
+
+    Parameters
+    ----------
+    model : GridModel — supplies the supercell, grid shape and atomic numbers.
+    files : str or sequence of str
+        A pattern with ``{c}`` (configuration) and ``{b}`` (bead) fields (Python format, e.g.
+        ``"pot/conf{c:03d}_b{b}.LOCPOT"``), or one path per (configuration, bead) in
+        configuration-major order (index c·N_b + b).
+    positions_cbav : float [n_conf, n_beads, n_atoms, 3] (Å) — the configurations in use.
+    conf_index : int [n_conf] — the number c of each configuration in the files' numbering
+        (default 0 … n_conf−1; ``run`` passes skip + stride·i).
+    reference_file : path or None — V of the reference structure (``model.reference_positions``).
+    fmt, units : see :func:`read_potential_file`.
+    sign : +1 if the file holds the electron's potential energy (VASP LOCPOT), −1 if it holds
+        the electrostatic potential φ (V = −eφ; e.g. a Gaussian ``cubegen potential`` cube).
+    zero_mean : drop the G = 0 component (grid average), as the pseudopotential model does, so
+        the absolute potential reference of each DFT run does not shift the spectrum.
+
+    Checks, with an :class:`InputError` naming the file: the cell equals the model supercell
+    (1e-4 Å), the grid origin is 0, the grid equals the model grid or is an integer multiple of it
+    along every axis (then V is Fourier-truncated onto the model grid: the components with the
+    model grid's G-vectors are kept, as in the pseudopotential model), and the file's atoms are
+    the configuration's atoms (same numbers, every atom within 1e-3 Å modulo the supercell).
+
+    Calls are matched to (c, b) by the exact positions (a SHA-1 of the float64 array), so the
+    model interface stays ``H(positions)``. Each call reads the whole file on the calling rank:
+    O(N_file) transient memory; the last potential is cached (several K-points in a row).
+    """
+
+    CELL_ATOL = 1e-4
+    POSITION_ATOL = 1e-3
+
+    def __init__(self, model, files, positions_cbav, conf_index=None, reference_file=None,
+                 fmt: str = "auto", units: str = "auto", sign: float = 1.0, zero_mean: bool = True):
+        pos = np.asarray(positions_cbav, float)
+        if pos.ndim != 4 or pos.shape[2:] != (len(model.atoms), 3):
+            raise InputError(f"positions have shape {pos.shape}, expected [n_conf, n_beads, {len(model.atoms)}, 3]")
+        n_conf, n_beads = pos.shape[:2]
+        conf_index = np.arange(n_conf) if conf_index is None else np.asarray(conf_index, int)
+        if conf_index.shape != (n_conf,):
+            raise InputError(f"conf_index has {conf_index.shape} entries for {n_conf} configurations")
+        if sign not in (1, -1):
+            raise InputError(f"potential sign {sign} must be +1 or −1")
+        if units != "auto" and units not in POTENTIAL_UNITS:
+            raise InputError(f"potential units '{units}' are not one of auto, {', '.join(POTENTIAL_UNITS)}")
+        self.model, self.fmt, self.units, self.sign, self.zero_mean = model, fmt, units, float(sign), zero_mean
+        self._paths = {}
+        for i, c in enumerate(conf_index):
+            for b in range(n_beads):
+                if isinstance(files, (str, Path)):
+                    try:
+                        path = str(files).format(c=int(c), b=b)
+                    except (KeyError, IndexError, ValueError) as exc:
+                        raise InputError(f"potential file pattern '{files}': only the fields {{c}} and {{b}} "
+                                         f"are allowed ({exc})") from exc
+                else:
+                    if len(files) <= int(c) * n_beads + b:
+                        raise InputError(f"potential file list has {len(files)} entries; configuration {c}, "
+                                         f"bead {b} needs entry {int(c) * n_beads + b}")
+                    path = str(files[int(c) * n_beads + b])
+                self._paths[self._key(pos[i, b])] = (Path(path), f"configuration {c}, bead {b}")
+        if reference_file:
+            self._paths.setdefault(self._key(model.reference_positions), (Path(reference_file), "reference structure"))
+        self._cache = (None, None)
+
+    @staticmethod
+    def _key(positions_av):
+        import hashlib
+        return hashlib.sha1(np.ascontiguousarray(positions_av, dtype=np.float64).tobytes()).hexdigest()
+
+    def paths(self):
+        """Every file this provider may read (for an existence check before a run)."""
+        return sorted({p for p, _ in self._paths.values()})
+
+    def check(self, positions_av):
+        """Before a run: every file exists, and the one for ``positions_av`` is fully valid."""
+        missing = [str(p) for p in self.paths() if not p.is_file()]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise InputError(f"{len(missing)} potential file(s) missing: {', '.join(missing[:3])}{more}")
+        path, what = self.path_for(positions_av)
+        self.load(path, positions_av, what)
+
+    def path_for(self, positions_av):
+        hit = self._paths.get(self._key(positions_av))
+        if hit is None:
+            raise InputError("no potential file for these positions: they are neither one of the configurations "
+                             "given to the potential files nor (with a reference file) the reference structure")
+        return hit
+
+    def __call__(self, positions_av) -> np.ndarray:
+        key = self._key(positions_av)          # cache by positions: one file may serve two beads only if valid for both
+        if self._cache[0] != key:
+            path, what = self.path_for(positions_av)
+            self._cache = (None, None)
+            self._cache = (key, self.load(path, positions_av, what))
+        return self._cache[1]
+
+    def load(self, path, positions_av, what: str = "") -> np.ndarray:
+        """V on the model grid (eV), float [N1, N2, N3], from ``path`` checked against ``positions_av``."""
+        m = self.model
+        v, atoms, origin = read_potential_file(path, self.fmt, self.units)
+        where = f"{path}" + (f" ({what})" if what else "")
+        cell = np.asarray(atoms.cell[:], float)
+        if not np.allclose(cell, m.cell, atol=self.CELL_ATOL):
+            raise InputError(f"{where}: cell {cell.round(5).tolist()} Å differs from the model supercell "
+                             f"{m.cell.round(5).tolist()} Å")
+        frac = np.linalg.solve(m.cell.T, origin)                      # origin in cell fractions
+        if np.max(np.abs(frac - np.round(frac)) * np.array(v.shape)) > 1e-3:   # > 1e-3 grid steps
+            raise InputError(f"{where}: grid origin {origin.round(5).tolist()} Å is not 0 (the model grid starts "
+                             "at the cell origin)")
+        self.check_atoms(atoms, positions_av, where)
+        v = fourier_resample(v, m.shape, where)
+        if self.zero_mean:
+            v = v - v.mean()
+        return self.sign * v
+
+    def check_atoms(self, atoms, positions_av, where):
+        m = self.model
+        pos = np.asarray(positions_av, float)
+        if len(atoms) != len(pos):
+            raise InputError(f"{where}: {len(atoms)} atoms in the file, the configuration has {len(pos)}")
+        if sorted(atoms.numbers) != sorted(m.atoms.numbers):
+            raise InputError(f"{where}: the file's elements differ from the model's")
+        inv = np.linalg.inv(m.cell)
+        d = (pos[:, None, :] - atoms.get_positions()[None, :, :]) @ inv
+        d = (d - np.round(d)) @ m.cell
+        dist = np.linalg.norm(d, axis=-1)
+        dist[m.atoms.numbers[:, None] != atoms.numbers[None, :]] = np.inf
+        worst = np.max(np.min(dist, axis=1))
+        if worst > self.POSITION_ATOL:
+            raise InputError(f"{where}: the file's atoms are not at the configuration's positions "
+                             f"(an atom is {worst:.3g} Å from any file atom of its element; tolerance "
+                             f"{self.POSITION_ATOL} Å) — wrong file for this configuration/bead?")
+
+
+def fourier_resample(v, shape, where: str = "potential") -> np.ndarray:
+    """V on a grid of ``shape`` from V on a grid that is an integer multiple of it along every axis.
+
+    Keeps the Fourier components of the target grid's integer frequencies (``numpy.fft.fftfreq``
+    order, so the Nyquist component of an even grid is −N/2, as in :class:`GridModel`); the real
+    part is returned. The same shape is returned unchanged.
+    """
+    v = np.asarray(v, float)
+    shape = tuple(int(n) for n in shape)
+    if v.shape == shape:
+        return v
+    if v.ndim != 3 or any(nf % n for nf, n in zip(v.shape, shape)):
+        raise InputError(f"{where}: grid {list(v.shape)} is neither the model grid {list(shape)} nor an "
+                         "integer multiple of it along every axis")
+    vg = np.fft.fftn(v) / v.size
+    idx = [np.mod(np.fft.fftfreq(n, d=1.0 / n).astype(int), nf) for n, nf in zip(shape, v.shape)]
+    sub = vg[np.ix_(*idx)]
+    return np.real(np.fft.ifftn(sub) * np.prod(shape))
 
 
 def fermi_level_of_reference(model, kpoints, temperature_k: float) -> float:

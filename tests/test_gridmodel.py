@@ -1,5 +1,6 @@
 """Real-space grid model: free-electron limit and its convergence order, folding, Hermiticity,
-PETSc assembly on 2 ranks, grid convergence for a small hydride, SPIA on the grid model."""
+PETSc assembly on 2 ranks, grid convergence for a small hydride, SPIA on the grid model;
+row-local assembly against an independent Kronecker-product H; DFT local-potential files (LOCPOT, cube)."""
 import numpy as np
 import pytest
 from ase import Atoms
@@ -174,3 +175,297 @@ def test_spia_on_grid_model_static_and_moving():
     lam, err = res.lambda_m[0], res.lambda_m_error[0]
     assert lam[0] > 3 * err[0] > 0
     assert lam[0] > lam[1] > lam[2]
+
+
+# ------------------------------------------------------------------ distributed assembly
+def fd_weights(order, deriv):
+    """Central FD weights at offsets −order/2 … order/2 from the Taylor conditions
+    Σ_s w_s s^k = k! δ_k,deriv (k < order + 1) — independent of gridmodel's tables."""
+    from math import factorial
+    s = np.arange(-(order // 2), order // 2 + 1)
+    A = np.vander(s, increasing=True).T.astype(float)           # A[k, j] = s_j^k
+    rhs = np.zeros(len(s))
+    rhs[deriv] = factorial(deriv)
+    return s, np.linalg.solve(A, rhs)
+
+
+def kron_reference_hamiltonian(m, v, K, order):
+    """H = −(ħ²/2m)Σ_αβ (B_α·B_β) ∂²/∂u_α∂u_β + diag(V), built as Kronecker products of 1D
+    Bloch-periodic FD matrices (reduced coordinates u_α, step 1/N_α), flat index C-order."""
+    cell = np.asarray(m.atoms.cell[:], float)
+    B = np.linalg.inv(cell).T
+    metric = B @ B.T
+    N = m.shape
+
+    def fd1d(n, deriv, k):
+        s, w = fd_weights(order, deriv)
+        D = np.zeros((n, n), dtype=complex)
+        for i in range(n):
+            for sj, wj in zip(s, w):
+                j = i + sj
+                D[i, j % n] += wj * np.exp(2j * np.pi * k * (j // n))
+        return D
+
+    def embed(ops):   # ops: {axis: 1D matrix}
+        mats = [ops.get(a, np.eye(N[a])) for a in range(3)]
+        return np.kron(mats[0], np.kron(mats[1], mats[2]))
+
+    T = np.zeros((m.n_basis, m.n_basis), dtype=complex)
+    for a in range(3):
+        T += metric[a, a] * N[a] ** 2 * embed({a: fd1d(N[a], 2, K[a])})
+        for b in range(a + 1, 3):
+            T += 2 * metric[a, b] * N[a] * N[b] * embed({a: fd1d(N[a], 1, K[a]), b: fd1d(N[b], 1, K[b])})
+    return -HBAR2_OVER_2ME_EV_A2 * T + np.diag(v.ravel())
+
+
+@pytest.mark.parametrize("order", [2, 4, 8])
+def test_local_rows_equal_kronecker_reference_non_orthogonal(order):
+    """fcc LiH 1×1×2 supercell (mixed derivatives, Bloch phases on every axis): every row block
+    generated locally (ranges not aligned with grid planes, empty, single row) equals the rows of
+    the independently built dense Hamiltonian. Order 8 on a 5-point axis: aliased offsets add up."""
+    from ase.build import bulk
+    from scipy.sparse import csr_matrix
+    m = GridModel(bulk("LiH", "rocksalt", a=3.6), np.diag([1, 1, 2]), (5, 4, 3), order)
+    pos = m.reference_positions + np.random.default_rng(3).normal(0, 0.1, m.reference_positions.shape)
+    K = np.array([0.1, 0.3, 0.2])
+    ref = kron_reference_hamiltonian(m, m.potential(pos), K, order)
+    n = m.n_basis
+    for r0, r1 in [(0, n), (0, 37), (37, 38), (37, 37), (38, n - 11), (n - 11, n)]:
+        indptr, indices, data = m.hamiltonian_rows(pos, K, r0, r1)
+        assert len(indptr) == r1 - r0 + 1 and indices.max(initial=0) < n
+        block = csr_matrix((data, indices, indptr), shape=(r1 - r0, n)).toarray()
+        assert np.allclose(block, ref[r0:r1], atol=1e-9 * np.abs(ref).max()), (r0, r1)
+
+
+def test_row_block_memory_scales_with_the_block():
+    """A rank's assembly allocates memory for its own rows only: building 1/8 of the rows of a
+    20³ non-orthogonal grid peaks at well under 1/3 of building all rows (V(r) on the whole grid
+    is the only O(N) part, ≈ 100 B per point vs ≈ 3 kB per row of stencil)."""
+    import tracemalloc
+
+    from ase.build import bulk
+    m = GridModel(bulk("LiH", "rocksalt", a=3.6), np.eye(3, dtype=int), (20, 20, 20), 4)
+    peaks = []
+    for r1 in (m.n_basis, m.n_basis // 8):
+        tracemalloc.start()
+        out = m.hamiltonian_rows(m.reference_positions, [0.1, 0.2, 0.3], 0, r1)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        del out
+    assert peaks[1] < peaks[0] / 3, peaks
+
+
+@pytest.mark.mpi(ranks=2)
+def test_petsc_rows_two_ranks_non_orthogonal_equal_kronecker_reference():
+    """Each of 2 ranks generates only its own rows; they equal the dense reference rows (fcc cell)."""
+    from ase.build import bulk
+    from scipy.sparse import csr_matrix
+
+    from spia_mpi.parallel import world
+    comm = world()
+    m = GridModel(bulk("LiH", "rocksalt", a=3.6), np.diag([1, 1, 2]), (5, 4, 3), 4)
+    pos = m.reference_positions + 0.05
+    K = [0.25, 0.1, 0.4]
+    A = m.hamiltonian_petsc(pos, K, comm)
+    r0, r1 = A.getOwnershipRange()
+    ia, ja, a = A.getValuesCSR()
+    local = csr_matrix((a, ja, ia), shape=(r1 - r0, m.n_basis)).toarray()
+    ref = kron_reference_hamiltonian(m, m.potential(pos), np.asarray(K), 4)
+    assert 0 < r1 - r0 < m.n_basis
+    assert np.allclose(local, ref[r0:r1], atol=1e-9 * np.abs(ref).max())
+    assert comm.allreduce(r1 - r0) == m.n_basis
+
+
+# ------------------------------------------------------------------ DFT local-potential files
+def write_locpot(path, atoms, v_ev):
+    """A VASP LOCPOT-format file (values in eV) with ASE's own writer."""
+    from ase.calculators.vasp import VaspChargeDensity
+    d = VaspChargeDensity(None)
+    d.atoms = [atoms]
+    d.chg = [np.asarray(v_ev) / atoms.get_volume()]     # ASE's writer multiplies by the volume
+    d.write(str(path), format="chgcar")
+
+
+def write_cube_file(path, atoms, values):
+    """A Gaussian cube file (cell and positions converted to Bohr by ASE; values as given)."""
+    from ase.io.cube import write_cube
+    with open(path, "w") as fh:
+        write_cube(fh, atoms, values)
+
+
+def fcc_lih_model(grid=(6, 5, 5), a=3.6):
+    from ase.build import bulk
+    return GridModel(bulk("LiH", "rocksalt", a=a), np.diag([1, 1, 2]), grid, 4)
+
+
+def displaced(m, n_conf, n_beads, seed=0):
+    rng = np.random.default_rng(seed)
+    return m.reference_positions + rng.normal(0, 0.15, (n_conf, n_beads) + m.reference_positions.shape)
+
+
+def atoms_at(m, pos):
+    at = m.atoms.copy()
+    at.positions = pos
+    return at
+
+
+@pytest.mark.parametrize("fmt", ["LOCPOT", "cube"])
+def test_hamiltonian_from_potential_files_equals_pseudopotential(tmp_path, fmt):
+    """V(r) of our pseudopotential model at known positions, written with ASE's writers (LOCPOT in
+    eV; cube in Hartree, cell in Bohr), read back per (configuration, bead): H from the files equals
+    H from the positions to the files' precision (LOCPOT 11 digits, cube 6). A non-orthogonal cell
+    with three different grid lengths pins units, axis order and the (c, b) → file mapping."""
+    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.units import HARTREE_EV
+    m = fcc_lih_model()
+    assert len(set(m.shape)) == 3
+    pos = displaced(m, 2, 2)
+    conf_index = [3, 5]                                   # numbering in the configuration source
+    pattern = str(tmp_path / ("c{c}_b{b}." + fmt))
+    for i, c in enumerate(conf_index):
+        for b in range(2):
+            v = m.potential(pos[i, b])
+            path = pattern.format(c=c, b=b)
+            if fmt == "LOCPOT":
+                write_locpot(path, atoms_at(m, pos[i, b]), v)
+            else:
+                write_cube_file(path, atoms_at(m, pos[i, b]), v / HARTREE_EV)
+    pot = PotentialFiles(m, pattern, pos, conf_index)
+    pot.check(pos[0, 0])
+    mf = fcc_lih_model()
+    mf.external_potential = pot
+    tol = 1e-8 if fmt == "LOCPOT" else 1e-5          # eV; |V| up to ≈ 8 eV
+    K = [0.1, 0.2, 0.3]
+    for i in range(2):
+        for b in range(2):
+            v = m.potential(pos[i, b])
+            assert np.ptp(v) > 5.0
+            assert np.max(np.abs(mf.potential(pos[i, b]) - v)) < tol
+            assert np.allclose(mf.hamiltonian_dense(pos[i, b], K), m.hamiltonian_dense(pos[i, b], K), atol=tol, rtol=0)
+    # the four files hold four different potentials: a swapped mapping could not pass
+    assert np.max(np.abs(m.potential(pos[0, 0]) - m.potential(pos[1, 1]))) > 100 * tol
+
+
+def test_cube_electrostatic_potential_sign_and_offset(tmp_path):
+    """A cube holding φ = −V/e in Hartree plus an arbitrary constant (DFT potential reference):
+    sign = −1 and the zero-mean convention recover V (the pseudopotential V has zero mean)."""
+    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.units import HARTREE_EV
+    m = fcc_lih_model()
+    pos = displaced(m, 1, 1, seed=4)
+    v = m.potential(pos[0, 0])
+    assert abs(v.mean()) < 1e-10
+    write_cube_file(tmp_path / "phi.cube", atoms_at(m, pos[0, 0]), -v / HARTREE_EV + 0.37)
+    pot = PotentialFiles(m, [str(tmp_path / "phi.cube")], pos, sign=-1)
+    assert np.max(np.abs(pot(pos[0, 0]) - v)) < 1e-5
+    raw = PotentialFiles(m, [str(tmp_path / "phi.cube")], pos, sign=-1, zero_mean=False)
+    assert np.allclose(raw(pos[0, 0]) - v, -0.37 * HARTREE_EV, atol=1e-5)
+
+
+def test_potential_file_on_a_finer_grid_is_fourier_truncated(tmp_path):
+    """A LOCPOT on a 2×1×2 finer grid of the same cell (V from a finer pseudopotential model) is
+    Fourier-truncated onto the model grid: equal to the model's own V, which keeps exactly the
+    components of the model grid's G-vectors."""
+    from spia_mpi.gridmodel import PotentialFiles
+    m = fcc_lih_model()
+    fine = fcc_lih_model(grid=(12, 5, 10))
+    pos = displaced(m, 1, 1, seed=2)
+    write_locpot(tmp_path / "fine.LOCPOT", atoms_at(m, pos[0, 0]), fine.potential(pos[0, 0]))
+    pot = PotentialFiles(m, [str(tmp_path / "fine.LOCPOT")], pos)
+    v = m.potential(pos[0, 0])
+    assert np.max(np.abs(pot(pos[0, 0]) - v)) < 1e-8
+    assert np.max(np.abs(fine.potential(pos[0, 0])[::2, :, ::2] - v)) > 1e-3   # plain subsampling would not do
+
+
+def test_potential_file_errors_name_the_file(tmp_path):
+    import re
+
+    from spia_mpi.gridmodel import PotentialFiles
+    m = fcc_lih_model()
+    pos = displaced(m, 1, 2, seed=5)
+    # wrong cell (a = 3.7 Å instead of 3.6 Å), same grid
+    other = fcc_lih_model(a=3.7)
+    p = tmp_path / "cell.LOCPOT"
+    write_locpot(p, atoms_at(other, pos[0, 0] * 3.7 / 3.6), other.potential(pos[0, 0] * 3.7 / 3.6))
+    with pytest.raises(InputError, match=re.escape(str(p)) + r".*cell .* differs from the model supercell"):
+        PotentialFiles(m, [str(p), str(p)], pos)(pos[0, 0])
+    # wrong grid, not a multiple: both shapes named
+    coarse = fcc_lih_model(grid=(7, 5, 5))
+    p = tmp_path / "grid.cube"
+    write_cube_file(p, atoms_at(m, pos[0, 0]), coarse.potential(pos[0, 0]))
+    with pytest.raises(InputError, match=re.escape(str(p)) + r".*grid \[7, 5, 10\] is neither the model grid \[6, 5, 10\]"):
+        PotentialFiles(m, [str(p), str(p)], pos)(pos[0, 0])
+    # bead 1 pointed at the file written for bead 0
+    p = tmp_path / "b0.LOCPOT"
+    write_locpot(p, atoms_at(m, pos[0, 0]), m.potential(pos[0, 0]))
+    pot = PotentialFiles(m, [str(p), str(p)], pos)
+    assert np.allclose(pot(pos[0, 0]), m.potential(pos[0, 0]), atol=1e-8)
+    with pytest.raises(InputError, match=re.escape(str(p)) + r" \(configuration 0, bead 1\).*not at the configuration's positions"):
+        pot(pos[0, 1])
+    # missing files, positions that belong to no configuration, unreadable file
+    pot = PotentialFiles(m, str(tmp_path / "none_c{c}_b{b}.LOCPOT"), pos)
+    with pytest.raises(InputError, match=r"2 potential file\(s\) missing: .*none_c0_b0.LOCPOT"):
+        pot.check(pos[0, 0])
+    with pytest.raises(InputError, match="no potential file for these positions"):
+        pot(pos[0, 0] + 0.01)
+    bad = tmp_path / "junk.cube"
+    bad.write_text("not a cube\n")
+    with pytest.raises(InputError, match=re.escape(str(bad)) + ": cannot read as a cube potential file"):
+        PotentialFiles(m, [str(bad), str(bad)], pos)(pos[0, 0])
+
+
+def test_run_input_potential_files_wired_through_build_model(tmp_path):
+    """`run`'s model building: model.grid.potential_files (pattern, numbered as the configuration
+    source before skip/stride) and reference_potential_file give H equal to the pseudopotential H
+    at every selected (c, b) and at the reference structure; without a reference file or
+    spia.fermi_level_ev the input is rejected."""
+    from ase.build import bulk
+    from ase.io import write
+
+    from spia_mpi.commands.run import attach_potential_files, build_model, load_configurations
+    from spia_mpi.runinput import load_run_input
+    write(tmp_path / "prim.vasp", bulk("LiH", "rocksalt", a=3.6), format="vasp")
+    (tmp_path / "pot").mkdir()
+    text = """
+[model]
+kind = "grid"
+[model.grid]
+structure = "prim.vasp"
+grid_per_cell = [6, 5, 5]
+potential_files = "pot/c{c:02d}_b{b}.LOCPOT"
+%s
+[supercell]
+matrix = [1, 1, 2]
+[configurations]
+skip = 1
+stride = 2
+[configurations.einstein]
+n_samples = 5
+n_beads = 2
+hbar_omega_ev = 0.2
+"""
+    (tmp_path / "noref.toml").write_text(text % "")
+    inp, folder = load_run_input(tmp_path / "noref.toml")
+    model = build_model(inp, folder)
+    conf = load_configurations(inp, folder, model)
+    with pytest.raises(InputError, match="reference_potential_file"):
+        attach_potential_files(inp, folder, model, conf)
+    (tmp_path / "in.toml").write_text(text % 'reference_potential_file = "pot/ref.LOCPOT"')
+    inp, folder = load_run_input(tmp_path / "in.toml")
+    model = build_model(inp, folder)
+    conf = load_configurations(inp, folder, model)
+    assert conf.n_conf == 2
+    pp = build_model(inp, folder)                         # the pseudopotential model, for reference
+    for i, c in enumerate((1, 3)):                        # skip 1, stride 2 of 5 samples
+        for b in range(2):
+            write_locpot(tmp_path / f"pot/c{c:02d}_b{b}.LOCPOT", atoms_at(pp, conf.positions[i, b]),
+                         pp.potential(conf.positions[i, b]))
+    write_locpot(tmp_path / "pot/ref.LOCPOT", pp.atoms, pp.potential(pp.reference_positions))
+    pot = attach_potential_files(inp, folder, model, conf)
+    assert model.external_potential is pot and len(pot.paths()) == 5
+    K = [0.0, 0.1, 0.2]
+    for i in range(2):
+        for b in range(2):
+            assert np.allclose(model.hamiltonian_dense(conf.positions[i, b], K),
+                               pp.hamiltonian_dense(conf.positions[i, b], K), atol=1e-8, rtol=0)
+    assert np.allclose(model.potential(model.reference_positions), pp.potential(pp.reference_positions), atol=1e-8)
