@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spia_mpi.errors import InputError
+from spia_mpi.errors import InputError, SpiaError
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class TaskStore:
     def __init__(self, folder: Path, n_tasks: int):
         self.folder = Path(folder)
         self.n_tasks = n_tasks
+        self.recomputed = []        # tasks whose file was found damaged by load() on this rank
 
     @classmethod
     def open(cls, folder, n_tasks: int, fp: str, comm=None, restart: bool = True) -> "TaskStore":
@@ -79,9 +80,15 @@ class TaskStore:
         folder = Path(folder)
 
         def prepare():
-            folder.mkdir(parents=True, exist_ok=True)
-            if not os.access(folder, os.W_OK):
-                raise InputError(f"checkpoint folder {folder} is not writable")
+            from spia_mpi.io import check_writable
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"cannot create the checkpoint folder {folder}: "
+                                 f"{exc.strerror or exc}") from None
+            problem = check_writable(folder / MANIFEST)      # a real write (os.access lies to root)
+            if problem:
+                raise InputError(f"checkpoint folder {folder}: {problem}")
             man = folder / MANIFEST
             if man.exists():
                 try:
@@ -116,11 +123,16 @@ class TaskStore:
         digest = _array_digest(arrays)
         final = self.path(task)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, __sha256__=np.array(digest), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, __sha256__=np.array(digest), **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:       # full disk, quota, a stray directory in the way, ...
+            _unlink(tmp)
+            raise SpiaError(f"cannot store checkpoint task {task} as {final}: {exc.strerror or exc} "
+                            f"(the tasks finished before are kept)") from exc
 
     def load(self, task: int) -> dict | None:
         """The arrays of ``task``, or None if absent or corrupt (corrupt files are removed)."""
@@ -134,10 +146,12 @@ class TaskStore:
         except Exception as exc:  # noqa: BLE001 - any read failure means corrupt
             logger.warning("checkpoint task %d (%s) unreadable (%s): recomputing", task, p, exc)
             _unlink(p)
+            self.recomputed.append(task)
             return None
         if _array_digest(arrays) != stored:
             logger.warning("checkpoint task %d (%s) fails its checksum: recomputing", task, p)
             _unlink(p)
+            self.recomputed.append(task)
             return None
         return arrays
 

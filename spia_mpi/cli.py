@@ -10,11 +10,20 @@ start-up. A command module defines::
     def run(args, comm) -> int: ...   # the work; comm is MPI.COMM_WORLD
 
 Error policy (the same for every command): a :class:`~spia_mpi.errors.SpiaError`
-is an expected failure — rank 0 prints ``spia_mpi <command>: error: <message>``
-and every rank exits with the error's code (commands raise it on all ranks,
-see :func:`spia_mpi.parallel.on_root`). Any other exception is a bug: the rank
-that hit it prints its traceback and the whole MPI job is aborted, so an
-allocation never hangs.
+is an expected failure — ``spia_mpi <command>: error: <message>`` is printed once
+and every rank exits with the error's code. Commands raise it on all ranks
+(:func:`spia_mpi.parallel.on_root` for validation, :func:`~spia_mpi.parallel.agree_on_failure`
+around per-rank compute phases); every rank then ends in
+:func:`~spia_mpi.parallel.settle_exit`, which exchanges the outcomes so rank 0
+prints the one message (also when only another rank has it). A rank whose error
+its peers never learn (they wait for it in a collective) prints its own message
+and aborts the job after a grace period (``$SPIA_FAILURE_GRACE_S``, 30 s). Any
+other exception is a bug: the rank that hit it prints its traceback and the whole
+MPI job is aborted at once. SIGTERM and Ctrl-C abort the job too. So an
+allocation never hangs, and finished checkpoint tasks are kept in every case.
+
+Commands with ``NEEDS_MPI = False`` started under ``mpirun -n N`` run on rank 0
+only (the other ranks wait for its outcome), so they print and write once.
 """
 from __future__ import annotations
 
@@ -76,45 +85,62 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     mod = registry[args.command]
-    if getattr(mod, "NEEDS_MPI", True):
-        from spia_mpi.parallel import world
-        comm = world()
-    else:
-        from spia_mpi.parallel import self_comm
-        comm = self_comm()
+    from spia_mpi.parallel import running_under_mpirun, self_comm, settle_exit, world
+    needs_mpi = getattr(mod, "NEEDS_MPI", True)
+    wcomm = world() if needs_mpi or running_under_mpirun() else None
+    comm = wcomm if needs_mpi else self_comm()
+    root_only = not needs_mpi and wcomm is not None and wcomm.size > 1
     from spia_mpi.log import setup_logging
     level = "DEBUG" if args.verbose else ("WARNING" if args.quiet else "INFO")
-    setup_logging(comm, level, args.debug_log)
+    setup_logging(wcomm if root_only else comm, level, args.debug_log)
+    # the end-of-run agreement gets its own communicator: it must never match a
+    # collective that another rank is still blocked in
+    guard = wcomm.Dup() if wcomm is not None and wcomm.size > 1 else None
     import signal
 
     def _terminated(signum, frame):
         raise Terminated(signum)
     signal.signal(signal.SIGTERM, _terminated)
+    code, message = 0, None
     try:
-        code = mod.run(args, comm)
+        if not (root_only and wcomm.rank != 0):
+            code = int(mod.run(args, comm) or 0)
     except Terminated as exc:
-        if comm.rank == 0:
+        if guard is None or guard.rank == 0:
             print(f"spia_mpi {args.command}: terminated by signal {exc.args[0]}; finished work is kept "
                   "in the checkpoint: rerun the same command to resume", file=sys.stderr)
             sys.stderr.flush()
-        if comm.size > 1:
-            comm.Abort(128 + exc.args[0])
+        if guard is not None:
+            guard.Abort(128 + exc.args[0])
         return 128 + exc.args[0]
     except SpiaError as exc:
-        if comm.rank == 0:
-            print(f"spia_mpi {args.command}: error: {exc}", file=sys.stderr)
-            sys.stderr.flush()
-        return exc.exit_code
+        code, message = exc.exit_code, f"spia_mpi {args.command}: error: {exc}"
     except KeyboardInterrupt:
+        if guard is not None:
+            guard.Abort(130)
         return 130
     except Exception:  # noqa: BLE001 - a bug: show it once and stop every rank
-        sys.stderr.write(f"spia_mpi {args.command}: internal error on rank {comm.rank}:\n")
+        rank = wcomm.rank if wcomm is not None else 0
+        sys.stderr.write(f"spia_mpi {args.command}: internal error on rank {rank}:\n")
         traceback.print_exc()
         sys.stderr.flush()
-        if comm.size > 1:
-            comm.Abort(70)
+        if guard is not None:
+            guard.Abort(70)
         return 70
-    return int(code or 0)
+    if guard is None:
+        if message is not None:
+            print(message, file=sys.stderr)
+            sys.stderr.flush()
+        return code
+    try:
+        code, text = settle_exit(guard, code, message)
+    except (Terminated, KeyboardInterrupt):
+        guard.Abort(143)
+    if text is not None:
+        print(text, file=sys.stderr)
+        sys.stderr.flush()
+    guard.Free()
+    return code
 
 
 if __name__ == "__main__":

@@ -61,12 +61,20 @@ def atomic_h5(path, comm=None, kind: str = "results"):
         f.attrs["complete"] = False
         yield f
         f.attrs["complete"] = True
-    except BaseException:
-        f.close()
-        if comm is not None and comm.size > 1:
-            comm.Barrier()
-        if rank == 0 and tmp.exists():
-            tmp.unlink()
+    except BaseException as exc:
+        from spia_mpi.parallel import raised_on_all_ranks
+        if comm is None or comm.size == 1 or raised_on_all_ranks(exc):
+            f.close()                      # collective: safe, every rank is here
+            if comm is not None and comm.size > 1:
+                comm.Barrier()
+            if rank == 0 and tmp.exists():
+                tmp.unlink()
+        else:
+            # Possibly raised on this rank only (SIGTERM, a bug, a full disk): the others
+            # may be blocked in a collective HDF5 call, so no collective clean-up here
+            # (it would hang); the CLI aborts the job. The partial file keeps its
+            # temporary name and complete=False; it never looks like a finished result.
+            _unlink_quietly(tmp)
         raise
     f.close()
     if comm is not None and comm.size > 1:
@@ -77,15 +85,40 @@ def atomic_h5(path, comm=None, kind: str = "results"):
         comm.Barrier()
 
 
-def _check_writable(path: Path) -> str | None:
+def check_writable(path) -> str | None:
+    """Why ``path`` cannot be written (a message naming it), or None if it can.
+
+    Tries for real: creates and removes a probe file next to ``path``
+    (``os.access`` says yes to root even on a read-only file system or a folder
+    that is really a file). Does not create or touch ``path`` itself.
+    """
+    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         return f"output folder {folder} does not exist (for output file {path})"
-    if not os.access(folder, os.W_OK):
-        return f"output folder {folder} is not writable (for output file {path})"
+    if not folder.is_dir():
+        return f"output folder {folder} is a file, not a folder (for output file {path})"
     if path.exists() and path.is_dir():
-        return f"output path {path} is a directory"
-    return None
+        return f"output path {path} is a directory, expected a file name"
+    probe = folder / f".{path.name}.{os.getpid()}.probe"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"x")
+    except OSError as exc:
+        return f"output folder {folder} is not writable (for output file {path}): {exc.strerror or exc}"
+    finally:
+        _unlink_quietly(probe)
+    return None          # an existing file is replaced by rename: the folder is what counts
+
+
+_check_writable = check_writable      # old private name
+
+
+def _unlink_quietly(p: Path):
+    try:
+        Path(p).unlink()
+    except OSError:
+        pass
 
 
 def open_finished(path, kind: str):

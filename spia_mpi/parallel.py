@@ -10,6 +10,9 @@ provides the pieces every parallel layer needs:
   same result *or the same exception* (so all ranks fail together, no hang);
 * :func:`agree_on_failure` — turn an exception raised on some ranks into the same
   exception on every rank, at a point all ranks reach;
+* :func:`settle_exit` — the last word of a CLI run: every rank learns every rank's
+  outcome (one message, one exit code), and a failed rank whose peers never arrive
+  (they wait for it in a collective) aborts the job instead of hanging it;
 * :class:`RankLayout` — split ranks into configuration groups × ranks per group;
 * :func:`mpirun_prefix` — the launcher command with the flags this machine needs.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -66,31 +70,127 @@ def on_root(comm, func, *args, **kwargs):
             error = exc
     result, error = comm.bcast((result, error), root=0)
     if error is not None:
+        _mark_all_ranks(error)
         raise error
     return result
 
 
+def raised_on_all_ranks(exc: BaseException) -> bool:
+    """True if ``exc`` came out of :func:`on_root` / :func:`agree_on_failure`, i.e. every
+    rank of the communicator raises it at the same point (collective clean-up is safe)."""
+    return bool(getattr(exc, "spia_all_ranks", False))
+
+
+def _mark_all_ranks(exc: BaseException):
+    try:
+        exc.spia_all_ranks = True
+    except AttributeError:       # exceptions with __slots__: leave unmarked (treated as local)
+        pass
+
+
+class PeerFailure(SpiaError):
+    """Raised on the healthy ranks when another rank hit an unexpected (non-SpiaError)
+    exception inside :func:`agree_on_failure`; that rank prints its own traceback."""
+
+    exit_code = 70
+
+
 @contextmanager
-def agree_on_failure(comm):
+def agree_on_failure(comm, what: str = ""):
     """Make a failure inside the block a failure on every rank.
 
     All ranks must reach the end of the block (no collective may be inside it
-    that a failing rank would skip). If any rank raised, every rank raises: the
-    failing ranks re-raise their own exception, the others a :class:`SpiaError`
-    naming the first failing rank and its message.
+    that a failing rank would skip). If any rank raised an ``Exception``, every
+    rank raises: the failing ranks re-raise their own exception, the others an
+    exception of the *same* :class:`SpiaError` class (so ``except InputError``
+    takes the same branch everywhere) whose message names the first failing rank
+    and repeats its message; an unexpected exception (a bug) becomes
+    :class:`PeerFailure` on the other ranks. ``what`` names the phase in those
+    messages. With ``comm`` None or of size 1 the block runs unchanged.
+    ``BaseException`` (SIGTERM → ``Terminated``, KeyboardInterrupt) is not
+    caught: the CLI aborts the job for those.
     """
+    if comm is None or comm.size == 1:
+        yield
+        return
     error = None
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - re-raised below on every rank
         error = exc
-    reports = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
-    failed = [(r, msg) for r, msg in enumerate(reports) if msg is not None]
+    report = None
     if error is not None:
+        cls = type(error) if isinstance(error, SpiaError) else None
+        report = (cls, type(error).__name__, str(error))
+    reports = comm.allgather(report)
+    failed = [(r, rep) for r, rep in enumerate(reports) if rep is not None]
+    if not failed:
+        return
+    if error is not None:
+        _mark_all_ranks(error)
         raise error
-    if failed:
-        rank, msg = failed[0]
-        raise SpiaError(f"rank {rank} failed: {msg}")
+    rank, (cls, name, msg) = failed[0]
+    where = f" during {what}" if what else ""
+    more = f" (and {len(failed) - 1} more rank(s))" if len(failed) > 1 else ""
+    if cls is None:
+        peer = PeerFailure(f"rank {rank} failed{where}{more} with an unexpected {name}: {msg}")
+    else:
+        text = f"on rank {rank}{where}{more}: {msg}"
+        try:
+            peer = cls(text)
+        except Exception:  # noqa: BLE001 - a SpiaError subclass with another signature
+            peer = SpiaError(text)
+            peer.exit_code = getattr(cls, "exit_code", SpiaError.exit_code)
+    _mark_all_ranks(peer)
+    raise peer
+
+
+def settle_exit(comm, code: int, message: str | None, grace_s: float | None = None,
+                poll_s: float = 0.02) -> tuple[int, str | None]:
+    """Agree on how a run ends; returns (exit code, text this rank must print or None).
+
+    Called once by every rank as its last act, on a communicator used for nothing
+    else (a ``Dup`` of COMM_WORLD made at start-up, so it cannot be confused with a
+    collective some other rank is stuck in). ``code`` is this rank's exit status
+    and ``message`` its error text (None on success).
+
+    * Everyone arrives (the normal case, also when all ranks failed together): the
+      outcomes are exchanged; rank 0 prints the first error message (its own if it
+      has one, else that of the lowest failing rank, naming it), every rank exits
+      with the first non-zero code.
+    * A failed rank waits at most ``grace_s`` seconds (default ``$SPIA_FAILURE_GRACE_S``
+      or 30) for the others: if they do not arrive they are blocked in a collective
+      that waits for this rank, so it prints its own message and calls ``Abort``
+      — a non-zero exit of the whole job instead of a hang. Healthy ranks wait
+      without limit (they are only early).
+    Waiting polls a non-blocking barrier with sleeps, so idle ranks do not burn a core.
+    """
+    if grace_s is None:
+        grace_s = float(os.environ.get("SPIA_FAILURE_GRACE_S", "30"))
+    failed = code != 0
+    req = comm.Ibarrier()
+    deadline = time.monotonic() + grace_s
+    while not req.Test():
+        if failed and time.monotonic() > deadline:
+            text = message or f"exit status {code}"
+            sys.stderr.write(f"{text}\n(rank {comm.rank} of {comm.size}: the other ranks did not reach "
+                             f"the end within {grace_s:g} s; aborting the MPI job)\n")
+            sys.stderr.flush()
+            comm.Abort(code)
+        time.sleep(poll_s)
+    outcomes = comm.allgather((int(code), message))
+    bad = [(r, c, m) for r, (c, m) in enumerate(outcomes) if c != 0]
+    if not bad:
+        return 0, None
+    final = bad[0][1]
+    if comm.rank != 0:
+        return final, None
+    if outcomes[0][1] is not None:
+        return final, outcomes[0][1]
+    for r, c, m in bad:
+        if m is not None:
+            return final, f"{m} (on rank {r})"
+    return final, None
 
 
 @dataclass(frozen=True)
