@@ -9,18 +9,25 @@ scan.toml::
     [parameters]                     # dotted input keys → values (Cartesian product)
     "configurations.einstein.n_beads" = [4, 8, 16]
     "spia.matsubara_j" = [8, 16]
+    # any key of `spia_mpi run` (docs/input.md): numbers, strings, booleans and lists, e.g.
+    # "supercell.kgrid" = [[2, 2, 2], [4, 4, 4]];  "spia.mode" = ["born", "bse"]
 
     python drivers/scan.py scan.toml               # run what is missing, then collect
     python drivers/scan.py scan.toml --collect     # only collect finished points
 
 Each point is an ordinary `spia_mpi run` (checkpointed; finished points are skipped by
-their complete results file), so the scan can also be submitted as a job array with
-jobscripts/make_task_list.py + jobscripts/slurm/scan_array.sbatch and collected here.
+their complete results file, whose stored input must hold the point's parameter values —
+results left from an edited scan description are reported as stale and not collected), so
+the scan can also be submitted as a job array with jobscripts/make_task_list.py +
+jobscripts/slurm/scan_array.sbatch and collected here.
 Writes OUT/scan_table.csv (one row per point and γ: parameters, λ(0) ± σ, λ(1) ± σ, ω̄₂,
-T_c for each μ*), OUT/scan.h5 (the same as datasets) and OUT/scan_convergence.png.
+T_c ± σ for each μ*), OUT/scan.h5 (the same as datasets; non-numeric parameter values as
+compact JSON text) and OUT/scan_convergence.png (λ(0) and T_c versus the first parameter,
+one curve per value of the others and γ; a categorical axis for non-numeric values).
 """
 import argparse
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +41,24 @@ sys.path.insert(0, str(ROOT / "jobscripts"))
 from make_task_list import expand  # noqa: E402
 
 
+def canonical(v) -> str:
+    """A hashable, canonical text of a parameter value (number, string, bool, nested list):
+    compact JSON, so [2, 2, 2] and [2,2,2] are the same point and 'bse' stays "bse"."""
+    return json.dumps(v, separators=(",", ":"), sort_keys=True)
+
+
+def label(v) -> str:
+    """Human-readable value for legends and tick labels: 0.1, bse, [2,2,2]."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v if isinstance(v, str) else canonical(v)
+    return f"{v:g}"
+
+
+def is_numeric(values) -> bool:
+    """True when every value is a real number (not a bool, string or list): numeric x-axis."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def points(spec_path):
     return expand(spec_path, {"output.plots": False})
 
@@ -45,6 +70,36 @@ def complete(path):
             return bool(f.attrs.get("complete", False))
     except OSError:
         return False
+
+
+def same(a, b) -> bool:
+    """Parameter values equal up to int/float and tuple/list spelling (3 == 3.0, (2,2,2) == [2,2,2])."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    num = (int, float)
+    if isinstance(a, num) and isinstance(b, num) and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def status(res, params) -> str:
+    """'missing' (no finished results), 'done', or 'stale': finished, but the input stored in
+    the results file (/input.attrs['json']) holds other values of the scanned parameters
+    (the scan description was edited after the point ran)."""
+    import h5py
+    if not complete(res):
+        return "missing"
+    with h5py.File(res, "r") as f:
+        stored = json.loads(f["input"].attrs["json"])
+    for name, value in params.items():
+        node = stored
+        for k in name.split("."):
+            node = node.get(k, KeyError) if isinstance(node, dict) else KeyError
+        if node is KeyError or not same(node, value):
+            return "stale"
+    return "done"
 
 
 def run_point(inp, ranks):
@@ -62,17 +117,23 @@ def collect(out, names, pts):
     import h5py
     rows = []
     for inp, res, params in pts:
-        if not complete(res):
+        st = status(res, params)
+        if st != "done":
+            if st == "stale":
+                print(f"{inp.name}: not collected: {res.name} was computed with other parameter values "
+                      f"than {params} (delete it and its .ckpt folder to rerun)", file=sys.stderr)
             continue
         with h5py.File(res, "r") as f:
             lam, err = f["lambda/lambda_m"][...], f["lambda/lambda_m_error"][...]
             gam, w2 = f["lambda/gamma_eV"][...], f["lambda/omega2_eV"][...]
             tc, mus = f["eliashberg/tc_K"][...], f["eliashberg/mustar"][...]
+            tce = f["eliashberg/tc_K_error"][...] if "tc_K_error" in f["eliashberg"] else np.full(tc.shape, np.nan)
         for ig, g in enumerate(gam):
             row = dict(params, point=inp.stem, gamma_eV=g, lambda0=lam[ig, 0], lambda0_err=err[ig, 0],
                        lambda1=lam[ig, 1], lambda1_err=err[ig, 1], omega2_eV=w2[ig])
-            for mu, t in zip(mus, tc[ig]):
+            for mu, t, e in zip(mus, tc[ig], tce[ig]):
                 row[f"tc_K_mustar_{mu:g}"] = t
+                row[f"tc_K_err_mustar_{mu:g}"] = e
             rows.append(row)
     if not rows:
         print("no finished points")
@@ -81,38 +142,57 @@ def collect(out, names, pts):
     with open(out / "scan_table.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: canonical(v) if isinstance(v, (list, tuple)) else v for k, v in r.items()} for r in rows)
     with h5py.File(out / "scan.h5", "w") as f:
         for k in keys:
             vals = [r[k] for r in rows]
-            f.create_dataset(k, data=np.array(vals, dtype=object if isinstance(vals[0], str) else float)
-                             if not isinstance(vals[0], str) else np.array(vals, dtype="S"))
+            if is_numeric(vals):
+                f.create_dataset(k, data=np.array(vals, dtype=float))
+            else:   # strings, bools, lists (k-grids, supercell matrices): canonical JSON text
+                f.create_dataset(k, data=np.array([v if isinstance(v, str) else canonical(v) for v in vals],
+                                                  dtype=h5py.string_dtype()))
     plot(out, names, rows)
     for r in rows:
-        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={label(v)}" for k, v in r.items()))
     print(f"table: {out / 'scan_table.csv'}; figure: {out / 'scan_convergence.png'}")
     return rows
 
 
 def plot(out, names, rows):
+    """Write OUT/scan_convergence.png; returns the x tick labels of a categorical axis ([] if numeric)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     first = names[0]
     others = names[1:]
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    groups = {}
-    for r in rows:
-        groups.setdefault(tuple((n, r[n]) for n in others) + (("γ", r["gamma_eV"]),), []).append(r)
+    # x-axis: numeric values as they are; anything else (strings, lists) categorical, in the
+    # order the values first appear (the order of the scan's list)
+    numeric = is_numeric([r[first] for r in rows])
+    categories = list(dict.fromkeys(canonical(r[first]) for r in rows))
+    xpos = (lambda v: v) if numeric else (lambda v: categories.index(canonical(v)))  # noqa: E731
+    groups, shown = {}, {}
+    for r in rows:       # curves: one per combination of the other parameters and γ
+        key = tuple(canonical(r[n]) for n in others) + (canonical(float(r["gamma_eV"])),)
+        groups.setdefault(key, []).append(r)
+        shown[key] = [(n, r[n]) for n in others] + [("γ", float(r["gamma_eV"]))]
     for key, rs in groups.items():
-        rs = sorted(rs, key=lambda r: r[first])
-        x = [r[first] for r in rs]
-        label = ", ".join(f"{n.split('.')[-1]}={v:g}" for n, v in key)
+        rs = sorted(rs, key=lambda r: xpos(r[first]))
+        x = [xpos(r[first]) for r in rs]
+        text = ", ".join(f"{n.split('.')[-1]}={label(v)}" for n, v in shown[key])
         ax[0].errorbar(x, [r["lambda0"] for r in rs], yerr=[r["lambda0_err"] for r in rs], fmt="o-", ms=4,
-                       capsize=2, label=label)
-        tck = [k for k in rs[0] if k.startswith("tc_K")]
+                       capsize=2, label=text)
+        tck = [k for k in rs[0] if k.startswith("tc_K_mustar")]
         if tck:
-            ax[1].plot(x, [r[tck[0]] for r in rs], "s-", ms=4, label=label)
+            tce = tck[0].replace("tc_K_mustar", "tc_K_err_mustar")
+            yerr = [r.get(tce, np.nan) for r in rs]
+            yerr = [e if np.isfinite(e) else 0.0 for e in yerr]
+            ax[1].errorbar(x, [r[tck[0]] for r in rs], yerr=yerr, fmt="s-", ms=4, capsize=2, label=text)
+    if not numeric:
+        for a in ax:
+            a.set_xticks(range(len(categories)))
+            a.set_xticklabels([label(json.loads(c)) for c in categories], rotation=20 if len(categories) > 4 else 0)
+            a.set_xlim(-0.5, len(categories) - 0.5)
     ax[0].set_xlabel(first)
     ax[0].set_ylabel("λ(0)")
     ax[1].set_xlabel(first)
@@ -121,6 +201,7 @@ def plot(out, names, rows):
     fig.tight_layout()
     fig.savefig(out / "scan_convergence.png", dpi=110)
     plt.close(fig)
+    return [] if numeric else [label(json.loads(c)) for c in categories]
 
 
 def main():
@@ -131,8 +212,9 @@ def main():
     spec, out, names, pts = points(args.spec)
     if not args.collect:
         for inp, res, params in pts:
-            if complete(res):
-                print(f"{inp.name}: done")
+            st = status(res, params)
+            if st != "missing":
+                print(f"{inp.name}: {'done' if st == 'done' else 'stale results, not rerun'}")
                 continue
             print(f"{inp.name}: running {params}", flush=True)
             run_point(inp, int(spec.get("ranks", 1)))

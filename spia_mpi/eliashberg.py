@@ -573,6 +573,78 @@ def solve_tc(lambda_m, temperature_k: float, mustars, n_freq: int | None = None,
                     float(lam.lambda_m[0]), ad, mc, errors)
 
 
+@dataclass
+class TcJackknife:
+    """Jackknife error of T_c (K) propagated from delete-one-block replicas of λ(m).
+
+    tc_replicas_k  float [n_blocks, n_mustar]  T_c of each replica (NaN: not solved / failed)
+    tc_error_k     float [n_mustar]  σ_Tc = √((n−1)/n Σ_i (T_i − T̄)²) (NaN if any replica failed)
+    errors         dict μ* → reason, for every μ* whose error is NaN
+    """
+
+    mustar: list
+    tc_replicas_k: np.ndarray
+    tc_error_k: np.ndarray
+    errors: dict = field(default_factory=dict)
+
+
+def jackknife_tc(lambda_m_replicas, temperature_k: float, mustars, tc_central_k=None,
+                 n_freq: int | None = None, omega2_ev: float | None = None,
+                 cutoff_omega2: float = DEFAULT_CUTOFF_OMEGA2, comm=None) -> TcJackknife:
+    """Statistical error of T_c from the jackknife replicas of λ(m).
+
+    Each replica i (λ(m) computed with configuration block i deleted, float
+    [n_blocks, n_m], e.g. ``SpiaResult.lambda_m_jackknife[:, gamma]``) is treated
+    exactly like the full estimate — its own ω̄₂ fit (unless ``omega2_ev`` is
+    fixed), its own λ(ν) interpolation — and T_c is solved for every μ*; then
+    σ_Tc = √((n−1)/n Σ_i (T_i − T̄)²), the same delete-one jackknife as λ(m)'s
+    error (:func:`spia_mpi.workflow.jackknife_error`). ``tc_central_k`` (T_c of
+    the full λ per μ*, K) starts each root search; a μ* whose central T_c is NaN
+    is skipped. The n_blocks × n_mustar solves are distributed over the ranks of
+    ``comm`` (each on one rank, so the result does not depend on the rank count)
+    and gathered on all ranks.
+    """
+    from spia_mpi.parallel import partition, self_comm
+    from spia_mpi.workflow import jackknife_error
+    reps = np.atleast_2d(np.asarray(lambda_m_replicas, dtype=float))
+    mustars = [float(x) for x in mustars]
+    n_b = reps.shape[0]
+    if n_b < 2:
+        raise InputError(f"the jackknife needs at least 2 replicas of λ(m), got {n_b}")
+    central = ([math.nan] * len(mustars) if tc_central_k is None
+               else [float(t) for t in tc_central_k])
+    rank = 0 if comm is None else comm.rank
+    size = 1 if comm is None else comm.size
+    jobs = [(b, j) for b in range(n_b) for j in range(len(mustars))]
+    mine = {}
+    for i in partition(len(jobs), size, rank):
+        b, j = jobs[i]
+        if tc_central_k is not None and not math.isfinite(central[j]):
+            mine[(b, j)] = (math.nan, "no central T_c")
+            continue
+        try:
+            lam = LambdaOfNu(reps[b], temperature_k, omega2_ev)
+            solver = EliashbergSolver(lam, n_freq, cutoff_omega2, "auto", self_comm())
+            guess = central[j] if math.isfinite(central[j]) else None
+            mine[(b, j)] = (solver.tc(mustars[j], t_guess_k=guess), "")
+        except (InputError, ConvergenceError) as exc:
+            mine[(b, j)] = (math.nan, f"replica {b}: {exc}")
+    if comm is not None and size > 1:
+        merged = {}
+        for part in comm.allgather(mine):
+            merged.update(part)
+        mine = merged
+    tc_rep = np.array([[mine[(b, j)][0] for j in range(len(mustars))] for b in range(n_b)])
+    sigma = jackknife_error(tc_rep)
+    errors = {}
+    for j, mu in enumerate(mustars):
+        why = [mine[(b, j)][1] for b in range(n_b) if mine[(b, j)][1]]
+        if why:
+            errors[str(mu)] = why[0] if why[0] == "no central T_c" else \
+                f"{len(why)} of {n_b} replicas without T_c ({why[0]})"
+    return TcJackknife(mustars, tc_rep, sigma, errors)
+
+
 def einstein_lambda(lambda0: float, omega_ev: float, temperature_k: float, n_m: int) -> np.ndarray:
     """λ(ν_m) = λ0 Ω²/(Ω² + ν_m²) for m = 0 … n_m−1 (an Einstein spectrum; tests, demos)."""
     nu = units.bosonic_frequency_ev(np.arange(n_m), temperature_k)

@@ -5,8 +5,8 @@ files written. Panels appear only when the file has the data:
 
 * ``lambda``   — λ(m) with error bars and the ω̄₂(m) asymptote inset (paper Fig. 3),
   one curve per Lorentzian half width γ;
-* ``gamma``    — λ(0), λ(1) and T_c versus γ;
-* ``tc``       — T_c versus μ* (Eliashberg, Allen–Dynes, McMillan);
+* ``gamma``    — λ(0), λ(1) and T_c (± its jackknife error) versus γ;
+* ``tc``       — T_c versus μ* (Eliashberg ± its jackknife error, Allen–Dynes, McMillan);
 * ``bands``    — renormalised bands with their half widths, and the Lorentzian DOS;
 * ``msd``      — centroid mean squared displacement per species (when analysed).
 """
@@ -25,6 +25,14 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def _tc_error(e, shape) -> np.ndarray:
+    """/eliashberg/tc_K_error [gamma, mustar] (K), NaN → 0 (no bar); zeros when absent."""
+    if "tc_K_error" not in e:
+        return np.zeros(shape)
+    err = np.atleast_2d(e["tc_K_error"][...]).astype(float)
+    return np.where(np.isfinite(err), err, 0.0)
 
 
 def _save(fig, out: Path, stem: str, formats=("png", "pdf")) -> list[Path]:
@@ -92,9 +100,11 @@ def plot_gamma_scan(f, out: Path) -> list[Path]:
     ax.set_ylabel("λ")
     if "eliashberg" in f and "tc_K" in f["eliashberg"]:
         tc = np.atleast_2d(f["eliashberg"]["tc_K"][...])
+        tce = _tc_error(f["eliashberg"], tc.shape)
         mus = f["eliashberg"]["mustar"][...]
         ax2 = ax.twinx()
-        ax2.plot(gammas, tc[:, 0], "k^--", ms=4, label=f"T_c (μ* = {mus[0]:g})")
+        ax2.errorbar(gammas, tc[:, 0], yerr=tce[:, 0], fmt="k^--", ms=4, capsize=2,
+                     label=f"T_c (μ* = {mus[0]:g})")
         ax2.set_ylabel("T_c (K)")
         ax2.legend(fontsize=8, loc="lower right")
     ax.legend(fontsize=8, loc="upper left")
@@ -103,7 +113,7 @@ def plot_gamma_scan(f, out: Path) -> list[Path]:
 
 
 def plot_tc(f, out: Path) -> list[Path]:
-    """T_c versus μ* for the first γ: Eliashberg, Allen–Dynes, McMillan."""
+    """T_c versus μ* for the first γ: Eliashberg (± jackknife error), Allen–Dynes, McMillan."""
     if "eliashberg" not in f:
         return []
     e = f["eliashberg"]
@@ -111,7 +121,7 @@ def plot_tc(f, out: Path) -> list[Path]:
     tc = np.atleast_2d(e["tc_K"][...])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot(mus, tc[0], "o-", label="Eliashberg")
+    ax.errorbar(mus, tc[0], yerr=_tc_error(e, tc.shape)[0], fmt="o-", capsize=3, label="Eliashberg")
     if "allen_dynes_K" in e:
         ax.plot(mus, np.atleast_2d(e["allen_dynes_K"][...])[0], "s--", ms=4, label="Allen–Dynes")
     if "mcmillan_K" in e:

@@ -60,10 +60,21 @@ class ResolventSolver:
         self.PETSc = backend.petsc()
         self.comm = comm
         self.options = {**self.defaults, **(options or {})}
+        self.iterations = []
+
+    def _configure(self, ksp):
+        """Apply this solver's options to ``ksp`` only: they are put in PETSc's global options
+        database just for ``setFromOptions`` and removed again, so solvers with different
+        options in one process do not see each other's values."""
         opts = self.PETSc.Options()
         for k, v in self.options.items():
             opts.setValue(self.prefix + k, v)
-        self.iterations = []
+        try:
+            ksp.setOptionsPrefix(self.prefix)
+            ksp.setFromOptions()
+        finally:
+            for k in self.options:
+                opts.delValue(self.prefix + k)
 
     def solve(self, h_mat, z: complex, p: np.ndarray) -> tuple[np.ndarray, dict]:
         """g = P†(z − H)⁻¹P (every rank of ``comm`` gets all of g) and solver info.
@@ -77,8 +88,7 @@ class ResolventSolver:
         A.shift(z)
         ksp = PETSc.KSP().create(comm=A.getComm())
         ksp.setOperators(A)
-        ksp.setOptionsPrefix(self.prefix)
-        ksp.setFromOptions()
+        self._configure(ksp)
         x, b = A.createVecs()
         r0, r1 = A.getOwnershipRange()
         n_states = p.shape[1]
@@ -92,7 +102,8 @@ class ResolventSolver:
             if reason <= 0:
                 raise ConvergenceError(
                     f"resolvent KSP did not converge (reason {reason}, {ksp.getIterationNumber()} "
-                    f"iterations, column {j}); try -{self.prefix}pc_type bjacobi or a larger J")
+                    f"iterations, column {j}); try spia.resolvent_options = {{ pc_type = 'bjacobi' }} (input file) "
+                    f"or a larger J (spia.matsubara_j)")
             its.append(ksp.getIterationNumber())
             local[:, j] = x.getArray(readonly=True)
         g_local = p[r0:r1].conj().T @ local

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from spia_mpi.errors import InputError
 from spia_mpi.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
@@ -34,6 +34,29 @@ def _at_least_two(v):
     return None if v >= 2 else "must be ≥ 2"
 
 
+# PETSc options whose values must be numbers (float) or integers (int)
+_PETSC_NUMERIC = {"ksp_rtol": float, "ksp_atol": float, "ksp_divtol": float, "ksp_max_it": int,
+                  "ksp_gmres_restart": int, "pc_factor_levels": int}
+
+
+def _petsc_options(v):
+    """Option names without '-' or the prefix; values string/number/boolean; known numeric keys typed."""
+    for k, x in v.items():
+        if not k or k.startswith("-") or k.startswith("spia_resolvent_") or not k.replace("_", "").isalnum():
+            return f"has the option name '{k}': give PETSc option names without '-' and without the prefix"
+        if isinstance(x, (dict, list)) or not isinstance(x, (str, int, float, bool)):
+            return f"has {k} = {x!r}: PETSc option values must be strings, numbers or booleans"
+        want = _PETSC_NUMERIC.get(k)
+        if want is not None:
+            ok = (isinstance(x, int) and not isinstance(x, bool)) if want is int else \
+                (isinstance(x, (int, float)) and not isinstance(x, bool))
+            if not ok:
+                return f"has {k} = {x!r}: expected {'an integer' if want is int else 'a number'}"
+            if x <= 0:
+                return f"has {k} = {x!r}: must be > 0"
+    return None
+
+
 @dataclass(frozen=True)
 class HolsteinInput:
     lattice_constant_ang: float = option(1.0, units="Å", check=positive, doc="simple cubic lattice constant a")
@@ -45,10 +68,29 @@ class HolsteinInput:
 
 @dataclass(frozen=True)
 class GridInput:
-    structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (orthogonal cell)")
+    structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (any cell, "
+                                    "also non-orthogonal; the supercell matrix must be diagonal)")
     grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive, doc="grid points per primitive cell along a, b, c")
     fd_order: int = option(4, doc="finite-difference order of the kinetic energy: 2, 4, 6 or 8")
     screening: Literal["lindhard", "thomas-fermi", "none"] = option("lindhard", doc="dielectric screening of the pseudopotentials")
+    potential_files: str | tuple[str, ...] = option(
+        "", doc="V(r) per configuration and bead from DFT local-potential files instead of the pseudopotentials: "
+                "a pattern with {c} (configuration, numbered as in the configuration source before skip/stride) "
+                "and {b} (bead), e.g. \"pot/conf{c}_bead{b}.LOCPOT\", or a list with one file per (c, b), index "
+                "c·N_b + b. Formats: VASP LOCPOT/CHGCAR layout, Gaussian cube. Each file's cell must equal the "
+                "supercell, its grid the model grid (supercell × grid_per_cell) or an integer multiple of it "
+                "(Fourier-truncated), its atoms the configuration's positions (1e-3 Å)")
+    potential_format: Literal["auto", "vasp", "cube"] = option(
+        "auto", doc="format of the potential files; 'auto': '.cube' → cube, 'LOCPOT'/'CHGCAR' in the name → vasp")
+    potential_units: Literal["auto", "ev", "hartree", "rydberg"] = option(
+        "auto", doc="energy unit of the file values; 'auto': eV for VASP (LOCPOT), Hartree for cube files")
+    potential_sign: int = option(1, check=lambda v: None if v in (1, -1) else "must be +1 or -1", doc="+1: the file holds the potential energy of an electron (VASP LOCPOT); "
+                                        "−1: it holds the electrostatic potential φ (V = −eφ, e.g. Gaussian cubegen)")
+    potential_zero_mean: bool = option(True, doc="subtract each file's grid average (G = 0 dropped, as for the "
+                                                 "pseudopotentials), removing the arbitrary potential reference")
+    reference_potential_file: str = option(
+        "", doc="potential file of the reference structure (for the reference Fermi level); needed with "
+                "potential_files unless spia.fermi_level_ev is given")
 
 
 @dataclass(frozen=True)
@@ -97,6 +139,12 @@ class SpiaInput:
                                          doc="Lorentzian half widths γ of the Fermi-surface weights")
     mode: Literal["bse", "born"] = option("bse", doc="'bse': Bethe–Salpeter W; 'born': W = Γ")
     resolvent: Literal["dense", "petsc"] = option("dense", doc="resolvent solver: LAPACK or PETSc KSP")
+    resolvent_options: dict[str, Any] = option(
+        default_factory=dict, check=_petsc_options,
+        doc="PETSc options of the resolvent KSP (resolvent = 'petsc'), without the 'spia_resolvent_' prefix, "
+            "overriding the defaults ksp_type = 'gmres', pc_type = 'jacobi', ksp_rtol = 1e-11, "
+            "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100; a TOML table, e.g. "
+            "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }")
     n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
     fermi_level_ev: float | None = option(None, units="eV",
                                           doc="ε_F in z; default: from the electron count of the reference bands")
@@ -107,6 +155,8 @@ class EliashbergInput:
     mustar: tuple[float, ...] = option((0.10, 0.16), check=all_of(nonempty, in_range(0.0, 0.99)),
                                        doc="Coulomb pseudopotentials μ*")
     nfreq: int | None = option(None, check=_at_least_two, doc="fixed number of fermionic frequencies (default: automatic)")
+    tc_errors: bool = option(True, doc="propagate the jackknife errors of λ(m) to T_c (one extra T_c solve "
+                                       "per configuration block, μ* and γ; false: tc_K_error is NaN)")
 
 
 @dataclass(frozen=True)

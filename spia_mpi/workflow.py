@@ -26,7 +26,7 @@ import numpy as np
 from spia_mpi import spia, units
 from spia_mpi.errors import InputError
 from spia_mpi.log import progress
-from spia_mpi.parallel import partition
+from spia_mpi.parallel import agree_on_failure, partition
 from spia_mpi.resolvent import matsubara_eta, projected_resolvent_dense
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,26 @@ class SpiaResult:
     pair_sums_q_jackknife: np.ndarray | None = None  # the same with one block deleted, [n_blocks, ...]
     cells_per_supercell: int = 1                   # M
     n_kpoints: int = 1                             # supercell K-points (N_cells = M · n_K)
+    lambda_m_jackknife: np.ndarray | None = None   # λ(m) with one block deleted, [n_blocks, n_gamma, n_m]
+    # Γ/W summaries for m = 0 … N_b/2 (eV), each with its jackknife error (same shape):
+    # ⟨X(m)⟩_FS = Σ_K Σ_st w_s X_st(m) w_t / Σ_K (Σ_s w_s)², the Fermi-surface average over the
+    # sampled pairs (λ = −N_γ (M/N_cells) ⟨W⟩_FS); gamma_diag_abs = mean over all states s of |Γ_ss(m)|.
+    gamma_fs: np.ndarray | None = None             # float [n_gamma, n_m]
+    gamma_fs_error: np.ndarray | None = None
+    w_fs: np.ndarray | None = None                 # float [n_gamma, n_m] (= gamma_fs in Born mode)
+    w_fs_error: np.ndarray | None = None
+    gamma_diag_abs: np.ndarray | None = None       # float [n_m]
+    gamma_diag_abs_error: np.ndarray | None = None
+
+
+def jackknife_error(replicas, axis: int = 0) -> np.ndarray:
+    """Delete-one jackknife standard error σ = √((n−1)/n Σ_i (x_i − x̄)²) over ``axis``.
+
+    ``replicas`` holds the n estimates with block i deleted (any shape; NaN propagates).
+    """
+    x = np.asarray(replicas, dtype=float)
+    n = x.shape[axis]
+    return np.sqrt((n - 1) / n * np.sum((x - x.mean(axis=axis, keepdims=True)) ** 2, axis=axis))
 
 
 def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
@@ -170,85 +190,104 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     gammas = np.atleast_1d(np.asarray(gammas, float))
 
     # reference subspace of every K, and the Fermi level of z
-    refs = [model.reference_states(K, n_per_k) for K in kpoints]
-    complete = all(r.n_states == model.n_basis for r in refs)
-    if fermi_level_ev is None:
-        if not complete:
-            raise InputError("the reference subspace does not hold every band: give the Fermi level "
-                             "(spia.fermi_level_ev) explicitly")
-        fermi_level_ev = reference_fermi_level(np.concatenate([r.energies for r in refs]),
-                                               0.5 * model.n_electrons * len(kpoints), temperature_k)
-    z = fermi_level_ev + 1j * eta
+    # Every per-rank phase runs inside agree_on_failure, so an exception on one rank
+    # (a KSP that does not converge, a bug) is raised on every rank before the next
+    # collective instead of leaving the others waiting in it. Tasks finished before the
+    # failure stay in the checkpoint (saved one by one).
+    with agree_on_failure(comm, "the resolvent pass"):
+        refs = [model.reference_states(K, n_per_k) for K in kpoints]
+        complete = all(r.n_states == model.n_basis for r in refs)
+        if fermi_level_ev is None:
+            if not complete:
+                raise InputError("the reference subspace does not hold every band: give the Fermi level "
+                                 "(spia.fermi_level_ev) explicitly")
+            fermi_level_ev = reference_fermi_level(np.concatenate([r.energies for r in refs]),
+                                                   0.5 * model.n_electrons * len(kpoints), temperature_k)
+        z = fermi_level_ev + 1j * eta
 
-    units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
-    mine = [units_all[i] for i in partition(len(units_all), size, rank)]
-    if size > len(units_all) and rank == 0:
-        logger.warning("%d ranks but only %d work units (K-points × blocks): %d ranks idle",
-                       size, len(units_all), size - len(units_all))
-    blk_of = block_of(n_conf, n_blocks)
-    engine = _ResolventEngine(model, solver, solver_options)
+        units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
+        mine = [units_all[i] for i in partition(len(units_all), size, rank)]
+        if size > len(units_all) and rank == 0:
+            logger.warning("%d ranks but only %d work units (K-points × blocks): %d ranks idle",
+                           size, len(units_all), size - len(units_all))
+        blk_of = block_of(n_conf, n_blocks)
+        engine = _ResolventEngine(model, solver, solver_options)
 
-    # ---------------- pass 1: projected resolvents (checkpointed) -------------
-    t0 = time.perf_counter()
-    g_store = {}          # (ik, c) -> complex [n_b, n_s, n_s]
-    my_tasks = [(ik, c) for ik, blk in mine for c in np.flatnonzero(blk_of == blk)]
-    n_done_before = 0
-    for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
-        task = ik * n_conf + int(c)
-        got = store.load(task) if store is not None else None
-        if got is not None:
-            g_store[(ik, int(c))] = got["g"]
-            n_done_before += 1
-            continue
-        pos = np.asarray(positions_cbav[int(c)], dtype=float)
-        g = engine(pos, kpoints[ik], z, refs[ik].vectors)
-        g_store[(ik, int(c))] = g
-        if store is not None:
-            store.save(task, g=g)
-    timings["resolvents"] = time.perf_counter() - t0
+        # ---------------- pass 1: projected resolvents (checkpointed) -------------
+        t0 = time.perf_counter()
+        g_store = {}          # (ik, c) -> complex [n_b, n_s, n_s]
+        my_tasks = [(ik, c) for ik, blk in mine for c in np.flatnonzero(blk_of == blk)]
+        n_done_before = 0
+        for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
+            task = ik * n_conf + int(c)
+            got = store.load(task) if store is not None else None
+            if got is not None:
+                g_store[(ik, int(c))] = got["g"]
+                n_done_before += 1
+                continue
+            pos = np.asarray(positions_cbav[int(c)], dtype=float)
+            g = engine(pos, kpoints[ik], z, refs[ik].vectors)
+            g_store[(ik, int(c))] = g
+            if store is not None:
+                store.save(task, g=g)
+        timings["resolvents"] = time.perf_counter() - t0
+
+        # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
+        unit_g = {}
+        for ik, blk in mine:
+            s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+            for c in np.flatnonzero(blk_of == blk):
+                s += g_store[(ik, int(c))].sum(axis=0)
+            unit_g[(ik, blk)] = s
+    unit_g = _gather_units(unit_g, comm)
+    # checkpoint report of all ranks (only rank 0 logs): reused and corrupt-and-recomputed tasks
+    # and the KSP iteration counts of all ranks: every rank must write the same attributes
+    # to the collectively written results file (differing metadata corrupts it)
+    recomputed = list(getattr(store, "recomputed", []))
+    all_iterations = list(engine.iterations)
+    if comm is not None and comm.size > 1:
+        counts = comm.allgather((n_done_before, recomputed, all_iterations))
+        n_done_before = sum(c[0] for c in counts)
+        recomputed = sorted(t for c in counts for t in c[1])
+        all_iterations = [i for c in counts for i in c[2]]
     if n_done_before:
         logger.info("reused %d finished tasks from the checkpoint", n_done_before)
+    if recomputed:
+        logger.warning("checkpoint: %d damaged task file(s) recomputed (tasks %s)", len(recomputed),
+                       ", ".join(map(str, recomputed)))
+    with agree_on_failure(comm, "the bands and T-matrix pass"):
+        bands, offdiag = [], []
+        for ik in range(len(kpoints)):
+            total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+            for blk in range(n_blocks):
+                total += unit_g[(ik, blk)]
+            gbar, off = spia.average_greens(total, n_conf * n_beads, refs[ik].k_index)
+            bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
+            offdiag.append(off)
 
-    # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
-    unit_g = {}
-    for ik, blk in mine:
-        s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-        for c in np.flatnonzero(blk_of == blk):
-            s += g_store[(ik, int(c))].sum(axis=0)
-        unit_g[(ik, blk)] = s
-    unit_g = _gather_units(unit_g, comm)
-    bands, offdiag = [], []
-    for ik in range(len(kpoints)):
-        total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-        for blk in range(n_blocks):
-            total += unit_g[(ik, blk)]
-        gbar, off = spia.average_greens(total, n_conf * n_beads, refs[ik].k_index)
-        bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
-        offdiag.append(off)
+        # renormalised Fermi level (only with a complete subspace)
+        if complete:
+            ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
+                                                 np.concatenate([b.half_width for b in bands]),
+                                                 0.5 * model.n_electrons * len(kpoints))
+        else:
+            ef_ren = fermi_level_ev
 
-    # renormalised Fermi level (only with a complete subspace)
-    if complete:
-        ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
-                                             np.concatenate([b.half_width for b in bands]),
-                                             0.5 * model.n_electrons * len(kpoints))
-    else:
-        ef_ren = fermi_level_ev
-
-    # ---------------- pass 2: T-matrices and fluctuation sums -----------------
-    t0 = time.perf_counter()
-    unit_sums = {}
-    for ik, blk in mine:
-        ns = refs[ik].n_states
-        s1 = np.zeros((n_beads, ns, ns), dtype=complex)
-        s2 = np.zeros((n_beads, ns, ns))
-        cnt = 0
-        for c in np.flatnonzero(blk_of == blk):
-            tm = spia.bead_transform(spia.t_matrices(g_store[(ik, int(c))], bands[ik]))
-            s1 += tm
-            s2 += tm.real ** 2 + tm.imag ** 2
-            cnt += 1
-        unit_sums[(ik, blk)] = (s1, s2, cnt)
-    g_store.clear()
+        # ---------------- pass 2: T-matrices and fluctuation sums -----------------
+        t0 = time.perf_counter()
+        unit_sums = {}
+        for ik, blk in mine:
+            ns = refs[ik].n_states
+            s1 = np.zeros((n_beads, ns, ns), dtype=complex)
+            s2 = np.zeros((n_beads, ns, ns))
+            cnt = 0
+            for c in np.flatnonzero(blk_of == blk):
+                tm = spia.bead_transform(spia.t_matrices(g_store[(ik, int(c))], bands[ik]))
+                s1 += tm
+                s2 += tm.real ** 2 + tm.imag ** 2
+                cnt += 1
+            unit_sums[(ik, blk)] = (s1, s2, cnt)
+        g_store.clear()
     unit_sums = _gather_units(unit_sums, comm)
     timings["t_matrices"] = time.perf_counter() - t0
 
@@ -271,9 +310,13 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     pair_weight = (n_gamma_k ** 2).sum(axis=0)                          # [n_gamma]
     scale = n_gamma * m_cells / n_cells / pair_weight                   # λ = −scale · Σ wWw
 
+    summaries = {}      # exclude → (⟨Γ⟩_FS, ⟨W⟩_FS [n_gamma, n_m], mean_s |Γ_ss| [n_m]) (eV)
+
     def lam_for(exclude):
         pair = np.zeros((gammas.size, n_beads))
         pair_q = np.zeros((gammas.size, all_q.shape[0], n_beads))
+        pair_gam = np.zeros((gammas.size, n_beads))
+        diag_abs, n_diag = np.zeros(n_beads), 0
         for ik in range(len(kpoints)):
             s1 = sum(unit_sums[(ik, b)][0] for b in range(n_blocks) if b != exclude)
             s2 = sum(unit_sums[(ik, b)][1] for b in range(n_blocks) if b != exclude)
@@ -285,9 +328,14 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
             else:
                 w = gam
             pair += spia.fermi_surface_sums(w, weights[ik])
+            pair_gam += spia.fermi_surface_sums(gam, weights[ik])
+            diag_abs += np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1)
+            n_diag += gam.shape[1]
             qs, qidx = qsets[ik]
             remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
             pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
+        summaries[exclude] = ((pair_gam / pair_weight[:, None])[:, :n_report],
+                              (pair / pair_weight[:, None])[:, :n_report], (diag_abs / n_diag)[:n_report])
         lam = -scale[:, None] * pair
         lam_q = -scale[:, None, None] * pair_q
         return lam[:, :n_report], lam_q[:, :, :n_report], pair_q[:, :, :n_report]
@@ -296,7 +344,9 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     replicas = [lam_for(k) for k in range(n_blocks)]
     jk = np.array([r[0] for r in replicas])
     pair_q_jk = np.array([r[2] for r in replicas])
-    err = np.sqrt((n_blocks - 1) / n_blocks * np.sum((jk - jk.mean(axis=0)) ** 2, axis=0))
+    err = jackknife_error(jk)
+    fs_summary = {name: (summaries[None][i], jackknife_error([summaries[k][i] for k in range(n_blocks)]))
+                  for i, name in enumerate(("gamma_fs", "w_fs", "gamma_diag_abs"))}
     timings["lambda"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
@@ -304,12 +354,16 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                       kpoints_frac=r.kpoints_frac, reference_energies=r.energies,
                       band_index=r.band_index) for b, r in zip(bands, refs)]
     its = {}
-    if engine.iterations:
-        its = {"ksp_iterations_mean": float(np.mean(engine.iterations)),
-               "ksp_iterations_max": float(np.max(engine.iterations))}
+    if all_iterations:
+        its = {"ksp_iterations_mean": float(np.mean(all_iterations)),
+               "ksp_iterations_max": float(np.max(all_iterations))}
     return SpiaResult(temperature_k, n_beads, n_conf, mode, float(fermi_level_ev), float(ef_ren), eta,
                       gammas, lam, err, lam_q, all_q, n_gamma, n_gamma / n_cells, band_info, offdiag,
-                      its, timings, pair_q, pair_q_jk, m_cells, len(kpoints))
+                      its, timings, pair_q, pair_q_jk, m_cells, len(kpoints), lambda_m_jackknife=jk,
+                      gamma_fs=fs_summary["gamma_fs"][0], gamma_fs_error=fs_summary["gamma_fs"][1],
+                      w_fs=fs_summary["w_fs"][0], w_fs_error=fs_summary["w_fs"][1],
+                      gamma_diag_abs=fs_summary["gamma_diag_abs"][0],
+                      gamma_diag_abs_error=fs_summary["gamma_diag_abs"][1])
 
 
 def _gather_units(local: dict, comm) -> dict:

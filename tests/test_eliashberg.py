@@ -214,3 +214,69 @@ def test_cli_reads_results_hdf5(tmp_path, spia_cli):
         f.attrs["complete"] = False
     r = spia_cli(["tc", "--lambda", tmp_path / "x.h5"])
     assert r.returncode == 2 and "did not finish" in r.stderr, r
+
+
+# ---------------------------------------------------------------- T_c error bars (jackknife)
+
+def _einstein_blocks(n_blocks=8, lambda0=2.0, omega=0.1, t0=300.0, n_m=9, noise=0.05, seed=7):
+    """Block estimates λ0_b = λ0 + ε_b (known independent ε_b) of an Einstein λ(ν); returns
+    (λ(m) shape for λ0 = 1, central λ0 = mean of blocks, delete-one replicas of λ0, ε)."""
+    shape = el.einstein_lambda(1.0, omega, t0, n_m)
+    eps = np.random.default_rng(seed).normal(0.0, noise, n_blocks)
+    reps = np.array([lambda0 + np.delete(eps, i).mean() for i in range(n_blocks)])
+    return shape, lambda0 + eps.mean(), reps, eps
+
+
+def test_jackknife_tc_matches_linear_error_propagation():
+    """λ(ν) = λ0 Ω²/(Ω²+ν²) with λ0 from 8 blocks perturbed by known independent ε_b:
+    the standard error of λ0 is std(ε)/√n (independent of any jackknife code), and to first
+    order σ_Tc = σ_λ0 · dT_c/dλ0 with the derivative by central finite differences of the
+    solver. The jackknife σ_Tc must agree within 1 % (second-order terms are
+    ~ (T''/T')·σ_λ0 ≈ 0.1 % here; measured 0.06–0.08 %). A missing (n−1)/n·Σ or a plain
+    standard deviation of the replicas would be off by a factor ≈ n−1 or √(n−1)."""
+    t0, mus = 300.0, [0.0, 0.1, 0.16]
+    shape, lam0, reps, eps = _einstein_blocks(t0=t0)
+    central = el.solve_tc(lam0 * shape, t0, mus).tc_k
+    jk = el.jackknife_tc(reps[:, None] * shape[None, :], t0, mus, central)
+    assert jk.tc_replicas_k.shape == (8, 3) and not jk.errors
+    sigma_lam0 = eps.std(ddof=1) / math.sqrt(eps.size)
+    h = 1e-3
+    dtc = (np.array(el.solve_tc((lam0 + h) * shape, t0, mus).tc_k)
+           - np.array(el.solve_tc((lam0 - h) * shape, t0, mus).tc_k)) / (2 * h)
+    expected = sigma_lam0 * dtc
+    assert np.all(dtc > 0)
+    assert np.allclose(jk.tc_error_k, expected, rtol=1e-2, atol=0), (jk.tc_error_k, expected)
+    # σ shrinks with μ* here (dT_c/dλ0 does); the error is a small fraction of T_c
+    assert np.all(np.diff(jk.tc_error_k) < 0) and np.all(jk.tc_error_k < 0.05 * np.array(central))
+
+
+def test_jackknife_tc_reports_missing_tc():
+    """A μ* without a central T_c, or a replica without one, gives NaN and a reason."""
+    t0 = 300.0
+    shape, lam0, reps, _ = _einstein_blocks(lambda0=0.6, noise=0.01, n_blocks=4, t0=t0)
+    # μ* = 0.5 kills superconductivity at λ0 = 0.6: no central T_c → skipped
+    central = el.solve_tc(lam0 * shape, t0, [0.1, 0.5]).tc_k
+    assert math.isfinite(central[0]) and math.isnan(central[1])
+    jk = el.jackknife_tc(reps[:, None] * shape[None, :], t0, [0.1, 0.5], central)
+    assert math.isfinite(jk.tc_error_k[0]) and jk.tc_error_k[0] > 0
+    assert math.isnan(jk.tc_error_k[1]) and "no central T_c" in jk.errors["0.5"]
+    # one replica with λ(0) ≤ 0 cannot be solved: σ is NaN, the reason names the replica
+    bad = reps[:, None] * shape[None, :]
+    bad[2] *= -1
+    jk = el.jackknife_tc(bad, t0, [0.1], central[:1])
+    assert math.isnan(jk.tc_error_k[0]) and "1 of 4 replicas" in jk.errors["0.1"] \
+        and "replica 2" in jk.errors["0.1"]
+
+
+@pytest.mark.mpi(ranks=2)
+def test_jackknife_tc_two_ranks_equal_one_rank():
+    """Replica solves are distributed over the ranks and gathered: identical numbers."""
+    from spia_mpi.parallel import world
+    comm = world()
+    t0, mus = 300.0, [0.1, 0.16]
+    shape, lam0, reps, _ = _einstein_blocks(n_blocks=5, t0=t0)
+    central = el.solve_tc(lam0 * shape, t0, mus).tc_k
+    a = el.jackknife_tc(reps[:, None] * shape[None, :], t0, mus, central, comm=comm)
+    b = el.jackknife_tc(reps[:, None] * shape[None, :], t0, mus, central)
+    assert np.array_equal(a.tc_replicas_k, b.tc_replicas_k)
+    assert np.array_equal(a.tc_error_k, b.tc_error_k)

@@ -256,3 +256,83 @@ def test_demo_grid_small(tmp_path, spia_cli):
     assert r.returncode == 0, r
     d, inp, _ = read(tmp_path / "dg" / "demo_grid_results.h5")
     assert inp["model"]["kind"] == "grid" and np.all(np.isfinite(d["lambda/lambda_m"]))
+
+
+def test_run_tc_error_from_jackknife(tmp_path, spia_cli):
+    """`run` on 2 ranks writes /eliashberg/tc_K_error: finite, positive, smaller than T_c, and
+    equal to the jackknife over T_c solved (here, independently of the run) for the λ(m)
+    replicas rebuilt from the stored /lambda_q/pair_sums_jackknife (λ is proportional to the
+    pair sums summed over q, with one factor per γ). Summary prints T_c ± σ; with
+    eliashberg.tc_errors = false the dataset is NaN."""
+    import h5py
+    from spia_mpi import eliashberg as el
+    p = write_input(tmp_path)
+    p.write_text(p.read_text().replace("mustar = [0.1]", "mustar = [0.1, 0.16]"))
+    r = spia_cli(["run", p], ranks=2)
+    assert r.returncode == 0, r
+    with h5py.File(tmp_path / "res.h5", "r") as f:
+        tc, err = f["eliashberg/tc_K"][...], f["eliashberg/tc_K_error"][...]
+        assert f["eliashberg/tc_K_error"].attrs["units"] == "K"
+        lam = f["lambda/lambda_m"][...]
+        pair, pair_jk = f["lambda_q/pair_sums"][...].sum(axis=1), f["lambda_q/pair_sums_jackknife"][...].sum(axis=2)
+        t0 = float(f["lambda"].attrs["temperature_K"])
+    assert err.shape == tc.shape == (1, 2)
+    assert np.all(np.isfinite(err)) and np.all(err > 0) and np.all(err < tc), (tc, err)
+    reps = lam[None] * pair_jk / pair[None]                        # [block, γ, m]
+    t_rep = np.array([el.solve_tc(x, t0, [0.1, 0.16]).tc_k for x in reps[:, 0]])
+    n = t_rep.shape[0]
+    sigma = np.sqrt((n - 1) / n * ((t_rep - t_rep.mean(axis=0)) ** 2).sum(axis=0))
+    assert np.allclose(err[0], sigma, rtol=1e-4), (err, sigma)     # root finding to 1e-6 K
+    line = [ln for ln in r.stdout.splitlines() if "T_c =" in ln][0]
+    assert line.count("±") == 2, line
+    p.write_text(p.read_text().replace("mustar = [0.1, 0.16]", "mustar = [0.1, 0.16]\ntc_errors = false"))
+    assert spia_cli(["run", p]).returncode == 0
+    with h5py.File(tmp_path / "res.h5", "r") as f:
+        assert np.all(np.isnan(f["eliashberg/tc_K_error"][...]))
+        assert np.allclose(f["eliashberg/tc_K"][...], tc, rtol=1e-8)
+
+
+def test_results_hold_omega2_m_and_gamma_w_summaries_and_solver_options(tmp_path, spia_cli):
+    """(1) /lambda holds ω̄₂(m) and the Γ/W Fermi-surface summaries with units, with the documented
+    shapes; ω̄₂(m) = ν_m √(λ(m)/λ(0)); ⟨W⟩_FS reproduces λ(m) = −N_γ(M/N_cells)⟨W⟩_FS (here one
+    supercell covers N_cells = M·n_K cells) and Γ ≤ 0 on average; in BSE mode the BSE makes ⟨W⟩_FS
+    less attractive than ⟨Γ⟩_FS. (2) spia.resolvent_options reaches the KSP: ksp_rtol = 1e-3
+    needs fewer iterations than the default 1e-11 and changes λ only at the 1e-3 level. (3) A
+    wrongly typed option is rejected with one clear message."""
+    import h5py
+    runs = {}
+    for name, extra in (("default", ""), ("loose", "\n[spia.resolvent_options]\nksp_rtol = 1e-3\n")):
+        d = tmp_path / name
+        d.mkdir()
+        r = spia_cli(["run", write_input(d, resolvent="petsc", extra=extra)])
+        assert r.returncode == 0, r
+        with h5py.File(d / "res.h5", "r") as f:
+            g = f["lambda"]
+            runs[name] = {k: g[k][...] for k in ("lambda_m", "nu_eV", "omega2_m_eV", "gamma_fs_eV", "w_fs_eV",
+                                                  "gamma_fs_error_eV", "w_fs_error_eV", "gamma_diag_abs_eV",
+                                                  "gamma_diag_abs_error_eV", "n_gamma_per_cell")}
+            runs[name]["units"] = {k: g[k].attrs["units"] for k in ("omega2_m_eV", "gamma_fs_eV", "w_fs_eV",
+                                                                    "gamma_diag_abs_eV")}
+            runs[name]["its"] = float(f["bands"].attrs["ksp_iterations_mean"])
+            assert json.loads(f["input"].attrs["json"])["spia"]["resolvent_options"] == \
+                ({} if name == "default" else {"ksp_rtol": 1e-3})
+    d = runs["default"]
+    n_g, n_m = d["lambda_m"].shape
+    assert d["omega2_m_eV"].shape == d["gamma_fs_eV"].shape == d["w_fs_eV"].shape == (n_g, n_m)
+    assert d["gamma_diag_abs_eV"].shape == (n_m,)
+    assert set(d["units"].values()) == {"eV"}
+    assert np.allclose(d["omega2_m_eV"], d["nu_eV"] * np.sqrt(d["lambda_m"] / d["lambda_m"][:, :1]), rtol=1e-12)
+    # SMALL: 2×2×2 supercell, 2 K-points → N_γ(total) = N_γ per cell · 16, M/N_cells = 1/2
+    assert np.allclose(d["lambda_m"], -d["n_gamma_per_cell"][:, None] * 16 * 0.5 * d["w_fs_eV"], rtol=1e-10)
+    assert np.all(d["gamma_fs_eV"] < 0) and np.all(d["gamma_fs_error_eV"] > 0)
+    assert np.all(d["w_fs_eV"] > d["gamma_fs_eV"])          # the BSE reduces the attraction
+    assert np.all(d["gamma_diag_abs_eV"] > 0)
+    assert runs["loose"]["its"] < d["its"], (runs["loose"]["its"], d["its"])
+    assert np.allclose(runs["loose"]["lambda_m"], d["lambda_m"], rtol=1e-2)
+    assert not np.array_equal(runs["loose"]["lambda_m"], d["lambda_m"])
+    for bad, needle in (("\n[spia.resolvent_options]\nksp_rtol = 'tight'\n", "expected a number"),
+                        ("\n[spia.resolvent_options]\nksp_max_it = 2.5\n", "expected an integer"),
+                        ("\n[spia.resolvent_options]\n'-ksp_rtol' = 1e-3\n", "without '-'")):
+        r = spia_cli(["run", write_input(tmp_path, resolvent="petsc", extra=bad)])
+        assert r.returncode == 2 and needle in r.stderr and "spia.resolvent_options" in r.stderr, r
+        assert r.stderr.count("error:") == 1 and "Traceback" not in r.stderr, r

@@ -39,3 +39,68 @@ def test_scan_runs_collects_and_resumes(tmp_path):
     assert (tmp_path / "sc" / "scan_convergence.png").stat().st_size > 10_000
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.stdout.count(": done") == 4                       # nothing recomputed
+
+
+def _load_scan_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("spia_scan_driver", REPO / "drivers" / "scan.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scan_list_and_string_parameters(tmp_path):
+    """k-grid (list-valued) × mode (string) scan: runs, collects a table with canonical values,
+    plots on a categorical axis (either parameter first), carries T_c ± σ, resumes, and refuses
+    to collect results left over from an edited scan description."""
+    import h5py
+    import numpy as np
+    (tmp_path / "base.toml").write_text(BASE.replace("[supercell]", "[model.holstein]\ncoupling_ev_per_ang = 8.0\n"
+                                                                      "[supercell]"))
+    spec = tmp_path / "scan.toml"
+    spec.write_text('base = "base.toml"\nout = "sc"\nranks = 1\n[parameters]\n'
+                    '"supercell.kgrid" = [[2, 2, 2], [4, 4, 4]]\n"spia.mode" = ["born", "bse"]\n')
+    cmd = [sys.executable, str(REPO / "drivers" / "scan.py"), str(spec)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "sc" / "scan_table.csv")))
+    assert [(x["supercell.kgrid"], x["spia.mode"]) for x in rows] == [
+        ("[2,2,2]", "born"), ("[2,2,2]", "bse"), ("[4,4,4]", "born"), ("[4,4,4]", "bse")]
+    for x in rows:
+        tc, err = float(x["tc_K_mustar_0.1"]), float(x["tc_K_err_mustar_0.1"])
+        assert tc > 0 and 0 < err < tc, x
+    # the 4×4×4 k-grid on the 2×2×2 supercell needs 8 K-points, the 2×2×2 grid only Γ: the point
+    # files really hold different K sets (read back from the results, not from the table)
+    for x, n_k in zip(rows, (1, 1, 8, 8)):
+        with h5py.File(tmp_path / "sc" / f"{x['point']}.h5", "r") as f:
+            assert int(f["lambda_q"].attrs["n_kpoints"]) == n_k
+            assert f["input"].attrs["json"].count('"mode": "%s"' % x["spia.mode"]) == 1
+    with h5py.File(tmp_path / "sc" / "scan.h5", "r") as f:
+        assert [v.decode() for v in f["spia.mode"][...]] == ["born", "bse", "born", "bse"]
+        assert f["supercell.kgrid"][0].decode() == "[2,2,2]" and np.all(np.isfinite(f["lambda0"][...]))
+    assert (tmp_path / "sc" / "scan_convergence.png").stat().st_size > 10_000
+    # categorical x-axis, in the scan's order, with either parameter first
+    scan = _load_scan_module()
+    _, out, names, pts = scan.points(spec)
+    assert scan.plot(out, names, scan.collect(out, names, pts)) == ["[2,2,2]", "[4,4,4]"]
+    assert scan.plot(out, names[::-1], scan.collect(out, names[::-1], pts)) == ["born", "bse"]
+    # resume: nothing recomputed
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.count(": done") == 4, r.stdout
+    # an edited description (mode order swapped) maps other values onto the same point files:
+    # the old results are stale, reported and neither rerun nor collected
+    spec.write_text(spec.read_text().replace('["born", "bse"]', '["bse", "born"]'))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.count("stale results, not rerun") == 4, r.stdout
+    assert "no finished points" in r.stdout and r.stderr.count("not collected") == 4, r.stderr
+
+
+def test_scan_value_helpers():
+    """Keys and labels of parameter values: hashable, canonical, number spellings equal."""
+    scan = _load_scan_module()
+    assert scan.canonical([2, 2, 2]) == scan.canonical([2, 2, 2]) == "[2,2,2]"
+    assert {scan.canonical([[1, 1, 0], [0, 1, 0], [0, 0, 1]]): 1}     # hashable key for a matrix
+    assert [scan.label(v) for v in (0.1, 16, "bse", [4, 4, 4], True)] == ["0.1", "16", "bse", "[4,4,4]", "true"]
+    assert scan.is_numeric([4, 8.0]) and not scan.is_numeric([4, "8"]) and not scan.is_numeric([True, False])
+    assert scan.same((2, 2, 2), [2.0, 2, 2]) and scan.same(3, 3.0) and not scan.same([2, 2], [2, 2, 2])
+    assert not scan.same("born", "bse") and not scan.same(True, 1)

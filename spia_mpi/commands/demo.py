@@ -80,6 +80,9 @@ def _compare_with_oracle(inp, folder):
         err = f["lambda/lambda_m_error"][...]
         ngam = f["lambda/n_gamma_per_cell"][...]
         gammas = f["lambda/gamma_eV"][...]
+        mus = f["eliashberg/mustar"][...]
+        tc = f["eliashberg/tc_K"][...]
+        tc_err = f["eliashberg/tc_K_error"][...] if "tc_K_error" in f["eliashberg"] else np.full(tc.shape, np.nan)
     kappa = float(einstein_spring(h.mass_amu, e.hbar_omega_ev))
     print("\nλ(m) (SPIA, Bethe–Salpeter) vs the exact harmonic Born limit N_γ g²/(κ + MΩ_m²):")
     for ig, gam in enumerate(gammas):
@@ -89,4 +92,8 @@ def _compare_with_oracle(inp, folder):
         for m in range(min(lam.shape[1], 5)):
             print(f"    m = {m}: {lam[ig, m]:.4f} ± {err[ig, m]:.4f}   exact Born {ex[m]:.4f}"
                   f"   ({(lam[ig, m] - ex[m]) / max(err[ig, m], 1e-300):+.1f} σ)")
+    print("\nT_c (K) ± jackknife error propagated from λ(m):")
+    for ig, gam in enumerate(gammas):
+        print(f"  γ = {gam:g} eV: " + ", ".join(
+            f"μ* = {mu:g}: {t:.1f} ± {s:.2g}" for mu, t, s in zip(mus, tc[ig], tc_err[ig])))
     np.seterr(all="ignore")

@@ -72,6 +72,34 @@ def build_model(inp, folder=None):
                           h.electrons_per_site, h.mass_amu)
 
 
+def attach_potential_files(inp, folder, model, conf, comm=None):
+    """``model.grid.potential_files``: V(r) per configuration/bead read from DFT files.
+
+    Sets ``model.external_potential`` (every rank; files are read where and when a Hamiltonian
+    is built). With ``comm``, rank 0 first checks that every file exists and that the one of
+    configuration 0, bead 0 (cell, grid, atoms) is valid. Returns the provider or None.
+    """
+    g = inp.model.grid
+    if inp.model.kind != "grid" or not g.potential_files:
+        return None
+    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.runinput import resolve
+    files = g.potential_files
+    files = str(resolve(folder, files)) if isinstance(files, str) else [str(resolve(folder, f)) for f in files]
+    ref = str(resolve(folder, g.reference_potential_file)) if g.reference_potential_file else None
+    if ref is None and inp.spia.fermi_level_ev is None:
+        raise InputError("model.grid.potential_files needs model.grid.reference_potential_file (the reference "
+                         "Fermi level is computed from the reference structure's potential) or spia.fermi_level_ev")
+    c = inp.configurations
+    pot = PotentialFiles(model, files, conf.positions, c.skip + c.stride * np.arange(conf.n_conf), ref,
+                         g.potential_format, g.potential_units, g.potential_sign, g.potential_zero_mean)
+    if comm is not None:
+        from spia_mpi.parallel import on_root
+        on_root(comm, pot.check, conf.positions[0, 0])
+    model.external_potential = pot
+    return pot
+
+
 def load_configurations(inp, folder, model):
     """Configurations object (rank-0 work): sampled exactly or read from HDF5, validated."""
     from spia_mpi import configurations as cf
@@ -90,6 +118,17 @@ def load_configurations(inp, folder, model):
     if conf.n_atoms != len(model.atoms):
         raise InputError(f"{conf.source}: configurations have {conf.n_atoms} atoms, the model's supercell "
                          f"has {len(model.atoms)}")
+    from ase.data import chemical_symbols
+    bad = [int(z) for z in conf.numbers if not 0 < z < len(chemical_symbols)]
+    if bad:
+        raise InputError(f"{conf.source}: /configurations/numbers holds {bad[0]}, not an atomic number "
+                         f"(expected 1 … {len(chemical_symbols) - 1})")
+    want = np.asarray(model.atoms.numbers)
+    if not np.array_equal(conf.numbers, want):
+        a = int(np.flatnonzero(conf.numbers != want)[0])
+        raise InputError(f"{conf.source}: atom {a} is {chemical_symbols[conf.numbers[a]]}, the model's "
+                         f"supercell has {chemical_symbols[want[a]]} there (the configurations must hold the "
+                         f"model's atoms in the same order)")
     if not np.allclose(conf.cell, model.atoms.cell[:], atol=1e-6):
         raise InputError(f"{conf.source}: configuration cell {conf.cell.tolist()} differs from the model "
                          f"supercell {np.asarray(model.atoms.cell[:]).tolist()}")
@@ -120,6 +159,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
+        attach_potential_files(inp, folder, model, conf, comm)
     kpoints = np.asarray(inp.supercell.kpoints, float)
     if inp.supercell.kgrid is not None:
         from spia_mpi.supercells import supercell_kgrid
@@ -163,7 +203,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         res = compute_lambda(model, conf.positions, kpoints, conf.temperature_k, J=inp.spia.matsubara_j,
                              n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, mode=inp.spia.mode,
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
-                             fermi_level_ev=fermi, comm=comm, store=store)
+                             fermi_level_ev=fermi, comm=comm, store=store,
+                             solver_options=dict(inp.spia.resolvent_options) or None)
 
     with Stage("Eliashberg T_c", logger, timings):
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
@@ -178,12 +219,14 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                 nan = [math.nan] * len(inp.eliashberg.mustar)
                 tc.append(nan), ad.append(nan), mc.append(nan), w2.append(math.nan), wlog.append(math.nan)
                 notes.append(str(exc))
+    tc_err = _tc_errors(inp, res, conf, tc, notes, comm, timings)
 
     with Stage("write results", logger, timings):
         timings.update({f"spia_{k}": v for k, v in res.timings.items()})
-        write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source)
+        write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
+                      tc_err=tc_err)
     if comm.rank == 0:
-        _summary(out_path, res, inp.eliashberg.mustar, tc)
+        _summary(out_path, res, inp.eliashberg.mustar, tc, tc_err)
         if inp.output.plots:
             try:
                 from spia_mpi import plotting
@@ -195,12 +238,47 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     return 0
 
 
+def _tc_errors(inp, res, conf, tc, notes, comm, timings):
+    """σ(T_c) [gamma, mustar] (K) from the jackknife replicas of λ(m); NaN when switched off.
+
+    One T_c solve per configuration block, μ* and γ (eliashberg.tc_errors = false skips
+    them); replica failures are appended to ``notes``.
+    """
+    from spia_mpi import eliashberg
+    from spia_mpi.log import Stage
+    mustars = inp.eliashberg.mustar
+    err = np.full((len(res.gamma_ev), len(mustars)), math.nan)
+    if not inp.eliashberg.tc_errors or res.lambda_m_jackknife is None:
+        return err
+    with Stage("Eliashberg T_c errors (jackknife)", logger, timings):
+        for ig in range(len(res.gamma_ev)):
+            jk = eliashberg.jackknife_tc(res.lambda_m_jackknife[:, ig], conf.temperature_k, mustars, tc[ig],
+                                         n_freq=inp.eliashberg.nfreq, comm=comm)
+            err[ig] = jk.tc_error_k
+            extra = [f"μ*={k}: T_c error: {v}" for k, v in jk.errors.items() if v != "no central T_c"]
+            if extra:
+                notes[ig] = "; ".join(x for x in [notes[ig], *extra] if x)
+    return err
+
+
 def _check_output(path: Path):
-    if not path.parent.exists():
-        raise InputError(f"output folder {path.parent} does not exist")
-    import os
-    if not os.access(path.parent, os.W_OK):
-        raise InputError(f"output folder {path.parent} is not writable")
+    """InputError naming output.file unless ``path`` can really be created (a probe write)."""
+    from spia_mpi.io import check_writable
+    problem = check_writable(path)
+    if problem:
+        raise InputError(f"output.file: {problem}")
+
+
+def _omega2_m(res, temperature_k):
+    """ω̄₂(m) (eV) of every γ, float [n_gamma, n_m]; a row of NaN where it cannot be formed."""
+    from spia_mpi import eliashberg
+    out = np.full(res.lambda_m.shape, np.nan)
+    for ig, lam in enumerate(res.lambda_m):
+        try:
+            out[ig] = eliashberg.fit_omega2(lam, temperature_k).omega2_m_ev
+        except InputError:
+            pass
+    return out
 
 
 def model_matrix(inp):
@@ -208,9 +286,12 @@ def model_matrix(inp):
     return as_supercell_matrix(inp.supercell.matrix)
 
 
-def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source):
+def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
+                  tc_err=None):
     from spia_mpi import io
     info = io.provenance(comm, f"run {source}")
+    if comm.size > 1:     # the collective write needs identical metadata on every rank (date, timings)
+        info, timings = comm.bcast((info, timings), root=0)
     with io.atomic_h5(path, comm, kind="results") as f:
         io.write_provenance(f, info, resolved)
         t = f.create_group("timings")
@@ -230,6 +311,18 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         io.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
         io.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
         io.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
+        io.write_dataset(g, "omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
+                         "ω̄₂(m) = ν_m √(λ(m)/λ(0)) [gamma, m] (0 at m = 0; NaN where λ(m) ≤ 0 or λ(0) ≤ 0)")
+        for name, desc in (("gamma_fs", "Fermi-surface average ⟨Γ(m)⟩_FS = Σ w_s Γ_st(m) w_t / (Σ w_s)² "
+                                        "over the sampled pairs [gamma, m]"),
+                           ("w_fs", "Fermi-surface average ⟨W(m)⟩_FS of the interaction used for λ "
+                                    "(= ⟨Γ⟩_FS in Born mode) [gamma, m]; λ = −N_γ (M/N_cells) ⟨W⟩_FS"),
+                           ("gamma_diag_abs", "mean over all states s of |Γ_ss(m)| [m]")):
+            val = getattr(res, name, None)
+            if val is not None:
+                io.write_dataset(g, f"{name}_eV", val, "eV", desc)
+                io.write_dataset(g, f"{name}_error_eV", getattr(res, f"{name}_error"), "eV",
+                                 f"jackknife standard error of {name}_eV")
         io.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
                          "Lorentzian DOS N_γ per primitive cell per spin")
         q = f.create_group("lambda_q")
@@ -245,6 +338,9 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         e = f.create_group("eliashberg")
         io.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
         io.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
+        io.write_dataset(e, "tc_K_error", np.full(np.shape(tc), np.nan) if tc_err is None else np.asarray(tc_err),
+                         "K", "jackknife standard error of T_c from λ(m)'s block replicas [gamma, mustar]"
+                         " (NaN: not computed)")
         io.write_dataset(e, "allen_dynes_K", np.array(ad), "K")
         io.write_dataset(e, "mcmillan_K", np.array(mc), "K")
         io.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
@@ -266,11 +362,14 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
             b.attrs[k] = v
 
 
-def _summary(path, res, mustars, tc):
+def _summary(path, res, mustars, tc, tc_err=None):
     lines = [f"results: {path}",
              f"T = {res.temperature_k:g} K, {res.n_conf} configurations × {res.n_beads} beads, mode {res.mode}"]
     for ig, gam in enumerate(res.gamma_ev):
         lam = ", ".join(f"{x:.4f}±{e:.4f}" for x, e in zip(res.lambda_m[ig], res.lambda_m_error[ig]))
         lines.append(f"γ = {gam:g} eV: λ(m) = {lam}")
-        lines.append("          T_c = " + ", ".join(f"{t:.1f} K (μ*={mu})" for t, mu in zip(tc[ig], mustars)))
+        errs = tc_err[ig] if tc_err is not None else [math.nan] * len(mustars)
+        lines.append("          T_c = " + ", ".join(
+            (f"{t:.1f} ± {s:.2g} K" if math.isfinite(s) else f"{t:.1f} K") + f" (μ*={mu})"
+            for t, s, mu in zip(tc[ig], errs, mustars)))
     print("\n".join(lines))
