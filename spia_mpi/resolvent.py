@@ -49,10 +49,15 @@ class ResolventSolver:
     comm : MPI communicator of the PETSc objects (a configuration group).
     options : dict of PETSc options (without the prefix) overriding ``defaults``,
         e.g. ``{"ksp_type": "bcgs", "pc_type": "bjacobi", "ksp_rtol": 1e-12}``.
+
+    ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
+    preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
+    preconditioner, :class:`spia_mpi.gridmodel.KineticPreconditioner`), and ``"auto"``
+    (default): ``"model"`` when the model has one, else ``"jacobi"``.
     """
 
     prefix = "spia_resolvent_"
-    defaults = {"ksp_type": "gmres", "pc_type": "jacobi", "ksp_rtol": 1e-11,
+    defaults = {"ksp_type": "gmres", "pc_type": "auto", "ksp_rtol": 1e-11,
                 "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100}
 
     def __init__(self, comm, options: dict | None = None):
@@ -62,25 +67,39 @@ class ResolventSolver:
         self.options = {**self.defaults, **(options or {})}
         self.iterations = []
 
-    def _configure(self, ksp):
+    def _configure(self, ksp, preconditioner=None):
         """Apply this solver's options to ``ksp`` only: they are put in PETSc's global options
         database just for ``setFromOptions`` and removed again, so solvers with different
         options in one process do not see each other's values."""
+        options = dict(self.options)
+        pc_type = options.get("pc_type", "auto")
+        if pc_type in ("auto", "model"):
+            if pc_type == "model" and preconditioner is None:
+                raise InputError("resolvent pc_type = 'model': this electronic model supplies no "
+                                 "preconditioner (use a PETSc one, e.g. 'jacobi')")
+            options.pop("pc_type")
+            if preconditioner is None:
+                options["pc_type"] = "jacobi"
         opts = self.PETSc.Options()
-        for k, v in self.options.items():
+        for k, v in options.items():
             opts.setValue(self.prefix + k, v)
         try:
             ksp.setOptionsPrefix(self.prefix)
             ksp.setFromOptions()
         finally:
-            for k in self.options:
+            for k in options:
                 opts.delValue(self.prefix + k)
+        if "pc_type" not in options:
+            pc = ksp.getPC()
+            pc.setType(self.PETSc.PC.Type.PYTHON)
+            pc.setPythonContext(preconditioner)
 
-    def solve(self, h_mat, z: complex, p: np.ndarray) -> tuple[np.ndarray, dict]:
+    def solve(self, h_mat, z: complex, p: np.ndarray, preconditioner=None) -> tuple[np.ndarray, dict]:
         """g = P†(z − H)⁻¹P (every rank of ``comm`` gets all of g) and solver info.
 
         ``h_mat`` is a PETSc Mat on ``comm`` (it is not modified); ``p`` is the
-        full [n_basis, n_states] array (each rank uses its own rows).
+        full [n_basis, n_states] array (each rank uses its own rows);
+        ``preconditioner``: a petsc4py python-PC context from the model (or None).
         """
         PETSc = self.PETSc
         A = h_mat.duplicate(copy=True)
@@ -88,7 +107,7 @@ class ResolventSolver:
         A.shift(z)
         ksp = PETSc.KSP().create(comm=A.getComm())
         ksp.setOperators(A)
-        self._configure(ksp)
+        self._configure(ksp, preconditioner)
         x, b = A.createVecs()
         r0, r1 = A.getOwnershipRange()
         n_states = p.shape[1]

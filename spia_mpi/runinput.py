@@ -142,10 +142,16 @@ class SpiaInput:
     resolvent_options: dict[str, Any] = option(
         default_factory=dict, check=_petsc_options,
         doc="PETSc options of the resolvent KSP (resolvent = 'petsc'), without the 'spia_resolvent_' prefix, "
-            "overriding the defaults ksp_type = 'gmres', pc_type = 'jacobi', ksp_rtol = 1e-11, "
+            "overriding the defaults ksp_type = 'gmres', pc_type = 'auto' (the grid model's kinetic-energy FFT "
+            "preconditioner, 'model', for kind = 'grid'; 'jacobi' otherwise), ksp_rtol = 1e-11, "
             "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100; a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }")
     n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
+    ranks_per_group: int = option(1, check=positive,
+                                  doc="MPI ranks sharing one distributed PETSc resolvent (a configuration group); "
+                                      "must divide the number of ranks; > 1 needs resolvent = 'petsc'. Use it when "
+                                      "one Hamiltonian is too big for one rank's memory or there are fewer work units "
+                                      "(K-points × blocks) than ranks")
     fermi_level_ev: float | None = option(None, units="eV",
                                           doc="ε_F in z; default: from the electron count of the reference bands")
 

@@ -1,16 +1,28 @@
 """The parallel SPIA driver: configurations × K-points over MPI ranks, checkpointed.
 
 Work decomposition. Configurations are cut into ``n_blocks`` fixed blocks
-(block of c = ⌊c·n_blocks/n_conf⌋); a *unit* is one (K-point, block). Units are
-distributed over the ranks (contiguous, balanced); a rank computes, for the
+(block of c = ⌊c·n_blocks/n_conf⌋); a *unit* is one (K-point, block). The ranks
+form configuration groups of ``ranks_per_group`` consecutive ranks
+(:class:`ConfigurationGroups`; default one rank each); units are distributed over
+the groups (contiguous, balanced) and the ranks of a group solve each resolvent
+together on one distributed PETSc matrix. A group computes, for the
 configurations of its units, the projected resolvents of every bead (pass 1,
-checkpointed per (K, configuration) task), reduces its partial sums of g to
-Ḡ (allgather of per-unit sums, added in unit order), and then, from the same
-resolvents kept in memory, the T-matrices and their fluctuation sums (pass 2).
-Because blocks do not depend on the number of ranks and every reduction adds
-per-unit partial sums in a fixed order, results are bit-identical for any rank
-count and after any restart (the dense and single-rank PETSc resolvents are
-deterministic). Ranks without units take part in the collectives only.
+checkpointed per (K, configuration) task by the group's leader), reduces its
+partial sums of g to Ḡ (allgather of per-unit sums, added in unit order), and
+then, from the same resolvents kept in memory, the T-matrices and their
+fluctuation sums (pass 2). The fluctuation sums are the large arrays
+(n_b·n_s² per unit): per K they are added in block order along the chain of
+group leaders that own the blocks (:meth:`ConfigurationGroups.chain_sum`), the
+last leader forms Γ, W and their Fermi-surface sums for the full sample, every
+owner of block k those of the jackknife replica without k, and only those small
+sums are gathered. Memory per rank is therefore its own units plus two totals,
+whatever the number of ranks.
+
+Because blocks do not depend on the layout and every reduction adds per-unit
+partial sums in a fixed order, results are bit-identical for any number of
+one-rank groups and after any restart (the dense and single-rank PETSc
+resolvents are deterministic); groups of several ranks agree to the KSP
+tolerance. Ranks without units take part in the collectives only.
 
 The fixed blocks also give the statistical errors: every λ(m) is reported with
 a jackknife error over blocks (delete one block, recompute Γ, W and λ).
@@ -122,15 +134,98 @@ def transfer_index(kpoints_frac: np.ndarray):
     return qs, inv.reshape(k.shape[0], k.shape[0])
 
 
+@dataclass(frozen=True)
+class ConfigurationGroups:
+    """The ranks of ``comm`` in groups of ``ranks_per_group`` consecutive ranks.
+
+    Work units go to groups; the ranks of a group share one distributed PETSc
+    resolvent (``group_comm``); the group's first rank (its *leader*) reads and
+    writes the checkpoint, holds the group's sums and speaks for it in the
+    reductions. With one rank per group (the default) every rank is a leader and
+    ``group_comm`` is ``COMM_SELF``.
+    """
+
+    comm: object
+    ranks_per_group: int
+    n_groups: int
+    group: int
+    group_comm: object
+    leader: bool
+
+    @classmethod
+    def split(cls, comm, ranks_per_group: int = 1, solver: str = "petsc") -> "ConfigurationGroups":
+        size = 1 if comm is None else comm.size
+        if ranks_per_group > 1 and solver != "petsc":
+            raise InputError("spia.ranks_per_group > 1 shares one distributed resolvent per group: it needs "
+                             "spia.resolvent = 'petsc'")
+        if ranks_per_group < 1 or size % ranks_per_group:
+            raise InputError(f"spia.ranks_per_group = {ranks_per_group} must divide the number of MPI ranks "
+                             f"({size})")
+        if ranks_per_group == 1:
+            from spia_mpi.parallel import self_comm
+            return cls(comm, 1, size, 0 if comm is None else comm.rank, self_comm(), True)
+        from spia_mpi.parallel import RankLayout
+        layout = RankLayout.split(comm, size // ranks_per_group)
+        return cls(comm, ranks_per_group, layout.n_groups, layout.group, layout.group_comm,
+                   layout.group_comm.rank == 0)
+
+    def unit_owners(self, n_units: int) -> list:
+        """World rank of the leader of the group that owns each unit, list [n_units]."""
+        owner = [0] * n_units
+        for g in range(self.n_groups):
+            for i in partition(n_units, self.n_groups, g):
+                owner[i] = g * self.ranks_per_group
+        return owner
+
+    def share(self, obj):
+        """The leader's ``obj`` on every rank of the group."""
+        return obj if self.ranks_per_group == 1 else self.group_comm.bcast(obj, root=0)
+
+    def chain_sum(self, chain: list, own: list, tag: int):
+        """Ordered sum of fluctuation sums (s1 complex, s2 float, count) along ``chain``.
+
+        ``chain``: the leader ranks holding the blocks, in block order (increasing rank);
+        ``own``: this rank's (s1, s2, count) in block order. Each rank receives the partial
+        sum from its predecessor, adds its own blocks and sends it on; the last rank sends
+        the total back to all others. Returns the total (s1, s2, count) on every rank of
+        the chain; no other rank takes part.
+        """
+        pos = chain.index(0 if self.comm is None else self.comm.rank)
+        s1 = np.zeros_like(own[0][0])
+        s2 = np.zeros_like(own[0][1])
+        count = 0
+        if pos > 0:
+            self.comm.Recv(s1, source=chain[pos - 1], tag=3 * tag)
+            self.comm.Recv(s2, source=chain[pos - 1], tag=3 * tag + 1)
+            count = self.comm.recv(source=chain[pos - 1], tag=3 * tag + 2)
+        for u1, u2, cnt in own:
+            s1 += u1
+            s2 += u2
+            count += cnt
+        if pos < len(chain) - 1:
+            self.comm.Send(s1, dest=chain[pos + 1], tag=3 * tag)
+            self.comm.Send(s2, dest=chain[pos + 1], tag=3 * tag + 1)
+            self.comm.send(count, dest=chain[pos + 1], tag=3 * tag + 2)
+            self.comm.Recv(s1, source=chain[-1], tag=3 * tag)
+            self.comm.Recv(s2, source=chain[-1], tag=3 * tag + 1)
+            count = self.comm.recv(source=chain[-1], tag=3 * tag + 2)
+        else:
+            for r in chain[:-1]:
+                self.comm.Send(s1, dest=r, tag=3 * tag)
+                self.comm.Send(s2, dest=r, tag=3 * tag + 1)
+                self.comm.send(count, dest=r, tag=3 * tag + 2)
+        return s1, s2, count
+
+
 class _ResolventEngine:
-    def __init__(self, model, solver: str, options=None):
+    def __init__(self, model, solver: str, options=None, comm=None):
         self.model = model
         self.solver = solver
         self.iterations = []
         if solver == "petsc":
             from spia_mpi.parallel import self_comm
             from spia_mpi.resolvent import ResolventSolver
-            self.comm = self_comm()
+            self.comm = comm if comm is not None else self_comm()
             self.ksp = ResolventSolver(self.comm, options)
         elif solver != "dense":
             raise InputError(f"resolvent solver '{solver}' is not one of: dense, petsc")
@@ -143,7 +238,8 @@ class _ResolventEngine:
                 out[b] = projected_resolvent_dense(self.model.hamiltonian_dense(pos, kpoint), z, p)
             else:
                 h = self.model.hamiltonian_petsc(pos, kpoint, self.comm)
-                out[b], info = self.ksp.solve(h, z, p)
+                make_pc = getattr(self.model, "resolvent_preconditioner", None)
+                out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None)
                 h.destroy()
                 self.iterations.append(info["iterations_mean"])
         return out
@@ -152,7 +248,7 @@ class _ResolventEngine:
 def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: int = 16,
                    n_per_k: int = 1, gammas=(0.8,), mode: str = "bse", solver: str = "dense",
                    n_blocks: int = 8, fermi_level_ev: float | None = None, comm=None,
-                   store=None, solver_options=None) -> SpiaResult:
+                   store=None, solver_options=None, ranks_per_group: int = 1) -> SpiaResult:
     """λ(m) from PIMD configurations of one supercell (see the module docstring).
 
     Parameters
@@ -171,13 +267,16 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     fermi_level_ev : ε_F of z; default from the electron count of the reference bands.
     comm : MPI communicator (None: serial).
     store : :class:`spia_mpi.checkpoint.TaskStore` with n_K·n_conf tasks, or None.
+    solver_options : PETSc options of the resolvent KSP (see :class:`ResolventSolver`).
+    ranks_per_group : MPI ranks that share one distributed PETSc resolvent (a
+        configuration group); ``comm.size`` must be a multiple of it. 1 (default): every
+        rank is its own group and solves serially.
     """
     t_start = time.perf_counter()
     timings = {}
     if mode not in ("bse", "born"):
         raise InputError(f"mode '{mode}' is not one of: bse, born")
     rank = 0 if comm is None else comm.rank
-    size = 1 if comm is None else comm.size
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
     n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
     if n_conf < 2:
@@ -205,13 +304,15 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                                                    0.5 * model.n_electrons * len(kpoints), temperature_k)
         z = fermi_level_ev + 1j * eta
 
+        groups = ConfigurationGroups.split(comm, ranks_per_group, solver)
         units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
-        mine = [units_all[i] for i in partition(len(units_all), size, rank)]
-        if size > len(units_all) and rank == 0:
-            logger.warning("%d ranks but only %d work units (K-points × blocks): %d ranks idle",
-                           size, len(units_all), size - len(units_all))
+        owner = groups.unit_owners(len(units_all))            # unit index → leader rank
+        mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
+        if groups.n_groups > len(units_all) and rank == 0:
+            logger.warning("%d configuration groups but only %d work units (K-points × blocks): %d groups idle",
+                           groups.n_groups, len(units_all), groups.n_groups - len(units_all))
         blk_of = block_of(n_conf, n_blocks)
-        engine = _ResolventEngine(model, solver, solver_options)
+        engine = _ResolventEngine(model, solver, solver_options, groups.group_comm)
 
         # ---------------- pass 1: projected resolvents (checkpointed) -------------
         t0 = time.perf_counter()
@@ -220,15 +321,18 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
         n_done_before = 0
         for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
             task = ik * n_conf + int(c)
-            got = store.load(task) if store is not None else None
+            # the group leader alone reads and writes the checkpoint, and tells its group,
+            # so all ranks of a group enter the same collective PETSc solves
+            got = store.load(task) if store is not None and groups.leader else None
+            got = groups.share(got)
             if got is not None:
                 g_store[(ik, int(c))] = got["g"]
-                n_done_before += 1
+                n_done_before += groups.leader
                 continue
             pos = np.asarray(positions_cbav[int(c)], dtype=float)
             g = engine(pos, kpoints[ik], z, refs[ik].vectors)
             g_store[(ik, int(c))] = g
-            if store is not None:
+            if store is not None and groups.leader:
                 store.save(task, g=g)
         timings["resolvents"] = time.perf_counter() - t0
 
@@ -239,6 +343,8 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
             for c in np.flatnonzero(blk_of == blk):
                 s += g_store[(ik, int(c))].sum(axis=0)
             unit_g[(ik, blk)] = s
+        if not groups.leader:                       # the leader speaks for its group
+            unit_g, engine.iterations = {}, []
     unit_g = _gather_units(unit_g, comm)
     # checkpoint report of all ranks (only rank 0 logs): reused and corrupt-and-recomputed tasks
     # and the KSP iteration counts of all ranks: every rank must write the same attributes
@@ -276,7 +382,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
         # ---------------- pass 2: T-matrices and fluctuation sums -----------------
         t0 = time.perf_counter()
         unit_sums = {}
-        for ik, blk in mine:
+        for ik, blk in (mine if groups.leader else []):
             ns = refs[ik].n_states
             s1 = np.zeros((n_beads, ns, ns), dtype=complex)
             s2 = np.zeros((n_beads, ns, ns))
@@ -288,7 +394,6 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                 cnt += 1
             unit_sums[(ik, blk)] = (s1, s2, cnt)
         g_store.clear()
-    unit_sums = _gather_units(unit_sums, comm)
     timings["t_matrices"] = time.perf_counter() - t0
 
     # ---------------- Γ, W, λ (all ranks, identical) -------------------------
@@ -310,6 +415,42 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     pair_weight = (n_gamma_k ** 2).sum(axis=0)                          # [n_gamma]
     scale = n_gamma * m_cells / n_cells / pair_weight                   # λ = −scale · Σ wWw
 
+    def contribution(ik, s1, s2, n):
+        """Γ, W and their Fermi-surface sums of K-point ``ik`` from fluctuation sums."""
+        gam = spia.gamma_from_moments(s1, s2, n, beta)
+        if mode == "bse":
+            w = spia.bethe_salpeter(gam, np.abs(np.diag(bands[ik].gbar_band)) ** 2, beta)
+        else:
+            w = gam
+        qs, qidx = qsets[ik]
+        remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
+        return (spia.fermi_surface_sums(w, weights[ik]),
+                spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx]),
+                spia.fermi_surface_sums(gam, weights[ik]),
+                np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1])
+
+    # Per K, the blocks' fluctuation sums are added in block order along the chain of
+    # group leaders that own them (each adds its own blocks to the partial sum it
+    # receives and passes it on), so the total is the same sum in the same order for
+    # any layout, and no rank ever holds more than its own blocks plus two totals.
+    # The last leader of the chain computes the full-sample Γ, W; every owner of a
+    # block k computes the jackknife replica (total − block k); only the small
+    # Fermi-surface sums travel.
+    parts = {}          # (ik, exclude) → contribution(...)
+    for ik in range(len(kpoints)):
+        chain = sorted({owner[ik * n_blocks + b] for b in range(n_blocks)})
+        if rank not in chain or not groups.leader:
+            continue
+        own = [b for b in range(n_blocks) if owner[ik * n_blocks + b] == rank]
+        s1, s2, n = groups.chain_sum(chain, [unit_sums[(ik, b)] for b in own], tag=ik)
+        if rank == chain[-1]:
+            parts[(ik, None)] = contribution(ik, s1, s2, n)
+        for b in own:
+            u1, u2, cnt = unit_sums.pop((ik, b))
+            parts[(ik, b)] = contribution(ik, s1 - u1, s2 - u2, n - cnt)
+        del s1, s2
+    parts = _gather_units(parts, comm)
+
     summaries = {}      # exclude → (⟨Γ⟩_FS, ⟨W⟩_FS [n_gamma, n_m], mean_s |Γ_ss| [n_m]) (eV)
 
     def lam_for(exclude):
@@ -317,23 +458,13 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
         pair_q = np.zeros((gammas.size, all_q.shape[0], n_beads))
         pair_gam = np.zeros((gammas.size, n_beads))
         diag_abs, n_diag = np.zeros(n_beads), 0
-        for ik in range(len(kpoints)):
-            s1 = sum(unit_sums[(ik, b)][0] for b in range(n_blocks) if b != exclude)
-            s2 = sum(unit_sums[(ik, b)][1] for b in range(n_blocks) if b != exclude)
-            n = sum(unit_sums[(ik, b)][2] for b in range(n_blocks) if b != exclude)
-            gam = spia.gamma_from_moments(s1, s2, n, beta)
-            if mode == "bse":
-                d = np.abs(np.diag(bands[ik].gbar_band)) ** 2
-                w = spia.bethe_salpeter(gam, d, beta)
-            else:
-                w = gam
-            pair += spia.fermi_surface_sums(w, weights[ik])
-            pair_gam += spia.fermi_surface_sums(gam, weights[ik])
-            diag_abs += np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1)
-            n_diag += gam.shape[1]
-            qs, qidx = qsets[ik]
-            remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
-            pair_q += spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx])
+        for ik in range(len(kpoints)):              # fixed K order: identical on every rank
+            p_w, p_q, p_gam, d_abs, n_s = parts[(ik, exclude)]
+            pair += p_w
+            pair_q += p_q
+            pair_gam += p_gam
+            diag_abs += d_abs
+            n_diag += n_s
         summaries[exclude] = ((pair_gam / pair_weight[:, None])[:, :n_report],
                               (pair / pair_weight[:, None])[:, :n_report], (diag_abs / n_diag)[:n_report])
         lam = -scale[:, None] * pair
