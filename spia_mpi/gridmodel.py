@@ -590,9 +590,25 @@ def fourier_resample(v, shape, where: str = "potential") -> np.ndarray:
     return np.real(np.fft.ifftn(sub) * np.prod(shape))
 
 
-def fermi_level_of_reference(model, kpoints, temperature_k: float) -> float:
-    """ε_F of the reference structure from all eigenvalues of H(K) (dense; small grids)."""
+def fermi_level_of_reference(model, kpoints, temperature_k: float, dense_max: int = 3000) -> float:
+    """ε_F of the reference structure from the eigenvalues of H(K) at every K (eV).
+
+    Small grids (≤ ``dense_max`` points): all eigenvalues (LAPACK). Larger grids: the
+    lowest N/2 + 8 eigenvalues per K with SLEPc (Krylov–Schur), doubling the count until
+    the highest one lies 40 k_BT above ε_F, so the occupations are complete.
+    """
+    from spia_mpi import bands, units
     from spia_mpi.workflow import reference_fermi_level
-    ev = np.concatenate([np.linalg.eigvalsh(model.hamiltonian_dense(model.reference_positions, K))
-                         for K in np.atleast_2d(kpoints)])
-    return reference_fermi_level(ev, 0.5 * model.n_electrons * len(np.atleast_2d(kpoints)), temperature_k)
+    kpoints = np.atleast_2d(kpoints)
+    n_per_spin = 0.5 * model.n_electrons * len(kpoints)
+    if model.n_basis <= dense_max:
+        ev = np.concatenate([np.linalg.eigvalsh(model.hamiltonian_dense(model.reference_positions, K))
+                             for K in kpoints])
+        return reference_fermi_level(ev, n_per_spin, temperature_k)
+    n = min(model.n_basis, int(math.ceil(0.5 * model.n_electrons)) + 8)
+    while True:
+        ev = [bands.lowest_eigenpairs(model, K, n)[0] for K in kpoints]
+        ef = reference_fermi_level(np.concatenate(ev), n_per_spin, temperature_k)
+        if n == model.n_basis or min(e[-1] for e in ev) - ef > 40 * units.KB_EV_PER_K * temperature_k:
+            return ef
+        n = min(model.n_basis, 2 * n)

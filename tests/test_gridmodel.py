@@ -549,3 +549,14 @@ def test_kinetic_preconditioner_two_ranks_equals_dense():
     gd = projected_resolvent_dense(m.hamiltonian_dense(pos, K), z, ref.vectors)
     assert np.max(np.abs(g - gd)) < 1e-8 * np.max(np.abs(gd))
     assert info["iterations_max"] < 40
+
+
+def test_reference_fermi_level_slepc_path_equals_dense():
+    """The SLEPc route of the reference Fermi level (grids above dense_max) gives the dense one
+    (a metal: dense hydrogen, so ε_F is pinned by a partly filled band, not floating in a gap)."""
+    from spia_mpi.structures import dense_hydrogen_sc
+    m = GridModel(dense_hydrogen_sc(), np.diag([2, 1, 2]), (6, 6, 6), 4)
+    K = [[0, 0, 0], [0, 0, 0.5]]
+    dense = fermi_level_of_reference(m, K, 300.0)
+    slepc = fermi_level_of_reference(m, K, 300.0, dense_max=0)
+    assert slepc == pytest.approx(dense, abs=1e-7)
