@@ -79,14 +79,21 @@ def test_undisplaced_bands_and_translation_invariance():
     assert np.allclose(tm[0], 1) and np.allclose(tm[1:], 0)
 
 
-def test_dense_and_petsc_resolvents_agree():
-    from spia_mpi.parallel import self_comm
+def _holstein_resolvent_case():
+    """A displaced Holstein supercell at K = (¼, 0, ½): (model, reference states, positions, z,
+    dense-LU resolvent)."""
     model = holstein_cubic(np.diag([4, 4, 2]), 1.0, 1.0, 0.7)
     ref = model.reference_states([0.25, 0, 0.5], 1)
     rng = np.random.default_rng(0)
     pos = model.reference_positions + 0.1 * rng.standard_normal((model.n_basis, 3))
     z = 0.3 + 1j * matsubara_eta(16, T)
     gd = projected_resolvent_dense(model.hamiltonian_dense(pos, [0.25, 0, 0.5]), z, ref.vectors)
+    return model, ref, pos, z, gd
+
+
+def test_dense_and_petsc_resolvents_agree():
+    from spia_mpi.parallel import self_comm
+    model, ref, pos, z, gd = _holstein_resolvent_case()
     solver = ResolventSolver(self_comm())
     gp, info = solver.solve(model.hamiltonian_petsc(pos, [0.25, 0, 0.5], self_comm()), z, ref.vectors)
     assert np.max(np.abs(gp - gd)) <= 1e-8 * np.max(np.abs(gd))
@@ -488,12 +495,7 @@ def test_resolvent_options_reach_the_ksp_and_stay_private():
     """ksp_rtol given to one ResolventSolver changes its accuracy and iteration count; a second
     solver with default options created in between is not affected (and vice versa)."""
     from spia_mpi.parallel import self_comm
-    model = holstein_cubic(np.diag([4, 4, 2]), 1.0, 1.0, 0.7)
-    ref = model.reference_states([0.25, 0, 0.5], 1)
-    rng = np.random.default_rng(0)
-    pos = model.reference_positions + 0.1 * rng.standard_normal((model.n_basis, 3))
-    z = 0.3 + 1j * matsubara_eta(16, T)
-    gd = projected_resolvent_dense(model.hamiltonian_dense(pos, [0.25, 0, 0.5]), z, ref.vectors)
+    model, ref, pos, z, gd = _holstein_resolvent_case()
     loose = ResolventSolver(self_comm(), {"ksp_rtol": 1e-3})
     tight = ResolventSolver(self_comm())
     results = {}
