@@ -53,6 +53,7 @@ def _read(path):
 def combine(paths, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
     """λ(m) on the q-grid from supercell results files (see the module docstring)."""
     from spia_mpi import supercells as sc
+    from spia_mpi.workflow import jackknife_error
     runs = [_read(p) for p in paths]
     if not runs:
         raise InputError("give at least one results file")
@@ -93,5 +94,5 @@ def combine(paths, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
         nb = r["pair_jk"].shape[0]
         reps = np.array([sum(qg.weights[i] * f * r["pair_jk"][b][:, j, :n_m] for i, j, f in items)
                          for b in range(nb)])
-        var += (nb - 1) / nb * np.sum((reps - reps.mean(axis=0)) ** 2, axis=0)
+        var += jackknife_error(reps) ** 2                                    # independent runs: in quadrature
     return CombinedLambda(r0["gamma"], lam, np.sqrt(var), lam_irr, irr_q, qg.weights, source, r0["T"])

@@ -169,3 +169,75 @@ def test_pbs_scripts_in_emulated_pbs_environment(tmp_path, index_var):
     assert r.returncode == 0, r.stdout + r.stderr
     info, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("{"):])
     assert info["ranks"] == 2
+
+
+def pbs_directives(script):
+    """{option: [values]} of the `#PBS` lines of ``script``, and whether they all precede the first
+    command (PBS reads directives only up to the first non-comment, non-blank line)."""
+    out, seen_command, late = {}, False, []
+    for line in (SCRIPTS / "pbs" / script).read_text().splitlines()[1:]:        # skip the #! line
+        s = line.strip()
+        if s.startswith("#PBS"):
+            opt, _, val = s[len("#PBS"):].strip().partition(" ")
+            out.setdefault(opt, []).append(val.strip())
+            if seen_command:
+                late.append(s)
+        elif s and not s.startswith("#"):
+            seen_command = True
+    return out, late
+
+
+def parse_select(value):
+    """'select=1:ncpus=4:mpiprocs=4:ompthreads=1' → (1, {'ncpus': 4, 'mpiprocs': 4, 'ompthreads': 1})."""
+    head, *chunk = value.split(":")
+    key, _, n = head.partition("=")
+    assert key == "select", value
+    return int(n), {k: int(v) for k, v in (c.split("=") for c in chunk)}
+
+
+@pytest.mark.parametrize("script", ["run.pbs", "scan_array.pbs"])
+def test_pbs_directives(script):
+    """The #PBS lines (parsed, not run by a server): PBS Pro `select` syntax with one MPI rank per
+    requested core and one OpenMP thread per rank (ncpus = mpiprocs × ompthreads, ompthreads = 1, so
+    PBS Pro sets OMP_NUM_THREADS = 1), no Torque `nodes=` mixed in, a walltime, joined output, all
+    directives before the first command; the one-line Torque replacement given in the script's
+    header asks for the same cores (nodes=N:ppn=mpiprocs) and is the one docs/jobscripts.md gives."""
+    d, late = pbs_directives(script)
+    assert not late, late
+    resources = d["-l"]
+    selects = [v for v in resources if v.startswith("select=")]
+    assert len(selects) == 1, resources
+    n_chunks, chunk = parse_select(selects[0])
+    assert n_chunks >= 1 and chunk["ompthreads"] == 1, chunk
+    assert chunk["ncpus"] == chunk["mpiprocs"] * chunk["ompthreads"], chunk
+    assert not any("nodes=" in v or "ppn=" in v for v in resources), resources
+    assert any(v.startswith("walltime=") for v in resources) and d["-j"] == ["oe"]
+    if script == "run.pbs":
+        assert d["-r"] == ["y"]                                        # rerunnable (resume from checkpoint)
+    text = (SCRIPTS / "pbs" / script).read_text()
+    torque = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("#") and "nodes=" in ln]
+    assert torque == [f"#PBS -l nodes={n_chunks}:ppn={chunk['mpiprocs']}"], torque
+    assert "PBS Pro / OpenPBS only" in text
+    assert f"`{torque[0]}`" in (REPO / "docs" / "jobscripts.md").read_text()
+
+
+@pytest.mark.parametrize("omp", ["from ompthreads", None, "3"])
+def test_run_pbs_reports_ranks_and_threads(tmp_path, omp):
+    """Emulated PBS: a PBS_NODEFILE of 2 lines → 2 ranks; threads per rank = the OMP_NUM_THREADS PBS
+    Pro sets (from the script's own ompthreads, or another value), 1 when none is set (Torque)."""
+    d, _ = pbs_directives("run.pbs")
+    _, chunk = parse_select([v for v in d["-l"] if v.startswith("select=")][0])
+    nodefile = tmp_path / "nodes"
+    nodefile.write_text("localhost\n" * 2)                        # 2 ranks on 2 shared cores
+    env = dict(os.environ, **job_env(tmp_path), PBS_O_WORKDIR=str(tmp_path), PBS_NODEFILE=str(nodefile),
+               PBS_JOBID="7.emulated", INPUT="unused.toml", SPIA_COMMAND="check-stack --json")
+    env.pop("OMP_NUM_THREADS", None)
+    want = "1"
+    if omp is not None:
+        want = env["OMP_NUM_THREADS"] = str(chunk["ompthreads"]) if omp == "from ompthreads" else omp
+    r = subprocess.run(["bash", str(SCRIPTS / "pbs" / "run.pbs")], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"spia_mpi job 7.emulated: 2 ranks × {want} threads" in r.stdout, r.stdout
+    info, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("{"):])
+    assert info["petsc_scalar"] == "complex128"

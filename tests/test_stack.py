@@ -44,3 +44,30 @@ def test_check_stack_under_mpirun_two_ranks(spia_cli):
     info = json.loads(res.stdout)          # only rank 0 printed: one JSON object
     assert info["petsc_scalar"] == "complex128"
     assert info["h5py_mpi"] == "True"
+    # i-PI is optional: its version when installed (from the package metadata, not from ipi
+    # itself), otherwise the documented "missing" message — never a failure
+    import importlib.metadata
+    try:
+        want = importlib.metadata.version("ipi")
+    except importlib.metadata.PackageNotFoundError:
+        want = "missing — needed only for `sample pimd`"
+    assert info["ipi"] == want, info
+
+
+def test_check_stack_reports_missing_ipi_without_failing(monkeypatch, capsys):
+    """With i-PI made unimportable (sys.modules['ipi'] = None), check-stack still succeeds and
+    says i-PI is missing and only needed for `sample pimd` (JSON and text)."""
+    import argparse
+    import sys
+
+    from spia_mpi.commands import check_stack
+    from spia_mpi.parallel import self_comm
+    monkeypatch.setitem(sys.modules, "ipi", None)
+    assert check_stack.ipi_status() == (False, "missing — needed only for `sample pimd`")
+    assert check_stack.run(argparse.Namespace(json=True), self_comm()) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["ipi"] == "missing — needed only for `sample pimd`"
+    assert info["petsc_scalar"] == "complex128"
+    assert check_stack.run(argparse.Namespace(json=False), self_comm()) == 0
+    out = capsys.readouterr().out
+    assert "missing — needed only for `sample pimd`" in out and "stack OK" in out

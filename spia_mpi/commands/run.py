@@ -169,18 +169,31 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                         len(kpoints))
     n_tasks = len(kpoints) * conf.n_conf
     n_units = len(kpoints) * min(inp.spia.n_blocks, conf.n_conf)
+    rpg = inp.spia.ranks_per_group
+    if comm.size % rpg or (rpg > 1 and inp.spia.resolvent != "petsc"):
+        raise InputError(f"spia.ranks_per_group = {rpg}: must divide the number of MPI ranks ({comm.size}) "
+                         "and needs spia.resolvent = 'petsc' when > 1")
+    n_groups = comm.size // rpg
     ns = model.reference_states(kpoints[0], inp.spia.states_per_k).n_states
-    mem = (conf.n_conf / max(1, min(comm.size, n_units)) * conf.n_beads * ns * ns * 16
-           + 2 * conf.n_beads * ns * ns * 24 * n_units / max(1, comm.size)) / 2**20
+    units_per_group = -(-n_units // n_groups)
+    # per leader: resolvents of its configurations (n_b·n_s² complex each) + 2 fluctuation sums per
+    # unit (n_b·n_s², complex + real) + the running and total sums of one K; plus one Hamiltonian
+    mem = (units_per_group * (conf.n_conf / max(1, n_units)) * conf.n_beads * ns * ns * 16
+           + (units_per_group + 2) * conf.n_beads * ns * ns * 24
+           + 400 * model.n_basis / rpg) / 2**20
     if comm.rank == 0:
         logger.info("system: %d sites, %d states per K, %d K-point(s); %d configurations × %d beads at %g K",
                     model.n_basis, ns, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
-        logger.info("decomposition: %d work units (K × blocks) over %d rank(s); %d resolvent tasks; "
-                    "≈ %.1f MiB per rank", n_units, comm.size, n_tasks, mem)
+        logger.info("decomposition: %d work units (K × blocks) over %d group(s) of %d rank(s); %d resolvent "
+                    "tasks; ≈ %.1f MiB per rank", n_units, n_groups, rpg, n_tasks, mem)
+        if n_groups > n_units:
+            logger.warning("%d groups but only %d work units: raise spia.n_blocks or spia.ranks_per_group",
+                           n_groups, n_units)
     if dry_run:
         if comm.rank == 0:
-            print(json.dumps({"ranks": comm.size, "work_units": n_units, "tasks": n_tasks,
-                              "states_per_K": ns, "n_configurations": conf.n_conf, "n_beads": conf.n_beads,
+            print(json.dumps({"ranks": comm.size, "ranks_per_group": rpg, "groups": n_groups,
+                              "work_units": n_units, "tasks": n_tasks, "states_per_K": ns,
+                              "n_configurations": conf.n_conf, "n_beads": conf.n_beads,
                               "memory_per_rank_MiB": round(mem, 2)}, indent=1))
         return 0
 
@@ -188,7 +201,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     on_root(comm, _check_output, out_path)
     fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
-                                                                  "fermi_level_ev")},
+                                                                  "fermi_level_ev", "resolvent_options")},
                       "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k})
     store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
 
@@ -204,7 +217,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, mode=inp.spia.mode,
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
                              fermi_level_ev=fermi, comm=comm, store=store,
-                             solver_options=dict(inp.spia.resolvent_options) or None)
+                             solver_options=dict(inp.spia.resolvent_options) or None,
+                             ranks_per_group=inp.spia.ranks_per_group)
 
     with Stage("Eliashberg T_c", logger, timings):
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
@@ -310,6 +324,10 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         io.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
         io.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
         io.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
+        if res.lambda_m_jackknife is not None:
+            io.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
+                             "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
+                             "jackknife replicas behind lambda_m_error; `tc` uses them for T_c errors)")
         io.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
         io.write_dataset(g, "omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
                          "ω̄₂(m) = ν_m √(λ(m)/λ(0)) [gamma, m] (0 at m = 0; NaN where λ(m) ≤ 0 or λ(0) ≤ 0)")

@@ -20,7 +20,10 @@ bosonic Matsubara frequencies ν_m = 2πm k_B T0; lines starting with # are
 comments) or from the HDF5 results file of `spia_mpi run` (/lambda/lambda_m).
 λ is treated as one function of ν (monotone interpolation, ω̄₂ tail beyond the
 last point) so it can be evaluated at other temperatures; μ* is renormalised to
-the frequency cutoff. See docs/eliashberg.md.
+the frequency cutoff. With a results file that holds λ(m)'s jackknife
+replicas (/lambda/lambda_m_jackknife) the statistical error of T_c is reported
+too: T_c is solved for every delete-one-block replica (--no-tc-errors skips it).
+See docs/eliashberg.md.
 
 examples:
   python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.10 --mustar 0.16
@@ -47,6 +50,8 @@ def add_arguments(p):
     p.add_argument("--method", choices=["auto", "dense", "slepc", "slepc-assembled"], default="auto",
                    help="leading-eigenvalue solver (default auto: dense LAPACK for small N on "
                         "one rank, SLEPc with a distributed matrix-free kernel otherwise)")
+    p.add_argument("--no-tc-errors", action="store_true",
+                   help="HDF5 input: skip the jackknife error of T_c (one T_c solve per block and μ*)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -78,7 +83,11 @@ def read_lambda_text(path: Path) -> np.ndarray:
 
 
 def read_lambda_h5(path: Path, gamma: float | None, comm=None):
-    """(λ(m), T0, γ) from a spia_mpi results file."""
+    """(λ(m), T0, γ, replicas) from a spia_mpi results file.
+
+    ``replicas`` is float [n_blocks, n_m], the delete-one-block jackknife replicas of
+    the chosen γ row (/lambda/lambda_m_jackknife), or None if the file has none.
+    """
     from spia_mpi import io
     with io.open_finished(path, "results") as f:
         if "lambda" not in f or "lambda_m" not in f["lambda"]:
@@ -87,12 +96,19 @@ def read_lambda_h5(path: Path, gamma: float | None, comm=None):
         lam = np.atleast_2d(g["lambda_m"][...])
         gammas = g["gamma_eV"][...] if "gamma_eV" in g else np.full(lam.shape[0], np.nan)
         t0 = g.attrs.get("temperature_K")
+        jk = g["lambda_m_jackknife"][...] if "lambda_m_jackknife" in g else None
     if t0 is None:
         raise InputError(f"{path}: /lambda has no 'temperature_K' attribute")
     row = 0
     if gamma is not None:
         row = int(np.nanargmin(np.abs(gammas - gamma)))
-    return lam[row], float(t0), float(gammas[row])
+    reps = None
+    if jk is not None:
+        if jk.ndim != 3 or jk.shape[1:] != lam.shape:
+            raise InputError(f"{path}: /lambda/lambda_m_jackknife has shape {list(jk.shape)}, expected "
+                             f"[n_blocks, {lam.shape[0]}, {lam.shape[1]}] (λ(m) is {list(lam.shape)})")
+        reps = jk[:, row]
+    return lam[row], float(t0), float(gammas[row]), reps
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -110,20 +126,20 @@ def load_lambda(args):
     if path.is_dir():
         raise InputError(f"λ file {path} is a directory")
     if _is_hdf5(path):
-        lam, t0, gamma = read_lambda_h5(path, args.gamma)
+        lam, t0, gamma, reps = read_lambda_h5(path, args.gamma)
         if args.temperature is not None and abs(args.temperature - t0) > 1e-9 * t0:
             raise InputError(f"--temperature {args.temperature} K disagrees with {path} "
                              f"(computed at {t0} K)")
-        return lam, t0, {"source": str(path), "gamma_eV": gamma}
+        return lam, t0, {"source": str(path), "gamma_eV": gamma}, reps
     if args.temperature is None:
         raise InputError(f"--temperature T0 (K) is required with a text λ file ({path})")
-    return read_lambda_text(path), args.temperature, {"source": str(path)}
+    return read_lambda_text(path), args.temperature, {"source": str(path)}, None
 
 
 def run(args, comm):
     from spia_mpi import eliashberg
     from spia_mpi.parallel import on_root
-    lam, t0, meta = on_root(comm, load_lambda, args)
+    lam, t0, meta, reps = on_root(comm, load_lambda, args)
     if t0 <= 0:
         raise InputError(f"--temperature {t0} K must be positive")
     if args.omega2 is not None and args.omega2 <= 0:
@@ -133,6 +149,8 @@ def run(args, comm):
                               method=args.method, comm=comm)
     out = res.as_dict()
     out.update(meta)
+    out["tc_K_error"], out["tc_K_error_notes"] = _tc_errors(reps, t0, mustars, res.tc_k, args, comm,
+                                                            hdf5="gamma_eV" in meta)
     out["n_lambda"] = int(lam.size)
     out["mpi_ranks"] = comm.size
     if comm.rank == 0:
@@ -141,6 +159,25 @@ def run(args, comm):
         else:
             _print_table(out)
     return 0
+
+
+def _tc_errors(reps, t0, mustars, tc_k, args, comm, hdf5=True):
+    """(σ_Tc per μ* in K, {μ*: reason}) from the λ(m) replicas (NaN where not available).
+
+    The replicas of a results file go through :func:`eliashberg.jackknife_tc` with the same
+    --nfreq/--omega2 as the central T_c (so a `run`'s /eliashberg/tc_K_error is reproduced).
+    """
+    from spia_mpi import eliashberg
+    nan = [math.nan] * len(mustars)
+    if reps is None:
+        return nan, {"all": "the results file has no /lambda/lambda_m_jackknife (λ(m) replicas)" if hdf5
+                     else "a text λ file has no replicas of λ(m)"}
+    if args.no_tc_errors:
+        return nan, {"all": "switched off (--no-tc-errors)"}
+    if reps.shape[0] < 2:
+        return nan, {"all": f"{reps.shape[0]} jackknife replica(s): need at least 2"}
+    jk = eliashberg.jackknife_tc(reps, t0, mustars, tc_k, n_freq=args.nfreq, omega2_ev=args.omega2, comm=comm)
+    return [float(x) for x in jk.tc_error_k], dict(jk.errors)
 
 
 def _print_table(o):
@@ -155,5 +192,11 @@ def _print_table(o):
     print(f"{'μ*':>6} {'T_c Eliashberg (K)':>20} {'Allen–Dynes (K)':>16} {'McMillan (K)':>13}")
     for mu, tc, ad, mc in zip(o["mustar"], o["tc_K"], o["allen_dynes_K"], o["mcmillan_K"]):
         print(f"{mu:>6.3f} {tc:>20.2f} {ad:>16.2f} {mc:>13.2f}")
+    for mu, tc, err in zip(o["mustar"], o["tc_K"], o["tc_K_error"]):
+        if math.isfinite(tc) and math.isfinite(err):
+            print(f"μ* = {mu}: T_c = {tc:.2f} ± {err:.2g} K (jackknife over λ(m)'s blocks)")
     for mu, msg in o["tc_errors"].items():
         print(f"μ* = {mu}: {msg}")
+    for mu, msg in o["tc_K_error_notes"].items():
+        if msg != "no central T_c":            # that reason is already printed above
+            print(f"T_c error{'' if mu == 'all' else f' (μ* = {mu})'}: {msg}")
