@@ -71,3 +71,39 @@ def test_check_stack_reports_missing_ipi_without_failing(monkeypatch, capsys):
     assert check_stack.run(argparse.Namespace(json=False), self_comm()) == 0
     out = capsys.readouterr().out
     assert "missing — needed only for `sample pimd`" in out and "stack OK" in out
+
+
+def _python(code, env_extra=None, drop=()):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k not in drop and not k.startswith(("OMPI_COMM_WORLD", "PMIX_"))}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_real_scalar_petsc_is_refused_clearly(tmp_path):
+    """A petsc4py built with real scalars first on the path (here a stand-in package whose
+    PETSc.ScalarType is float64) is refused with a message saying what is wrong and how to fix it."""
+    pkg = tmp_path / "petsc4py"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("def init(*a, **k):\n    pass\n"
+                                     "def get_config():\n    return {'PETSC_DIR': '/fake/real-build'}\n")
+    (pkg / "PETSc.py").write_text("import numpy\nScalarType = numpy.float64\n")
+    r = _python("import sys; sys.modules['slepc4py'] = None\n"
+                "from spia_mpi import backend\n"
+                "try:\n    backend.petsc()\nexcept backend.StackError as e:\n    print('REFUSED', e)\n",
+                {"PYTHONPATH": str(tmp_path)})
+    assert "REFUSED" in r.stdout, r
+    assert "real scalars" in r.stdout and "/fake/real-build" in r.stdout and "complex" in r.stdout, r.stdout
+
+
+def test_serial_h5py_refused_for_parallel_writes():
+    """Debian's h5py imported outside mpirun without H5PY_ALWAYS_USE_MPI is the serial build:
+    asking for a parallel file then fails with a clear StackError naming the fix."""
+    r = _python("import h5py\nfrom spia_mpi import backend\n"
+                "assert not h5py.get_config().mpi\n"
+                "try:\n    backend.h5py(need_mpi=True)\nexcept backend.StackError as e:\n    print('REFUSED', e)\n",
+                drop=("H5PY_ALWAYS_USE_MPI",))
+    assert "REFUSED" in r.stdout and "not built with MPI" in r.stdout and "python3-h5py-mpi" in r.stdout, r
