@@ -8,7 +8,9 @@ files written. Panels appear only when the file has the data:
 * ``gamma``    — λ(0), λ(1) and T_c (± its jackknife error) versus γ;
 * ``tc``       — T_c versus μ* (Eliashberg ± its jackknife error, Allen–Dynes, McMillan);
 * ``bands``    — renormalised bands with their half widths, and the Lorentzian DOS;
-* ``msd``      — centroid mean squared displacement per species (when analysed).
+* ``msd``      — centroid mean squared displacement per species with the D fits, and
+* ``density_slices`` — ion density per species on a few planes through the cell with the
+  fitted peak centres (both from the ``/analysis`` group that ``analyze`` writes).
 """
 from __future__ import annotations
 
@@ -164,26 +166,84 @@ def plot_bands(f, out: Path) -> list[Path]:
     return _save(fig, out, "bands")
 
 
+def _str(x) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
 def plot_msd(f, out: Path) -> list[Path]:
-    """Centroid MSD per species, if an analysis group is present."""
+    """Centroid MSD per species (/analysis/msd_A2 [species, lag] vs time_fs) with the fitted
+    lines 6Dt + a over the fit window (dashed) when /analysis/diffusion_A2_per_fs is present."""
     if "analysis" not in f or "msd_A2" not in f["analysis"]:
         return []
     a = f["analysis"]
     t = a["time_fs"][...]
     msd = np.atleast_2d(a["msd_A2"][...])
-    species = [s.decode() if isinstance(s, bytes) else str(s) for s in a["species"][...]]
+    species = [_str(s) for s in a["species"][...]]
+    d = a["diffusion_A2_per_fs"][...] if "diffusion_A2_per_fs" in a else None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for s, y in zip(species, msd):
-        ax.plot(t, y, label=s)
+    for i, (s, y) in enumerate(zip(species, msd)):
+        label = s if d is None else f"{s}: D = {0.1 * d[i]:.3g} cm²/s"
+        ax.plot(t, y, color=f"C{i}", label=label)
+        if d is not None and "fit_window_fs" in a:
+            t0, t1 = a["fit_window_fs"][...]
+            sel = (t >= t0) & (t <= t1)
+            if sel.any():
+                icpt = np.mean(y[sel] - 6 * d[i] * t[sel])
+                ax.plot(t[sel], icpt + 6 * d[i] * t[sel], "--", color="k", lw=0.8)
     ax.set_xlabel("t (fs)")
-    ax.set_ylabel("MSD (Å²)")
+    ax.set_ylabel("centroid MSD (Å²)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, out, "msd")
 
 
-ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_msd)
+def plot_density(f, out: Path, planes=(0.0, 0.25, 0.5, 0.75), slab_bins: int = 3) -> list[Path]:
+    """Density slices per species (/analysis/density/<species>, fractional grid): one panel per
+    plane s₃ = const of ``planes`` (fractional along the third lattice vector), each the mean of
+    ``slab_bins`` bins centred on the plane, drawn in Cartesian coordinates of the (a₁, a₂)
+    plane (skewed for non-orthogonal cells); fitted peak centres within the slab are crosses."""
+    if "analysis" not in f or "density" not in f["analysis"] or not len(f["analysis"]["density"]):
+        return []
+    a = f["analysis"]
+    cell = a["cell"][...]
+    la, lb = np.linalg.norm(cell[0]), np.linalg.norm(cell[1])
+    cos_g = cell[0] @ cell[1] / (la * lb)
+    sin_g = np.sqrt(max(1 - cos_g ** 2, 0.0))
+    peaks = a["peaks"] if "peaks" in a else None
+    species = list(a["density"])
+    plt = _plt()
+    fig, axes = plt.subplots(len(species), len(planes), figsize=(3.0 * len(planes), 2.8 * len(species)),
+                             squeeze=False)
+    for row, s in enumerate(species):
+        h = a["density"][s][...]
+        n1, n2, n3 = h.shape
+        u, v = np.meshgrid(np.arange(n1 + 1) / n1, np.arange(n2 + 1) / n2, indexing="ij")
+        X, Y = u * la + v * lb * cos_g, v * lb * sin_g
+        vmax = max(h.max(), 1e-300)
+        for col, z in enumerate(planes):
+            ax = axes[row, col]
+            k0 = int(np.floor(z * n3)) if slab_bins % 2 else int(np.round(z * n3))
+            ks = (k0 + np.arange(slab_bins) - slab_bins // 2) % n3
+            ax.pcolormesh(X, Y, h[:, :, ks].mean(axis=2), cmap="viridis", vmin=0, vmax=vmax, shading="flat")
+            if peaks is not None:
+                sel = np.array([_str(x) == s for x in peaks["species"][...]], bool)
+                c = peaks["centres_frac"][...][sel]
+                dz = (c[:, 2] - (ks[slab_bins // 2] + 0.5) / n3 + 0.5) % 1.0 - 0.5
+                c = c[np.abs(dz) <= slab_bins / (2 * n3)]
+                ax.plot(c[:, 0] * la + c[:, 1] * lb * cos_g, c[:, 1] * lb * sin_g, "r+", ms=5)
+            ax.set_aspect("equal")
+            ax.set_title(f"{s}, s₃ ≈ {z:g}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if row == len(species) - 1:
+                ax.set_xlabel("x along a₁ (Å)", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("y in (a₁, a₂) plane (Å)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out, "density_slices")
+
+
+ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_msd, plot_density)
 
 
 def plot_results(f, out, formats=("png", "pdf")) -> list[Path]:

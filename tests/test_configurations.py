@@ -1,8 +1,8 @@
-"""Configurations: exact ring-polymer statistics, readers, HDF5 layout, analysis."""
+"""Configurations: exact ring-polymer statistics, readers, HDF5 layout (analysis: test_analysis.py)."""
 import numpy as np
 import pytest
 
-from spia_mpi import analysis, units
+from spia_mpi import units
 from spia_mpi import configurations as cf
 from spia_mpi.errors import InputError
 
@@ -234,65 +234,6 @@ def test_nan_and_bad_temperature():
         cf.Configurations(pos, conf.cell, conf.numbers, conf.masses, 290.0)
     with pytest.raises(InputError, match="temperature"):
         cf.Configurations(conf.positions, conf.cell, conf.numbers, conf.masses, -1.0)
-
-
-def test_random_walk_diffusion_coefficient():
-    """3D Gaussian random walk with step variance σ² per direction per Δt: D = σ²/(2Δt)."""
-    rng = np.random.default_rng(4)
-    n_t, n_at, sigma, dt = 2000, 200, 0.05, 1.0
-    traj = np.cumsum(rng.normal(0, sigma, size=(n_t, n_at, 3)), axis=0)
-    m = analysis.msd(traj, max_lag=200)
-    t = np.arange(m.size) * dt
-    d = analysis.diffusion_coefficient(t, m, (20, 180))
-    exact = sigma ** 2 / (2 * dt)
-    assert abs(d.d_a2_per_fs - exact) < max(5 * d.error_a2_per_fs, 0.03 * exact)
-
-
-def test_unwrap_and_moving_average_recovers_drift():
-    cell = np.diag([4.0, 4.0, 4.0])
-    t = np.arange(400) * 1.0                                     # fs
-    drift = 0.01 * t                                             # Å: crosses the box
-    vib = 0.1 * np.sin(2 * np.pi * t / 10.0)                     # 10 fs period
-    x = np.zeros((400, 1, 1, 3))
-    x[:, 0, 0, 0] = (drift + vib) % 4.0
-    conf = cf.Configurations(x, cell, [1], [1.0], 300.0, 1.0)
-    dif, vibr = analysis.moving_average_split(conf, 20.0)
-    inner = slice(20, 380)
-    assert np.allclose(dif[inner, 0, 0, 0] - dif[20, 0, 0, 0], drift[inner] - drift[20], atol=0.02)
-    assert np.allclose(vibr[inner, 0, 0, 0], vib[inner], atol=0.02)
-
-
-def test_density_peaks_of_gaussian_sites():
-    rng = np.random.default_rng(2)
-    sites = np.array([[0.25, 0.25, 0.25], [0.75, 0.75, 0.75]])
-    pos = (sites[None, None] + rng.normal(0, 0.02, size=(400, 2, 2, 3))) * 6.0
-    conf = cf.Configurations(pos, np.eye(3) * 6.0, [1, 1], [1.0, 1.0], 300.0)
-    hist = analysis.density_histogram(conf, np.array([True, True]), (30, 30, 30))
-    centres, widths, weights = analysis.density_peaks(hist, threshold=0.3)
-    assert centres.shape[0] == 2
-    order = np.argsort(centres[:, 0])
-    assert np.allclose(centres[order], sites, atol=0.01)
-    atoms, sg = analysis.symmetrise_structure(np.eye(3) * 6.0, centres, [1, 1], symprec=0.1)
-    assert "Im-3m" in sg                                       # two sites at ¼ and ¾: bcc
-
-
-def test_sample_and_analyze_cli(tmp_path, spia_cli):
-    r = spia_cli(["sample", "harmonic", "--structure", "li2mgh16-solid", "--einstein", 0.15,
-                  "--temperature", 290, "--beads", 4, "--samples", 6, "--out", tmp_path / "c.h5"])
-    assert r.returncode == 0, r
-    conf = cf.read_h5(tmp_path / "c.h5")
-    assert conf.positions.shape == (6, 4, 38, 3)
-    r = spia_cli(["analyze", tmp_path / "c.h5", "--out", tmp_path / "an"])
-    assert r.returncode == 0, r
-    assert (tmp_path / "an" / "density.png").stat().st_size > 5000
-    # trajectory conversion with equilibration skip
-    paths = cf.write_ipi_xyz(make_conf(n_conf=40), tmp_path / "sim")
-    r = spia_cli(["sample", "convert", str(tmp_path / "sim.pos_*.xyz"), "--temperature", 290,
-                  "--time-step", 2, "--skip-fs", 4, "--stride", 2, "--out", tmp_path / "t.h5"])
-    assert r.returncode == 0, r
-    assert cf.read_h5(tmp_path / "t.h5").n_conf == 19
-    r = spia_cli(["analyze", tmp_path / "t.h5", "--out", tmp_path / "an2"])
-    assert r.returncode == 0 and "D (cm²/s)" in r.stdout, r
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``analyze``: MSD and diffusion per species, ion density and its peaks, from a configurations file."""
+"""``analyze``: MSD and diffusion per species, ion density, Gaussian density peaks, the effective
+crystal structure and (optionally) the diffusion paths of a configurations file; results in HDF5."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,69 +9,140 @@ import numpy as np
 from spia_mpi.errors import InputError
 
 NAME = "analyze"
-HELP = "centroid MSD and diffusion coefficients per species, density slices, density peaks"
+HELP = "centroid MSD and D per species, density and its Gaussian peaks, effective structure → HDF5 + figures"
 ORDER = 50
 NEEDS_MPI = False
 
 
 def add_arguments(p):
     p.add_argument("configurations", help="configurations HDF5 (from `spia_mpi sample`)")
-    p.add_argument("--species", help="species for the density analysis (default: lightest)")
     p.add_argument("--fit-window", type=float, nargs=2, metavar=("T0", "T1"),
-                   help="time window (fs) of the linear MSD fit (default: middle half)")
-    p.add_argument("--bins", type=int, default=40, help="density grid points per direction")
-    p.add_argument("--out", help="folder for figures (default: CONF_analysis)")
+                   help="time window (fs) of the linear MSD fit (default: middle half of the lags)")
+    p.add_argument("--bins", type=int, default=40, help="density grid points per lattice vector")
+    p.add_argument("--threshold", type=float, default=0.1,
+                   help="peaks: smoothed density above this fraction of its maximum (per species)")
+    p.add_argument("--min-weight", type=float, default=0.05, help="peaks: smallest occupancy kept (atoms)")
+    p.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance (Å) of the effective structure")
+    p.add_argument("--split-window", type=float, metavar="FS",
+                   help="also write the diffusion paths (Eq. 4 moving average over FS fs) to --out-diffusion")
+    p.add_argument("--out-diffusion", help="configurations HDF5 of the diffusion paths (default: CONF_dif.h5)")
+    p.add_argument("--edges", choices=["trim", "shrink"], default="trim",
+                   help="moving average at the trajectory ends: trim (full windows only) or shrink")
+    p.add_argument("--out", help="folder for figures and analysis.h5 (default: CONF_analysis)")
+    p.add_argument("--results", help="analysis HDF5 file (default: OUT/analysis.h5)")
+
+
+def _check(args):
+    if args.bins < 9:
+        raise InputError(f"--bins {args.bins} must be ≥ 9 (the peak fit window is 9 bins wide)")
+    for name, v in (("--threshold", args.threshold), ("--symprec", args.symprec)):
+        if not (np.isfinite(v) and v > 0):
+            raise InputError(f"{name} {v} must be positive")
+    if args.fit_window is not None and not args.fit_window[1] > args.fit_window[0] >= 0:
+        raise InputError(f"--fit-window {args.fit_window[0]:g} {args.fit_window[1]:g}: need 0 ≤ T0 < T1 (fs)")
+
+
+def write_analysis(path, conf, msd=None, diffusion=None, fit_window=None, hists=None, peaks=None,
+                   effective=None, provenance=None, resolved_input=None):
+    """Write the ``/analysis`` group (kind 'analysis') — layout in docs/configurations.md."""
+    from ase.data import chemical_symbols
+
+    from spia_mpi import io
+    with io.atomic_h5(path, None, kind="analysis") as f:
+        if provenance is not None:
+            io.write_provenance(f, provenance, resolved_input)
+        g = f.create_group("analysis")
+        g.attrs.update({"configurations": str(conf.source), "temperature_K": conf.temperature_k,
+                        "time_step_fs": conf.time_step_fs, "n_conf": conf.n_conf, "n_beads": conf.n_beads})
+        io.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
+        if msd:
+            species = list(msd)
+            io.write_dataset(g, "species", np.array(species, dtype="S"), "1", "rows of msd_A2 and diffusion_*")
+            io.write_dataset(g, "time_fs", next(iter(msd.values()))[0], "fs", "lag time")
+            io.write_dataset(g, "msd_A2", np.array([msd[s][1] for s in species]), "Å²",
+                             "centroid mean squared displacement [species, lag], over atoms and time origins")
+            for key, attr, unit in (("diffusion_A2_per_fs", "d_a2_per_fs", "Å²/fs"),
+                                    ("diffusion_A2_per_fs_error", "error_a2_per_fs", "Å²/fs"),
+                                    ("diffusion_cm2_per_s", "d_cm2_per_s", "cm²/s"),
+                                    ("diffusion_cm2_per_s_error", "error_cm2_per_s", "cm²/s")):
+                io.write_dataset(g, key, [getattr(diffusion[s], attr) for s in species], unit,
+                                 "D = slope/6 of a line fitted to MSD(t) in fit_window_fs [species]")
+            io.write_dataset(g, "fit_window_fs", fit_window, "fs", "MSD fit window [t0, t1]")
+        if hists:
+            d = g.create_group("density")
+            d.attrs["description"] = ("histogram of all bead positions per species in fractional coordinates; "
+                                      "bin i of n covers [i, i+1)/n")
+            for z, h in hists.items():
+                io.write_dataset(d, chemical_symbols[z], h, "atoms per bin per configuration",
+                                 compression="gzip")
+        if peaks is not None:
+            p = g.create_group("peaks")
+            p.attrs["description"] = "3D Gaussian least-squares fits of the density peaks, all species"
+            io.write_dataset(p, "species", np.array([chemical_symbols[z] for z in peaks.numbers], dtype="S"), "1")
+            io.write_dataset(p, "numbers", peaks.numbers.astype(np.int32), "1", "atomic numbers")
+            io.write_dataset(p, "centres_frac", peaks.centres_frac, "1", "fractional coordinates [peak, 3]")
+            io.write_dataset(p, "centres_A", peaks.centres_cart(conf.cell), "Å", "Cartesian [peak, 3]")
+            io.write_dataset(p, "covariance_A2", peaks.covariances_a2, "Å²", "Gaussian covariance [peak, 3, 3]")
+            io.write_dataset(p, "weight", peaks.weights, "atoms", "occupancy: integral of the Gaussian")
+            io.write_dataset(p, "background", peaks.background, "atoms per bin", "constant under each peak")
+        if effective is not None:
+            e = g.create_group("effective_structure")
+            a = effective.atoms
+            e.attrs.update({"spacegroup": effective.international, "spacegroup_number": effective.number,
+                            "symprec_A": a.info["symprec_A"]})
+            io.write_dataset(e, "cell", a.cell[:], "Å", "spglib standardised conventional cell, rows")
+            io.write_dataset(e, "numbers", a.numbers.astype(np.int32), "1")
+            io.write_dataset(e, "scaled_positions", a.get_scaled_positions(), "1", "symmetrised sites")
+            io.write_dataset(e, "occupancy", a.arrays["occupancy"], "atoms", "orbit-averaged peak weight")
+            io.write_dataset(e, "wyckoffs", np.array(effective.wyckoffs, dtype="S"), "1", "Wyckoff letters")
 
 
 def run(args, comm):
-    from ase.data import atomic_numbers, chemical_symbols
-
-    from spia_mpi import analysis, configurations
+    from spia_mpi import analysis, configurations, io, plotting
+    _check(args)
     conf = configurations.read_h5(args.configurations)
-    out = Path(args.out) if args.out else Path(args.configurations).with_suffix("").with_name(
-        Path(args.configurations).stem + "_analysis")
+    src = Path(args.configurations)
+    out = Path(args.out) if args.out else src.with_name(src.stem + "_analysis")
     out.mkdir(parents=True, exist_ok=True)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    res_path = Path(args.results) if args.results else out / "analysis.h5"
+    msd, diffusion, window = None, None, None
     if conf.time_step_fs > 0 and conf.n_conf >= 8:
-        curves = analysis.species_msd(conf)
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        print(f"{'species':>8} {'D (Å²/fs)':>12} {'± ':>10} {'D (cm²/s)':>12}")
-        for s, (t, m) in curves.items():
-            ax.plot(t, m, label=s)
-            d = analysis.diffusion_coefficient(t, m, args.fit_window, s)
-            print(f"{s:>8} {d.d_a2_per_fs:>12.4e} {d.error_a2_per_fs:>10.2e} {d.d_cm2_per_s:>12.4e}")
-        ax.set_xlabel("t (fs)")
-        ax.set_ylabel("centroid MSD (Å²)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "msd.png", dpi=110)
-        plt.close(fig)
+        msd = analysis.species_msd(conf)
+        diffusion = {}
+        print(f"{'species':>8} {'D (Å²/fs)':>12} {'± ':>10} {'D (cm²/s)':>12} {'± ':>10}")
+        for s, (t, m) in msd.items():
+            d = diffusion[s] = analysis.diffusion_coefficient(t, m, args.fit_window, s)
+            window = (d.t_start_fs, d.t_end_fs)
+            print(f"{s:>8} {d.d_a2_per_fs:>12.4e} {d.error_a2_per_fs:>10.2e} {d.d_cm2_per_s:>12.4e} "
+                  f"{d.error_cm2_per_s:>10.2e}")
+        print(f"(fit window {window[0]:g}–{window[1]:g} fs)")
     else:
-        print("no time information (independent samples): MSD skipped")
-    if args.species:
-        if args.species not in atomic_numbers:
-            raise InputError(f"--species {args.species}: unknown element")
-        z = atomic_numbers[args.species]
-    else:
-        z = int(conf.numbers[np.argmin(conf.masses)])
-    mask = conf.numbers == z
-    if not mask.any():
-        raise InputError(f"{args.configurations}: no {chemical_symbols[z]} atoms")
-    hist = analysis.density_histogram(conf, mask, (args.bins,) * 3)
-    centres, widths, weights = analysis.density_peaks(hist)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(hist.sum(axis=0).T, origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
-    ax.set_xlabel("fractional y")
-    ax.set_ylabel("fractional z")
-    ax.set_title(f"{chemical_symbols[z]} density (projected along a)")
-    fig.tight_layout()
-    fig.savefig(out / "density.png", dpi=110)
-    plt.close(fig)
-    print(f"{chemical_symbols[z]} density peaks: {len(centres)} (sum of weights {weights.sum():.2f} atoms; "
-          f"{mask.sum()} atoms)")
-    np.savetxt(out / "density_peaks.txt", np.column_stack([centres, widths, weights]),
-               header="frac_x frac_y frac_z width_bins weight_atoms")
-    print(f"figures and peaks in {out}")
+        print("no time information (independent samples, or fewer than 8 frames): MSD skipped")
+    hists, peaks = analysis.fit_species_peaks(conf, (args.bins,) * 3, threshold=args.threshold,
+                                              min_weight=args.min_weight)
+    from ase.data import chemical_symbols
+    for z in hists:
+        sel = peaks.numbers == z
+        print(f"{chemical_symbols[z]:>3} density peaks: {sel.sum()} (occupancy sum {peaks.weights[sel].sum():.2f}; "
+              f"{(conf.numbers == z).sum()} atoms)")
+    effective = None
+    if len(peaks):
+        effective = analysis.effective_structure(conf.cell, peaks, args.symprec)
+        print(f"effective structure: {effective.international} (No. {effective.number}), "
+              f"{len(effective.atoms)} sites in the standardised cell, symprec {args.symprec:g} Å")
+        for sym, wy, pos, occ in effective.sites:
+            print(f"  {sym:>3}({wy:>4})  {pos[0]:.5f} {pos[1]:.5f} {pos[2]:.5f}  occupancy {occ:.3f}")
+    resolved = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in vars(args).items()
+                if isinstance(v, (int, float, str, list, tuple, type(None))) and k != "func"}
+    write_analysis(res_path, conf, msd, diffusion, window, hists, peaks, effective,
+                   io.provenance(None, "analyze"), resolved)
+    with io.open_finished(res_path, "analysis") as f:
+        written = plotting.plot_msd(f, out) + plotting.plot_density(f, out)
+    if args.split_window is not None:
+        dif = analysis.diffusion_path_configurations(conf, args.split_window, args.edges)
+        dif_path = Path(args.out_diffusion) if args.out_diffusion else src.with_name(src.stem + "_dif.h5")
+        configurations.write_h5(dif, dif_path)
+        print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
+              f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")
+    print(f"results in {res_path}; figures: {', '.join(p.name for p in written)} in {out}")
     return 0

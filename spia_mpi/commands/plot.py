@@ -4,13 +4,13 @@ from pathlib import Path
 from spia_mpi.errors import InputError
 
 NAME = "plot"
-HELP = "figures from a results file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands"
+HELP = "figures from a results or analysis file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands, MSD, density"
 ORDER = 60
 NEEDS_MPI = False
 
 
 def add_arguments(p):
-    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`")
+    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, or analysis.h5 of `analyze`")
     p.add_argument("--out", help="output folder (default: RESULTS_plots next to the file)")
 
 
@@ -18,10 +18,21 @@ def run(args, comm):
     from spia_mpi import io, plotting
     path = Path(args.results)
     out = Path(args.out) if args.out else path.with_name(path.stem + "_plots")
-    with io.open_finished(path, "results") as f:
+    if not path.exists():
+        raise InputError(f"results file {path} does not exist")
+    try:
+        f = io.open_h5(path, "r", None)
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
+    with f:
+        io.require_complete(f, path, None)
+        kind = f.attrs["spia_mpi_file"]
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind not in ("results", "analysis"):
+            raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results' or 'analysis'")
         written = plotting.plot_results(f, out)
     if not written:
-        raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg or /bands groups)")
+        raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg, /bands or /analysis groups)")
     for p in written:
         print(p)
     return 0

@@ -19,7 +19,8 @@ harmonic: independent exact draws of the N_b-bead discretised path integral of
   (--force-constants, eV/Å²) around a structure or its supercell.
 convert:  per-bead PIMD trajectories (i-PI xyz 'PREFIX.pos_*.xyz', VASP XDATCAR,
   or any ASE format) into the configurations HDF5 layout, with equilibration
-  skip (fs) and stride.
+  skip (fs) and stride; --diffusion-path-window FS also writes the diffusion paths
+  (Eq. 4 moving average) as a second configurations file for λ_dif(m).
 pimd:     run NVT PIMD in-process with i-PI (PILE-L thermostat, one rank) on a
   model ASE calculator (screened-Coulomb YukawaPair or Einstein springs).
 
@@ -54,6 +55,12 @@ def add_arguments(p):
     c.add_argument("--skip-fs", type=float, default=0.0, help="equilibration to drop (fs)")
     c.add_argument("--stride", type=int, default=1, help="keep every stride-th frame")
     c.add_argument("--out", required=True, help="output HDF5 file")
+    c.add_argument("--diffusion-path-window", type=float, metavar="FS",
+                   help="also write the diffusion paths R_dif (paper Eq. 4): centred moving average over FS fs "
+                        "of every unwrapped bead trajectory (before --stride), e.g. 250")
+    c.add_argument("--diffusion-out", help="diffusion-path configurations HDF5 (default: OUT_dif.h5)")
+    c.add_argument("--diffusion-edges", choices=["trim", "shrink"], default="trim",
+                   help="trajectory ends: trim (write only frames with a full window) or shrink the window")
     _add_pimd_arguments(sub)
 
 
@@ -181,9 +188,24 @@ def run(args, comm):
     else:
         if args.time_step <= 0:
             raise InputError(f"--time-step {args.time_step} fs must be positive")
+        if args.diffusion_path_window is not None:          # fail before reading big files
+            from spia_mpi.analysis import moving_average_window
+            moving_average_window(args.time_step, args.diffusion_path_window, None, args.diffusion_edges)
         spec = args.files if len(args.files) > 1 else args.files[0]
         conf = cf.read_trajectories(spec, args.temperature, args.time_step, args.format)
-        conf = conf.select(int(round(args.skip_fs / args.time_step)), args.stride)
+        conf = conf.select(int(round(args.skip_fs / args.time_step)), 1)
+        if args.diffusion_path_window is not None:
+            from pathlib import Path
+
+            from spia_mpi.analysis import diffusion_path_configurations
+            dif = diffusion_path_configurations(conf, args.diffusion_path_window, args.diffusion_edges)
+            dif = dif.select(0, args.stride)
+            out = Path(args.out)
+            dif_path = args.diffusion_out or str(out.with_name(out.stem + "_dif" + (out.suffix or ".h5")))
+            cf.write_h5(dif, dif_path)
+            print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
+                  f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")
+        conf = conf.select(0, args.stride)
     cf.write_h5(conf, args.out)
     print(f"{args.out}: {conf.n_conf} configurations × {conf.n_beads} beads × {conf.n_atoms} atoms "
           f"at {conf.temperature_k:g} K")
