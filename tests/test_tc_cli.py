@@ -87,12 +87,27 @@ def test_tc_cli_text_output_and_missing_replicas(two_gamma_run, spia_cli, tmp_pa
         x, s = ln.split("T_c = ")[1].split(" K")[0].split(" ± ")
         assert (x, s) == (f"{tc:.2f}", f"{err:.2g}"), ln
     off = _tc_json(spia_cli, two_gamma_run, "--no-tc-errors")
-    assert all(math.isnan(x) for x in off["tc_K_error"]) and "switched off" in off["tc_K_error_notes"]["all"]
+    assert all(x is None for x in off["tc_K_error"]) and "switched off" in off["tc_K_error_notes"]["all"]
     old = tmp_path / "old.h5"
     shutil.copy(two_gamma_run, old)
     with h5py.File(old, "a") as f:
         del f["lambda/lambda_m_jackknife"]
     o_old = _tc_json(spia_cli, old)
-    assert all(math.isnan(x) for x in o_old["tc_K_error"])
+    assert all(x is None for x in o_old["tc_K_error"])
     assert "lambda_m_jackknife" in o_old["tc_K_error_notes"]["all"]
     assert np.allclose(o_old["tc_K"], o["tc_K"], rtol=1e-10)
+
+
+def test_tc_json_is_strict_json_when_there_is_no_tc(tmp_path, spia_cli):
+    """Weak coupling and a large μ*: no T_c exists; --json still prints strict JSON (null, not NaN)
+    with the reason, and exits 0."""
+    import json as _json
+    f = tmp_path / "weak.dat"
+    f.write_text("# weak Einstein coupling\n" + "\n".join(str(0.05 / (1 + m ** 2)) for m in range(12)) + "\n")
+    r = spia_cli(["tc", "--lambda", f, "--temperature", 100, "--mustar", 0.3, "--json"])
+    assert r.returncode == 0, r
+
+    def refuse(token):
+        raise AssertionError(f"non-JSON constant {token} in the output")
+    out = _json.loads(r.stdout, parse_constant=refuse)
+    assert out["tc_K"] == [None] and "coupling too weak" in out["tc_errors"]["0.3"], out

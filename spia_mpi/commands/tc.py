@@ -136,6 +136,20 @@ def load_lambda(args):
     return read_lambda_text(path), args.temperature, {"source": str(path)}, None
 
 
+def _json_safe(x):
+    """NaN/inf → null (strict JSON: jq and other parsers reject NaN); the reason is in the notes."""
+    import math
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if hasattr(x, "tolist"):
+        return _json_safe(x.tolist())
+    return x
+
+
 def run(args, comm):
     from spia_mpi import eliashberg
     from spia_mpi.parallel import on_root
@@ -155,7 +169,7 @@ def run(args, comm):
     out["mpi_ranks"] = comm.size
     if comm.rank == 0:
         if args.json:
-            print(json.dumps(out, indent=1, allow_nan=True))
+            print(json.dumps(_json_safe(out), indent=1))
         else:
             _print_table(out)
     return 0
