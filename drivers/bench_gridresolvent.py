@@ -125,7 +125,8 @@ def main():
         def f(x, fmt=".1f"):
             return "–" if x is None else format(x, fmt)
         lines.append(f"| {round(n ** (1 / 3))}³ | {n} | {f(dense)} | {f(jac)} | {kin:.1f} | "
-                     f"{f(kin / jac if jac else None, '.0f')}× | {f(kin / dense if dense else None, '.0f')}× | "
+                     f"{f(kin / jac if jac else None, '.0f')}{'×' if jac else ''} | "
+                     f"{f(kin / dense if dense else None, '.0f')}{'×' if dense else ''} | "
                      f"{f(lu)} | {f(its_j, '.0f')} | {info_k['iterations_mean']:.0f} | {f(diff, '.1e')} |")
         print(lines[-1], flush=True)
     lines.append("\nDense LU stops at 16³ (a 24³ complex dense matrix is 3 GiB), Jacobi and sparse LU at 32³ "
