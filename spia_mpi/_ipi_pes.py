@@ -3,7 +3,8 @@
 i-PI's ``<ffdirect><pes>custom</pes><pes_path>THIS FILE</pes_path>`` mechanism
 executes this file and instantiates ``__DRIVER_CLASS__`` with the
 ``<parameters>`` dictionary. The only parameter is ``key``: the entry of
-:data:`spia_mpi.pimd._CALCULATORS` holding (template Atoms, ASE calculator).
+:data:`spia_mpi.pimd._CALCULATORS` holding (template Atoms, ASE calculator, rotation R
+from the user's frame into i-PI's: the calculator sees r_user = r_ipi Rᵀ, forces go back as F R).
 i-PI hands over the cell (i-PI h, vectors as columns) and the flat positions in
 atomic units; the driver returns energy and forces in atomic units (virial zero:
 constant-volume runs only, so the calculator is never asked for a stress).
@@ -27,16 +28,16 @@ class SpiaASEDriver(Dummy_driver):
 
     def check_parameters(self):
         from spia_mpi.pimd import _CALCULATORS
-        template, calc = _CALCULATORS[self.key]
+        template, calc, self.rotation = _CALCULATORS[self.key]
         self.atoms = template.copy()
         self.atoms.calc = calc
 
     def compute_structure(self, cell, pos):
-        atoms = self.atoms
-        atoms.set_cell(unit_to_user("length", "angstrom", np.asarray(cell).T))   # rows in ASE
-        atoms.set_positions(unit_to_user("length", "angstrom", np.asarray(pos)).reshape(-1, 3))
+        atoms, R = self.atoms, self.rotation                 # i-PI frame = user frame @ R
+        atoms.set_cell(unit_to_user("length", "angstrom", np.asarray(cell).T) @ R.T)   # rows in ASE
+        atoms.set_positions(unit_to_user("length", "angstrom", np.asarray(pos)).reshape(-1, 3) @ R.T)
         energy = atoms.get_potential_energy()                 # eV
-        forces = atoms.get_forces()                           # eV/Å
+        forces = atoms.get_forces() @ R                       # eV/Å, into i-PI's frame
         virial = np.zeros((3, 3))       # NVT only: no stress requested from the calculator
         return (float(unit_to_internal("energy", "electronvolt", energy)),
                 np.asarray(unit_to_internal("force", "ev/ang", forces), float).reshape(np.shape(pos)),

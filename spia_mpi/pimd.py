@@ -59,13 +59,6 @@ def _inside(path):
         os.chdir(old)
 
 
-def is_standard_cell(cell) -> bool:
-    """i-PI needs the cell in ASE's standard form: lattice vectors as rows, lower triangular."""
-    c = np.asarray(cell, float)
-    return bool(abs(c[0, 1]) < 1e-10 and abs(c[0, 2]) < 1e-10 and abs(c[1, 2]) < 1e-10
-                and np.all(np.diag(c) > 0))
-
-
 def simulation_xml(atoms, n_beads: int, temperature_k: float, time_step_fs: float,
                    thermostat_tau_fs: float, seed: int, fix_com: bool, key: str) -> str:
     """The i-PI input (an XML string) of one NVT PIMD run with the bridge force field."""
@@ -95,8 +88,11 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
              seed: int = 1, fix_com: bool = True, source: str = "") -> Configurations:
     """Run NVT PIMD with i-PI and return the sampled bead configurations.
 
-    atoms: ase.Atoms, 3D periodic, cell in standard form (:func:`is_standard_cell`;
-      rotate with ``atoms.cell.standard_form()`` first). Its masses (amu) are used.
+    atoms: ase.Atoms, 3D periodic, right-handed cell in any orientation; its masses (amu)
+      are used. i-PI works in its standard frame (a ∥ x, b in the xy plane): the run is
+      rotated into it (:func:`spia_mpi.configurations.ipi_standard_frame`), the calculator
+      still sees positions in the frame of ``atoms``, and the samples come back in that
+      frame with the cell of ``atoms``.
     calculator: any ASE calculator giving energy (eV) and forces (eV/Å).
     n_beads N_b ≥ 1; temperature_k T > 0 (K); time_step_fs > 0; n_steps total MD steps;
     thermostat_tau_fs: PILE-L centroid time constant τ (fs); skip_steps: equilibration
@@ -126,9 +122,11 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
                          "leaves no samples")
     if len(atoms) == 0 or not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-9:
         raise InputError("PIMD needs atoms in a 3D periodic cell")
-    if not is_standard_cell(atoms.cell[:]):
-        raise InputError("PIMD: i-PI needs the cell in standard form (rows lower triangular, positive "
-                         "diagonal); rotate the structure with atoms.cell.standard_form() first")
+    from spia_mpi.configurations import ipi_standard_frame
+    R = ipi_standard_frame(atoms.cell[:])                # cell @ R: i-PI's frame; r @ R likewise
+    work = atoms.copy()
+    work.set_cell(atoms.cell[:] @ R)
+    work.positions = atoms.positions @ R
 
     from ipi.scripting import InteractiveSimulation
     from ipi.utils.softexit import softexit
@@ -136,11 +134,11 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
     from spia_mpi.log import progress
 
     key = uuid.uuid4().hex
-    xml = simulation_xml(atoms, int(n_beads), temperature_k, time_step_fs, thermostat_tau_fs,
+    xml = simulation_xml(work, int(n_beads), temperature_k, time_step_fs, thermostat_tau_fs,
                          seed, fix_com, key)
     template = atoms.copy()
     template.calc = None
-    _CALCULATORS[key] = (template, calculator)
+    _CALCULATORS[key] = (template, calculator, R)
     pos = np.empty((n_samples, int(n_beads), len(atoms), 3))
     temps = np.empty(n_samples)
     logger.info("PIMD (i-PI %s): %d atoms × %d beads, T = %g K, Δt = %g fs, PILE-L τ = %g fs, "
@@ -156,7 +154,7 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
                 sim.run(int(stride), write_outputs=False)
                 beads = sim.get_structures()
                 beads = beads if isinstance(beads, list) else [beads]
-                pos[c] = np.array([b.positions for b in beads])
+                pos[c] = np.array([b.positions for b in beads]) @ R.T     # back to the frame of atoms
                 temps[c] = float(sim.properties("temperature"))
                 if not np.all(np.isfinite(pos[c])):
                     raise InputError(f"PIMD diverged by MD step {skip_steps + (c + 1) * stride} "

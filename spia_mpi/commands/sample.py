@@ -93,7 +93,7 @@ def _run_pimd(args):
     """``sample pimd``: validate the options, build the calculator, run i-PI."""
     from spia_mpi import configurations as cf
     from spia_mpi.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length
-    from spia_mpi.pimd import is_standard_cell, run_pimd
+    from spia_mpi.pimd import run_pimd
     from spia_mpi.structures import load_structure
     from spia_mpi.supercells import build_supercell
     for name, v in (("--beads", args.beads), ("--steps", args.steps), ("--stride", args.stride)):
@@ -113,8 +113,6 @@ def _run_pimd(args):
         raise InputError(f"--supercell {args.supercell} must be ≥ 1")
     prim = load_structure(args.structure)
     atoms, _, _ = build_supercell(prim, np.diag(args.supercell))
-    if not is_standard_cell(atoms.cell[:]):
-        atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)    # a rotation: i-PI's frame
     if args.calculator == "einstein":
         if args.einstein is None or not args.einstein > 0:
             raise InputError(f"--calculator einstein needs --einstein ħΩ > 0 (eV), got {args.einstein}")
