@@ -52,6 +52,7 @@ def lowest_eigenpairs(model, kpoint, n: int, positions_av=None, method: str = "s
     order = np.argsort(vals)
     eps.destroy()
     A.destroy()
+    x.destroy()
     return np.array(vals)[order], vecs[:, order]
 
 

@@ -34,7 +34,7 @@ from spia_mpi import units
 from spia_mpi.errors import InputError
 
 #: e²/(4πε₀) in eV·Å (Hartree × Bohr = 14.3996…).
-COULOMB_EV_A = units.HARTREE_EV * units.BOHR_ANG
+COULOMB_EV_A = units.COULOMB_EV_A
 
 
 def thomas_fermi_length(electron_density_a3: float) -> float:

@@ -53,7 +53,7 @@ def _read(path):
 def combine(paths, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
     """λ(m) on the q-grid from supercell results files (see the module docstring)."""
     from spia_mpi import supercells as sc
-    from spia_mpi.workflow import jackknife_error
+    from spia_mpi.stats import jackknife_error
     runs = [_read(p) for p in paths]
     if not runs:
         raise InputError("give at least one results file")

@@ -41,9 +41,9 @@ import numpy as np
 from spia_mpi import supercells
 from spia_mpi.errors import InputError
 from spia_mpi.models import ElectronicModel, ReferenceStates
-from spia_mpi.units import BOHR_ANG, HARTREE_EV, HBAR2_OVER_2ME_EV_A2
+from spia_mpi.units import BOHR_ANG, COULOMB_EV_A, HARTREE_EV, HBAR2_OVER_2ME_EV_A2
 
-E2_EV_A = 2.0 * 13.605693122994 * BOHR_ANG    # e²/(4πε0) in eV·Å (= 2 Ry · a0 = 14.3996)
+E2_EV_A = COULOMB_EV_A                        # e²/(4πε0) in eV·Å
 
 PSEUDOPOTENTIALS = {
     "H": {"Z": 1.0, "rc": 0.0, "qs": 3.0},
@@ -267,12 +267,14 @@ class GridModel(ElectronicModel):
     def resolvent_preconditioner(self, kpoint):
         """PETSc python-PC context approximating (z − H)⁻¹ by (z − V̄ − T)⁻¹, diagonal in plane
         waves and applied by FFT (see :class:`KineticPreconditioner`); cached per K."""
-        cache = self.__dict__.setdefault("_kinetic_pc", {})
         key = tuple(np.round(np.asarray(kpoint, float).reshape(3), 12))
-        if key not in cache:
-            cache[key] = KineticPreconditioner(self.kinetic_symbol(kpoint), kpoint,
-                                               float(self._stencil().get((0, 0, 0), 0.0)))
-        return cache[key]
+        cached = getattr(self, "_kinetic_pc", None)           # the current K only (tasks go K by K)
+        if cached is None or cached[0] != key:
+            if cached is not None:
+                cached[1].release()
+            self._kinetic_pc = (key, KineticPreconditioner(self.kinetic_symbol(kpoint), kpoint,
+                                                           float(self._stencil().get((0, 0, 0), 0.0))))
+        return self._kinetic_pc[1]
 
     def _sparse(self, positions_av, kpoint):
         """The whole H(K) as a scipy CSR matrix (serial use: tests, dense paths)."""
@@ -340,8 +342,7 @@ class KineticPreconditioner:
         phase = np.add.outer(np.add.outer(K[0] * j[0], K[1] * j[1]), K[2] * j[2])
         self.twist = np.exp(2j * np.pi * phase)                    # e^{iK·r} on the grid
         self.inverse = None
-        self.scatter = None
-        self.layout = None
+        self.scatter = self.full = None
 
     def setUp(self, pc):                                          # noqa: N802 - petsc4py API
         A, _ = pc.getOperators()
@@ -349,15 +350,20 @@ class KineticPreconditioner:
         z_minus_vbar = d.sum() / d.getSize() + self.t0            # z − V̄
         d.destroy()
         self.inverse = 1.0 / (z_minus_vbar - self.symbol)
-        layout = (A.getComm().getSize(), A.getOwnershipRange())
-        if layout[0] == 1:
-            self.scatter = None
-        elif self.scatter is None or layout != self.layout:     # (re)build for this distribution
+        self.release()
+        if A.getComm().getSize() > 1:              # built for this matrix's communicator and rows
             from spia_mpi import backend
             x, _ = A.createVecs()
             self.scatter, self.full = backend.petsc().Scatter.toAll(x)
-            self.rows = layout[1]
-        self.layout = layout
+            x.destroy()
+            self.rows = A.getOwnershipRange()
+
+    def release(self):
+        """Destroy the PETSc scatter of the distributed case (rebuilt at the next set-up)."""
+        if self.scatter is not None:
+            self.scatter.destroy()
+            self.full.destroy()
+            self.scatter = self.full = None
 
     def _apply_full(self, r: np.ndarray) -> np.ndarray:
         r = r.reshape(self.shape)

@@ -50,7 +50,7 @@ def atomic_h5(path, comm=None, kind: str = "results"):
     tmp = path.with_name(f".{path.name}.partial")
     error = None
     if rank == 0:
-        error = _check_writable(path)
+        error = check_writable(path)
     if comm is not None and comm.size > 1:
         error = comm.bcast(error, root=0)
     if error:
@@ -72,8 +72,8 @@ def atomic_h5(path, comm=None, kind: str = "results"):
         else:
             # Possibly raised on this rank only (SIGTERM, a bug, a full disk): the others
             # may be blocked in a collective HDF5 call, so no collective clean-up here
-            # (it would hang); the CLI aborts the job. The partial file keeps its
-            # temporary name and complete=False; it never looks like a finished result.
+            # (it would hang); the CLI aborts the job. The partial temporary file is
+            # unlinked (no collective needed); it never appears under the final name.
             _unlink_quietly(tmp)
         raise
     f.close()
@@ -109,9 +109,6 @@ def check_writable(path) -> str | None:
     finally:
         _unlink_quietly(probe)
     return None          # an existing file is replaced by rename: the folder is what counts
-
-
-_check_writable = check_writable      # old private name
 
 
 def _unlink_quietly(p: Path):

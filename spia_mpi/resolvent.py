@@ -106,30 +106,32 @@ class ResolventSolver:
         A.scale(-1.0)
         A.shift(z)
         ksp = PETSc.KSP().create(comm=A.getComm())
-        ksp.setOperators(A)
-        self._configure(ksp, preconditioner)
         x, b = A.createVecs()
-        r0, r1 = A.getOwnershipRange()
-        n_states = p.shape[1]
-        local = np.empty((r1 - r0, n_states), dtype=complex)
-        its = []
-        for j in range(n_states):
-            b.getArray()[:] = p[r0:r1, j]
-            x.set(0.0)
-            ksp.solve(b, x)
-            reason = ksp.getConvergedReason()
-            if reason <= 0:
-                raise ConvergenceError(
-                    f"resolvent KSP did not converge (reason {reason}, {ksp.getIterationNumber()} "
-                    f"iterations, column {j}); try spia.resolvent_options = {{ pc_type = 'bjacobi' }} (input file) "
-                    f"or a larger J (spia.matsubara_j)")
-            its.append(ksp.getIterationNumber())
-            local[:, j] = x.getArray(readonly=True)
+        try:
+            ksp.setOperators(A)
+            self._configure(ksp, preconditioner)
+            r0, r1 = A.getOwnershipRange()
+            n_states = p.shape[1]
+            local = np.empty((r1 - r0, n_states), dtype=complex)
+            its = []
+            for j in range(n_states):
+                b.getArray()[:] = p[r0:r1, j]
+                x.set(0.0)
+                ksp.solve(b, x)
+                reason = ksp.getConvergedReason()
+                if reason <= 0:
+                    raise ConvergenceError(
+                        f"resolvent KSP did not converge (reason {reason}, {ksp.getIterationNumber()} "
+                        f"iterations, column {j}); try spia.resolvent_options = {{ pc_type = 'bjacobi' }} "
+                        f"(input file) or a larger J (spia.matsubara_j)")
+                its.append(ksp.getIterationNumber())
+                local[:, j] = x.getArray(readonly=True)
+        finally:                                  # also on a ConvergenceError: no leaked PETSc objects
+            ksp.destroy()
+            A.destroy()
+            x.destroy()
+            b.destroy()
         g_local = p[r0:r1].conj().T @ local
         g = self.comm.allreduce(g_local) if self.comm.size > 1 else g_local
-        ksp.destroy()
-        A.destroy()
-        x.destroy()
-        b.destroy()
         self.iterations += its
         return g, {"iterations_mean": float(np.mean(its)), "iterations_max": int(np.max(its))}

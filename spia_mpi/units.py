@@ -21,6 +21,8 @@ EV_J = _u["_e"]
 #: Hartree in eV and Bohr in Å (for atomic-unit kernels such as −½∇²).
 HARTREE_EV = _u["Hartree"]
 BOHR_ANG = _u["Bohr"]
+#: e²/(4πε₀) in eV·Å (= Hartree · Bohr = 14.3996…): the Coulomb energy scale.
+COULOMB_EV_A = HARTREE_EV * BOHR_ANG
 #: ħ²/(2 m_e) in eV·Å² (free-electron kinetic energy prefactor, 3.80998…).
 HBAR2_OVER_2ME_EV_A2 = 0.5 * HARTREE_EV * BOHR_ANG ** 2
 #: ħ²/(1 amu · 1 Å²) in eV: the energy scale of a quantum ion of 1 amu in 1 Å.

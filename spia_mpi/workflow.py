@@ -40,6 +40,7 @@ from spia_mpi.errors import InputError
 from spia_mpi.log import progress
 from spia_mpi.parallel import agree_on_failure, partition
 from spia_mpi.resolvent import matsubara_eta, projected_resolvent_dense
+from spia_mpi.stats import jackknife_error  # noqa: F401 - also imported from here by callers
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +93,6 @@ class SpiaResult:
     gamma_diag_abs_error: np.ndarray | None = None
 
 
-def jackknife_error(replicas, axis: int = 0) -> np.ndarray:
-    """Delete-one jackknife standard error σ = √((n−1)/n Σ_i (x_i − x̄)²) over ``axis``.
-
-    ``replicas`` holds the n estimates with block i deleted (any shape; NaN propagates).
-    """
-    x = np.asarray(replicas, dtype=float)
-    n = x.shape[axis]
-    return np.sqrt((n - 1) / n * np.sum((x - x.mean(axis=axis, keepdims=True)) ** 2, axis=axis))
-
-
 def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
     """Block index of each configuration, int [n_conf] (contiguous, balanced)."""
     return (np.arange(n_conf) * n_blocks) // n_conf
@@ -152,20 +143,26 @@ class ConfigurationGroups:
     group_comm: object
     leader: bool
 
-    @classmethod
-    def split(cls, comm, ranks_per_group: int = 1, solver: str = "petsc") -> "ConfigurationGroups":
-        size = 1 if comm is None else comm.size
+    @staticmethod
+    def check(size: int, ranks_per_group: int, solver: str):
+        """InputError unless ``ranks_per_group`` divides ``size`` (and > 1 goes with PETSc)."""
         if ranks_per_group > 1 and solver != "petsc":
             raise InputError("spia.ranks_per_group > 1 shares one distributed resolvent per group: it needs "
                              "spia.resolvent = 'petsc'")
         if ranks_per_group < 1 or size % ranks_per_group:
             raise InputError(f"spia.ranks_per_group = {ranks_per_group} must divide the number of MPI ranks "
                              f"({size})")
+
+    @classmethod
+    def split(cls, comm, ranks_per_group: int = 1, solver: str = "petsc") -> "ConfigurationGroups":
+        size = 1 if comm is None else comm.size
+        cls.check(size, ranks_per_group, solver)
         if ranks_per_group == 1:
             from spia_mpi.parallel import self_comm
             return cls(comm, 1, size, 0 if comm is None else comm.rank, self_comm(), True)
         from spia_mpi.parallel import RankLayout
         layout = RankLayout.split(comm, size // ranks_per_group)
+        layout.cross_comm.Free()                            # not needed here
         return cls(comm, ranks_per_group, layout.n_groups, layout.group, layout.group_comm,
                    layout.group_comm.rank == 0)
 
@@ -177,9 +174,28 @@ class ConfigurationGroups:
                 owner[i] = g * self.ranks_per_group
         return owner
 
-    def share(self, obj):
-        """The leader's ``obj`` on every rank of the group."""
-        return obj if self.ranks_per_group == 1 else self.group_comm.bcast(obj, root=0)
+    def on_leader(self, func, *args, **kwargs):
+        """``func(*args, **kwargs)`` on the group leader; its result — or its exception, raised
+        on every rank of the group — reaches all ranks of the group (so a failing checkpoint
+        read or write stops the whole group at the same point instead of leaving the others
+        in the next collective solve)."""
+        if self.ranks_per_group == 1:
+            return func(*args, **kwargs)
+        result, error = None, None
+        if self.leader:
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - re-raised below on every rank of the group
+                error = exc
+        result, error = self.group_comm.bcast((result, error), root=0)
+        if error is not None:
+            raise error
+        return result
+
+    def free(self):
+        """Release the group communicator (made by ``Split``; COMM_SELF is left alone)."""
+        if self.ranks_per_group > 1:
+            self.group_comm.Free()
 
     def chain_sum(self, chain: list, own: list, tag: int):
         """Ordered sum of fluctuation sums (s1 complex, s2 float, count) along ``chain``.
@@ -239,8 +255,10 @@ class _ResolventEngine:
             else:
                 h = self.model.hamiltonian_petsc(pos, kpoint, self.comm)
                 make_pc = getattr(self.model, "resolvent_preconditioner", None)
-                out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None)
-                h.destroy()
+                try:
+                    out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None)
+                finally:
+                    h.destroy()
                 self.iterations.append(info["iterations_mean"])
         return out
 
@@ -272,6 +290,19 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
         configuration group); ``comm.size`` must be a multiple of it. 1 (default): every
         rank is its own group and solves serially.
     """
+    groups = ConfigurationGroups.split(comm, ranks_per_group, solver)
+    try:
+        return _compute_lambda(model, positions_cbav, kpoints, temperature_k, groups, J=J, n_per_k=n_per_k,
+                               gammas=gammas, mode=mode, solver=solver, n_blocks=n_blocks,
+                               fermi_level_ev=fermi_level_ev, comm=comm, store=store,
+                               solver_options=solver_options)
+    finally:
+        groups.free()
+
+
+def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups, *, J, n_per_k, gammas,
+                    mode, solver, n_blocks, fermi_level_ev, comm, store, solver_options) -> SpiaResult:
+    """The body of :func:`compute_lambda` on a given rank layout ``groups``."""
     t_start = time.perf_counter()
     timings = {}
     if mode not in ("bse", "born"):
@@ -304,7 +335,6 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
                                                    0.5 * model.n_electrons * len(kpoints), temperature_k)
         z = fermi_level_ev + 1j * eta
 
-        groups = ConfigurationGroups.split(comm, ranks_per_group, solver)
         units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
         owner = groups.unit_owners(len(units_all))            # unit index → leader rank
         mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
@@ -323,8 +353,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
             task = ik * n_conf + int(c)
             # the group leader alone reads and writes the checkpoint, and tells its group,
             # so all ranks of a group enter the same collective PETSc solves
-            got = store.load(task) if store is not None and groups.leader else None
-            got = groups.share(got)
+            got = groups.on_leader(store.load, task) if store is not None else None
             if got is not None:
                 g_store[(ik, int(c))] = got["g"]
                 n_done_before += groups.leader
@@ -332,8 +361,8 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
             pos = np.asarray(positions_cbav[int(c)], dtype=float)
             g = engine(pos, kpoints[ik], z, refs[ik].vectors)
             g_store[(ik, int(c))] = g
-            if store is not None and groups.leader:
-                store.save(task, g=g)
+            if store is not None:
+                groups.on_leader(store.save, task, g=g)
         timings["resolvents"] = time.perf_counter() - t0
 
         # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
@@ -437,18 +466,25 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     # block k computes the jackknife replica (total − block k); only the small
     # Fermi-surface sums travel.
     parts = {}          # (ik, exclude) → contribution(...)
+    failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
     for ik in range(len(kpoints)):
         chain = sorted({owner[ik * n_blocks + b] for b in range(n_blocks)})
         if rank not in chain or not groups.leader:
             continue
         own = [b for b in range(n_blocks) if owner[ik * n_blocks + b] == rank]
         s1, s2, n = groups.chain_sum(chain, [unit_sums[(ik, b)] for b in own], tag=ik)
-        if rank == chain[-1]:
-            parts[(ik, None)] = contribution(ik, s1, s2, n)
-        for b in own:
-            u1, u2, cnt = unit_sums.pop((ik, b))
-            parts[(ik, b)] = contribution(ik, s1 - u1, s2 - u2, n - cnt)
+        try:
+            if rank == chain[-1]:
+                parts[(ik, None)] = contribution(ik, s1, s2, n)
+            for b in own:
+                u1, u2, cnt = unit_sums.pop((ik, b))
+                parts[(ik, b)] = contribution(ik, s1 - u1, s2 - u2, n - cnt)
+        except Exception as exc:  # noqa: BLE001 - raised on every rank just below
+            failure = failure or exc
         del s1, s2
+    with agree_on_failure(comm, "the Γ/W stage"):
+        if failure is not None:
+            raise failure
     parts = _gather_units(parts, comm)
 
     summaries = {}      # exclude → (⟨Γ⟩_FS, ⟨W⟩_FS [n_gamma, n_m], mean_s |Γ_ss| [n_m]) (eV)

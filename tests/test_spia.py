@@ -155,6 +155,23 @@ def test_blocks_of_one_k_split_over_ranks_bit_identical_to_one():
         assert np.array_equal(getattr(par, name), getattr(ser, name)), name
 
 
+@pytest.mark.mpi(ranks=3)
+@pytest.mark.parametrize("kpoints,n_blocks", [([[0, 0, 0]], 7), ([[0, 0, 0], [0, 0, 0.5]], 5)])
+def test_chain_reduction_over_three_ranks_bit_identical_to_one(kpoints, n_blocks):
+    """3 ranks: with one K and 7 blocks the chain runs 0 → 1 → 2 (rank 1 receives, adds and
+    forwards); with 2 K × 5 blocks rank 1 is last in K₀'s chain and first in K₁'s. Either way λ,
+    its jackknife replicas and errors equal the serial run bit for bit."""
+    from spia_mpi.parallel import world
+    comm = world()
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
+    pos = sample_einstein_ring_polymers(14, 4, np.full(8, MASS), HW, T, model.reference_positions,
+                                        np.random.default_rng(21))
+    par = compute_lambda(model, pos, kpoints, T, n_blocks=n_blocks, comm=comm)
+    ser = compute_lambda(model, pos, kpoints, T, n_blocks=n_blocks, comm=None)
+    for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife", "lambda_q", "gamma_fs", "w_fs_error"):
+        assert np.array_equal(getattr(par, name), getattr(ser, name)), name
+
+
 def _small_grid_model():
     from ase import Atoms
     from spia_mpi.gridmodel import GridModel

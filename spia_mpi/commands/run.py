@@ -135,6 +135,15 @@ def load_configurations(inp, folder, model):
     return conf
 
 
+def _file_stamps(paths) -> list:
+    """(path, size, modification time in ns) of every file, for the checkpoint fingerprint."""
+    out = []
+    for p in paths:
+        st = Path(p).stat()
+        out.append((str(p), st.st_size, st.st_mtime_ns))
+    return out
+
+
 def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") -> int:
     from spia_mpi import eliashberg, io
     from spia_mpi.checkpoint import TaskStore, fingerprint
@@ -142,7 +151,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     from spia_mpi.log import Stage
     from spia_mpi.parallel import on_root
     from spia_mpi.runinput import resolve
-    from spia_mpi.workflow import compute_lambda
+    from spia_mpi.workflow import ConfigurationGroups, compute_lambda
 
     timings = {}
     resolved = to_dict(inp)
@@ -159,7 +168,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
-        attach_potential_files(inp, folder, model, conf, comm)
+        potentials = attach_potential_files(inp, folder, model, conf, comm)
     kpoints = np.asarray(inp.supercell.kpoints, float)
     if inp.supercell.kgrid is not None:
         from spia_mpi.supercells import supercell_kgrid
@@ -170,9 +179,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     n_tasks = len(kpoints) * conf.n_conf
     n_units = len(kpoints) * min(inp.spia.n_blocks, conf.n_conf)
     rpg = inp.spia.ranks_per_group
-    if comm.size % rpg or (rpg > 1 and inp.spia.resolvent != "petsc"):
-        raise InputError(f"spia.ranks_per_group = {rpg}: must divide the number of MPI ranks ({comm.size}) "
-                         "and needs spia.resolvent = 'petsc' when > 1")
+    ConfigurationGroups.check(comm.size, rpg, inp.spia.resolvent)
     n_groups = comm.size // rpg
     ns = model.reference_states(kpoints[0], inp.spia.states_per_k).n_states
     units_per_group = -(-n_units // n_groups)
@@ -202,13 +209,15 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
                                                                   "fermi_level_ev", "resolvent_options")},
-                      "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k})
+                      "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k,
+                      # regenerated potential files (same names) must not reuse old resolvents
+                      "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
     store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
 
     fermi = inp.spia.fermi_level_ev
     if fermi is None and inp.model.kind == "grid":
         from spia_mpi.gridmodel import fermi_level_of_reference
-        with Stage("reference Fermi level (dense diagonalisation)", logger, timings):
+        with Stage("reference Fermi level (reference bands)", logger, timings):
             fermi = on_root(comm, fermi_level_of_reference, model, kpoints, conf.temperature_k)
         if comm.rank == 0:
             logger.info("reference Fermi level %.4f eV", fermi)

@@ -71,7 +71,8 @@ def _add_pimd_arguments(sub):
     p.add_argument("--beads", type=int, required=True, help="number of beads N_b")
     p.add_argument("--temperature", type=float, required=True, help="K")
     p.add_argument("--steps", type=int, required=True, help="total MD steps (including --skip-fs)")
-    p.add_argument("--timestep", type=float, required=True, help="MD time step (fs)")
+    p.add_argument("--timestep", "--time-step", dest="timestep", type=float, required=True,
+                   help="MD time step (fs)")
     p.add_argument("--thermostat-tau", type=float, default=100.0, help="PILE-L centroid time constant (fs)")
     p.add_argument("--skip-fs", type=float, default=0.0, help="equilibration to drop (fs)")
     p.add_argument("--stride", type=int, default=1, help="store every stride-th MD step")
