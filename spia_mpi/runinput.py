@@ -145,7 +145,8 @@ class SpiaInput:
             "overriding the defaults ksp_type = 'gmres', pc_type = 'auto' (the grid model's kinetic-energy FFT "
             "preconditioner, 'model', for kind = 'grid'; 'jacobi' otherwise), ksp_rtol = 1e-11, "
             "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100; a TOML table, e.g. "
-            "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }")
+            "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
+            "a solver failure can be resumed with other options and keeps its finished tasks")
     n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
     ranks_per_group: int = option(1, check=positive,
                                   doc="MPI ranks sharing one distributed PETSc resolvent (a configuration group); "

@@ -207,8 +207,10 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     # fail early on an unwritable output before hours of work
     on_root(comm, _check_output, out_path)
     fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
+                      # not the resolvent options: a run stopped by a solver failure resumes with
+                      # other options and keeps its finished tasks (each converged to its tolerance)
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
-                                                                  "fermi_level_ev", "resolvent_options")},
+                                                                  "fermi_level_ev")},
                       "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k,
                       # regenerated potential files (same names) must not reuse old resolvents
                       "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
