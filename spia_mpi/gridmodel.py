@@ -84,6 +84,15 @@ def lindhard(q, kf: float, ktf2: float, kind: str = "lindhard"):
         return 1.0 + ktf2 / np.where(q > 0, q ** 2, np.inf) * F
 
 
+def grid_for_spacing(cell, spacing_ang: float) -> tuple:
+    """Grid points per primitive cell for a target spacing h (Å): ⌈|a_i|/h⌉ (≥ 2) along each
+    lattice vector a_i (rows of ``cell``, Å), so the spacing along each a_i is at most h."""
+    if not spacing_ang > 0:
+        raise InputError(f"grid spacing {spacing_ang} Å must be positive")
+    lengths = np.linalg.norm(np.asarray(cell, float), axis=1)
+    return tuple(max(2, int(math.ceil(L / spacing_ang - 1e-9))) for L in lengths)
+
+
 class GridModel(ElectronicModel):
     """Real-space grid model of a supercell of ``primitive`` (see the module docstring).
 

@@ -71,6 +71,9 @@ class GridInput:
     structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (any cell, "
                                     "also non-orthogonal; the supercell matrix must be diagonal)")
     grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive, doc="grid points per primitive cell along a, b, c")
+    spacing_ang: float | None = option(None, units="Å", check=positive,
+                                       doc="target grid spacing h instead of grid_per_cell: ⌈|a_i|/h⌉ points "
+                                           "(at least 2) along each primitive vector a_i, so the actual spacing is ≤ h")
     fd_order: int = option(4, doc="finite-difference order of the kinetic energy: 2, 4, 6 or 8")
     screening: Literal["lindhard", "thomas-fermi", "none"] = option("lindhard", doc="dielectric screening of the pseudopotentials")
     potential_files: str | tuple[str, ...] = option(

@@ -560,3 +560,24 @@ def test_reference_fermi_level_slepc_path_equals_dense():
     dense = fermi_level_of_reference(m, K, 300.0)
     slepc = fermi_level_of_reference(m, K, 300.0, dense_max=0)
     assert slepc == pytest.approx(dense, abs=1e-7)
+
+
+def test_grid_spacing_option():
+    """model.grid.spacing_ang: ⌈|a_i|/h⌉ points per primitive vector (spacing ≤ h), in run's model."""
+    from spia_mpi.commands.run import build_model
+    from spia_mpi.gridmodel import grid_for_spacing
+    from spia_mpi.runinput import RunInput
+    from spia_mpi.structures import li2mgh16_solid
+    prim = li2mgh16_solid()
+    h = 0.3
+    n = grid_for_spacing(prim.cell[:], h)
+    lengths = np.linalg.norm(prim.cell[:], axis=1)
+    assert np.all(lengths / np.array(n) <= h + 1e-12) and np.all(lengths / (np.array(n) - 1) > h)
+    assert grid_for_spacing(np.eye(3) * 1.0, 5.0) == (2, 2, 2)
+    from spia_mpi.inputs import build
+    inp = build(RunInput, {"model": {"kind": "grid", "grid": {"structure": "hydrogen-sc", "spacing_ang": 0.25}},
+                           "supercell": {"matrix": [2, 1, 1]}})
+    m = build_model(inp)
+    assert m.shape == (2 * 7, 7, 7)                      # ⌈1.6/0.25⌉ = 7 per cell
+    with pytest.raises(InputError, match="must be positive"):
+        grid_for_spacing(np.eye(3), 0.0)

@@ -66,7 +66,12 @@ def build_model(inp, folder=None):
             name = str(resolve(folder, name))
         if len(g.grid_per_cell) != 3:
             raise InputError(f"model.grid.grid_per_cell must have 3 entries, got {list(g.grid_per_cell)}")
-        return GridModel(load_structure(name), S, g.grid_per_cell, g.fd_order, g.screening)
+        prim = load_structure(name)
+        grid = g.grid_per_cell
+        if g.spacing_ang is not None:
+            from spia_mpi.gridmodel import grid_for_spacing
+            grid = grid_for_spacing(prim.cell[:], g.spacing_ang)
+        return GridModel(prim, S, grid, g.fd_order, g.screening)
     h = inp.model.holstein
     return holstein_cubic(S, h.lattice_constant_ang, h.hopping_ev, h.coupling_ev_per_ang,
                           h.electrons_per_site, h.mass_amu)
