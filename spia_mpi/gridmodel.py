@@ -9,8 +9,10 @@ treatment (METHOD.md §2, the "common pseudo space" with no projectors).
   reduced grid coordinates u_α (r = Σ u_α A_α), ∇² = Σ_αβ (B_α·B_β) ∂²/∂u_α∂u_β
   with B the reciprocal vectors (B_α·A_β = δ_αβ): second-derivative stencils on
   the diagonal, products of first-derivative stencils for the mixed terms of a
-  non-orthogonal cell. Diagonal supercell matrices only (the supercell grid is
-  the primitive grid repeated).
+  non-orthogonal cell. Any supercell matrix: a diagonal one repeats the primitive
+  grid; a non-diagonal one gets its own grid along the supercell vectors at the
+  finest primitive spacing (``grid_per_cell`` docs), so the paper's non-diagonal
+  supercells run on the material model too.
 * Potential: V(r) = Σ_G V(G) e^{iG·r}, V(G) = (1/Ω) Σ_a v_a(|G|) e^{−iG·R_a}
   over the supercell reciprocal vectors resolved by the grid, with
   v_a(q) = −(4π Z_a e²/q²) cos(q r_c,a) e^{−(q/q_s,a)²} / ε(q): Ashcroft's
@@ -99,8 +101,13 @@ class GridModel(ElectronicModel):
     Parameters
     ----------
     primitive : ase.Atoms — reference structure (positions in Å), any cell.
-    supercell_matrix : diagonal int [3, 3].
-    grid_per_cell : 3 ints — grid points per primitive cell along each axis.
+    supercell_matrix : int [3, 3], det ≠ 0 (diagonal or not).
+    grid_per_cell : 3 ints — grid points per primitive cell along each axis. For a diagonal
+        supercell the supercell grid is this grid repeated (N_α = g_α S_αα). For a
+        non-diagonal one the grid runs along the supercell vectors A_β with the finest
+        primitive spacing h = min_α |a_α|/g_α: N_β = ⌈|A_β|/h⌉ (spacing ≤ h along each A_β).
+    grid_shape : 3 ints or None — the supercell grid (N1, N2, N3) directly, overriding
+        grid_per_cell.
     fd_order : 2, 4, 6 or 8.
     screening : 'lindhard' (default), 'thomas-fermi' or 'none'.
     pseudopotentials : dict symbol → {"Z", "rc", "qs"} overriding ``PSEUDOPOTENTIALS``.
@@ -110,10 +117,8 @@ class GridModel(ElectronicModel):
 
     def __init__(self, primitive, supercell_matrix, grid_per_cell=(8, 8, 8), fd_order: int = 4,
                  screening: str = "lindhard", pseudopotentials: dict | None = None,
-                 external_potential=None):
+                 external_potential=None, grid_shape=None):
         S = supercells.as_supercell_matrix(supercell_matrix)
-        if np.count_nonzero(S - np.diag(np.diag(S))):
-            raise InputError(f"the grid model needs a diagonal supercell matrix, got {S.tolist()}")
         a = np.asarray(primitive.cell[:], float)
         if abs(np.linalg.det(a)) < 1e-8:
             raise InputError(f"the grid model needs a 3D cell, got {a.round(4).tolist()}")
@@ -128,7 +133,16 @@ class GridModel(ElectronicModel):
         self.supercell_matrix = S
         self.atoms, _, _ = supercells.build_supercell(self.primitive, S)
         self.reference_positions = self.atoms.get_positions()
-        self.shape = tuple(int(x) for x in g * np.diag(S))
+        if grid_shape is not None:
+            shape = np.asarray(grid_shape, int)
+            if shape.shape != (3,) or np.any(shape < 2):
+                raise InputError(f"grid_shape must be 3 integers ≥ 2, got {grid_shape}")
+        elif np.count_nonzero(S - np.diag(np.diag(S))) == 0:
+            shape = g * np.abs(np.diag(S))
+        else:
+            h = np.min(np.linalg.norm(a, axis=1) / g)
+            shape = np.array(grid_for_spacing(S @ a, h))
+        self.shape = tuple(int(x) for x in shape)
         self.n_basis = int(np.prod(self.shape))
         self.cell = np.asarray(self.atoms.cell[:], float)
         self.recip = np.linalg.inv(self.cell).T                  # B: rows with B_α·A_β = δ

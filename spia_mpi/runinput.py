@@ -69,8 +69,10 @@ class HolsteinInput:
 @dataclass(frozen=True)
 class GridInput:
     structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (any cell, "
-                                    "also non-orthogonal; the supercell matrix must be diagonal)")
-    grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive, doc="grid points per primitive cell along a, b, c")
+                                    "also non-orthogonal; any supercell matrix)")
+    grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive,
+                                            doc="grid points per primitive cell along a, b, c (a non-diagonal "
+                                                "supercell gets its own grid at the finest of these spacings)")
     spacing_ang: float | None = option(None, units="Å", check=positive,
                                        doc="target grid spacing h instead of grid_per_cell: ⌈|a_i|/h⌉ points "
                                            "(at least 2) along each primitive vector a_i, so the actual spacing is ≤ h")

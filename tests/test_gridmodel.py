@@ -86,8 +86,8 @@ def test_grid_convergence_small_hydride():
 
 
 def test_bad_inputs():
-    with pytest.raises(InputError, match="diagonal supercell"):
-        GridModel(cubic(), [[1, 1, 0], [0, 1, 0], [0, 0, 1]], (4, 4, 4))
+    with pytest.raises(InputError, match="grid_shape"):
+        GridModel(cubic(), [[1, 1, 0], [0, 1, 0], [0, 0, 1]], (4, 4, 4), grid_shape=(4, 1, 4))
     with pytest.raises(InputError, match="fd_order"):
         GridModel(cubic(), np.eye(3, dtype=int), (4, 4, 4), 3)
     with pytest.raises(InputError, match="no pseudopotential for Xe"):
@@ -581,3 +581,47 @@ def test_grid_spacing_option():
     assert m.shape == (2 * 7, 7, 7)                      # ⌈1.6/0.25⌉ = 7 per cell
     with pytest.raises(InputError, match="must be positive"):
         grid_for_spacing(np.eye(3), 0.0)
+
+
+
+NONDIAG = [[1, 1, 0], [-1, 1, 0], [0, 0, 1]]                 # det 2, neither diagonal nor a permutation
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_non_diagonal_supercell_free_electrons_converge(order):
+    """V = 0 in a non-diagonal supercell of fcc H: the lowest levels at K converge to
+    ħ²|k + G|²/2m over the primitive k folded onto K, at the stencil's order."""
+    from ase.build import bulk
+    from spia_mpi.supercells import folded_kpoints
+    prim = bulk("H", "fcc", a=3.0)
+    K = [0.1, 0.3, 0.2]
+    b = 2 * np.pi * np.linalg.inv(prim.cell[:]).T
+    G = np.array(np.meshgrid(*[np.arange(-3, 4)] * 3, indexing="ij")).reshape(3, -1).T @ b
+    exact = np.sort(np.concatenate([HBAR2_OVER_2ME_EV_A2 * np.sum((k @ b + G) ** 2, axis=1)
+                                    for k in folded_kpoints(NONDIAG, K)]))[:6]
+    errs = []
+    for g in (5, 10):
+        m = GridModel(prim, NONDIAG, (g, g, g), order, pseudopotentials=EMPTY)
+        H = m.hamiltonian_dense(m.reference_positions, K)
+        assert np.max(np.abs(H - H.conj().T)) < 1e-12
+        errs.append(np.max(np.abs(np.linalg.eigvalsh(H)[:6] - exact)))
+    assert np.log2(errs[0] / errs[1]) == pytest.approx(order, abs=0.3), errs
+
+
+def test_non_diagonal_supercell_bands_converge_to_folded_primitive_bands():
+    """LiH (rocksalt) with its pseudopotentials: the bands of a non-diagonal 2-cell supercell at K
+    and the union of the primitive bands at the two folded k come from different grids (different
+    discretisations), so they differ at a finite grid — by less and less as both grids are refined."""
+    from spia_mpi.supercells import folded_kpoints
+    prim = _fcc_lih()
+    K = [0.2, 0.1, 0.35]
+    diffs = []
+    for g in (6, 10):
+        sup = GridModel(prim, NONDIAG, (g, g, g), 4)
+        ev_s = np.linalg.eigvalsh(sup.hamiltonian_dense(sup.reference_positions, K))[:6]
+        p = GridModel(prim, np.eye(3, dtype=int), (g, g, g), 4)
+        ev_p = np.sort(np.concatenate([np.linalg.eigvalsh(p.hamiltonian_dense(p.reference_positions, k))[:6]
+                                       for k in folded_kpoints(NONDIAG, K)]))[:6]
+        diffs.append(np.max(np.abs(ev_s - ev_p)))
+    assert diffs[1] < 0.4 * diffs[0] and diffs[1] < 0.05, diffs
+    assert sup.n_electrons == 2 * p.n_electrons and len(sup.atoms) == 4

@@ -231,9 +231,9 @@ def test_grid_model_input_errors(tmp_path, spia_cli):
     r = spia_cli(["run", tmp_path / "in.toml"], ranks=2)
     assert r.returncode == 2 and "missing.cif" in r.stderr and r.stderr.count("error:") == 1, r
     (tmp_path / "in2.toml").write_text(GRID.format(structure="li2mgh16-solid").replace(
-        "matrix = [2, 2, 2]", "matrix = [[1, 1, 0], [0, 1, 0], [0, 0, 1]]"))
+        "matrix = [2, 2, 2]", "matrix = [[1, 1, 0], [0, 1, 0], [0, 0, 0]]"))
     r = spia_cli(["run", tmp_path / "in2.toml"], ranks=2)
-    assert r.returncode == 2 and "diagonal supercell" in r.stderr, r
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "supercell matrix" in r.stderr and "singular" in r.stderr, r
 
 
 def test_hdf5_from_another_stage_rejected(tmp_path, spia_cli):
