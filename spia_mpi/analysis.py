@@ -28,15 +28,18 @@ logger = logging.getLogger(__name__)
 A2_PER_FS_TO_CM2_PER_S = 0.1
 
 
+def _unwrap_fractional(frac: np.ndarray) -> np.ndarray:
+    """Fractional coordinates [n_t, …, 3] made continuous in time (axis 0) by minimum-image
+    steps between consecutive frames."""
+    step = np.diff(frac, axis=0)
+    step -= np.round(step)
+    return np.concatenate([frac[:1], frac[:1] + np.cumsum(step, axis=0)], axis=0)
+
+
 def unwrap(traj_tav: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Unwrap positions [n_t, n_atoms, 3] (Å) by minimum-image steps between frames."""
     cell = np.asarray(cell, float)
-    inv = np.linalg.inv(cell)
-    frac = np.asarray(traj_tav, float) @ inv
-    step = np.diff(frac, axis=0)
-    step -= np.round(step)
-    out = np.concatenate([frac[:1], frac[:1] + np.cumsum(step, axis=0)], axis=0)
-    return out @ cell
+    return _unwrap_fractional(np.asarray(traj_tav, float) @ np.linalg.inv(cell)) @ cell
 
 
 def msd(traj_tav: np.ndarray, max_lag: int | None = None) -> np.ndarray:
@@ -122,8 +125,7 @@ def unwrap_ring_polymers(conf) -> np.ndarray:
     if step.size and np.abs(step).max() > 0.25:
         logger.warning("%s: an atom moves %.2f of a lattice-plane spacing between stored frames: unwrapping "
                        "may be ambiguous (store frames more often)", conf.source, np.abs(step).max())
-    f0 = np.concatenate([f0[:1], f0[:1] + np.cumsum(step, axis=0)], axis=0)
-    return (f0[:, None] + rel) @ conf.cell
+    return (_unwrap_fractional(f0)[:, None] + rel) @ conf.cell
 
 
 def moving_average_window(time_step_fs: float, window_fs: float, n_frames: int | None = None,
