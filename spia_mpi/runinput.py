@@ -143,6 +143,8 @@ class SpiaInput:
     gamma_ev: tuple[float, ...] = option((0.2, 0.4, 0.8), units="eV", check=all_of(nonempty, positive),
                                          doc="Lorentzian half widths γ of the Fermi-surface weights")
     mode: Literal["bse", "born"] = option("bse", doc="'bse': Bethe–Salpeter W; 'born': W = Γ")
+    bse_solver: Literal["dense", "petsc"] = option(
+        "dense", doc="linear solver of each Bethe–Salpeter bead slice: LAPACK (numpy) or PETSc's dense LU")
     resolvent: Literal["dense", "petsc"] = option("dense", doc="resolvent solver: LAPACK or PETSc KSP")
     resolvent_options: dict[str, Any] = option(
         default_factory=dict, check=_petsc_options,

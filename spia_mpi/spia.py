@@ -194,22 +194,54 @@ def gamma_from_moments(s1: np.ndarray, s2: np.ndarray, n: int, beta: float) -> n
 # 7–8: Bethe–Salpeter and λ(m)
 # --------------------------------------------------------------------------
 
-def bethe_salpeter(gamma_mss: np.ndarray, gbar_abs2: np.ndarray, beta: float) -> np.ndarray:
+def bethe_salpeter(gamma_mss: np.ndarray, gbar_abs2: np.ndarray, beta: float,
+                   solver: str = "dense") -> np.ndarray:
     """W(m) from W = Γ + (1/β) W D Γ on the bead grid, D = diag(|Ḡ_s|²) (1/eV²).
 
     ``gamma_mss``: Γ(m) for all m = 0 … N_b−1, [n_m, n_s, n_s] (eV). Returns W(m),
-    same shape (complex; its imaginary part is noise).
+    same shape (complex; its imaginary part is noise). ``solver``: 'dense' (numpy/LAPACK)
+    or 'petsc' (PETSc dense LU, :func:`petsc_dense_solve`) for the linear system of every
+    bead slice; they agree to round-off.
     """
+    if solver not in ("dense", "petsc"):
+        raise InputError(f"Bethe–Salpeter solver '{solver}' is not one of: dense, petsc")
     nb, n, _ = gamma_mss.shape
     gam_b = np.fft.fft(gamma_mss, axis=0)           # Γ(b) = Σ_m Γ(m) e^{−2πimb/N_b}
     w_b = np.empty_like(gam_b, dtype=complex)
     d = np.asarray(gbar_abs2, float) / beta
     eye = np.eye(n)
+    solve = np.linalg.solve if solver == "dense" else petsc_dense_solve
     for b in range(nb):
         # W (1 − D Γ/β) = Γ  ⇔  (1 − D Γ/β)ᵀ Wᵀ = Γᵀ
         a = eye - d[:, None] * gam_b[b]
-        w_b[b] = np.linalg.solve(a.T, gam_b[b].T).T
+        w_b[b] = solve(a.T, gam_b[b].T).T
     return np.fft.ifft(w_b, axis=0)
+
+
+def petsc_dense_solve(a: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """X with a X = rhs by PETSc's dense LU on one rank: ``a`` complex [n, n], ``rhs`` [n, k]."""
+    from spia_mpi import backend
+    PETSc = backend.petsc()
+    n, k = rhs.shape
+    comm = PETSc.COMM_SELF
+    # PETSc uses these buffers in place: own copies, kept alive until the matrices are destroyed
+    a_buf = np.array(a, dtype=complex, order="F")
+    b_buf = np.array(rhs, dtype=complex, order="F")
+    x_buf = np.zeros((n, k), dtype=complex, order="F")
+    A = PETSc.Mat().createDense([n, n], array=a_buf, comm=comm)
+    B = PETSc.Mat().createDense([n, k], array=b_buf, comm=comm)
+    X = PETSc.Mat().createDense([n, k], array=x_buf, comm=comm)
+    orderings = ()
+    try:
+        for m in (A, B, X):
+            m.assemble()
+        orderings = rows, cols = A.getOrdering("natural")
+        A.factorLU(rows, cols)
+        A.matSolve(B, X)
+        return x_buf.copy()
+    finally:
+        for obj in (A, B, X, *orderings):
+            obj.destroy()
 
 
 def lorentzian_weights(energies, fermi_level: float, gamma_ev) -> np.ndarray:

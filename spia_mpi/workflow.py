@@ -266,7 +266,8 @@ class _ResolventEngine:
 def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: int = 16,
                    n_per_k: int = 1, gammas=(0.8,), mode: str = "bse", solver: str = "dense",
                    n_blocks: int = 8, fermi_level_ev: float | None = None, comm=None,
-                   store=None, solver_options=None, ranks_per_group: int = 1) -> SpiaResult:
+                   store=None, solver_options=None, ranks_per_group: int = 1,
+                   bse_solver: str = "dense") -> SpiaResult:
     """λ(m) from PIMD configurations of one supercell (see the module docstring).
 
     Parameters
@@ -289,19 +290,21 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     ranks_per_group : MPI ranks that share one distributed PETSc resolvent (a
         configuration group); ``comm.size`` must be a multiple of it. 1 (default): every
         rank is its own group and solves serially.
+    bse_solver : 'dense' (LAPACK) or 'petsc' (PETSc dense LU) for the Bethe–Salpeter slices.
     """
     groups = ConfigurationGroups.split(comm, ranks_per_group, solver)
     try:
         return _compute_lambda(model, positions_cbav, kpoints, temperature_k, groups, J=J, n_per_k=n_per_k,
                                gammas=gammas, mode=mode, solver=solver, n_blocks=n_blocks,
                                fermi_level_ev=fermi_level_ev, comm=comm, store=store,
-                               solver_options=solver_options)
+                               solver_options=solver_options, bse_solver=bse_solver)
     finally:
         groups.free()
 
 
 def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups, *, J, n_per_k, gammas,
-                    mode, solver, n_blocks, fermi_level_ev, comm, store, solver_options) -> SpiaResult:
+                    mode, solver, n_blocks, fermi_level_ev, comm, store, solver_options,
+                    bse_solver="dense") -> SpiaResult:
     """The body of :func:`compute_lambda` on a given rank layout ``groups``."""
     t_start = time.perf_counter()
     timings = {}
@@ -448,7 +451,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         """Γ, W and their Fermi-surface sums of K-point ``ik`` from fluctuation sums."""
         gam = spia.gamma_from_moments(s1, s2, n, beta)
         if mode == "bse":
-            w = spia.bethe_salpeter(gam, np.abs(np.diag(bands[ik].gbar_band)) ** 2, beta)
+            w = spia.bethe_salpeter(gam, np.abs(np.diag(bands[ik].gbar_band)) ** 2, beta, bse_solver)
         else:
             w = gam
         qs, qidx = qsets[ik]

@@ -249,10 +249,12 @@ def brute_force_bse(gamma_mss, d_s, beta):
     return x.reshape(nb, n, n)
 
 
-def test_bethe_salpeter_equals_brute_force_linear_system():
+@pytest.mark.parametrize("solver", ["dense", "petsc"])
+def test_bethe_salpeter_equals_brute_force_linear_system(solver):
     """spia.bethe_salpeter solves exactly the written equation W = Γ + (1/β) W⋆DΓ (convolution
     over one period of m): compared with a direct solve of the (m, s, t) linear system on random
-    complex Γ, odd and even N_b, strong enough coupling that W differs from Γ by O(1)."""
+    complex Γ, odd and even N_b, strong enough coupling that W differs from Γ by O(1); with the
+    LAPACK and with the PETSc dense-LU slice solver."""
     rng = np.random.default_rng(2024)
     for nb, n, beta in ((5, 3, 1.7), (4, 4, 38.7)):
         gam = (rng.standard_normal((nb, n, n)) + 1j * rng.standard_normal((nb, n, n)))
@@ -260,7 +262,7 @@ def test_bethe_salpeter_equals_brute_force_linear_system():
         # scale so that ‖(1/β) D Γ(b)‖ ≈ 0.6: the series is far from its first term
         gam *= 0.6 * beta / (nb * np.max(np.abs(gam)) * n * d.max())
         ref = brute_force_bse(gam, d, beta)
-        w = spia.bethe_salpeter(gam, d, beta)
+        w = spia.bethe_salpeter(gam, d, beta, solver)
         assert np.max(np.abs(w - ref)) <= 1e-12 * np.max(np.abs(ref))
         assert np.max(np.abs(w - gam)) > 0.05 * np.max(np.abs(gam))   # not a trivial W ≈ Γ case
         # the residual of the equation itself (a third, loop-based check)
@@ -526,3 +528,17 @@ def test_resolvent_options_reach_the_ksp_and_stay_private():
     with pytest.raises(ConvergenceError):
         ResolventSolver(self_comm(), {"ksp_max_it": 2}).solve(
             model.hamiltonian_petsc(pos, [0.25, 0, 0.5], self_comm()), z, ref.vectors)
+
+
+def test_bse_solver_petsc_equals_dense_in_the_workflow():
+    """spia.bse_solver = 'petsc' (PETSc dense LU per bead slice) gives the λ(m) of the LAPACK path
+    to round-off, on the Holstein oracle with 2 K-points; an unknown solver is refused."""
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 1.5)
+    pos = sample_einstein_ring_polymers(12, 4, np.full(8, MASS), HW, T, model.reference_positions,
+                                        np.random.default_rng(8))
+    kw = dict(n_blocks=3, gammas=(0.5,))
+    a = compute_lambda(model, pos, [[0, 0, 0], [0, 0, 0.5]], T, bse_solver="dense", **kw)
+    b = compute_lambda(model, pos, [[0, 0, 0], [0, 0, 0.5]], T, bse_solver="petsc", **kw)
+    assert np.max(np.abs(a.lambda_m - b.lambda_m)) < 1e-12 * np.max(np.abs(a.lambda_m))
+    with pytest.raises(InputError, match="not one of"):
+        spia.bethe_salpeter(np.zeros((2, 1, 1)), np.ones(1), 1.0, "cholesky")

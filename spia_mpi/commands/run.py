@@ -234,7 +234,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
                              fermi_level_ev=fermi, comm=comm, store=store,
                              solver_options=dict(inp.spia.resolvent_options) or None,
-                             ranks_per_group=inp.spia.ranks_per_group)
+                             ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver)
 
     with Stage("Eliashberg T_c", logger, timings):
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
