@@ -198,15 +198,14 @@ class RankLayout:
     """Ranks split into ``n_groups`` groups (e.g. one per configuration batch).
 
     ``group_comm`` holds the ranks of one group (they share one distributed
-    PETSc problem); ``cross_comm`` holds the ranks with the same position in
-    every group (used to reduce results across groups).
+    PETSc problem); the caller frees it. Results across groups are reduced on
+    ``comm`` by the group leaders (see ``workflow.ConfigurationGroups``).
     """
 
     comm: object
     n_groups: int
     group: int
     group_comm: object
-    cross_comm: object
 
     @classmethod
     def split(cls, comm, n_groups: int) -> "RankLayout":
@@ -218,8 +217,7 @@ class RankLayout:
         per_group = comm.size // n_groups
         group = comm.rank // per_group
         group_comm = comm.Split(color=group, key=comm.rank)
-        cross_comm = comm.Split(color=comm.rank % per_group, key=comm.rank)
-        return cls(comm, n_groups, group, group_comm, cross_comm)
+        return cls(comm, n_groups, group, group_comm)
 
 
 def running_under_mpirun() -> bool:

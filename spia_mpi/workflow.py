@@ -162,7 +162,6 @@ class ConfigurationGroups:
             return cls(comm, 1, size, 0 if comm is None else comm.rank, self_comm(), True)
         from spia_mpi.parallel import RankLayout
         layout = RankLayout.split(comm, size // ranks_per_group)
-        layout.cross_comm.Free()                            # not needed here
         return cls(comm, ranks_per_group, layout.n_groups, layout.group, layout.group_comm,
                    layout.group_comm.rank == 0)
 
@@ -304,7 +303,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
 
 def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups, *, J, n_per_k, gammas,
                     mode, solver, n_blocks, fermi_level_ev, comm, store, solver_options,
-                    bse_solver="dense") -> SpiaResult:
+                    bse_solver) -> SpiaResult:
     """The body of :func:`compute_lambda` on a given rank layout ``groups``."""
     t_start = time.perf_counter()
     timings = {}
@@ -342,7 +341,8 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         owner = groups.unit_owners(len(units_all))            # unit index → leader rank
         mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
         if groups.n_groups > len(units_all) and rank == 0:
-            logger.warning("%d configuration groups but only %d work units (K-points × blocks): %d groups idle",
+            logger.warning("%d configuration groups but only %d work units (K-points × blocks): %d groups idle "
+                           "(raise spia.n_blocks or spia.ranks_per_group)",
                            groups.n_groups, len(units_all), groups.n_groups - len(units_all))
         blk_of = block_of(n_conf, n_blocks)
         engine = _ResolventEngine(model, solver, solver_options, groups.group_comm)

@@ -198,9 +198,6 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                     model.n_basis, ns, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
         logger.info("decomposition: %d work units (K × blocks) over %d group(s) of %d rank(s); %d resolvent "
                     "tasks; ≈ %.1f MiB per rank", n_units, n_groups, rpg, n_tasks, mem)
-        if n_groups > n_units:
-            logger.warning("%d groups but only %d work units: raise spia.n_blocks or spia.ranks_per_group",
-                           n_groups, n_units)
     if dry_run:
         if comm.rank == 0:
             print(json.dumps({"ranks": comm.size, "ranks_per_group": rpg, "groups": n_groups,
