@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 NP      ?= 2
 # OpenMPI refuses root without these; --oversubscribe lets NP exceed the core count.
-MPIRUN  ?= $(shell $(PY) -m spia_mpi.parallel --mpirun-prefix 2>/dev/null || echo mpirun)
+MPIRUN  ?= $(shell $(PY) -m spia_mpi.parallel.mpi --mpirun-prefix 2>/dev/null || echo mpirun)
 
 .PHONY: env test test-fast demo demo-grid bench clean help
 

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spia_mpi import eliashberg as el  # noqa: E402
+from spia_mpi.eliashberg import linearised as el  # noqa: E402
 
 
 def kernel_input(n):
@@ -55,7 +55,7 @@ def one_rank(sizes):
 
 def mpi_part(n):
     """Run inside mpirun: time the distributed matrix-free solve on COMM_WORLD."""
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     lam = kernel_input(n)
     comm.Barrier()
@@ -78,7 +78,7 @@ def main():
     rows = one_rank(args.sizes)
     mpi = []
     if not args.no_mpi:
-        from spia_mpi.parallel import mpirun_env, mpirun_prefix
+        from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
         for ranks in (1, 2):
             cmd = [*mpirun_prefix(), "-n", str(ranks), sys.executable, __file__, "--mpi-child", str(args.mpi_n)]
             out = subprocess.run(cmd, capture_output=True, text=True, env=mpirun_env(), check=True)

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT / "drivers"))
 from bench_gridresolvent import build  # noqa: E402
 
 from spia_mpi.errors import ConvergenceError  # noqa: E402
-from spia_mpi.parallel import self_comm  # noqa: E402
-from spia_mpi.resolvent import ResolventSolver, matsubara_eta  # noqa: E402
+from spia_mpi.parallel.mpi import self_comm  # noqa: E402
+from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta  # noqa: E402
 
 
 def iterations(model, pos, p, eta, options):

@@ -37,8 +37,8 @@ SIZES = (2, 3, 4, 6)
 
 
 def build(L):
-    from spia_mpi.gridmodel import GridModel
-    from spia_mpi.structures import dense_hydrogen_sc
+    from spia_mpi.models.grid import GridModel
+    from spia_mpi.lattice.structures import dense_hydrogen_sc
     model = GridModel(dense_hydrogen_sc(), np.diag([L, L, L]), (8, 8, 8), 4)
     rng = np.random.default_rng(L)
     pos = model.reference_positions + 0.1 * rng.standard_normal(model.reference_positions.shape)
@@ -48,12 +48,12 @@ def build(L):
 
 
 def z_value():
-    from spia_mpi.resolvent import matsubara_eta
+    from spia_mpi.engine.resolvent import matsubara_eta
     return 10.0 + 1j * matsubara_eta(16, T)
 
 
 def petsc_solve(model, pos, p, comm, options):
-    from spia_mpi.resolvent import ResolventSolver
+    from spia_mpi.engine.resolvent import ResolventSolver
     t = time.perf_counter()
     mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], comm)
     t_asm = time.perf_counter() - t
@@ -91,7 +91,7 @@ def one(L, ksp, pc):  # noqa: D401
     to the end of the solves: assembly, the KSP and preconditioner work space."""
     import gc
 
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     model, pos, p = build(L)
     gc.collect()
@@ -106,7 +106,7 @@ def one(L, ksp, pc):  # noqa: D401
 
 
 def run_one(L, ranks, ksp="gmres", pc="auto"):
-    from spia_mpi.parallel import mpirun_env, mpirun_prefix
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     cmd = [sys.executable, __file__, "--one", str(L), ksp, pc]
     if ranks > 1:
         cmd = [*mpirun_prefix(), "-n", str(ranks), *cmd]
@@ -115,8 +115,8 @@ def run_one(L, ranks, ksp="gmres", pc="auto"):
 
 
 def main():
-    from spia_mpi.parallel import self_comm
-    from spia_mpi.resolvent import projected_resolvent_dense
+    from spia_mpi.parallel.mpi import self_comm
+    from spia_mpi.engine.resolvent import projected_resolvent_dense
     comm = self_comm()
     lines = ["## Grid-model resolvents, 16³ … 48³ (`drivers/bench_gridresolvent.py`)\n",
              "Dense simple-cubic hydrogen (a = 1.6 Å) in L×L×L supercells at fixed grid spacing 0.2 Å "

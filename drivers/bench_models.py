@@ -18,13 +18,13 @@ sys.path.insert(0, str(ROOT))
 
 from ase import Atoms  # noqa: E402
 
-from spia_mpi import backend  # noqa: E402
-from spia_mpi.gridmodel import GridModel  # noqa: E402
-from spia_mpi.parallel import self_comm  # noqa: E402
+from spia_mpi.parallel import stack  # noqa: E402
+from spia_mpi.models.grid import GridModel  # noqa: E402
+from spia_mpi.parallel.mpi import self_comm  # noqa: E402
 
 
 def main():
-    PETSc = backend.petsc()
+    PETSc = stack.petsc()
     prim = Atoms("H", positions=[[0, 0, 0]], cell=np.diag([1.6] * 3), pbc=True)
     lines = ["## Grid model: assembly, MatMult, memory (`drivers/bench_models.py`)\n",
              "8 H atoms (2×2×2 supercell of a = 1.6 Å simple cubic), 4th-order finite differences, "

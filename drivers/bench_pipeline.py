@@ -26,11 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spia_mpi.configurations import sample_einstein_ring_polymers  # noqa: E402
-from spia_mpi.gridmodel import GridModel  # noqa: E402
-from spia_mpi.models import holstein_cubic  # noqa: E402
-from spia_mpi.structures import li2mgh16_solid  # noqa: E402
-from spia_mpi.workflow import compute_lambda  # noqa: E402
+from spia_mpi.ions.configurations import sample_einstein_ring_polymers  # noqa: E402
+from spia_mpi.models.grid import GridModel  # noqa: E402
+from spia_mpi.models.tightbinding import holstein_cubic
+from spia_mpi.lattice.structures import li2mgh16_solid  # noqa: E402
+from spia_mpi.engine.workflow import compute_lambda  # noqa: E402
 
 T = 290.0
 

@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spia_mpi.models import holstein_cubic  # noqa: E402
-from spia_mpi.parallel import mpirun_env, mpirun_prefix, self_comm  # noqa: E402
-from spia_mpi.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense  # noqa: E402
+from spia_mpi.models.tightbinding import holstein_cubic
+from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix, self_comm  # noqa: E402
+from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense  # noqa: E402
 
 T = 300.0
 

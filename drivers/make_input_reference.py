@@ -1,16 +1,16 @@
 #!/usr/bin/env python
-"""Regenerate docs/input.md from the schema in spia_mpi/runinput.py and the demo input."""
+"""Regenerate docs/input.md from the schema in spia_mpi/io/runinput.py and the demo input."""
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spia_mpi import runinput  # noqa: E402
+from spia_mpi.io import runinput  # noqa: E402
 
 HEAD = """# Input reference for `spia_mpi run`
 
-Generated from the schema in `spia_mpi/runinput.py` by `drivers/make_input_reference.py`
+Generated from the schema in `spia_mpi/io/runinput.py` by `drivers/make_input_reference.py`
 (also: `python -m spia_mpi run --print-reference`). Unknown keys are rejected with a
 suggestion; every value is checked before any work starts, and the resolved input (with
 all defaults) is stored in the results file under `/input`. Relative paths are relative

@@ -8,7 +8,7 @@ sys.path.insert(0, str(ROOT))
 
 import ase.io  # noqa: E402
 
-from spia_mpi.structures import EXAMPLES  # noqa: E402
+from spia_mpi.lattice.structures import EXAMPLES  # noqa: E402
 
 
 def main():

@@ -16,7 +16,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spia_mpi import eliashberg as el  # noqa: E402
+from spia_mpi.eliashberg import linearised as el  # noqa: E402
 from spia_mpi.units import bosonic_frequency_ev  # noqa: E402
 
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def machine_description() -> str:
-    from spia_mpi import backend
-    v = backend.versions()
+    from spia_mpi.parallel import stack
+    v = stack.versions()
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

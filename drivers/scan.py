@@ -103,7 +103,7 @@ def status(res, params) -> str:
 
 
 def run_point(inp, ranks):
-    from spia_mpi.parallel import mpirun_env, mpirun_prefix
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     cmd = [sys.executable, "-m", "spia_mpi", "-q", "run", str(inp)]
     if ranks > 1:
         cmd = [*mpirun_prefix(), "-n", str(ranks), *cmd]

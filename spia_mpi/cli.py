@@ -12,9 +12,9 @@ start-up. A command module defines::
 Error policy (the same for every command): a :class:`~spia_mpi.errors.SpiaError`
 is an expected failure — ``spia_mpi <command>: error: <message>`` is printed once
 and every rank exits with the error's code. Commands raise it on all ranks
-(:func:`spia_mpi.parallel.on_root` for validation, :func:`~spia_mpi.parallel.agree_on_failure`
+(:func:`spia_mpi.parallel.mpi.on_root` for validation, :func:`~spia_mpi.parallel.mpi.agree_on_failure`
 around per-rank compute phases); every rank then ends in
-:func:`~spia_mpi.parallel.settle_exit`, which exchanges the outcomes so rank 0
+:func:`~spia_mpi.parallel.mpi.settle_exit`, which exchanges the outcomes so rank 0
 prints the one message (also when only another rank has it). A rank whose error
 its peers never learn (they wait for it in a collective) prints its own message
 and aborts the job after a grace period (``$SPIA_FAILURE_GRACE_S``, 30 s). Any
@@ -85,12 +85,12 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     mod = registry[args.command]
-    from spia_mpi.parallel import running_under_mpirun, self_comm, settle_exit, world
+    from spia_mpi.parallel.mpi import running_under_mpirun, self_comm, settle_exit, world
     needs_mpi = getattr(mod, "NEEDS_MPI", True)
     wcomm = world() if needs_mpi or running_under_mpirun() else None
     comm = wcomm if needs_mpi else self_comm()
     root_only = not needs_mpi and wcomm is not None and wcomm.size > 1
-    from spia_mpi.log import setup_logging
+    from spia_mpi.io.log import setup_logging
     level = "DEBUG" if args.verbose else ("WARNING" if args.quiet else "INFO")
     setup_logging(wcomm if root_only else comm, level, args.debug_log)
     # the end-of-run agreement gets its own communicator: it must never match a

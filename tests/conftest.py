@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from spia_mpi.parallel import mpirun_env, mpirun_prefix
+from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
 
 os.environ.update({k: v for k, v in mpirun_env({}).items()})
 os.environ.setdefault("H5PY_ALWAYS_USE_MPI", "1")

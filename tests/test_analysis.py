@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from ase.geometry import cellpar_to_cell
 
-from spia_mpi import analysis
-from spia_mpi import configurations as cf
+from spia_mpi.ions import analysis
+from spia_mpi.ions import configurations as cf
 from spia_mpi.errors import InputError
 
 TRICLINIC = cellpar_to_cell([5.0, 5.6, 6.2, 76, 82, 68])
@@ -94,7 +94,7 @@ def test_effective_structure_of_li2mgh16_is_fd3m():
     import spglib
 
     from spia_mpi import units
-    from spia_mpi.structures import li2mgh16_solid
+    from spia_mpi.lattice.structures import li2mgh16_solid
     atoms = li2mgh16_solid(True)
     t_k, sigma = 290.0, 0.1
     kappa = units.KB_EV_PER_K * t_k / sigma ** 2

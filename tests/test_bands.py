@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from spia_mpi import bands
-from spia_mpi.gridmodel import GridModel
-from spia_mpi.models import holstein_cubic
+from spia_mpi.models import bands
+from spia_mpi.models.grid import GridModel
+from spia_mpi.models.tightbinding import holstein_cubic
 from spia_mpi.units import HBAR2_OVER_2ME_EV_A2
 
 
@@ -29,7 +29,7 @@ def test_tight_binding_cosine_bands_and_half_filling():
 
 @pytest.mark.mpi(ranks=2)
 def test_slepc_two_ranks():
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     m = holstein_cubic(np.diag([6, 6, 6]), 1.0, 1.0, 0.3)
     e2, _ = bands.lowest_eigenpairs(m, [0.0, 0.0, 0.0], 5, comm=world())
     e1, _ = bands.lowest_eigenpairs(m, [0.0, 0.0, 0.0], 5, method="dense")

@@ -1,10 +1,10 @@
-"""Model ASE calculators (spia_mpi.calculators): analytic pair energies, −∇E, lattice sums, invariances."""
+"""Model ASE calculators (spia_mpi.ions.calculators): analytic pair energies, −∇E, lattice sums, invariances."""
 import numpy as np
 import pytest
 from ase import Atoms
 
 from spia_mpi import units
-from spia_mpi.calculators import COULOMB_EV_A, EinsteinHarmonic, YukawaPair, thomas_fermi_length
+from spia_mpi.ions.calculators import COULOMB_EV_A, EinsteinHarmonic, YukawaPair, thomas_fermi_length
 from spia_mpi.errors import InputError
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from spia_mpi.checkpoint import TaskStore, fingerprint
+from spia_mpi.io.checkpoint import TaskStore, fingerprint
 from spia_mpi.errors import InputError
 
 

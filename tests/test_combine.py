@@ -39,9 +39,9 @@ def run_supercell(spia_cli, folder, name, matrix, seed, n=160, g=0.3):
 def test_nondiagonal_supercells_reproduce_the_diagonal_one(tmp_path, spia_cli):
     import h5py
 
-    from spia_mpi import supercells as sc
-    from spia_mpi.combine import combine
-    from spia_mpi.models import holstein_cubic
+    from spia_mpi.lattice import supercells as sc
+    from spia_mpi.engine.combine import combine
+    from spia_mpi.models.tightbinding import holstein_cubic
     prim = holstein_cubic(np.eye(3, dtype=int), 1.0, 1.0, 0.3).primitive
     cover = sc.covering_supercells(prim, sc.irreducible_qgrid(prim, (2, 2, 2)))
     assert [s.size for s in cover] == [2, 2, 2]
@@ -61,9 +61,9 @@ def test_nondiagonal_supercells_reproduce_the_diagonal_one(tmp_path, spia_cli):
 
 
 def test_combine_refuses_incomplete_inputs(tmp_path, spia_cli):
-    from spia_mpi.combine import combine
+    from spia_mpi.engine.combine import combine
     from spia_mpi.errors import InputError
-    from spia_mpi.models import holstein_cubic
+    from spia_mpi.models.tightbinding import holstein_cubic
     prim = holstein_cubic(np.eye(3, dtype=int), 1.0, 1.0, 0.3).primitive
     f = run_supercell(spia_cli, tmp_path, "x", [[1, 0, 0], [0, 1, 0], [0, 0, 2]], 1, n=16)
     with pytest.raises(InputError, match="no results file contains the irreducible q"):

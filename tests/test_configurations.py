@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from spia_mpi import units
-from spia_mpi import configurations as cf
+from spia_mpi.ions import configurations as cf
 from spia_mpi.errors import InputError
 
 M, HW, T = 1.0, 0.1, 300.0
@@ -416,7 +416,7 @@ def test_force_constant_validation(tmp_path):
 def test_sample_harmonic_cli_force_constants(tmp_path, spia_cli):
     """`sample harmonic --force-constants`: Einstein springs written as Φ = diag(M_a Ω²) give the
     exact Einstein ⟨u²⟩ (the bead-averaged mean over all atoms, within 5 standard errors)."""
-    from spia_mpi.structures import load_structure
+    from spia_mpi.lattice.structures import load_structure
     atoms = load_structure("li2mgh16-solid")
     phi = np.diag(np.repeat(cf.einstein_spring(atoms.get_masses(), 0.15), 3))
     np.save(tmp_path / "fc.npy", phi)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from spia_mpi import eliashberg as el
+from spia_mpi.eliashberg import linearised as el
 from spia_mpi.errors import InputError
 from spia_mpi.units import KB_EV_PER_K
 
@@ -123,7 +123,7 @@ def test_bad_inputs():
 
 @pytest.mark.mpi(ranks=2)
 def test_two_ranks_equal_one_rank():
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     lam = el.LambdaOfNu(einstein(2.0, 50.0), 50.0).on_grid(50.0, 2 * 500)
     rho2 = el.leading_eigenvalue(lam, 0.1, 500, "slepc", comm)
@@ -192,7 +192,7 @@ def test_cli_missing_file_and_temperature(tmp_path, spia_cli):
 
 
 def test_cli_reads_results_hdf5(tmp_path, spia_cli):
-    from spia_mpi.io import atomic_h5, write_dataset
+    from spia_mpi.io.hdf5 import atomic_h5, write_dataset
     path = tmp_path / "results.h5"
     lam = np.vstack([einstein(2.0, 50.0, 64), einstein(1.0, 50.0, 64)])
     with atomic_h5(path, None, kind="results") as f:
@@ -271,7 +271,7 @@ def test_jackknife_tc_reports_missing_tc():
 @pytest.mark.mpi(ranks=2)
 def test_jackknife_tc_two_ranks_equal_one_rank():
     """Replica solves are distributed over the ranks and gathered: identical numbers."""
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     t0, mus = 300.0, [0.1, 0.16]
     shape, lam0, reps, _ = _einstein_blocks(n_blocks=5, t0=t0)

@@ -27,8 +27,8 @@ from test_run import SMALL, read, write_input
 
 def _holstein_conf(n_conf=6, n_beads=4, seed=5):
     """A 2×2×2 Holstein supercell and exact Einstein ring-polymer samples of it."""
-    from spia_mpi.configurations import Configurations, sample_einstein_ring_polymers
-    from spia_mpi.models import holstein_cubic
+    from spia_mpi.ions.configurations import Configurations, sample_einstein_ring_polymers
+    from spia_mpi.models.tightbinding import holstein_cubic
     model = holstein_cubic(np.diag([2, 2, 2]), coupling=4.0)
     pos = sample_einstein_ring_polymers(n_conf, n_beads, model.atoms.get_masses(), 0.1, 300.0,
                                         model.reference_positions, np.random.default_rng(seed))
@@ -85,9 +85,9 @@ def test_one_rank_resolvent_failure_raises_on_every_rank(tmp_path_factory, monke
     mpi timeout turns a hang into a failure), rank 0 names rank 1, every task finished
     before the failure is in the checkpoint, and a rerun from it gives exactly the
     result of an uninterrupted serial run."""
-    from spia_mpi import workflow
-    from spia_mpi.checkpoint import TaskStore
-    from spia_mpi.parallel import PeerFailure, world
+    from spia_mpi.engine import workflow
+    from spia_mpi.io.checkpoint import TaskStore
+    from spia_mpi.parallel.mpi import PeerFailure, world
     comm = world()
     assert comm.size == 2
     folder = comm.bcast(str(tmp_path_factory.mktemp("ckpt")) if comm.rank == 0 else None)
@@ -132,7 +132,7 @@ def test_one_rank_resolvent_failure_raises_on_every_rank(tmp_path_factory, monke
 
 def test_agree_on_failure_serial_is_transparent():
     """Without a communicator (serial runs) the block's exception passes unchanged."""
-    from spia_mpi.parallel import agree_on_failure, self_comm
+    from spia_mpi.parallel.mpi import agree_on_failure, self_comm
     for comm in (None, self_comm()):
         with pytest.raises(ConvergenceError, match="KSP"):
             with agree_on_failure(comm, "x"):
@@ -144,7 +144,7 @@ def test_agree_on_failure_keeps_the_error_class_on_every_rank():
     """An InputError on rank 1 is an InputError on rank 0 too, so an ``except InputError``
     (as around the Eliashberg solve) takes the same branch on every rank."""
     from spia_mpi.errors import InputError
-    from spia_mpi.parallel import agree_on_failure, raised_on_all_ranks, world
+    from spia_mpi.parallel.mpi import agree_on_failure, raised_on_all_ranks, world
     comm = world()
     try:
         with agree_on_failure(comm, "setup"):
@@ -161,7 +161,7 @@ def test_agree_on_failure_keeps_the_error_class_on_every_rank():
 
 _STUCK_SCRIPT = textwrap.dedent("""
     import sys
-    from spia_mpi.parallel import settle_exit, world
+    from spia_mpi.parallel.mpi import settle_exit, world
     comm = world()
     guard = comm.Dup()
     if comm.rank == 1:
@@ -177,7 +177,7 @@ _STUCK_SCRIPT = textwrap.dedent("""
 def test_error_unknown_to_the_other_ranks_aborts_instead_of_hanging(tmp_path):
     """The CLI's last line of defence: a rank with an error whose peers are stuck in a
     collective prints its own message once and aborts the job after the grace period."""
-    from spia_mpi.parallel import mpirun_env, mpirun_prefix
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     script = tmp_path / "stuck.py"
     script.write_text(_STUCK_SCRIPT)
     env = mpirun_env()
@@ -193,7 +193,7 @@ def test_error_unknown_to_the_other_ranks_aborts_instead_of_hanging(tmp_path):
 @pytest.mark.mpi(ranks=2, timeout=60)
 def test_settle_exit_rank0_prints_the_error_of_rank_1():
     """All ranks arrive: one message (rank 1's, printed by rank 0) and one exit code."""
-    from spia_mpi.parallel import settle_exit, world
+    from spia_mpi.parallel.mpi import settle_exit, world
     comm = world().Dup()
     code, text = settle_exit(comm, 3 if comm.rank == 1 else 0, "error: KSP" if comm.rank == 1 else None)
     assert code == 3
@@ -264,7 +264,7 @@ def test_ksp_failing_on_one_rank_only_fails_cleanly_and_resumes(tmp_path, spia_c
 
 def _conf_h5(path, change=None):
     """A configurations file for the SMALL input's 2×2×2 Holstein supercell, optionally altered."""
-    from spia_mpi.configurations import write_h5
+    from spia_mpi.ions.configurations import write_h5
     _, conf = _holstein_conf(n_conf=6, n_beads=8)
     write_h5(conf, path)
     if change is not None:
@@ -334,7 +334,7 @@ def test_good_configurations_file_runs(tmp_path, spia_cli):
 
 
 def _ipi_files(folder, n_beads=4, n_frames=3):
-    from spia_mpi.configurations import write_ipi_xyz
+    from spia_mpi.ions.configurations import write_ipi_xyz
     _, conf = _holstein_conf(n_conf=n_frames, n_beads=n_beads)
     return [Path(p) for p in write_ipi_xyz(conf, folder / "sim")]
 
@@ -402,7 +402,7 @@ def test_ipi_conversion_under_mpirun_writes_once(tmp_path, spia_cli):
                   "--time-step", "1", "--out", out], ranks=2, timeout=120)
     assert r.returncode == 0, r
     assert r.stdout.count("configurations ×") == 1, r
-    from spia_mpi.configurations import read_h5
+    from spia_mpi.ions.configurations import read_h5
     c = read_h5(out)
     assert (c.n_conf, c.n_beads, c.n_atoms) == (3, 4, 8)
 

@@ -6,7 +6,7 @@ import pytest
 from ase import Atoms
 
 from spia_mpi.errors import InputError
-from spia_mpi.gridmodel import GridModel, fermi_level_of_reference
+from spia_mpi.models.grid import GridModel, fermi_level_of_reference
 from spia_mpi.units import HBAR2_OVER_2ME_EV_A2
 
 EMPTY = {"H": {"Z": 0.0, "rc": 0.0, "qs": 3.0}}       # a ghost atom: V = 0
@@ -129,8 +129,8 @@ def test_non_orthogonal_supercell_folding():
 def test_li2mgh16_cell_builds_with_40_valence_electrons():
     """The 38-atom Fd-3m primitive cell on a 0.3 Å grid: 4 Li + 2 Mg + 32 H = 40 valence electrons,
     and the lowest SLEPc band is the bottom of a free-electron-like valence band."""
-    from spia_mpi import bands
-    from spia_mpi.structures import li2mgh16_solid
+    from spia_mpi.models import bands
+    from spia_mpi.lattice.structures import li2mgh16_solid
     m = GridModel(li2mgh16_solid(), np.eye(3, dtype=int), (16, 16, 16), 4)
     assert m.n_electrons == 40.0 and m.n_basis == 4096
     e, _ = bands.lowest_eigenpairs(m, [0, 0, 0], 4)
@@ -141,7 +141,7 @@ def test_li2mgh16_cell_builds_with_40_valence_electrons():
 def test_petsc_assembly_two_ranks_equals_dense():
     from scipy.sparse import csr_matrix
 
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     prim = Atoms("LiH", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=np.diag([2.2, 2.2, 2.2]), pbc=True)
     m = GridModel(prim, np.diag([2, 1, 1]), (4, 4, 4), 4)
@@ -159,8 +159,8 @@ def test_petsc_assembly_two_ranks_equals_dense():
 def test_spia_on_grid_model_static_and_moving():
     """The SPIA engine on the grid model: frozen ions give λ = 0; quantum H ions give λ(0) > 0
     decreasing with m, with finite error bars."""
-    from spia_mpi.configurations import sample_einstein_ring_polymers
-    from spia_mpi.workflow import compute_lambda
+    from spia_mpi.ions.configurations import sample_einstein_ring_polymers
+    from spia_mpi.engine.workflow import compute_lambda
     prim = cubic(1.6)
     m = GridModel(prim, np.eye(3, dtype=int) * 2, (4, 4, 4), 4)
     ef = fermi_level_of_reference(m, [[0, 0, 0]], 300.0)
@@ -261,7 +261,7 @@ def test_petsc_rows_two_ranks_non_orthogonal_equal_kronecker_reference():
     from ase.build import bulk
     from scipy.sparse import csr_matrix
 
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     m = GridModel(bulk("LiH", "rocksalt", a=3.6), np.diag([1, 1, 2]), (5, 4, 3), 4)
     pos = m.reference_positions + 0.05
@@ -315,7 +315,7 @@ def test_hamiltonian_from_potential_files_equals_pseudopotential(tmp_path, fmt):
     eV; cube in Hartree, cell in Bohr), read back per (configuration, bead): H from the files equals
     H from the positions to the files' precision (LOCPOT 11 digits, cube 6). A non-orthogonal cell
     with three different grid lengths pins units, axis order and the (c, b) → file mapping."""
-    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.models.grid import PotentialFiles
     from spia_mpi.units import HARTREE_EV
     m = fcc_lih_model()
     assert len(set(m.shape)) == 3
@@ -349,7 +349,7 @@ def test_hamiltonian_from_potential_files_equals_pseudopotential(tmp_path, fmt):
 def test_cube_electrostatic_potential_sign_and_offset(tmp_path):
     """A cube holding φ = −V/e in Hartree plus an arbitrary constant (DFT potential reference):
     sign = −1 and the zero-mean convention recover V (the pseudopotential V has zero mean)."""
-    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.models.grid import PotentialFiles
     from spia_mpi.units import HARTREE_EV
     m = fcc_lih_model()
     pos = displaced(m, 1, 1, seed=4)
@@ -366,7 +366,7 @@ def test_potential_file_on_a_finer_grid_is_fourier_truncated(tmp_path):
     """A LOCPOT on a 2×1×2 finer grid of the same cell (V from a finer pseudopotential model) is
     Fourier-truncated onto the model grid: equal to the model's own V, which keeps exactly the
     components of the model grid's G-vectors."""
-    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.models.grid import PotentialFiles
     m = fcc_lih_model()
     fine = fcc_lih_model(grid=(12, 5, 10))
     pos = displaced(m, 1, 1, seed=2)
@@ -380,7 +380,7 @@ def test_potential_file_on_a_finer_grid_is_fourier_truncated(tmp_path):
 def test_potential_file_errors_name_the_file(tmp_path):
     import re
 
-    from spia_mpi.gridmodel import PotentialFiles
+    from spia_mpi.models.grid import PotentialFiles
     m = fcc_lih_model()
     pos = displaced(m, 1, 2, seed=5)
     # wrong cell (a = 3.7 Å instead of 3.6 Å), same grid
@@ -423,7 +423,7 @@ def test_run_input_potential_files_wired_through_build_model(tmp_path):
     from ase.io import write
 
     from spia_mpi.commands.run import attach_potential_files, build_model, load_configurations
-    from spia_mpi.runinput import load_run_input
+    from spia_mpi.io.runinput import load_run_input
     write(tmp_path / "prim.vasp", bulk("LiH", "rocksalt", a=3.6), format="vasp")
     (tmp_path / "pot").mkdir()
     text = """
@@ -492,8 +492,8 @@ def test_kinetic_symbol_is_the_spectrum_of_the_free_stencil(order):
 def test_kinetic_preconditioner_is_exact_for_a_constant_potential():
     """V = const ⇒ M = z − V̄ − T is z − H itself: GMRES converges in one iteration and gives the
     dense resolvent."""
-    from spia_mpi.parallel import self_comm
-    from spia_mpi.resolvent import ResolventSolver, projected_resolvent_dense
+    from spia_mpi.parallel.mpi import self_comm
+    from spia_mpi.engine.resolvent import ResolventSolver, projected_resolvent_dense
     m = GridModel(_fcc_lih(), np.diag([1, 2, 1]), (6, 6, 6), 4, pseudopotentials={
         "Li": {"Z": 0.0, "rc": 0.0, "qs": 3.0}, "H": {"Z": 0.0, "rc": 0.0, "qs": 3.0}})
     K = [0.2, 0.25, 0.0]
@@ -513,8 +513,8 @@ def test_kinetic_preconditioner_with_ions_agrees_with_dense_in_few_iterations():
     """Displaced ions (LiH, fcc, 1×1×2 supercell, 10³-point-per-cell grid): the kinetic-FFT
     preconditioned resolvent equals dense LU to 1e-8 relative, in far fewer GMRES iterations than
     Jacobi (measured: see docs/benchmarks.md)."""
-    from spia_mpi.parallel import self_comm
-    from spia_mpi.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
+    from spia_mpi.parallel.mpi import self_comm
+    from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
     m = GridModel(_fcc_lih(), np.diag([1, 1, 2]), (10, 10, 10), 4)
     K = [0.0, 0.1, 0.5]
     rng = np.random.default_rng(11)
@@ -536,8 +536,8 @@ def test_kinetic_preconditioner_with_ions_agrees_with_dense_in_few_iterations():
 @pytest.mark.mpi(ranks=2)
 def test_kinetic_preconditioner_two_ranks_equals_dense():
     """The preconditioner on a matrix split over 2 ranks (gather → FFT → own rows)."""
-    from spia_mpi.parallel import world
-    from spia_mpi.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
+    from spia_mpi.parallel.mpi import world
+    from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
     comm = world()
     m = GridModel(_fcc_lih(), np.diag([1, 1, 2]), (6, 6, 6), 4)
     K = [0.5, 0.0, 0.25]
@@ -554,7 +554,7 @@ def test_kinetic_preconditioner_two_ranks_equals_dense():
 def test_reference_fermi_level_slepc_path_equals_dense():
     """The SLEPc route of the reference Fermi level (grids above dense_max) gives the dense one
     (a metal: dense hydrogen, so ε_F is pinned by a partly filled band, not floating in a gap)."""
-    from spia_mpi.structures import dense_hydrogen_sc
+    from spia_mpi.lattice.structures import dense_hydrogen_sc
     m = GridModel(dense_hydrogen_sc(), np.diag([2, 1, 2]), (6, 6, 6), 4)
     K = [[0, 0, 0], [0, 0, 0.5]]
     dense = fermi_level_of_reference(m, K, 300.0)
@@ -565,16 +565,16 @@ def test_reference_fermi_level_slepc_path_equals_dense():
 def test_grid_spacing_option():
     """model.grid.spacing_ang: ⌈|a_i|/h⌉ points per primitive vector (spacing ≤ h), in run's model."""
     from spia_mpi.commands.run import build_model
-    from spia_mpi.gridmodel import grid_for_spacing
-    from spia_mpi.runinput import RunInput
-    from spia_mpi.structures import li2mgh16_solid
+    from spia_mpi.models.grid import grid_for_spacing
+    from spia_mpi.io.runinput import RunInput
+    from spia_mpi.lattice.structures import li2mgh16_solid
     prim = li2mgh16_solid()
     h = 0.3
     n = grid_for_spacing(prim.cell[:], h)
     lengths = np.linalg.norm(prim.cell[:], axis=1)
     assert np.all(lengths / np.array(n) <= h + 1e-12) and np.all(lengths / (np.array(n) - 1) > h)
     assert grid_for_spacing(np.eye(3) * 1.0, 5.0) == (2, 2, 2)
-    from spia_mpi.inputs import build
+    from spia_mpi.io.inputs import build
     inp = build(RunInput, {"model": {"kind": "grid", "grid": {"structure": "hydrogen-sc", "spacing_ang": 0.25}},
                            "supercell": {"matrix": [2, 1, 1]}})
     m = build_model(inp)
@@ -592,7 +592,7 @@ def test_non_diagonal_supercell_free_electrons_converge(order):
     """V = 0 in a non-diagonal supercell of fcc H: the lowest levels at K converge to
     ħ²|k + G|²/2m over the primitive k folded onto K, at the stencil's order."""
     from ase.build import bulk
-    from spia_mpi.supercells import folded_kpoints
+    from spia_mpi.lattice.supercells import folded_kpoints
     prim = bulk("H", "fcc", a=3.0)
     K = [0.1, 0.3, 0.2]
     b = 2 * np.pi * np.linalg.inv(prim.cell[:]).T
@@ -612,7 +612,7 @@ def test_non_diagonal_supercell_bands_converge_to_folded_primitive_bands():
     """LiH (rocksalt) with its pseudopotentials: the bands of a non-diagonal 2-cell supercell at K
     and the union of the primitive bands at the two folded k come from different grids (different
     discretisations), so they differ at a finite grid — by less and less as both grids are refined."""
-    from spia_mpi.supercells import folded_kpoints
+    from spia_mpi.lattice.supercells import folded_kpoints
     prim = _fcc_lih()
     K = [0.2, 0.1, 0.35]
     diffs = []

@@ -5,7 +5,7 @@ from typing import Literal
 import pytest
 
 from spia_mpi.errors import InputError
-from spia_mpi.inputs import (all_keys, build, load, nonempty, option, positive,
+from spia_mpi.io.inputs import (all_keys, build, load, nonempty, option, positive,
                              reference_markdown, to_dict, all_of, in_range)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slurm_cluster import SlurmCluster, SlurmUnavailable
-from spia_mpi.parallel import mpirun_prefix
+from spia_mpi.parallel.mpi import mpirun_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "jobscripts"
@@ -132,7 +132,7 @@ def test_task_list_generator(tmp_path):
                        capture_output=True, text=True, check=True)
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("run ") for line in lines)
-    from spia_mpi import runinput
+    from spia_mpi.io import runinput
     inp, _ = runinput.load_run_input(lines[3].split()[1])
     assert inp.configurations.einstein.n_beads == 8 and inp.spia.matsubara_j == 16
     assert inp.output.file.endswith("point_003.h5")

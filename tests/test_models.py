@@ -5,9 +5,9 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from spia_mpi import bands
-from spia_mpi.models import TightBindingModel, holstein_cubic
-from spia_mpi.supercells import folded_kpoints
+from spia_mpi.models import bands
+from spia_mpi.models.tightbinding import TightBindingModel, holstein_cubic
+from spia_mpi.lattice.supercells import folded_kpoints
 
 NON_DIAGONAL = [[1, 1, 0], [0, 1, 1], [1, 0, 2]]          # det 3, no axis left alone
 
@@ -81,7 +81,7 @@ def test_hamiltonian_is_hermitian_with_displaced_ions_and_bloch_phases():
 def test_tight_binding_petsc_rows_two_ranks_equal_dense():
     from scipy.sparse import csr_matrix
 
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     m = holstein_cubic(np.diag([3, 2, 2]), 1.0, 1.0, 0.5)
     pos = m.reference_positions + 0.1

@@ -6,7 +6,7 @@ from spia_mpi.errors import InputError, SpiaError
 
 @pytest.mark.mpi(ranks=2)
 def test_on_root_broadcasts_result_and_errors():
-    from spia_mpi.parallel import on_root, world
+    from spia_mpi.parallel.mpi import on_root, world
     comm = world()
     assert comm.size == 2
     assert on_root(comm, lambda: comm.rank * 10 + 7) == 7    # rank 0's value everywhere
@@ -19,7 +19,7 @@ def test_on_root_broadcasts_result_and_errors():
 
 @pytest.mark.mpi(ranks=2)
 def test_agree_on_failure_fails_everywhere():
-    from spia_mpi.parallel import agree_on_failure, world
+    from spia_mpi.parallel.mpi import agree_on_failure, world
     comm = world()
     with pytest.raises(SpiaError, match="boom on 1"):
         with agree_on_failure(comm):
@@ -32,8 +32,8 @@ def test_agree_on_failure_fails_everywhere():
 @pytest.mark.mpi(ranks=2)
 def test_atomic_h5_parallel_write(tmp_path_factory):
     import numpy as np
-    from spia_mpi.io import atomic_h5, open_h5, require_complete
-    from spia_mpi.parallel import world
+    from spia_mpi.io.hdf5 import atomic_h5, open_h5, require_complete
+    from spia_mpi.parallel.mpi import world
     comm = world()
     folder = comm.bcast(str(tmp_path_factory.mktemp("h5")) if comm.rank == 0 else None)
     path = f"{folder}/out.h5"

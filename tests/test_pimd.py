@@ -1,4 +1,4 @@
-"""PIMD through i-PI in-process (spia_mpi.pimd) and the `sample pimd` command.
+"""PIMD through i-PI in-process (spia_mpi.ions.pimd) and the `sample pimd` command.
 
 The physics check: for Einstein oscillators (E = ½κ|u|² per atom) the N_b-bead
 primitive path integral has independent bead normal modes with
@@ -17,10 +17,10 @@ from ase.build import bulk
 pytest.importorskip("ipi.scripting")
 
 from spia_mpi import units  # noqa: E402
-from spia_mpi.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length  # noqa: E402
-from spia_mpi.configurations import read_h5, write_h5  # noqa: E402
+from spia_mpi.ions.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length  # noqa: E402
+from spia_mpi.ions.configurations import read_h5, write_h5  # noqa: E402
 from spia_mpi.errors import InputError  # noqa: E402
-from spia_mpi.pimd import _CALCULATORS, run_pimd  # noqa: E402
+from spia_mpi.ions.pimd import _CALCULATORS, run_pimd  # noqa: E402
 
 
 def _hydrogen8():

@@ -1,8 +1,8 @@
 """Plots open, are non-empty, and bad files are refused clearly."""
 import numpy as np
 
-from spia_mpi.eliashberg import einstein_lambda, solve_tc
-from spia_mpi.io import atomic_h5, write_dataset
+from spia_mpi.eliashberg.linearised import einstein_lambda, solve_tc
+from spia_mpi.io.hdf5 import atomic_h5, write_dataset
 
 
 def results_file(path):

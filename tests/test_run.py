@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from spia_mpi import inputs, runinput
+from spia_mpi.io import inputs
+from spia_mpi.io import runinput
 
 SMALL = """
 [model.holstein]
@@ -82,7 +83,7 @@ def test_petsc_run_matches_dense_run(tmp_path, spia_cli):
 def test_killed_run_resumes_bit_identical(tmp_path, spia_cli, sig):
     """Kill (SIGKILL / SIGTERM) a 2-rank run mid-way; rerunning (on 1 rank) reuses the
     finished tasks and reproduces an uninterrupted run bit for bit."""
-    from spia_mpi.parallel import mpirun_env, mpirun_prefix
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     ref_dir.mkdir()
     kill_dir.mkdir()
@@ -146,7 +147,7 @@ def test_bad_input_one_message_two_ranks(tmp_path, spia_cli, text, needle):
 
 
 def test_wrong_configurations_file_rejected(tmp_path, spia_cli):
-    from spia_mpi.configurations import Configurations, write_h5
+    from spia_mpi.ions.configurations import Configurations, write_h5
     conf = Configurations(np.zeros((3, 2, 5, 3)), np.eye(3) * 2, [1] * 5, [1.0] * 5, 300.0)
     write_h5(conf, tmp_path / "conf.h5")
     p = write_input(tmp_path)
@@ -238,7 +239,7 @@ def test_grid_model_input_errors(tmp_path, spia_cli):
 
 def test_hdf5_from_another_stage_rejected(tmp_path, spia_cli):
     """A configurations file given where a results file is expected, and vice versa."""
-    from spia_mpi.configurations import Configurations, write_h5
+    from spia_mpi.ions.configurations import Configurations, write_h5
     conf = Configurations(np.zeros((3, 2, 8, 3)), np.eye(3) * 2, [1] * 8, [1.0] * 8, 300.0)
     write_h5(conf, tmp_path / "conf.h5")
     r = spia_cli(["tc", "--lambda", tmp_path / "conf.h5"], ranks=2)
@@ -265,7 +266,7 @@ def test_run_tc_error_from_jackknife(tmp_path, spia_cli):
     pair sums summed over q, with one factor per γ). Summary prints T_c ± σ; with
     eliashberg.tc_errors = false the dataset is NaN."""
     import h5py
-    from spia_mpi import eliashberg as el
+    from spia_mpi.eliashberg import linearised as el
     p = write_input(tmp_path)
     p.write_text(p.read_text().replace("mustar = [0.1]", "mustar = [0.1, 0.16]"))
     r = spia_cli(["run", p], ranks=2)
@@ -397,7 +398,7 @@ def test_kills_at_seeded_random_points_resume_bit_identical(tmp_path, spia_cli):
     absent or complete, never half-written, and a resume reproduces the uninterrupted run bit for bit."""
     import h5py
 
-    from spia_mpi.parallel import mpirun_env, mpirun_prefix
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     slow = SMALL.replace("n_samples = 24", "n_samples = 40").replace('resolvent = "{resolvent}"',
                                                                      'resolvent = "petsc"')
     ref_dir = tmp_path / "ref"

@@ -3,12 +3,13 @@ the static lattice, dense = PETSc resolvents, 1 rank = 2 ranks, restart."""
 import numpy as np
 import pytest
 
-from spia_mpi import spia, units
-from spia_mpi.configurations import einstein_spring, sample_einstein_ring_polymers
+from spia_mpi.engine import spia
+from spia_mpi import units
+from spia_mpi.ions.configurations import einstein_spring, sample_einstein_ring_polymers
 from spia_mpi.errors import InputError
-from spia_mpi.models import holstein_cubic
-from spia_mpi.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
-from spia_mpi.workflow import compute_lambda
+from spia_mpi.models.tightbinding import holstein_cubic
+from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta, projected_resolvent_dense
+from spia_mpi.engine.workflow import compute_lambda
 
 MASS, HW, T, NB = 1.0, 0.1, 300.0, 8        # amu, ħΩ (eV), K, beads
 SUPERCELL = np.diag([3, 3, 3])
@@ -92,7 +93,7 @@ def _holstein_resolvent_case():
 
 
 def test_dense_and_petsc_resolvents_agree():
-    from spia_mpi.parallel import self_comm
+    from spia_mpi.parallel.mpi import self_comm
     model, ref, pos, z, gd = _holstein_resolvent_case()
     solver = ResolventSolver(self_comm())
     gp, info = solver.solve(model.hamiltonian_petsc(pos, [0.25, 0, 0.5], self_comm()), z, ref.vectors)
@@ -101,7 +102,7 @@ def test_dense_and_petsc_resolvents_agree():
 
 
 def test_restart_is_bit_identical(tmp_path):
-    from spia_mpi.checkpoint import TaskStore, fingerprint
+    from spia_mpi.io.checkpoint import TaskStore, fingerprint
     model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
     rng = np.random.default_rng(5)
     pos = sample_einstein_ring_polymers(12, 4, np.full(8, MASS), HW, T, model.reference_positions, rng)
@@ -110,10 +111,10 @@ def test_restart_is_bit_identical(tmp_path):
     store = TaskStore.open(tmp_path / "ck", 24, fp)
     for task in (0, 5, 13, 22):            # a "killed" run finished only these tasks
         ik, c = divmod(task, 12)
-        from spia_mpi.resolvent import projected_resolvent_dense as prd
+        from spia_mpi.engine.resolvent import projected_resolvent_dense as prd
         K = [[0, 0, 0], [0.5, 0, 0]][ik]
         ref = model.reference_states(K, 1)
-        from spia_mpi.workflow import reference_fermi_level
+        from spia_mpi.engine.workflow import reference_fermi_level
         g = np.array([prd(model.hamiltonian_dense(p, K), 0.0 + 1j * matsubara_eta(16, T), ref.vectors)
                       for p in pos[c]])
         store.save(task, g=g)
@@ -125,7 +126,7 @@ def test_restart_is_bit_identical(tmp_path):
 
 @pytest.mark.mpi(ranks=2)
 def test_two_ranks_bit_identical_to_one():
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
     rng = np.random.default_rng(11)
@@ -144,7 +145,7 @@ def test_blocks_of_one_k_split_over_ranks_bit_identical_to_one():
     """One K-point, 5 blocks over 2 ranks: the fluctuation sums travel along the chain of
     ranks (rank 0's blocks, then rank 1's) and the replicas are formed where the blocks live;
     λ, its error and the Γ/W summaries equal the serial run bit for bit."""
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
     pos = sample_einstein_ring_polymers(15, 4, np.full(8, MASS), HW, T, model.reference_positions,
@@ -161,7 +162,7 @@ def test_chain_reduction_over_three_ranks_bit_identical_to_one(kpoints, n_blocks
     """3 ranks: with one K and 7 blocks the chain runs 0 → 1 → 2 (rank 1 receives, adds and
     forwards); with 2 K × 5 blocks rank 1 is last in K₀'s chain and first in K₁'s. Either way λ,
     its jackknife replicas and errors equal the serial run bit for bit."""
-    from spia_mpi.parallel import world
+    from spia_mpi.parallel.mpi import world
     comm = world()
     model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
     pos = sample_einstein_ring_polymers(14, 4, np.full(8, MASS), HW, T, model.reference_positions,
@@ -174,7 +175,7 @@ def test_chain_reduction_over_three_ranks_bit_identical_to_one(kpoints, n_blocks
 
 def _small_grid_model():
     from ase import Atoms
-    from spia_mpi.gridmodel import GridModel
+    from spia_mpi.models.grid import GridModel
     prim = Atoms("H2", positions=[[0, 0, 0], [0.9, 0.8, 1.1]], cell=np.diag([1.8, 1.8, 1.8]), pbc=True)
     return GridModel(prim, np.diag([1, 1, 2]), (6, 6, 6), 4)
 
@@ -185,8 +186,8 @@ def test_one_group_of_two_ranks_shares_the_resolvents(tmp_path):
     kinetic-FFT preconditioner split over 2 ranks); λ(m) agrees with the serial PETSc run to
     1e-8 relative (KSP tolerance 1e-11), the leader alone writes each checkpoint task once, and
     a resume with one rank per group reuses them all."""
-    from spia_mpi.checkpoint import TaskStore
-    from spia_mpi.parallel import world
+    from spia_mpi.io.checkpoint import TaskStore
+    from spia_mpi.parallel.mpi import world
     comm = world()
     model = _small_grid_model()
     pos = sample_einstein_ring_polymers(6, 4, model.atoms.get_masses(), 0.2, T, model.reference_positions,
@@ -214,7 +215,7 @@ def test_ranks_per_group_must_divide_and_needs_petsc():
                                         np.random.default_rng(1))
     with pytest.raises(InputError, match="must divide the number of MPI ranks"):
         compute_lambda(model, pos, [[0, 0, 0]], T, n_blocks=2, solver="petsc", ranks_per_group=2)
-    from spia_mpi.workflow import ConfigurationGroups
+    from spia_mpi.engine.workflow import ConfigurationGroups
     with pytest.raises(InputError, match="needs spia.resolvent = 'petsc'"):
         ConfigurationGroups.split(None, 2, "dense")
 
@@ -490,8 +491,8 @@ def test_dense_and_petsc_resolvents_agree_on_grid_model():
     """Real-space grid model (2-atom H cell, 6³ grid, displaced ions, 5 plane waves per k at
     a non-Γ K of a 1×1×2 supercell): PETSc KSP and dense LU resolvents agree to 1e-8 relative."""
     from ase import Atoms
-    from spia_mpi.gridmodel import GridModel
-    from spia_mpi.parallel import self_comm
+    from spia_mpi.models.grid import GridModel
+    from spia_mpi.parallel.mpi import self_comm
     prim = Atoms("H2", positions=[[0, 0, 0], [0.9, 0.8, 1.1]], cell=np.diag([1.8, 1.8, 1.8]), pbc=True)
     model = GridModel(prim, np.diag([1, 1, 2]), (6, 6, 6), 4)
     K = [0.1, 0.0, 0.5]
@@ -513,7 +514,7 @@ def test_dense_and_petsc_resolvents_agree_on_grid_model():
 def test_resolvent_options_reach_the_ksp_and_stay_private():
     """ksp_rtol given to one ResolventSolver changes its accuracy and iteration count; a second
     solver with default options created in between is not affected (and vice versa)."""
-    from spia_mpi.parallel import self_comm
+    from spia_mpi.parallel.mpi import self_comm
     model, ref, pos, z, gd = _holstein_resolvent_case()
     loose = ResolventSolver(self_comm(), {"ksp_rtol": 1e-3})
     tight = ResolventSolver(self_comm())

@@ -4,17 +4,18 @@ import json
 import numpy as np
 import pytest
 
-from spia_mpi import backend, units
-from spia_mpi.parallel import partition
+from spia_mpi.parallel import stack
+from spia_mpi import units
+from spia_mpi.parallel.mpi import partition
 
 
 def test_petsc_is_complex():
-    PETSc = backend.petsc()
+    PETSc = stack.petsc()
     assert np.issubdtype(PETSc.ScalarType, np.complexfloating)
 
 
 def test_h5py_has_mpi():
-    assert backend.h5py(need_mpi=True).get_config().mpi
+    assert stack.h5py(need_mpi=True).get_config().mpi
 
 
 def test_units_are_codata_2018():
@@ -61,7 +62,7 @@ def test_check_stack_reports_missing_ipi_without_failing(monkeypatch, capsys):
     import sys
 
     from spia_mpi.commands import check_stack
-    from spia_mpi.parallel import self_comm
+    from spia_mpi.parallel.mpi import self_comm
     monkeypatch.setitem(sys.modules, "ipi", None)
     assert check_stack.ipi_status() == (False, "missing — needed only for `sample pimd`")
     assert check_stack.run(argparse.Namespace(json=True), self_comm()) == 0
@@ -92,8 +93,8 @@ def test_real_scalar_petsc_is_refused_clearly(tmp_path):
                                      "def get_config():\n    return {'PETSC_DIR': '/fake/real-build'}\n")
     (pkg / "PETSc.py").write_text("import numpy\nScalarType = numpy.float64\n")
     r = _python("import sys; sys.modules['slepc4py'] = None\n"
-                "from spia_mpi import backend\n"
-                "try:\n    backend.petsc()\nexcept backend.StackError as e:\n    print('REFUSED', e)\n",
+                "from spia_mpi.parallel import stack\n"
+                "try:\n    stack.petsc()\nexcept stack.StackError as e:\n    print('REFUSED', e)\n",
                 {"PYTHONPATH": str(tmp_path)})
     assert "REFUSED" in r.stdout, r
     assert "real scalars" in r.stdout and "/fake/real-build" in r.stdout and "complex" in r.stdout, r.stdout
@@ -102,8 +103,8 @@ def test_real_scalar_petsc_is_refused_clearly(tmp_path):
 def test_serial_h5py_refused_for_parallel_writes():
     """Debian's h5py imported outside mpirun without H5PY_ALWAYS_USE_MPI is the serial build:
     asking for a parallel file then fails with a clear StackError naming the fix."""
-    r = _python("import h5py\nfrom spia_mpi import backend\n"
+    r = _python("import h5py\nfrom spia_mpi.parallel import stack\n"
                 "assert not h5py.get_config().mpi\n"
-                "try:\n    backend.h5py(need_mpi=True)\nexcept backend.StackError as e:\n    print('REFUSED', e)\n",
+                "try:\n    stack.h5py(need_mpi=True)\nexcept stack.StackError as e:\n    print('REFUSED', e)\n",
                 drop=("H5PY_ALWAYS_USE_MPI",))
     assert "REFUSED" in r.stdout and "not built with MPI" in r.stdout and "python3-h5py-mpi" in r.stdout, r

@@ -6,9 +6,9 @@ import pytest
 import spglib
 from ase.build import bulk
 
-from spia_mpi import supercells as sc
+from spia_mpi.lattice import supercells as sc
 from spia_mpi.errors import InputError
-from spia_mpi.structures import li2mgh16_solid, li2mgh16_superionic
+from spia_mpi.lattice.structures import li2mgh16_solid, li2mgh16_superionic
 
 MATRICES = [np.diag([2, 2, 2]), [[2, 0, -1], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 1, 0], [-2, -3, 8]],
             [[-1, 1, 1], [1, -1, 1], [1, 1, -1]]]
@@ -141,7 +141,7 @@ def check_ipi_supercell_file(path, prim, S):
     construction: cell = S·a up to a proper rotation (CELL(abcABC) fixes only lengths and
     angles), and the atoms at fractional supercell coordinates (n + f_j)·S⁻¹ mod 1 for the
     M lattice vectors n found by brute force over a box of Z³."""
-    from spia_mpi.configurations import read_ipi_xyz
+    from spia_mpi.ions.configurations import read_ipi_xyz
     pos, cells, symbols = read_ipi_xyz(path)
     cell_ref = S @ np.asarray(prim.cell[:])
     R = np.linalg.solve(cell_ref, cells[0])
@@ -216,7 +216,7 @@ def test_fold_and_kgrid_cover_primitive_grid_once(S):
 
 def test_shipped_structure_files_match_builders():
     import ase.io
-    from spia_mpi.structures import EXAMPLES
+    from spia_mpi.lattice.structures import EXAMPLES
     from importlib import resources
     for name, build in EXAMPLES.items():
         with resources.as_file(resources.files("spia_mpi") / "data" / f"{name}.extxyz") as p:

@@ -47,58 +47,61 @@ def write_analysis(path, conf, msd=None, diffusion=None, fit_window=None, hists=
     """Write the ``/analysis`` group (kind 'analysis') — layout in docs/configurations.md."""
     from ase.data import chemical_symbols
 
-    from spia_mpi import io
-    with io.atomic_h5(path, None, kind="analysis") as f:
+    from spia_mpi.io import hdf5
+    with hdf5.atomic_h5(path, None, kind="analysis") as f:
         if provenance is not None:
-            io.write_provenance(f, provenance, resolved_input)
+            hdf5.write_provenance(f, provenance, resolved_input)
         g = f.create_group("analysis")
         g.attrs.update({"configurations": str(conf.source), "temperature_K": conf.temperature_k,
                         "time_step_fs": conf.time_step_fs, "n_conf": conf.n_conf, "n_beads": conf.n_beads})
-        io.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
+        hdf5.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
         if msd:
             species = list(msd)
-            io.write_dataset(g, "species", np.array(species, dtype="S"), "1", "rows of msd_A2 and diffusion_*")
-            io.write_dataset(g, "time_fs", next(iter(msd.values()))[0], "fs", "lag time")
-            io.write_dataset(g, "msd_A2", np.array([msd[s][1] for s in species]), "Å²",
+            hdf5.write_dataset(g, "species", np.array(species, dtype="S"), "1", "rows of msd_A2 and diffusion_*")
+            hdf5.write_dataset(g, "time_fs", next(iter(msd.values()))[0], "fs", "lag time")
+            hdf5.write_dataset(g, "msd_A2", np.array([msd[s][1] for s in species]), "Å²",
                              "centroid mean squared displacement [species, lag], over atoms and time origins")
             for key, attr, unit in (("diffusion_A2_per_fs", "d_a2_per_fs", "Å²/fs"),
                                     ("diffusion_A2_per_fs_error", "error_a2_per_fs", "Å²/fs"),
                                     ("diffusion_cm2_per_s", "d_cm2_per_s", "cm²/s"),
                                     ("diffusion_cm2_per_s_error", "error_cm2_per_s", "cm²/s")):
-                io.write_dataset(g, key, [getattr(diffusion[s], attr) for s in species], unit,
+                hdf5.write_dataset(g, key, [getattr(diffusion[s], attr) for s in species], unit,
                                  "D = slope/6 of a line fitted to MSD(t) in fit_window_fs [species]")
-            io.write_dataset(g, "fit_window_fs", fit_window, "fs", "MSD fit window [t0, t1]")
+            hdf5.write_dataset(g, "fit_window_fs", fit_window, "fs", "MSD fit window [t0, t1]")
         if hists:
             d = g.create_group("density")
             d.attrs["description"] = ("histogram of all bead positions per species in fractional coordinates; "
                                       "bin i of n covers [i, i+1)/n")
             for z, h in hists.items():
-                io.write_dataset(d, chemical_symbols[z], h, "atoms per bin per configuration",
+                hdf5.write_dataset(d, chemical_symbols[z], h, "atoms per bin per configuration",
                                  compression="gzip")
         if peaks is not None:
             p = g.create_group("peaks")
             p.attrs["description"] = "3D Gaussian least-squares fits of the density peaks, all species"
-            io.write_dataset(p, "species", np.array([chemical_symbols[z] for z in peaks.numbers], dtype="S"), "1")
-            io.write_dataset(p, "numbers", peaks.numbers.astype(np.int32), "1", "atomic numbers")
-            io.write_dataset(p, "centres_frac", peaks.centres_frac, "1", "fractional coordinates [peak, 3]")
-            io.write_dataset(p, "centres_A", peaks.centres_cart(conf.cell), "Å", "Cartesian [peak, 3]")
-            io.write_dataset(p, "covariance_A2", peaks.covariances_a2, "Å²", "Gaussian covariance [peak, 3, 3]")
-            io.write_dataset(p, "weight", peaks.weights, "atoms", "occupancy: integral of the Gaussian")
-            io.write_dataset(p, "background", peaks.background, "atoms per bin", "constant under each peak")
+            hdf5.write_dataset(p, "species", np.array([chemical_symbols[z] for z in peaks.numbers], dtype="S"), "1")
+            hdf5.write_dataset(p, "numbers", peaks.numbers.astype(np.int32), "1", "atomic numbers")
+            hdf5.write_dataset(p, "centres_frac", peaks.centres_frac, "1", "fractional coordinates [peak, 3]")
+            hdf5.write_dataset(p, "centres_A", peaks.centres_cart(conf.cell), "Å", "Cartesian [peak, 3]")
+            hdf5.write_dataset(p, "covariance_A2", peaks.covariances_a2, "Å²", "Gaussian covariance [peak, 3, 3]")
+            hdf5.write_dataset(p, "weight", peaks.weights, "atoms", "occupancy: integral of the Gaussian")
+            hdf5.write_dataset(p, "background", peaks.background, "atoms per bin", "constant under each peak")
         if effective is not None:
             e = g.create_group("effective_structure")
             a = effective.atoms
             e.attrs.update({"spacegroup": effective.international, "spacegroup_number": effective.number,
                             "symprec_A": a.info["symprec_A"]})
-            io.write_dataset(e, "cell", a.cell[:], "Å", "spglib standardised conventional cell, rows")
-            io.write_dataset(e, "numbers", a.numbers.astype(np.int32), "1")
-            io.write_dataset(e, "scaled_positions", a.get_scaled_positions(), "1", "symmetrised sites")
-            io.write_dataset(e, "occupancy", a.arrays["occupancy"], "atoms", "orbit-averaged peak weight")
-            io.write_dataset(e, "wyckoffs", np.array(effective.wyckoffs, dtype="S"), "1", "Wyckoff letters")
+            hdf5.write_dataset(e, "cell", a.cell[:], "Å", "spglib standardised conventional cell, rows")
+            hdf5.write_dataset(e, "numbers", a.numbers.astype(np.int32), "1")
+            hdf5.write_dataset(e, "scaled_positions", a.get_scaled_positions(), "1", "symmetrised sites")
+            hdf5.write_dataset(e, "occupancy", a.arrays["occupancy"], "atoms", "orbit-averaged peak weight")
+            hdf5.write_dataset(e, "wyckoffs", np.array(effective.wyckoffs, dtype="S"), "1", "Wyckoff letters")
 
 
 def run(args, comm):
-    from spia_mpi import analysis, configurations, io, plotting
+    from spia_mpi.ions import analysis
+    from spia_mpi.ions import configurations
+    from spia_mpi.io import hdf5
+    from spia_mpi.io import plotting
     _check(args)
     conf = configurations.read_h5(args.configurations)
     src = Path(args.configurations)
@@ -135,8 +138,8 @@ def run(args, comm):
     resolved = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in vars(args).items()
                 if isinstance(v, (int, float, str, list, tuple, type(None))) and k != "func"}
     write_analysis(res_path, conf, msd, diffusion, window, hists, peaks, effective,
-                   io.provenance(None, "analyze"), resolved)
-    with io.open_finished(res_path, "analysis") as f:
+                   hdf5.provenance(None, "analyze"), resolved)
+    with hdf5.open_finished(res_path, "analysis") as f:
         written = plotting.plot_msd(f, out) + plotting.plot_density(f, out)
     if args.split_window is not None:
         dif = analysis.diffusion_path_configurations(conf, args.split_window, args.edges)

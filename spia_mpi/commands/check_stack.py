@@ -20,7 +20,7 @@ def ipi_status() -> tuple[bool, str]:
     """
     import importlib.util
     from spia_mpi.errors import StackError
-    from spia_mpi.pimd import _require_ipi
+    from spia_mpi.ions.pimd import _require_ipi
     try:
         return True, str(_require_ipi())
     except StackError as exc:
@@ -33,11 +33,11 @@ def ipi_status() -> tuple[bool, str]:
 
 
 def run(args, comm):
-    from spia_mpi import backend
-    backend.petsc()
-    backend.slepc()
-    backend.h5py(need_mpi=True)
-    info = backend.versions()
+    from spia_mpi.parallel import stack
+    stack.petsc()
+    stack.slepc()
+    stack.h5py(need_mpi=True)
+    info = stack.versions()
     if comm.rank == 0:
         ipi_ok, info["ipi"] = ipi_status()
         if args.json:

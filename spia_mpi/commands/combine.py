@@ -26,8 +26,8 @@ def add_arguments(p):
 
 
 def run(args, comm):
-    from spia_mpi.combine import combine
-    from spia_mpi.structures import load_structure
+    from spia_mpi.engine.combine import combine
+    from spia_mpi.lattice.structures import load_structure
     res = combine(args.results, load_structure(args.structure), args.qgrid, args.symprec)
     out = {"temperature_K": res.temperature_k, "gamma_eV": res.gamma_ev.tolist(),
            "lambda_m": res.lambda_m.tolist(), "lambda_m_error": res.lambda_m_error.tolist(),

@@ -33,9 +33,10 @@ def add_arguments(p):
 
 
 def run(args, comm):
-    from spia_mpi import inputs, runinput
+    from spia_mpi.io import inputs
+    from spia_mpi.io import runinput
     from spia_mpi.commands.run import execute
-    from spia_mpi.parallel import on_root
+    from spia_mpi.parallel.mpi import on_root
 
     out = Path(args.out)
 
@@ -70,12 +71,12 @@ def run(args, comm):
 
 def _compare_with_oracle(inp, folder):
     """Print λ(m) next to the exact Born-limit harmonic value N_γ g²/(κ + MΩ_m²)."""
-    from spia_mpi import io
-    from spia_mpi.configurations import einstein_spring
-    from spia_mpi.spia import born_lambda
+    from spia_mpi.io import hdf5
+    from spia_mpi.ions.configurations import einstein_spring
+    from spia_mpi.engine.spia import born_lambda
     h = inp.model.holstein
     e = inp.configurations.einstein
-    with io.open_h5(folder / inp.output.file, "r", None) as f:
+    with hdf5.open_h5(folder / inp.output.file, "r", None) as f:
         lam = f["lambda/lambda_m"][...]
         err = f["lambda/lambda_m_error"][...]
         ngam = f["lambda/n_gamma_per_cell"][...]

@@ -38,8 +38,8 @@ def add_arguments(p):
 
 
 def run(args, comm):
-    from spia_mpi import runinput
-    from spia_mpi.parallel import on_root
+    from spia_mpi.io import runinput
+    from spia_mpi.parallel.mpi import on_root
     if args.print_reference:
         if comm.rank == 0:
             print(runinput.reference())
@@ -53,23 +53,23 @@ def run(args, comm):
 # --------------------------------------------------------------------------
 
 def build_model(inp, folder=None):
-    from spia_mpi.models import holstein_cubic
-    from spia_mpi.supercells import as_supercell_matrix
+    from spia_mpi.models.tightbinding import holstein_cubic
+    from spia_mpi.lattice.supercells import as_supercell_matrix
     S = as_supercell_matrix(inp.supercell.matrix)
     if inp.model.kind == "grid":
-        from spia_mpi.gridmodel import GridModel
-        from spia_mpi.structures import EXAMPLES, load_structure
+        from spia_mpi.models.grid import GridModel
+        from spia_mpi.lattice.structures import EXAMPLES, load_structure
         g = inp.model.grid
         name = g.structure
         if name not in EXAMPLES and folder is not None:
-            from spia_mpi.runinput import resolve
+            from spia_mpi.io.runinput import resolve
             name = str(resolve(folder, name))
         if len(g.grid_per_cell) != 3:
             raise InputError(f"model.grid.grid_per_cell must have 3 entries, got {list(g.grid_per_cell)}")
         prim = load_structure(name)
         grid = g.grid_per_cell
         if g.spacing_ang is not None:
-            from spia_mpi.gridmodel import grid_for_spacing
+            from spia_mpi.models.grid import grid_for_spacing
             grid = grid_for_spacing(prim.cell[:], g.spacing_ang)
         return GridModel(prim, S, grid, g.fd_order, g.screening)
     h = inp.model.holstein
@@ -87,8 +87,8 @@ def attach_potential_files(inp, folder, model, conf, comm=None):
     g = inp.model.grid
     if inp.model.kind != "grid" or not g.potential_files:
         return None
-    from spia_mpi.gridmodel import PotentialFiles
-    from spia_mpi.runinput import resolve
+    from spia_mpi.models.grid import PotentialFiles
+    from spia_mpi.io.runinput import resolve
     files = g.potential_files
     files = str(resolve(folder, files)) if isinstance(files, str) else [str(resolve(folder, f)) for f in files]
     ref = str(resolve(folder, g.reference_potential_file)) if g.reference_potential_file else None
@@ -99,7 +99,7 @@ def attach_potential_files(inp, folder, model, conf, comm=None):
     pot = PotentialFiles(model, files, conf.positions, c.skip + c.stride * np.arange(conf.n_conf), ref,
                          g.potential_format, g.potential_units, g.potential_sign, g.potential_zero_mean)
     if comm is not None:
-        from spia_mpi.parallel import on_root
+        from spia_mpi.parallel.mpi import on_root
         on_root(comm, pot.check, conf.positions[0, 0])
     model.external_potential = pot
     return pot
@@ -107,7 +107,7 @@ def attach_potential_files(inp, folder, model, conf, comm=None):
 
 def load_configurations(inp, folder, model):
     """Configurations object (rank-0 work): sampled exactly or read from HDF5, validated."""
-    from spia_mpi import configurations as cf
+    from spia_mpi.ions import configurations as cf
     c = inp.configurations
     if c.source == "einstein":
         e = c.einstein
@@ -117,7 +117,7 @@ def load_configurations(inp, folder, model):
         conf = cf.Configurations(pos, model.atoms.cell[:], model.atoms.numbers, model.atoms.get_masses(),
                                  e.temperature_k, 0.0, "einstein sampler")
     else:
-        from spia_mpi.runinput import resolve
+        from spia_mpi.io.runinput import resolve
         conf = cf.read_h5(resolve(folder, c.file))
     conf = conf.select(c.skip, c.stride)
     if conf.n_atoms != len(model.atoms):
@@ -150,13 +150,14 @@ def _file_stamps(paths) -> list:
 
 
 def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") -> int:
-    from spia_mpi import eliashberg, io
-    from spia_mpi.checkpoint import TaskStore, fingerprint
-    from spia_mpi.inputs import to_dict
-    from spia_mpi.log import Stage
-    from spia_mpi.parallel import on_root
-    from spia_mpi.runinput import resolve
-    from spia_mpi.workflow import ConfigurationGroups, compute_lambda
+    from spia_mpi.eliashberg import linearised
+    from spia_mpi.io import hdf5
+    from spia_mpi.io.checkpoint import TaskStore, fingerprint
+    from spia_mpi.io.inputs import to_dict
+    from spia_mpi.io.log import Stage
+    from spia_mpi.parallel.mpi import on_root
+    from spia_mpi.io.runinput import resolve
+    from spia_mpi.engine.workflow import ConfigurationGroups, compute_lambda
 
     timings = {}
     resolved = to_dict(inp)
@@ -176,7 +177,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         potentials = attach_potential_files(inp, folder, model, conf, comm)
     kpoints = np.asarray(inp.supercell.kpoints, float)
     if inp.supercell.kgrid is not None:
-        from spia_mpi.supercells import supercell_kgrid
+        from spia_mpi.lattice.supercells import supercell_kgrid
         kpoints = supercell_kgrid(model_matrix(inp), inp.supercell.kgrid)
         if comm.rank == 0:
             logger.info("supercell K-points covering the %s primitive k-grid: %d", list(inp.supercell.kgrid),
@@ -220,7 +221,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
 
     fermi = inp.spia.fermi_level_ev
     if fermi is None and inp.model.kind == "grid":
-        from spia_mpi.gridmodel import fermi_level_of_reference
+        from spia_mpi.models.grid import fermi_level_of_reference
         with Stage("reference Fermi level (reference bands)", logger, timings):
             fermi = on_root(comm, fermi_level_of_reference, model, kpoints, conf.temperature_k)
         if comm.rank == 0:
@@ -237,7 +238,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
         for ig, gam in enumerate(res.gamma_ev):
             try:
-                r = eliashberg.solve_tc(res.lambda_m[ig], conf.temperature_k, inp.eliashberg.mustar,
+                r = linearised.solve_tc(res.lambda_m[ig], conf.temperature_k, inp.eliashberg.mustar,
                                         n_freq=inp.eliashberg.nfreq, comm=comm)
                 tc.append(r.tc_k), ad.append(r.allen_dynes_k), mc.append(r.mcmillan_k)
                 w2.append(r.omega2_ev), wlog.append(r.omega_log_ev)
@@ -256,8 +257,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         _summary(out_path, res, inp.eliashberg.mustar, tc, tc_err)
         if inp.output.plots:
             try:
-                from spia_mpi import plotting
-                with io.open_h5(out_path, "r", None) as f:
+                from spia_mpi.io import plotting
+                with hdf5.open_h5(out_path, "r", None) as f:
                     written = plotting.plot_results(f, out_path.with_name(out_path.stem + "_plots"))
                 logger.info("figures: %s", ", ".join(str(p) for p in written if p.suffix == ".png"))
             except ImportError:
@@ -268,18 +269,18 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
 def _tc_errors(inp, res, conf, tc, notes, comm, timings):
     """σ(T_c) [gamma, mustar] (K) from the jackknife replicas of λ(m); NaN when switched off.
 
-    One T_c solve per configuration block, μ* and γ (eliashberg.tc_errors = false skips
+    One T_c solve per configuration block, μ* and γ (linearised.tc_errors = false skips
     them); replica failures are appended to ``notes``.
     """
-    from spia_mpi import eliashberg
-    from spia_mpi.log import Stage
+    from spia_mpi.eliashberg import linearised
+    from spia_mpi.io.log import Stage
     mustars = inp.eliashberg.mustar
     err = np.full((len(res.gamma_ev), len(mustars)), math.nan)
     if not inp.eliashberg.tc_errors or res.lambda_m_jackknife is None:
         return err
     with Stage("Eliashberg T_c errors (jackknife)", logger, timings):
         for ig in range(len(res.gamma_ev)):
-            jk = eliashberg.jackknife_tc(res.lambda_m_jackknife[:, ig], conf.temperature_k, mustars, tc[ig],
+            jk = linearised.jackknife_tc(res.lambda_m_jackknife[:, ig], conf.temperature_k, mustars, tc[ig],
                                          n_freq=inp.eliashberg.nfreq, comm=comm)
             err[ig] = jk.tc_error_k
             extra = [f"μ*={k}: T_c error: {v}" for k, v in jk.errors.items() if v != "no central T_c"]
@@ -290,7 +291,7 @@ def _tc_errors(inp, res, conf, tc, notes, comm, timings):
 
 def _check_output(path: Path):
     """InputError naming output.file unless ``path`` can really be created (a probe write)."""
-    from spia_mpi.io import check_writable
+    from spia_mpi.io.hdf5 import check_writable
     problem = check_writable(path)
     if problem:
         raise InputError(f"output.file: {problem}")
@@ -298,29 +299,29 @@ def _check_output(path: Path):
 
 def _omega2_m(res, temperature_k):
     """ω̄₂(m) (eV) of every γ, float [n_gamma, n_m]; a row of NaN where it cannot be formed."""
-    from spia_mpi import eliashberg
+    from spia_mpi.eliashberg import linearised
     out = np.full(res.lambda_m.shape, np.nan)
     for ig, lam in enumerate(res.lambda_m):
         try:
-            out[ig] = eliashberg.fit_omega2(lam, temperature_k).omega2_m_ev
+            out[ig] = linearised.fit_omega2(lam, temperature_k).omega2_m_ev
         except InputError:
             pass
     return out
 
 
 def model_matrix(inp):
-    from spia_mpi.supercells import as_supercell_matrix
+    from spia_mpi.lattice.supercells import as_supercell_matrix
     return as_supercell_matrix(inp.supercell.matrix)
 
 
 def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
                   tc_err=None):
-    from spia_mpi import io
-    info = io.provenance(comm, f"run {source}")
+    from spia_mpi.io import hdf5
+    info = hdf5.provenance(comm, f"run {source}")
     if comm.size > 1:     # the collective write needs identical metadata on every rank (date, timings)
         info, timings = comm.bcast((info, timings), root=0)
-    with io.atomic_h5(path, comm, kind="results") as f:
-        io.write_provenance(f, info, resolved)
+    with hdf5.atomic_h5(path, comm, kind="results") as f:
+        hdf5.write_provenance(f, info, resolved)
         t = f.create_group("timings")
         for k, v in timings.items():
             t.attrs[k] = float(v)
@@ -331,18 +332,18 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         g.attrs["mode"] = res.mode
         g.attrs["error_method"] = f"jackknife over {inp.spia.n_blocks} configuration blocks"
         m = np.arange(res.lambda_m.shape[1])
-        io.write_dataset(g, "m", m, "1", "bosonic Matsubara index")
+        hdf5.write_dataset(g, "m", m, "1", "bosonic Matsubara index")
         from spia_mpi.units import bosonic_frequency_ev
-        io.write_dataset(g, "nu_eV", bosonic_frequency_ev(m, conf.temperature_k), "eV", "ν_m = 2πm k_B T")
-        io.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
-        io.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
-        io.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
+        hdf5.write_dataset(g, "nu_eV", bosonic_frequency_ev(m, conf.temperature_k), "eV", "ν_m = 2πm k_B T")
+        hdf5.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
+        hdf5.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
+        hdf5.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
         if res.lambda_m_jackknife is not None:
-            io.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
+            hdf5.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
                              "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
                              "jackknife replicas behind lambda_m_error; `tc` uses them for T_c errors)")
-        io.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
-        io.write_dataset(g, "omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
+        hdf5.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
+        hdf5.write_dataset(g, "omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
                          "ω̄₂(m) = ν_m √(λ(m)/λ(0)) [gamma, m] (0 at m = 0; NaN where λ(m) ≤ 0 or λ(0) ≤ 0)")
         for name, desc in (("gamma_fs", "Fermi-surface average ⟨Γ(m)⟩_FS = Σ w_s Γ_st(m) w_t / (Σ w_s)² "
                                         "over the sampled pairs [gamma, m]"),
@@ -351,30 +352,30 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
                            ("gamma_diag_abs", "mean over all states s of |Γ_ss(m)| [m]")):
             val = getattr(res, name, None)
             if val is not None:
-                io.write_dataset(g, f"{name}_eV", val, "eV", desc)
-                io.write_dataset(g, f"{name}_error_eV", getattr(res, f"{name}_error"), "eV",
+                hdf5.write_dataset(g, f"{name}_eV", val, "eV", desc)
+                hdf5.write_dataset(g, f"{name}_error_eV", getattr(res, f"{name}_error"), "eV",
                                  f"jackknife standard error of {name}_eV")
-        io.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
+        hdf5.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
                          "Lorentzian DOS N_γ per primitive cell per spin")
         q = f.create_group("lambda_q")
-        io.write_dataset(q, "qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
-        io.write_dataset(q, "lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
-        io.write_dataset(q, "pair_sums", res.pair_sums_q, "1/eV",
+        hdf5.write_dataset(q, "qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
+        hdf5.write_dataset(q, "lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
+        hdf5.write_dataset(q, "pair_sums", res.pair_sums_q, "1/eV",
                          "Σ over pairs (k, k+q) of w W w [gamma, q, m] (for combining supercells)")
-        io.write_dataset(q, "pair_sums_jackknife", res.pair_sums_q_jackknife, "1/eV",
+        hdf5.write_dataset(q, "pair_sums_jackknife", res.pair_sums_q_jackknife, "1/eV",
                          "pair_sums with one configuration block deleted [block, gamma, q, m]")
         q.attrs["cells_per_supercell"] = res.cells_per_supercell
         q.attrs["n_kpoints"] = res.n_kpoints
         q.attrs["supercell_matrix"] = json.dumps(np.asarray(model_matrix(inp)).tolist())
         e = f.create_group("eliashberg")
-        io.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
-        io.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
-        io.write_dataset(e, "tc_K_error", np.full(np.shape(tc), np.nan) if tc_err is None else np.asarray(tc_err),
+        hdf5.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
+        hdf5.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
+        hdf5.write_dataset(e, "tc_K_error", np.full(np.shape(tc), np.nan) if tc_err is None else np.asarray(tc_err),
                          "K", "jackknife standard error of T_c from λ(m)'s block replicas [gamma, mustar]"
                          " (NaN: not computed)")
-        io.write_dataset(e, "allen_dynes_K", np.array(ad), "K")
-        io.write_dataset(e, "mcmillan_K", np.array(mc), "K")
-        io.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
+        hdf5.write_dataset(e, "allen_dynes_K", np.array(ad), "K")
+        hdf5.write_dataset(e, "mcmillan_K", np.array(mc), "K")
+        hdf5.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
         e.attrs["notes"] = json.dumps(notes)
         b = f.create_group("bands")
         b.attrs["fermi_level_eV"] = res.fermi_level_renormalised_ev
@@ -385,10 +386,10 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         hw = np.concatenate([bb["half_width"] for bb in res.bands])
         ref = np.concatenate([bb["reference_energies"] for bb in res.bands])
         kp = np.concatenate([bb["kpoints_frac"][bb["k_index"]] for bb in res.bands])
-        io.write_dataset(b, "energies_eV", en[:, None], "eV", "renormalised band energies [state, 1]")
-        io.write_dataset(b, "half_width_eV", hw[:, None], "eV", "half widths γ_nk")
-        io.write_dataset(b, "reference_energies_eV", ref[:, None], "eV", "reference band energies")
-        io.write_dataset(b, "kpoints_frac", kp, "1", "primitive k of each state")
+        hdf5.write_dataset(b, "energies_eV", en[:, None], "eV", "renormalised band energies [state, 1]")
+        hdf5.write_dataset(b, "half_width_eV", hw[:, None], "eV", "half widths γ_nk")
+        hdf5.write_dataset(b, "reference_energies_eV", ref[:, None], "eV", "reference band energies")
+        hdf5.write_dataset(b, "kpoints_frac", kp, "1", "primitive k of each state")
         for k, v in res.iterations.items():
             b.attrs[k] = v
 

@@ -78,7 +78,7 @@ def _add_pimd_arguments(sub):
     p.add_argument("--stride", type=int, default=1, help="store every stride-th MD step")
     p.add_argument("--seed", type=int, default=1, help="i-PI random seed")
     p.add_argument("--calculator", choices=["yukawa", "einstein"], default="yukawa",
-                   help="yukawa: screened-Coulomb pairs (spia_mpi.calculators.YukawaPair); einstein: "
+                   help="yukawa: screened-Coulomb pairs (spia_mpi.ions.calculators.YukawaPair); einstein: "
                         "every atom tethered to its site (needs --einstein; centre of mass not fixed)")
     p.add_argument("--screening-length", type=float, default=None,
                    help="Yukawa λ_s (Å); default: Thomas–Fermi length of Σ Z electrons in the cell")
@@ -92,11 +92,11 @@ def _add_pimd_arguments(sub):
 
 def _run_pimd(args):
     """``sample pimd``: validate the options, build the calculator, run i-PI."""
-    from spia_mpi import configurations as cf
-    from spia_mpi.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length
-    from spia_mpi.pimd import run_pimd
-    from spia_mpi.structures import load_structure
-    from spia_mpi.supercells import build_supercell
+    from spia_mpi.ions import configurations as cf
+    from spia_mpi.ions.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length
+    from spia_mpi.ions.pimd import run_pimd
+    from spia_mpi.lattice.structures import load_structure
+    from spia_mpi.lattice.supercells import build_supercell
     for name, v in (("--beads", args.beads), ("--steps", args.steps), ("--stride", args.stride)):
         if v < 1:
             raise InputError(f"{name} {v} must be ≥ 1")
@@ -156,12 +156,12 @@ def _run_pimd(args):
 
 
 def run(args, comm):
-    from spia_mpi import configurations as cf
+    from spia_mpi.ions import configurations as cf
     if args.how == "pimd":
         conf = _run_pimd(args)
     elif args.how == "harmonic":
-        from spia_mpi.structures import load_structure
-        from spia_mpi.supercells import build_supercell
+        from spia_mpi.lattice.structures import load_structure
+        from spia_mpi.lattice.supercells import build_supercell
         if (args.einstein is None) == (args.force_constants is None):
             raise InputError("sample harmonic: give exactly one of --einstein HBAR_OMEGA_EV and --force-constants FILE")
         for name, v in (("--temperature", args.temperature),
@@ -188,7 +188,7 @@ def run(args, comm):
         if args.time_step <= 0:
             raise InputError(f"--time-step {args.time_step} fs must be positive")
         if args.diffusion_path_window is not None:          # fail before reading big files
-            from spia_mpi.analysis import moving_average_window
+            from spia_mpi.ions.analysis import moving_average_window
             moving_average_window(args.time_step, args.diffusion_path_window, None, args.diffusion_edges)
         spec = args.files if len(args.files) > 1 else args.files[0]
         conf = cf.read_trajectories(spec, args.temperature, args.time_step, args.format)
@@ -196,7 +196,7 @@ def run(args, comm):
         if args.diffusion_path_window is not None:
             from pathlib import Path
 
-            from spia_mpi.analysis import diffusion_path_configurations
+            from spia_mpi.ions.analysis import diffusion_path_configurations
             dif = diffusion_path_configurations(conf, args.diffusion_path_window, args.diffusion_edges)
             dif = dif.select(0, args.stride)
             out = Path(args.out)

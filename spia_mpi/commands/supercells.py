@@ -32,8 +32,8 @@ def add_arguments(p):
 
 
 def run(args, comm):
-    from spia_mpi import supercells as sc
-    from spia_mpi.structures import load_structure
+    from spia_mpi.lattice import supercells as sc
+    from spia_mpi.lattice.structures import load_structure
     if args.symprec <= 0:
         raise InputError(f"--symprec {args.symprec} must be positive")
     atoms = load_structure(args.structure)
@@ -53,7 +53,7 @@ def run(args, comm):
     if args.out:
         import ase.io
 
-        from spia_mpi.configurations import write_ipi_frame
+        from spia_mpi.ions.configurations import write_ipi_frame
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for i, s in enumerate(cover):

@@ -23,7 +23,7 @@ last point) so it can be evaluated at other temperatures; μ* is renormalised to
 the frequency cutoff. With a results file that holds λ(m)'s jackknife
 replicas (/lambda/lambda_m_jackknife) the statistical error of T_c is reported
 too: T_c is solved for every delete-one-block replica (--no-tc-errors skips it).
-See docs/eliashberg.md.
+See docs/linearised.md.
 
 examples:
   python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.10 --mustar 0.16
@@ -88,8 +88,8 @@ def read_lambda_h5(path: Path, gamma: float | None, comm=None):
     ``replicas`` is float [n_blocks, n_m], the delete-one-block jackknife replicas of
     the chosen γ row (/lambda/lambda_m_jackknife), or None if the file has none.
     """
-    from spia_mpi import io
-    with io.open_finished(path, "results") as f:
+    from spia_mpi.io import hdf5
+    with hdf5.open_finished(path, "results") as f:
         if "lambda" not in f or "lambda_m" not in f["lambda"]:
             raise InputError(f"{path}: no dataset /lambda/lambda_m")
         g = f["lambda"]
@@ -151,15 +151,15 @@ def _json_safe(x):
 
 
 def run(args, comm):
-    from spia_mpi import eliashberg
-    from spia_mpi.parallel import on_root
+    from spia_mpi.eliashberg import linearised
+    from spia_mpi.parallel.mpi import on_root
     lam, t0, meta, reps = on_root(comm, load_lambda, args)
     if t0 <= 0:
         raise InputError(f"--temperature {t0} K must be positive")
     if args.omega2 is not None and args.omega2 <= 0:
         raise InputError(f"--omega2 {args.omega2} eV must be positive")
     mustars = args.mustar or [0.10]
-    res = eliashberg.solve_tc(lam, t0, mustars, n_freq=args.nfreq, omega2_ev=args.omega2,
+    res = linearised.solve_tc(lam, t0, mustars, n_freq=args.nfreq, omega2_ev=args.omega2,
                               method=args.method, comm=comm)
     out = res.as_dict()
     out.update(meta)
@@ -178,10 +178,10 @@ def run(args, comm):
 def _tc_errors(reps, t0, mustars, tc_k, args, comm, hdf5=True):
     """(σ_Tc per μ* in K, {μ*: reason}) from the λ(m) replicas (NaN where not available).
 
-    The replicas of a results file go through :func:`eliashberg.jackknife_tc` with the same
+    The replicas of a results file go through :func:`linearised.jackknife_tc` with the same
     --nfreq/--omega2 as the central T_c (so a `run`'s /eliashberg/tc_K_error is reproduced).
     """
-    from spia_mpi import eliashberg
+    from spia_mpi.eliashberg import linearised
     nan = [math.nan] * len(mustars)
     if reps is None:
         return nan, {"all": "the results file has no /lambda/lambda_m_jackknife (λ(m) replicas)" if hdf5
@@ -190,7 +190,7 @@ def _tc_errors(reps, t0, mustars, tc_k, args, comm, hdf5=True):
         return nan, {"all": "switched off (--no-tc-errors)"}
     if reps.shape[0] < 2:
         return nan, {"all": f"{reps.shape[0]} jackknife replica(s): need at least 2"}
-    jk = eliashberg.jackknife_tc(reps, t0, mustars, tc_k, n_freq=args.nfreq, omega2_ev=args.omega2, comm=comm)
+    jk = linearised.jackknife_tc(reps, t0, mustars, tc_k, n_freq=args.nfreq, omega2_ev=args.omega2, comm=comm)
     return [float(x) for x in jk.tc_error_k], dict(jk.errors)
 
 

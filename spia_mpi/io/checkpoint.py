@@ -76,11 +76,11 @@ class TaskStore:
     @classmethod
     def open(cls, folder, n_tasks: int, fp: str, comm=None, restart: bool = True) -> "TaskStore":
         """Open (or create) the store; refuse one made by a different run."""
-        from spia_mpi.parallel import on_root
+        from spia_mpi.parallel.mpi import on_root
         folder = Path(folder)
 
         def prepare():
-            from spia_mpi.io import check_writable
+            from spia_mpi.io.hdf5 import check_writable
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -303,10 +303,10 @@ def leading_eigenvalue(lambda_l, mustar_n: float, n_freq: int, method: str = "au
 
 
 def _leading_eigenvalue_slepc(lambda_l, mustar_n, n_freq, comm, assembled, tol):
-    from spia_mpi import backend
-    from spia_mpi.parallel import self_comm
-    PETSc = backend.petsc()
-    SLEPc = backend.slepc()
+    from spia_mpi.parallel import stack
+    from spia_mpi.parallel.mpi import self_comm
+    PETSc = stack.petsc()
+    SLEPc = stack.slepc()
     comm = comm if comm is not None else self_comm()
     pcomm = PETSc.Comm(comm)
     N = n_freq
@@ -598,14 +598,14 @@ def jackknife_tc(lambda_m_replicas, temperature_k: float, mustars, tc_central_k=
     exactly like the full estimate — its own ω̄₂ fit (unless ``omega2_ev`` is
     fixed), its own λ(ν) interpolation — and T_c is solved for every μ*; then
     σ_Tc = √((n−1)/n Σ_i (T_i − T̄)²), the same delete-one jackknife as λ(m)'s
-    error (:func:`spia_mpi.stats.jackknife_error`). ``tc_central_k`` (T_c of
+    error (:func:`spia_mpi.engine.stats.jackknife_error`). ``tc_central_k`` (T_c of
     the full λ per μ*, K) starts each root search; a μ* whose central T_c is NaN
     is skipped. The n_blocks × n_mustar solves are distributed over the ranks of
     ``comm`` (each on one rank, so the result does not depend on the rank count)
     and gathered on all ranks.
     """
-    from spia_mpi.parallel import partition, self_comm
-    from spia_mpi.stats import jackknife_error
+    from spia_mpi.parallel.mpi import partition, self_comm
+    from spia_mpi.engine.stats import jackknife_error
     reps = np.atleast_2d(np.asarray(lambda_m_replicas, dtype=float))
     mustars = [float(x) for x in mustars]
     n_b = reps.shape[0]

@@ -271,7 +271,7 @@ def _main(argv):
     if argv[:1] == ["--mpirun-prefix"]:
         print(" ".join(mpirun_prefix()))
         return 0
-    print("usage: python -m spia_mpi.parallel --mpirun-prefix", file=sys.stderr)
+    print("usage: python -m spia_mpi.parallel.mpi --mpirun-prefix", file=sys.stderr)
     return 2
 
 

@@ -21,7 +21,7 @@ core is there for models with opposite charges.
 ``EinsteinHarmonic``: every atom tethered to its reference site,
 E = ½ κ Σ_a |r_a − r_a⁰|² (minimum image in periodic cells); the exactly
 solvable model used to validate PIMD against the harmonic oracle
-(:mod:`spia_mpi.configurations`).
+(:mod:`spia_mpi.ions.configurations`).
 
 Units (ASE): energy eV, forces eV/Å, stress eV/Å³, lengths Å.
 """
@@ -184,7 +184,7 @@ class EinsteinHarmonic(Calculator):
     ``spring`` κ in eV/Å² (> 0); ``reference`` float [n_atoms, 3] Å (sites r⁰).
     In periodic cells the displacement is the minimum image, so it is exact for
     |u| < half the shortest cell height. Forces −κu (eV/Å). κ = MΩ² for ħΩ in eV:
-    :func:`spia_mpi.configurations.einstein_spring`.
+    :func:`spia_mpi.ions.configurations.einstein_spring`.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]

@@ -1,7 +1,7 @@
 """SPIA kernels: Ḡ, renormalised bands, T-matrices, Γ(m), Bethe–Salpeter, λ(m).
 
 Plain functions on numpy arrays (no I/O, no MPI); the parallel driver in
-:mod:`spia_mpi.workflow` distributes and checkpoints the loops around them.
+:mod:`spia_mpi.engine.workflow` distributes and checkpoints the loops around them.
 Energies in eV with ħ = 1, β in 1/eV. Index letters: ``c`` configuration, ``b``
 bead, ``m`` bosonic Matsubara index, ``s``/``t`` states of the projected subspace
 (one (n, k) pair each), ``g`` Lorentzian half width.
@@ -220,8 +220,8 @@ def bethe_salpeter(gamma_mss: np.ndarray, gbar_abs2: np.ndarray, beta: float,
 
 def petsc_dense_solve(a: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """X with a X = rhs by PETSc's dense LU on one rank: ``a`` complex [n, n], ``rhs`` [n, k]."""
-    from spia_mpi import backend
-    PETSc = backend.petsc()
+    from spia_mpi.parallel import stack
+    PETSc = stack.petsc()
     n, k = rhs.shape
     comm = PETSc.COMM_SELF
     # PETSc uses these buffers in place: own copies, kept alive until the matrices are destroyed

@@ -52,7 +52,7 @@ class ResolventSolver:
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
-    preconditioner, :class:`spia_mpi.gridmodel.KineticPreconditioner`), and ``"auto"``
+    preconditioner, :class:`spia_mpi.models.grid.KineticPreconditioner`), and ``"auto"``
     (default): ``"model"`` when the model has one, else ``"jacobi"``.
     """
 
@@ -61,8 +61,8 @@ class ResolventSolver:
                 "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100}
 
     def __init__(self, comm, options: dict | None = None):
-        from spia_mpi import backend
-        self.PETSc = backend.petsc()
+        from spia_mpi.parallel import stack
+        self.PETSc = stack.petsc()
         self.comm = comm
         self.options = {**self.defaults, **(options or {})}
         self.iterations = []

@@ -1,23 +1,4 @@
-"""Electronic models: H(R) of a supercell in a basis that does not move with the ions.
-
-Interface (:class:`ElectronicModel`), shared by every model:
-
-* ``n_basis`` — dimension of the supercell Hamiltonian;
-* ``n_electrons`` — electrons per supercell (both spins);
-* ``supercell_matrix`` — S, supercell lattice A = S @ a (rows);
-* ``hamiltonian_dense(positions_av, kpoint)`` → complex [n_basis, n_basis] (eV);
-* ``hamiltonian_petsc(positions_av, kpoint, comm)`` → complex MPIAIJ PETSc Mat on
-  ``comm``, each rank assembling its own rows (the same matrix);
-* ``reference_states(kpoint, n_per_k)`` → :class:`ReferenceStates`: orthonormal
-  Bloch states of the reference structure for every primitive k folded onto K.
-
-``positions_av`` are the Cartesian positions (Å) of all supercell atoms for one
-bead, float [n_atoms, 3]; ``kpoint`` is the supercell wavevector K in reduced
-coordinates of the supercell reciprocal lattice. Bloch boundary condition:
-ψ(r + L) = exp(iK·L) ψ(r) for supercell lattice vectors L, so
-H_ij(K) = Σ_L h(R_i − R_j − L) exp(iK·L).
-
-Models here:
+"""Tight-binding models on sites that follow the ions, and the Holstein model.
 
 * :class:`TightBindingModel` — orbitals on sites (one per atom), hoppings
   t(|d|) (function or table) on the reference positions, on-site energies that
@@ -29,81 +10,12 @@ Models here:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from spia_mpi import supercells
 from spia_mpi.errors import InputError
-
-
-@dataclass(frozen=True)
-class ReferenceStates:
-    """Bloch states of the reference structure, as columns in the supercell basis.
-
-    vectors      complex [n_basis, n_states], orthonormal columns
-    k_index      int [n_states], index into ``kpoints_frac``
-    band_index   int [n_states], band at that k (0 = lowest)
-    kpoints_frac float [M, 3], primitive k (reduced coordinates of the primitive reciprocal lattice)
-    energies     float [n_states], reference band energies (eV)
-    """
-
-    vectors: np.ndarray
-    k_index: np.ndarray
-    band_index: np.ndarray
-    kpoints_frac: np.ndarray
-    energies: np.ndarray
-
-    @property
-    def n_states(self) -> int:
-        return self.vectors.shape[1]
-
-
-class ElectronicModel:
-    """Base class; see the module docstring for the interface."""
-
-    n_basis: int
-    n_electrons: float
-    supercell_matrix: np.ndarray
-
-    def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
-        raise NotImplementedError
-
-    def hamiltonian_petsc(self, positions_av, kpoint, comm):
-        """Default: assemble the rows of the dense matrix owned by this rank (sparse)."""
-        return dense_rows_to_petsc(self, positions_av, kpoint, comm)
-
-    def overlap_dense(self, positions_av, kpoint) -> np.ndarray:
-        """S = 1 for the models here (kept in the interface for PAW/nonlocal models)."""
-        return np.eye(self.n_basis, dtype=complex)
-
-    def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
-        raise NotImplementedError
-
-
-def dense_rows_to_petsc(model, positions_av, kpoint, comm):
-    """A complex MPIAIJ Mat on ``comm`` holding ``model``'s Hamiltonian (sparse rows)."""
-    from spia_mpi import backend
-    PETSc = backend.petsc()
-    n = model.n_basis
-    rows_fn = getattr(model, "hamiltonian_rows", None)
-    A = PETSc.Mat().create(comm=PETSc.Comm(comm))
-    A.setSizes([[PETSc.DECIDE, n], [PETSc.DECIDE, n]])
-    A.setType(PETSc.Mat.Type.AIJ)
-    A.setUp()
-    r0, r1 = A.getOwnershipRange()
-    if rows_fn is not None:
-        indptr, indices, data = rows_fn(positions_av, kpoint, r0, r1)
-    else:
-        from scipy.sparse import csr_matrix
-        block = csr_matrix(model.hamiltonian_dense(positions_av, kpoint)[r0:r1])
-        indptr, indices, data = block.indptr, block.indices, block.data
-    A.destroy()
-    A = PETSc.Mat().createAIJ([[r1 - r0, n], [r1 - r0, n]],
-                              csr=(indptr.astype(PETSc.IntType), indices.astype(PETSc.IntType),
-                                   data.astype(PETSc.ScalarType)), comm=PETSc.Comm(comm))
-    A.assemble()
-    return A
+from spia_mpi.lattice import supercells
+from spia_mpi.models.base import ElectronicModel, ReferenceStates
 
 
 class TightBindingModel(ElectronicModel):

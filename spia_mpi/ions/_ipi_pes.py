@@ -1,9 +1,9 @@
-"""i-PI 'custom' PES bridging to an in-memory ASE calculator (used by :mod:`spia_mpi.pimd`).
+"""i-PI 'custom' PES bridging to an in-memory ASE calculator (used by :mod:`spia_mpi.ions.pimd`).
 
 i-PI's ``<ffdirect><pes>custom</pes><pes_path>THIS FILE</pes_path>`` mechanism
 executes this file and instantiates ``__DRIVER_CLASS__`` with the
 ``<parameters>`` dictionary. The only parameter is ``key``: the entry of
-:data:`spia_mpi.pimd._CALCULATORS` holding (template Atoms, ASE calculator, rotation R
+:data:`spia_mpi.ions.pimd._CALCULATORS` holding (template Atoms, ASE calculator, rotation R
 from the user's frame into i-PI's: the calculator sees r_user = r_ipi Rᵀ, forces go back as F R).
 i-PI hands over the cell (i-PI h, vectors as columns) and the flat positions in
 atomic units; the driver returns energy and forces in atomic units (virial zero:
@@ -27,7 +27,7 @@ class SpiaASEDriver(Dummy_driver):
         super().__init__(*args, **kwargs)
 
     def check_parameters(self):
-        from spia_mpi.pimd import _CALCULATORS
+        from spia_mpi.ions.pimd import _CALCULATORS
         template, calc, self.rotation = _CALCULATORS[self.key]
         self.atoms = template.copy()
         self.atoms.calc = calc

@@ -2,7 +2,7 @@
 
 i-PI (PyPI ``ipi`` ≥ 3) is run through its Python scripting API
 (:class:`ipi.scripting.InteractiveSimulation`) with an ``<ffdirect>`` force field
-whose 'custom' PES (:mod:`spia_mpi._ipi_pes`) evaluates an in-memory ASE
+whose 'custom' PES (:mod:`spia_mpi.ions._ipi_pes`) evaluates an in-memory ASE
 calculator — no sockets, no driver processes. Ensemble: NVT ring-polymer MD with
 N_b beads (primitive Trotter action), PILE-L thermostat (Ceriotti et al., JCP 133,
 124104 (2010)): Langevin on the centroid with time constant τ, critically damped
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from spia_mpi.configurations import Configurations
+from spia_mpi.ions.configurations import Configurations
 from spia_mpi.errors import InputError, StackError
 
 logger = logging.getLogger(__name__)
 
-#: key → (template Atoms, ASE calculator), read by the i-PI custom PES (spia_mpi/_ipi_pes.py).
+#: key → (template Atoms, ASE calculator), read by the i-PI custom PES (spia_mpi/ions/_ipi_pes.py).
 _CALCULATORS: dict = {}
 
 
@@ -90,7 +90,7 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
 
     atoms: ase.Atoms, 3D periodic, right-handed cell in any orientation; its masses (amu)
       are used. i-PI works in its standard frame (a ∥ x, b in the xy plane): the run is
-      rotated into it (:func:`spia_mpi.configurations.ipi_standard_frame`), the calculator
+      rotated into it (:func:`spia_mpi.ions.configurations.ipi_standard_frame`), the calculator
       still sees positions in the frame of ``atoms``, and the samples come back in that
       frame with the cell of ``atoms``.
     calculator: any ASE calculator giving energy (eV) and forces (eV/Å).
@@ -99,7 +99,7 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
     steps dropped; stride: MD steps between stored samples (≥ 1); seed: i-PI's PRNG
     seed (initial momenta and thermostat noise; same seed ⇒ same trajectory);
     fix_com: remove the centre-of-mass motion (i-PI default; set False for potentials
-    that are not translation invariant, e.g. :class:`~spia_mpi.calculators.EinsteinHarmonic`).
+    that are not translation invariant, e.g. :class:`~spia_mpi.ions.calculators.EinsteinHarmonic`).
 
     Returns Configurations with positions [n_samples, N_b, n_atoms, 3] Å,
     n_samples = (n_steps − skip_steps) // stride, time_step_fs = stride · Δt.
@@ -122,7 +122,7 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
                          "leaves no samples")
     if len(atoms) == 0 or not all(atoms.pbc) or abs(atoms.cell.volume) < 1e-9:
         raise InputError("PIMD needs atoms in a 3D periodic cell")
-    from spia_mpi.configurations import ipi_standard_frame
+    from spia_mpi.ions.configurations import ipi_standard_frame
     R = ipi_standard_frame(atoms.cell[:])                # cell @ R: i-PI's frame; r @ R likewise
     work = atoms.copy()
     work.set_cell(atoms.cell[:] @ R)
@@ -131,7 +131,7 @@ def run_pimd(atoms, calculator, *, n_beads: int, temperature_k: float, time_step
     from ipi.scripting import InteractiveSimulation
     from ipi.utils.softexit import softexit
 
-    from spia_mpi.log import progress
+    from spia_mpi.io.log import progress
 
     key = uuid.uuid4().hex
     xml = simulation_xml(work, int(n_beads), temperature_k, time_step_fs, thermostat_tau_fs,

@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spia_mpi import supercells
+from spia_mpi.lattice import supercells
 from spia_mpi.errors import InputError
-from spia_mpi.models import ElectronicModel, ReferenceStates
+from spia_mpi.models.base import ElectronicModel, ReferenceStates
 from spia_mpi.units import BOHR_ANG, COULOMB_EV_A, HARTREE_EV, HBAR2_OVER_2ME_EV_A2
 
 E2_EV_A = COULOMB_EV_A                        # e²/(4πε0) in eV·Å
@@ -375,9 +375,9 @@ class KineticPreconditioner:
         self.inverse = 1.0 / (z_minus_vbar - self.symbol)
         self.release()
         if A.getComm().getSize() > 1:              # built for this matrix's communicator and rows
-            from spia_mpi import backend
+            from spia_mpi.parallel import stack
             x, _ = A.createVecs()
-            self.scatter, self.full = backend.petsc().Scatter.toAll(x)
+            self.scatter, self.full = stack.petsc().Scatter.toAll(x)
             x.destroy()
             self.rows = A.getOwnershipRange()
 
@@ -396,8 +396,8 @@ class KineticPreconditioner:
         if self.scatter is None:
             y.getArray()[:] = self._apply_full(x.getArray(readonly=True))
             return
-        from spia_mpi import backend
-        mode = backend.petsc().ScatterMode.FORWARD
+        from spia_mpi.parallel import stack
+        mode = stack.petsc().ScatterMode.FORWARD
         self.scatter.scatter(x, self.full, addv=False, mode=mode)
         out = self._apply_full(self.full.getArray(readonly=True))
         r0, r1 = self.rows
@@ -626,8 +626,9 @@ def fermi_level_of_reference(model, kpoints, temperature_k: float, dense_max: in
     lowest N/2 + 8 eigenvalues per K with SLEPc (Krylov–Schur), doubling the count until
     the highest one lies 40 k_BT above ε_F, so the occupations are complete.
     """
-    from spia_mpi import bands, units
-    from spia_mpi.workflow import reference_fermi_level
+    from spia_mpi.models import bands
+    from spia_mpi import units
+    from spia_mpi.engine.workflow import reference_fermi_level
     kpoints = np.atleast_2d(kpoints)
     n_per_spin = 0.5 * model.n_electrons * len(kpoints)
     if model.n_basis <= dense_max:

@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from spia_mpi import __version__, backend
+from spia_mpi import __version__
+from spia_mpi.parallel import stack
 from spia_mpi.errors import InputError
 
 
 def open_h5(path, mode: str, comm=None):
     """Open ``path`` with h5py, collectively with ``mpio`` when ``comm.size > 1``."""
     parallel = comm is not None and comm.size > 1
-    h5py = backend.h5py(need_mpi=parallel)
+    h5py = stack.h5py(need_mpi=parallel)
     if parallel:
         return h5py.File(path, mode, driver="mpio", comm=comm)
     return h5py.File(path, mode)
@@ -62,7 +63,7 @@ def atomic_h5(path, comm=None, kind: str = "results"):
         yield f
         f.attrs["complete"] = True
     except BaseException as exc:
-        from spia_mpi.parallel import raised_on_all_ranks
+        from spia_mpi.parallel.mpi import raised_on_all_ranks
         if comm is None or comm.size == 1 or raised_on_all_ranks(exc):
             f.close()                      # collective: safe, every rank is here
             if comm is not None and comm.size > 1:
@@ -186,7 +187,7 @@ def provenance(comm=None, command: str = "", extra: dict | None = None) -> dict:
         "platform": platform.platform(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    info.update({f"version_{k}": v for k, v in backend.versions().items()})
+    info.update({f"version_{k}": v for k, v in stack.versions().items()})
     if extra:
         info.update(extra)
     return info

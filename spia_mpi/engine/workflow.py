@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi import spia, units
+from spia_mpi.engine import spia
+from spia_mpi import units
 from spia_mpi.errors import InputError
-from spia_mpi.log import progress
-from spia_mpi.parallel import agree_on_failure, partition
-from spia_mpi.resolvent import matsubara_eta, projected_resolvent_dense
-from spia_mpi.stats import jackknife_error  # noqa: F401 - also imported from here by callers
+from spia_mpi.io.log import progress
+from spia_mpi.parallel.mpi import agree_on_failure, partition
+from spia_mpi.engine.resolvent import matsubara_eta, projected_resolvent_dense
+from spia_mpi.engine.stats import jackknife_error  # noqa: F401 - also imported from here by callers
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +159,9 @@ class ConfigurationGroups:
         size = 1 if comm is None else comm.size
         cls.check(size, ranks_per_group, solver)
         if ranks_per_group == 1:
-            from spia_mpi.parallel import self_comm
+            from spia_mpi.parallel.mpi import self_comm
             return cls(comm, 1, size, 0 if comm is None else comm.rank, self_comm(), True)
-        from spia_mpi.parallel import RankLayout
+        from spia_mpi.parallel.mpi import RankLayout
         layout = RankLayout.split(comm, size // ranks_per_group)
         return cls(comm, ranks_per_group, layout.n_groups, layout.group, layout.group_comm,
                    layout.group_comm.rank == 0)
@@ -238,8 +239,8 @@ class _ResolventEngine:
         self.solver = solver
         self.iterations = []
         if solver == "petsc":
-            from spia_mpi.parallel import self_comm
-            from spia_mpi.resolvent import ResolventSolver
+            from spia_mpi.parallel.mpi import self_comm
+            from spia_mpi.engine.resolvent import ResolventSolver
             self.comm = comm if comm is not None else self_comm()
             self.ksp = ResolventSolver(self.comm, options)
         elif solver != "dense":
@@ -284,7 +285,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
     n_blocks : configuration blocks (work units and jackknife error bars).
     fermi_level_ev : ε_F of z; default from the electron count of the reference bands.
     comm : MPI communicator (None: serial).
-    store : :class:`spia_mpi.checkpoint.TaskStore` with n_K·n_conf tasks, or None.
+    store : :class:`spia_mpi.io.checkpoint.TaskStore` with n_K·n_conf tasks, or None.
     solver_options : PETSc options of the resolvent KSP (see :class:`ResolventSolver`).
     ranks_per_group : MPI ranks that share one distributed PETSc resolvent (a
         configuration group); ``comm.size`` must be a multiple of it. 1 (default): every

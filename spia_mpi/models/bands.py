@@ -25,9 +25,9 @@ def lowest_eigenpairs(model, kpoint, n: int, positions_av=None, method: str = "s
         return e[:n], v[:, :n]
     if method != "slepc":
         raise InputError(f"method '{method}' is not one of: slepc, dense")
-    from spia_mpi import backend
-    from spia_mpi.parallel import self_comm
-    PETSc, SLEPc = backend.petsc(), backend.slepc()
+    from spia_mpi.parallel import stack
+    from spia_mpi.parallel.mpi import self_comm
+    PETSc, SLEPc = stack.petsc(), stack.slepc()
     comm = comm if comm is not None else self_comm()
     A = model.hamiltonian_petsc(pos, kpoint, comm)
     eps = SLEPc.EPS().create(comm=A.getComm())
@@ -65,5 +65,5 @@ def dos_lorentzian(energies, grid_ev, width_ev: float = 0.1, weight: float = 1.0
 
 def fermi_level(energies, n_electrons_per_spin: float, temperature_k: float) -> float:
     """ε_F (eV) with Σ Fermi–Dirac occupations = N per spin (energies of all bands and k)."""
-    from spia_mpi.workflow import reference_fermi_level
+    from spia_mpi.engine.workflow import reference_fermi_level
     return reference_fermi_level(np.asarray(energies).ravel(), n_electrons_per_spin, temperature_k)

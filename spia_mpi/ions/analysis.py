@@ -179,7 +179,7 @@ def diffusion_path_configurations(conf, window_fs: float, edges: str = "trim"):
     """Configurations of the diffusion paths R_dif (:func:`moving_average_split`), each atom's
     ring polymer shifted by a lattice vector so that its centroid lies in the cell; attrs
     ``split_*`` record the window (fs and frames), the edge treatment and the first frame."""
-    from spia_mpi.configurations import Configurations
+    from spia_mpi.ions.configurations import Configurations
     dif, _, frames = moving_average_split(conf, window_fs, edges)
     inv = np.linalg.inv(conf.cell)
     shift = np.floor(dif.mean(axis=1) @ inv)                        # [c, a, 3] lattice vectors

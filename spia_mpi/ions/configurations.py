@@ -89,20 +89,20 @@ class Configurations:
 
 def write_h5(conf: Configurations, path, comm=None):
     """Write ``conf`` to ``path`` (atomically; rank 0 writes when comm.size > 1)."""
-    from spia_mpi import io
+    from spia_mpi.io import hdf5
     if comm is not None and comm.size > 1:
         if comm.rank == 0:
             write_h5(conf, path, None)
         comm.Barrier()
         return
-    with io.atomic_h5(path, None, kind="configurations") as f:
+    with hdf5.atomic_h5(path, None, kind="configurations") as f:
         g = f.create_group("configurations")
         chunk = (1,) + conf.positions.shape[1:]
-        io.write_dataset(g, "positions", conf.positions, "Å", "[configuration, bead, atom, xyz]",
+        hdf5.write_dataset(g, "positions", conf.positions, "Å", "[configuration, bead, atom, xyz]",
                          chunks=chunk)
-        io.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
-        io.write_dataset(g, "numbers", conf.numbers.astype(np.int32), "1", "atomic numbers")
-        io.write_dataset(g, "masses", conf.masses, "amu")
+        hdf5.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
+        hdf5.write_dataset(g, "numbers", conf.numbers.astype(np.int32), "1", "atomic numbers")
+        hdf5.write_dataset(g, "masses", conf.masses, "amu")
         g.attrs["temperature_K"] = conf.temperature_k
         g.attrs["time_step_fs"] = conf.time_step_fs
         g.attrs["source"] = conf.source
@@ -114,9 +114,9 @@ def read_h5(path, selection=None) -> Configurations:
     """Read configurations (``selection``: a slice of configurations, default all)."""
     from pathlib import Path
 
-    from spia_mpi import io
+    from spia_mpi.io import hdf5
     path = Path(path)
-    with io.open_finished(path, "configurations") as f:
+    with hdf5.open_finished(path, "configurations") as f:
         if "configurations" not in f:
             raise InputError(f"{path}: no /configurations group")
         g = f["configurations"]

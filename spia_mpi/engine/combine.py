@@ -37,8 +37,8 @@ class CombinedLambda:
 
 
 def _read(path):
-    from spia_mpi import io
-    with io.open_finished(path, "results") as f:
+    from spia_mpi.io import hdf5
+    with hdf5.open_finished(path, "results") as f:
         if "pair_sums" not in f["lambda_q"]:
             raise InputError(f"{path}: no /lambda_q/pair_sums (written by spia_mpi ≥ 0.1 runs)")
         g = f["lambda_q"]
@@ -52,8 +52,8 @@ def _read(path):
 
 def combine(paths, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
     """λ(m) on the q-grid from supercell results files (see the module docstring)."""
-    from spia_mpi import supercells as sc
-    from spia_mpi.stats import jackknife_error
+    from spia_mpi.lattice import supercells as sc
+    from spia_mpi.engine.stats import jackknife_error
     runs = [_read(p) for p in paths]
     if not runs:
         raise InputError("give at least one results file")

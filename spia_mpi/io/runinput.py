@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spia_mpi.errors import InputError
-from spia_mpi.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
+from spia_mpi.io.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
                              reference_markdown)
 
 
