@@ -46,3 +46,21 @@ def test_free_electron_fermi_level():
     kf = (3 * np.pi ** 2 * 1 / 8.0) ** (1 / 3)
     # a 2×2×2 supercell with 2 K-points is a coarse Fermi sphere: 15 % is the discreteness of the shells
     assert ef == pytest.approx(HBAR2_OVER_2ME_EV_A2 * kf ** 2, rel=0.15)
+
+
+def test_slepc_options_prefix_and_clean_failure():
+    """PETSc options under the prefix ``spia_bands_`` reach the EPS: one restart with
+    tol 1e-14 cannot converge all 6 pairs → ConvergenceError; the objects of the failed solve
+    are destroyed (finally) and the next solve, with the option removed, is exact again."""
+    from spia_mpi.errors import ConvergenceError
+    from spia_mpi.parallel import stack
+    opts = stack.petsc().Options()
+    m = holstein_cubic(np.diag([6, 6, 6]), 1.0, 1.0, 0.3)
+    opts.setValue("spia_bands_eps_max_it", 1)
+    try:
+        with pytest.raises(ConvergenceError, match=r"converged \d of 6"):
+            bands.lowest_eigenpairs(m, [0.0, 0.0, 0.0], 6, tol=1e-14)
+    finally:
+        opts.delValue("spia_bands_eps_max_it")
+    e, _ = bands.lowest_eigenpairs(m, [0.0, 0.0, 0.0], 6)
+    assert np.allclose(e, bands.lowest_eigenpairs(m, [0.0, 0.0, 0.0], 6, method="dense")[0], atol=1e-8)

@@ -39,6 +39,24 @@ def test_slepc_equals_dense(n_freq):
         assert abs(rho - dense) <= 1e-10 * max(1.0, abs(dense)), method
 
 
+def test_slepc_options_prefix_and_clean_failure():
+    """PETSc options under ``spia_eliashberg_`` reach the EPS: one iteration cannot converge
+    the leading eigenvalue to 1e-15 → ConvergenceError (objects destroyed in finally); with
+    the option removed the next solve equals the dense one."""
+    from spia_mpi.errors import ConvergenceError
+    from spia_mpi.parallel import stack
+    opts = stack.petsc().Options()
+    lam = el.LambdaOfNu(einstein(2.0, 50.0), 50.0).on_grid(50.0, 2 * 300)
+    opts.setValue("spia_eliashberg_eps_max_it", 1)
+    try:
+        with pytest.raises(ConvergenceError, match="no eigenvalue"):
+            el.leading_eigenvalue(lam, 0.05, 300, "slepc", tol=1e-15)
+    finally:
+        opts.delValue("spia_eliashberg_eps_max_it")
+    dense = el.leading_eigenvalue(lam, 0.05, 300, "dense")
+    assert abs(el.leading_eigenvalue(lam, 0.05, 300, "slepc") - dense) <= 1e-10 * abs(dense)
+
+
 def test_tc_independent_of_cutoff():
     """μ* renormalised to ω_c makes T_c cutoff-independent (0.5 %)."""
     lam = el.LambdaOfNu(einstein(1.5, 60.0), 60.0)

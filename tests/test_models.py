@@ -5,6 +5,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
+from spia_mpi.engine.spia import lorentzian_weights
 from spia_mpi.models import bands
 from spia_mpi.models.tightbinding import TightBindingModel, holstein_cubic
 from spia_mpi.lattice.supercells import folded_kpoints
@@ -94,12 +95,14 @@ def test_tight_binding_petsc_rows_two_ranks_equal_dense():
 
 
 def test_lorentzian_dos_sum_rule_and_peak():
-    """∫ DOS dE over a wide window counts the states (minus the Lorentzian tails outside it), and
-    a single level gives the peak height 1/(πγ) at its energy."""
+    """The Lorentzian weights w_s(ε_F) = N_γ's terms, read as a DOS in ε_F: ∫ Σ_s w_s dε_F over a
+    wide window counts the states (minus the Lorentzian tails outside it), and a single level
+    gives the peak height 1/(πγ) at its energy."""
     e = np.array([-1.0, 0.0, 0.0, 2.5])
     grid = np.linspace(-200, 200, 400001)
-    dos = bands.dos_lorentzian(e, grid, width_ev=0.1)
+    # w depends on ε_s − ε_F only: every (grid point, state) pair at once, with ε_F = 0
+    dos = lorentzian_weights((e[None, :] - grid[:, None]).ravel(), 0.0, 0.1).reshape(grid.size, e.size).sum(1)
     tails = sum(np.arctan(0.1 / (200 - x)) + np.arctan(0.1 / (200 + x)) for x in e) / np.pi  # beyond ±200 eV
     assert np.trapz(dos, grid) == pytest.approx(len(e) - tails, rel=1e-6)
-    one = bands.dos_lorentzian([0.3], np.array([0.3]), width_ev=0.05)
-    assert one[0] == pytest.approx(1 / (np.pi * 0.05), rel=1e-12)
+    one = lorentzian_weights([0.3], 0.3, [0.05, 0.2])
+    assert one[:, 0] == pytest.approx(1 / (np.pi * np.array([0.05, 0.2])), rel=1e-12)

@@ -323,6 +323,15 @@ def _leading_eigenvalue_slepc(lambda_l, mustar_n, n_freq, comm, assembled, tol):
                                      context=_PetscShell(op, PETSc), comm=pcomm)
         A.setUp()
     eps = SLEPc.EPS().create(comm=pcomm)
+    try:
+        return _leading_eigenvalue_eps(eps, A, N, tol, SLEPc)
+    finally:                                   # also on a ConvergenceError: no leaked PETSc objects
+        eps.destroy()
+        A.destroy()
+
+
+def _leading_eigenvalue_eps(eps, A, N, tol, SLEPc):
+    """Largest real eigenvalue of the symmetric ``A`` (N × N) with ``eps`` (Krylov–Schur)."""
     eps.setOperators(A)
     eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
     eps.setType(SLEPc.EPS.Type.KRYLOVSCHUR)
@@ -336,10 +345,7 @@ def _leading_eigenvalue_slepc(lambda_l, mustar_n, n_freq, comm, assembled, tol):
     if nconv < 1:
         raise ConvergenceError(f"SLEPc found no eigenvalue of the Eliashberg kernel (N = {N}, "
                                f"reason {eps.getConvergedReason()})")
-    rho = complex(eps.getEigenvalue(0)).real
-    eps.destroy()
-    A.destroy()
-    return rho
+    return complex(eps.getEigenvalue(0)).real
 
 
 # --------------------------------------------------------------------------
@@ -604,7 +610,7 @@ def jackknife_tc(lambda_m_replicas, temperature_k: float, mustars, tc_central_k=
     ``comm`` (each on one rank, so the result does not depend on the rank count)
     and gathered on all ranks.
     """
-    from spia_mpi.parallel.mpi import partition, self_comm
+    from spia_mpi.parallel.mpi import allgather_dict, partition, self_comm
     from spia_mpi.engine.stats import jackknife_error
     reps = np.atleast_2d(np.asarray(lambda_m_replicas, dtype=float))
     mustars = [float(x) for x in mustars]
@@ -629,11 +635,7 @@ def jackknife_tc(lambda_m_replicas, temperature_k: float, mustars, tc_central_k=
             mine[(b, j)] = (solver.tc(mustars[j], t_guess_k=guess), "")
         except (InputError, ConvergenceError) as exc:
             mine[(b, j)] = (math.nan, f"replica {b}: {exc}")
-    if comm is not None and size > 1:
-        merged = {}
-        for part in comm.allgather(mine):
-            merged.update(part)
-        mine = merged
+    mine = allgather_dict(mine, comm)
     tc_rep = np.array([[mine[(b, j)][0] for j in range(len(mustars))] for b in range(n_b)])
     sigma = jackknife_error(tc_rep)
     errors = {}

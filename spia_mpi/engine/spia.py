@@ -159,13 +159,6 @@ class FluctuationSums:
         self.s2[block] += t_mss.real ** 2 + t_mss.imag ** 2
         self.count[block] += 1
 
-    def merge_from(self, other: "FluctuationSums", blocks):
-        """Copy the listed blocks from ``other`` (blocks are owned by one producer)."""
-        for k in blocks:
-            self.s1[k] = other.s1[k]
-            self.s2[k] = other.s2[k]
-            self.count[k] = other.count[k]
-
     def totals(self, exclude: int | None = None):
         """(Σ T, Σ |T|², n) over all blocks (or all but ``exclude``), summed in block order."""
         keep = [k for k in range(self.count.size) if k != exclude]

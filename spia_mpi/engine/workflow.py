@@ -12,7 +12,7 @@ partial sums of g to Ḡ (allgather of per-unit sums, added in unit order), and
 then, from the same resolvents kept in memory, the T-matrices and their
 fluctuation sums (pass 2). The fluctuation sums are the large arrays
 (n_b·n_s² per unit): per K they are added in block order along the chain of
-group leaders that own the blocks (:meth:`ConfigurationGroups.chain_sum`), the
+group leaders that own the blocks (:func:`spia_mpi.parallel.mpi.chain_sum`), the
 last leader forms Γ, W and their Fermi-surface sums for the full sample, every
 owner of block k those of the jackknife replica without k, and only those small
 sums are gathered. Memory per rank is therefore its own units plus two totals,
@@ -39,9 +39,9 @@ from spia_mpi.engine import spia
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
-from spia_mpi.parallel.mpi import agree_on_failure, partition
+from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, chain_sum, on_root, partition
 from spia_mpi.engine.resolvent import matsubara_eta, projected_resolvent_dense
-from spia_mpi.engine.stats import jackknife_error  # noqa: F401 - also imported from here by callers
+from spia_mpi.engine.stats import jackknife_error
 
 logger = logging.getLogger(__name__)
 
@@ -174,63 +174,10 @@ class ConfigurationGroups:
                 owner[i] = g * self.ranks_per_group
         return owner
 
-    def on_leader(self, func, *args, **kwargs):
-        """``func(*args, **kwargs)`` on the group leader; its result — or its exception, raised
-        on every rank of the group — reaches all ranks of the group (so a failing checkpoint
-        read or write stops the whole group at the same point instead of leaving the others
-        in the next collective solve)."""
-        if self.ranks_per_group == 1:
-            return func(*args, **kwargs)
-        result, error = None, None
-        if self.leader:
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - re-raised below on every rank of the group
-                error = exc
-        result, error = self.group_comm.bcast((result, error), root=0)
-        if error is not None:
-            raise error
-        return result
-
     def free(self):
         """Release the group communicator (made by ``Split``; COMM_SELF is left alone)."""
         if self.ranks_per_group > 1:
             self.group_comm.Free()
-
-    def chain_sum(self, chain: list, own: list, tag: int):
-        """Ordered sum of fluctuation sums (s1 complex, s2 float, count) along ``chain``.
-
-        ``chain``: the leader ranks holding the blocks, in block order (increasing rank);
-        ``own``: this rank's (s1, s2, count) in block order. Each rank receives the partial
-        sum from its predecessor, adds its own blocks and sends it on; the last rank sends
-        the total back to all others. Returns the total (s1, s2, count) on every rank of
-        the chain; no other rank takes part.
-        """
-        pos = chain.index(0 if self.comm is None else self.comm.rank)
-        s1 = np.zeros_like(own[0][0])
-        s2 = np.zeros_like(own[0][1])
-        count = 0
-        if pos > 0:
-            self.comm.Recv(s1, source=chain[pos - 1], tag=3 * tag)
-            self.comm.Recv(s2, source=chain[pos - 1], tag=3 * tag + 1)
-            count = self.comm.recv(source=chain[pos - 1], tag=3 * tag + 2)
-        for u1, u2, cnt in own:
-            s1 += u1
-            s2 += u2
-            count += cnt
-        if pos < len(chain) - 1:
-            self.comm.Send(s1, dest=chain[pos + 1], tag=3 * tag)
-            self.comm.Send(s2, dest=chain[pos + 1], tag=3 * tag + 1)
-            self.comm.send(count, dest=chain[pos + 1], tag=3 * tag + 2)
-            self.comm.Recv(s1, source=chain[-1], tag=3 * tag)
-            self.comm.Recv(s2, source=chain[-1], tag=3 * tag + 1)
-            count = self.comm.recv(source=chain[-1], tag=3 * tag + 2)
-        else:
-            for r in chain[:-1]:
-                self.comm.Send(s1, dest=r, tag=3 * tag)
-                self.comm.Send(s2, dest=r, tag=3 * tag + 1)
-                self.comm.send(count, dest=r, tag=3 * tag + 2)
-        return s1, s2, count
 
 
 class _ResolventEngine:
@@ -357,7 +304,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
             task = ik * n_conf + int(c)
             # the group leader alone reads and writes the checkpoint, and tells its group,
             # so all ranks of a group enter the same collective PETSc solves
-            got = groups.on_leader(store.load, task) if store is not None else None
+            got = on_root(groups.group_comm, store.load, task) if store is not None else None
             if got is not None:
                 g_store[(ik, int(c))] = got["g"]
                 n_done_before += groups.leader
@@ -366,7 +313,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
             g = engine(pos, kpoints[ik], z, refs[ik].vectors)
             g_store[(ik, int(c))] = g
             if store is not None:
-                groups.on_leader(store.save, task, g=g)
+                on_root(groups.group_comm, store.save, task, g=g)
         timings["resolvents"] = time.perf_counter() - t0
 
         # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
@@ -378,7 +325,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
             unit_g[(ik, blk)] = s
         if not groups.leader:                       # the leader speaks for its group
             unit_g, engine.iterations = {}, []
-    unit_g = _gather_units(unit_g, comm)
+    unit_g = allgather_dict(unit_g, comm)
     # checkpoint report of all ranks (only rank 0 logs): reused and corrupt-and-recomputed tasks
     # and the KSP iteration counts of all ranks: every rank must write the same attributes
     # to the collectively written results file (differing metadata corrupts it)
@@ -476,7 +423,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         if rank not in chain or not groups.leader:
             continue
         own = [b for b in range(n_blocks) if owner[ik * n_blocks + b] == rank]
-        s1, s2, n = groups.chain_sum(chain, [unit_sums[(ik, b)] for b in own], tag=ik)
+        s1, s2, n = chain_sum(comm, chain, [unit_sums[(ik, b)] for b in own], tag=ik)
         try:
             if rank == chain[-1]:
                 parts[(ik, None)] = contribution(ik, s1, s2, n)
@@ -489,7 +436,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     with agree_on_failure(comm, "the Γ/W stage"):
         if failure is not None:
             raise failure
-    parts = _gather_units(parts, comm)
+    parts = allgather_dict(parts, comm)
 
     summaries = {}      # exclude → (⟨Γ⟩_FS, ⟨W⟩_FS [n_gamma, n_m], mean_s |Γ_ss| [n_m]) (eV)
 
@@ -535,13 +482,3 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
                       w_fs=fs_summary["w_fs"][0], w_fs_error=fs_summary["w_fs"][1],
                       gamma_diag_abs=fs_summary["gamma_diag_abs"][0],
                       gamma_diag_abs_error=fs_summary["gamma_diag_abs"][1])
-
-
-def _gather_units(local: dict, comm) -> dict:
-    """Every rank gets the union of the per-unit dicts of all ranks."""
-    if comm is None or comm.size == 1:
-        return local
-    merged = {}
-    for part in comm.allgather(local):
-        merged.update(part)
-    return merged

@@ -3,7 +3,6 @@
 * :func:`lowest_eigenpairs` — the n lowest eigenpairs of H(K) with SLEPc
   (Krylov–Schur, smallest real part; distributed over ``comm``; options prefix
   ``spia_bands_``) or dense LAPACK (``method='dense'``) for checks;
-* :func:`dos_lorentzian` — DOS per supercell per spin from eigenvalues;
 * :func:`fermi_level` — ε_F from the electron count (Fermi–Dirac at T).
 """
 from __future__ import annotations
@@ -31,6 +30,15 @@ def lowest_eigenpairs(model, kpoint, n: int, positions_av=None, method: str = "s
     comm = comm if comm is not None else self_comm()
     A = model.hamiltonian_petsc(pos, kpoint, comm)
     eps = SLEPc.EPS().create(comm=A.getComm())
+    try:
+        return _solve_lowest(eps, A, model, kpoint, n, tol, comm, PETSc, SLEPc)
+    finally:                                   # also on a ConvergenceError: no leaked PETSc objects
+        eps.destroy()
+        A.destroy()
+
+
+def _solve_lowest(eps, A, model, kpoint, n, tol, comm, PETSc, SLEPc):
+    """Configure and run ``eps`` on ``A``; (energies [n] ascending, vectors [n_basis, n])."""
     eps.setOperators(A)
     eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
     eps.setWhichEigenpairs(SLEPc.EPS.Which.SMALLEST_REAL)
@@ -44,23 +52,16 @@ def lowest_eigenpairs(model, kpoint, n: int, positions_av=None, method: str = "s
     x, _ = A.createVecs()
     r0, r1 = A.getOwnershipRange()
     vals, vecs = [], np.zeros((model.n_basis, n), dtype=complex)
-    for i in range(n):
-        vals.append(complex(eps.getEigenpair(i, x)).real)
-        vecs[r0:r1, i] = x.getArray(readonly=True)
+    try:
+        for i in range(n):
+            vals.append(complex(eps.getEigenpair(i, x)).real)
+            vecs[r0:r1, i] = x.getArray(readonly=True)
+    finally:
+        x.destroy()
     if comm.size > 1:
         vecs = comm.allreduce(vecs)
     order = np.argsort(vals)
-    eps.destroy()
-    A.destroy()
-    x.destroy()
     return np.array(vals)[order], vecs[:, order]
-
-
-def dos_lorentzian(energies, grid_ev, width_ev: float = 0.1, weight: float = 1.0):
-    """Σ_i w (γ/π)/((E − ε_i)² + γ²) on ``grid_ev`` (states per eV per spin)."""
-    e = np.asarray(energies, float).ravel()
-    g = np.asarray(grid_ev, float)
-    return weight * np.sum((width_ev / np.pi) / ((g[:, None] - e[None, :]) ** 2 + width_ev ** 2), axis=1)
 
 
 def fermi_level(energies, n_electrons_per_spin: float, temperature_k: float) -> float:

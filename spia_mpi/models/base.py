@@ -70,10 +70,6 @@ class ElectronicModel:
         """Default: assemble the rows of the dense matrix owned by this rank (sparse)."""
         return dense_rows_to_petsc(self, positions_av, kpoint, comm)
 
-    def overlap_dense(self, positions_av, kpoint) -> np.ndarray:
-        """S = 1 for the models here (kept in the interface for PAW/nonlocal models)."""
-        return np.eye(self.n_basis, dtype=complex)
-
     def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
         raise NotImplementedError
 

@@ -7,7 +7,11 @@ provides the pieces every parallel layer needs:
 * :func:`partition` — balanced contiguous blocks (works when n % size != 0 and
   when some ranks get nothing);
 * :func:`on_root` — run input validation once on rank 0 and give every rank the
-  same result *or the same exception* (so all ranks fail together, no hang);
+  same result *or the same exception* (so all ranks fail together, no hang); also
+  how a configuration group's leader reads and writes the checkpoint for its group;
+* :func:`allgather_dict` — every rank gets the union of the ranks' keyed pieces;
+* :func:`chain_sum` — an ordered sum of arrays passed along a chain of ranks (the
+  same additions in the same order for any layout: bit-identical totals);
 * :func:`agree_on_failure` — turn an exception raised on some ranks into the same
   exception on every rank, at a point all ranks reach;
 * :func:`settle_exit` — the last word of a CLI run: every rank learns every rank's
@@ -24,6 +28,8 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import numpy as np
 
 from spia_mpi.errors import InputError, SpiaError
 
@@ -59,7 +65,10 @@ def on_root(comm, func, *args, **kwargs):
     If ``func`` raises, every rank raises an exception of the same type (a
     :class:`SpiaError` subclass keeps its class and message), so validation
     errors surface identically everywhere and no rank is left in a collective.
+    With ``comm`` None or of size 1, ``func`` is simply called.
     """
+    if comm is None or comm.size == 1:
+        return func(*args, **kwargs)
     result, error = None, None
     if comm.rank == 0:
         try:
@@ -73,6 +82,54 @@ def on_root(comm, func, *args, **kwargs):
         _mark_all_ranks(error)
         raise error
     return result
+
+
+def allgather_dict(local: dict, comm) -> dict:
+    """The union of every rank's ``local`` dict on every rank (keys unique to one rank;
+    ``comm`` None or of size 1: ``local`` itself)."""
+    if comm is None or comm.size == 1:
+        return local
+    merged = {}
+    for part in comm.allgather(local):
+        merged.update(part)
+    return merged
+
+
+def chain_sum(comm, chain: list, own: list, tag: int):
+    """Ordered sum of (a complex array, b float array, count) triples along ``chain``.
+
+    ``chain``: the ranks holding terms, increasing (the order of the sum); ``own``: this
+    rank's terms in order, each (a, b, n) with arrays of the same shapes on every rank.
+    Each rank receives the partial sum from its predecessor, adds its own terms and sends
+    it on; the last rank sends the total back to the others. Returns the total (a, b, n)
+    on every rank of the chain; no other rank of ``comm`` takes part. Messages use tags
+    3·tag … 3·tag + 2 (distinct ``tag`` for chains that may overlap in time).
+    """
+    pos = chain.index(0 if comm is None else comm.rank)
+    s1 = np.zeros_like(own[0][0])
+    s2 = np.zeros_like(own[0][1])
+    count = 0
+    if pos > 0:
+        comm.Recv(s1, source=chain[pos - 1], tag=3 * tag)
+        comm.Recv(s2, source=chain[pos - 1], tag=3 * tag + 1)
+        count = comm.recv(source=chain[pos - 1], tag=3 * tag + 2)
+    for u1, u2, cnt in own:
+        s1 += u1
+        s2 += u2
+        count += cnt
+    if pos < len(chain) - 1:
+        comm.Send(s1, dest=chain[pos + 1], tag=3 * tag)
+        comm.Send(s2, dest=chain[pos + 1], tag=3 * tag + 1)
+        comm.send(count, dest=chain[pos + 1], tag=3 * tag + 2)
+        comm.Recv(s1, source=chain[-1], tag=3 * tag)
+        comm.Recv(s2, source=chain[-1], tag=3 * tag + 1)
+        count = comm.recv(source=chain[-1], tag=3 * tag + 2)
+    else:
+        for r in chain[:-1]:
+            comm.Send(s1, dest=r, tag=3 * tag)
+            comm.Send(s2, dest=r, tag=3 * tag + 1)
+            comm.send(count, dest=r, tag=3 * tag + 2)
+    return s1, s2, count
 
 
 def raised_on_all_ranks(exc: BaseException) -> bool:
