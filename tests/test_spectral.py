@@ -1,0 +1,126 @@
+"""Spectral function ρ(k, E) by band unfolding (paper Supplement Eqs. S25–S27).
+
+Oracles: a perfect crystal unfolds onto its primitive bands exactly (weights 0/1 to 1e-10, a
+diagonal and two non-diagonal supercells, a two-band tight-binding model with independent
+primitive Bloch Hamiltonians, and the real-space grid model); the sum rule Σ_N W_N(k) = bands
+per primitive cell at every k; the Holstein moment sum rules for any configuration; ρ(k, E)
+of a static crystal is the sum of Lorentzians at the primitive bands (also at degeneracies).
+"""
+import numpy as np
+import pytest
+from ase import Atoms
+
+from spia_mpi.engine import unfolding
+from spia_mpi.lattice.supercells import folded_kpoints
+from spia_mpi.models.tightbinding import TightBindingModel, holstein_cubic
+
+DIAGONAL = np.diag([2, 2, 1])
+NON_DIAGONAL = [[2, 0, -1], [0, 1, 0], [0, 0, 1]]        # the paper's test supercell
+NON_DIAGONAL_3 = [[1, 1, 0], [0, 1, 1], [1, 0, 2]]      # det 3, no axis left alone
+GENERIC_K = [0.137, 0.291, 0.413]
+
+
+def two_band_primitive():
+    """A two-site orthorhombic cell: distance-dependent hoppings, different on-site energies."""
+    return Atoms("HLi", positions=[[0.0, 0.0, 0.0], [0.55, 0.35, 0.6]], cell=np.diag([1.1, 1.3, 1.2]), pbc=True)
+
+
+def hop(d):
+    return -np.exp(-1.5 * d)
+
+
+CUTOFF = 2.0
+ONSITE = [0.0, 0.7]
+
+
+def primitive_bands(prim, k_frac):
+    """Independent oracle: eigenvalues of the primitive Bloch Hamiltonian H_pq(k) =
+    ε_p δ_pq + Σ_L t(|R_p − R_q − L|) e^{−ik·(R_p − R_q − L)} by direct image sums."""
+    a = prim.cell[:]
+    pos = prim.get_positions()
+    kc = 2 * np.pi * np.asarray(k_frac) @ np.linalg.inv(a).T
+    H = np.diag(np.array(ONSITE, complex))
+    r = range(-3, 4)
+    for n1 in r:
+        for n2 in r:
+            for n3 in r:
+                L = np.array([n1, n2, n3]) @ a
+                for p in range(2):
+                    for q in range(2):
+                        d = pos[p] - pos[q] - L
+                        dist = np.linalg.norm(d)
+                        if 1e-8 < dist < CUTOFF:
+                            H[p, q] += hop(dist) * np.exp(-1j * kc @ d)
+    return np.linalg.eigvalsh(H)
+
+
+def two_band_model(S):
+    return TightBindingModel(two_band_primitive(), S, hop, CUTOFF, onsite=ONSITE)
+
+
+@pytest.mark.parametrize("S", [DIAGONAL, NON_DIAGONAL, NON_DIAGONAL_3], ids=["diag", "nondiag", "nondiag3"])
+def test_perfect_crystal_unfolds_to_primitive_bands(S):
+    """Generic K (no degeneracies): every eigenstate has weight 1 on one folded k, 0 on the others,
+    its energy is a primitive band at that k, and Σ_N W_N(k) = 2 bands at every k."""
+    m = two_band_model(S)
+    e, v = np.linalg.eigh(m.hamiltonian_dense(m.reference_positions, GENERIC_K))
+    ks = folded_kpoints(S, GENERIC_K)
+    w = unfolding.unfolding_weights(m, v, GENERIC_K, ks)
+    assert w.shape == (len(ks), m.n_basis)
+    assert np.allclose(w.sum(axis=0), 1.0, atol=1e-10)
+    assert np.allclose(np.minimum(w, 1 - w), 0.0, atol=1e-10)              # 0 or 1
+    assert np.allclose(w.sum(axis=1), 2.0, atol=1e-10)                     # sum rule per k
+    for ik, k in enumerate(ks):
+        mine = np.sort(e[w[ik] > 0.5])
+        assert np.allclose(mine, primitive_bands(m.primitive, k), atol=1e-10)
+
+
+def test_grid_model_perfect_crystal_weights_are_0_or_1():
+    """The grid model (plane-wave form, FFT): a 2×1×1 LiH supercell on a commensurate grid."""
+    from spia_mpi.models.grid import GridModel
+    prim = Atoms("LiH", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=np.diag([2.2, 2.2, 2.2]), pbc=True)
+    m = GridModel(prim, np.diag([2, 1, 1]), (4, 4, 4), 4)
+    assert unfolding.grid_is_commensurate(m.shape, m.supercell_matrix)
+    K = [0.3, 0.2, 0.1]
+    e, v = np.linalg.eigh(m.hamiltonian_dense(m.reference_positions, K))
+    ks = folded_kpoints(m.supercell_matrix, K)
+    w = unfolding.unfolding_weights(m, v, K, ks)
+    assert np.allclose(w.sum(axis=0), 1.0, atol=1e-10)
+    assert np.allclose(np.minimum(w, 1 - w), 0.0, atol=1e-10)
+    assert np.allclose(w.sum(axis=1), m.n_basis / 2, atol=1e-9)            # grid points per primitive cell
+    p = GridModel(prim, np.eye(3, dtype=int), (4, 4, 4), 4)                # the primitive cell's own bands
+    for ik, k in enumerate(ks):
+        ev_p = np.linalg.eigvalsh(p.hamiltonian_dense(p.reference_positions, k))
+        assert np.allclose(np.sort(e[w[ik] > 0.5]), ev_p, atol=1e-9)
+
+
+@pytest.mark.parametrize("S", [np.diag([2, 2, 2]), NON_DIAGONAL_3], ids=["diag", "nondiag"])
+def test_holstein_moment_sum_rules(S):
+    """One-band Holstein, any configuration (V_i = g u_i,z): with |k⟩ the Bloch sum,
+    Σ_N W_N ε_N = ⟨k|H|k⟩ = ε_k + mean V and Σ_N W_N ε_N² = ‖H|k⟩‖² = (ε_k + mean V)² + var V,
+    because the hopping part T|k⟩ = ε_k|k⟩ is exact and V is diagonal in the site basis."""
+    t, g = 1.0, 0.8
+    m = holstein_cubic(S, 1.0, t, g)
+    rng = np.random.default_rng(7)
+    u = 0.3 * rng.standard_normal((m.n_basis, 3))
+    v_site = g * u[:, 2]                                           # computed here, not by the model
+    for K in ([0.0, 0.0, 0.0], GENERIC_K):
+        e, vec = np.linalg.eigh(m.hamiltonian_dense(m.reference_positions + u, K))
+        ks = folded_kpoints(S, K)
+        w = unfolding.unfolding_weights(m, vec, K, ks)
+        eps_k = -2 * t * np.cos(2 * np.pi * ks).sum(axis=1)
+        first = eps_k + v_site.mean()
+        assert np.allclose(w.sum(axis=1), 1.0, atol=1e-10)
+        assert np.allclose(w @ e, first, atol=1e-10)
+        assert np.allclose(w @ e ** 2, first ** 2 + v_site.var(), atol=1e-10)
+
+
+def test_group_by_supercell_k():
+    """Path points that fold onto the same K share it; K = frac(S k)."""
+    S = np.diag([2, 1, 1])
+    ks = np.array([[0.0, 0, 0], [0.5, 0, 0], [0.25, 0, 0], [0.75, 0.0, 0.0]])
+    K, idx = unfolding.group_by_supercell_k(S, ks)
+    assert idx.tolist() == [0, 0, 1, 1]
+    assert np.allclose(K, [[0, 0, 0], [0.5, 0, 0]])
+    with pytest.raises(Exception, match="does not fold"):
+        unfolding.plane_wave_weights(np.ones((8, 1)), (2, 2, 2), S, [0.1, 0, 0], [[0.3, 0, 0]])
