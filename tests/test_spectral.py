@@ -124,3 +124,111 @@ def test_group_by_supercell_k():
     assert np.allclose(K, [[0, 0, 0], [0.5, 0, 0]])
     with pytest.raises(Exception, match="does not fold"):
         unfolding.plane_wave_weights(np.ones((8, 1)), (2, 2, 2), S, [0.1, 0, 0], [[0.3, 0, 0]])
+
+
+# ------------------------------------------------------------------ averaged spectra (engine)
+from spia_mpi.engine import spectral                           # noqa: E402
+from spia_mpi.engine.stats import jackknife_error              # noqa: E402
+from spia_mpi.lattice.kpath import bandpath                    # noqa: E402
+
+
+def lorentz(x, g):
+    return (g / np.pi) / (x ** 2 + g ** 2)
+
+
+def test_static_crystal_rho_is_lorentzians_at_primitive_bands():
+    """Reference positions in every configuration and bead: ρ(k, E) = Σ_n δ_γ(E − ε_n(k)) on an ASE
+    path through Γ (degenerate folded states included), no error; the Green's route gives the
+    reference bands with zero half width, so ρ_G = ρ."""
+    m = two_band_model(NON_DIAGONAL)
+    path = bandpath(m.primitive.cell[:], "GXSY", 9)
+    grid = np.linspace(-4, 3, 141)
+    gam = 0.1
+    z = 0.0 + 0.5j
+    setup = spectral.make_setup(m, path.kpoints_frac, grid, gam, 0.0, z=z, states_per_k=2)
+    pos = np.broadcast_to(m.reference_positions, (4, 2) + m.reference_positions.shape)
+    res = spectral.compute_spectral(m, pos, setup, n_blocks=2)
+    for ik, k in enumerate(path.kpoints_frac):
+        eps = primitive_bands(m.primitive, k)
+        want = lorentz(grid[:, None] - eps[None, :], gam).sum(axis=1)
+        assert np.allclose(res.rho[ik], want, atol=1e-10, rtol=0)
+        assert np.allclose(res.greens["bands"][ik], eps, atol=1e-10)
+        assert np.allclose(res.greens["reference"][ik], eps, atol=1e-10)
+        assert np.allclose(res.static_bands[ik], eps, atol=1e-10)
+    assert np.allclose(res.greens["half_width"], 0.0, atol=1e-10)
+    assert np.allclose(res.greens["rho"], res.rho, atol=1e-10)
+    assert np.allclose(res.weight, 2.0, atol=1e-10)
+    assert np.max(res.rho_error) < 1e-12
+
+
+def holstein_configurations(model, n_conf, n_beads, amplitude=0.25, seed=3):
+    rng = np.random.default_rng(seed)
+    u = amplitude * rng.standard_normal((n_conf, n_beads, model.n_basis, 3))
+    return model.reference_positions[None, None] + u, u
+
+
+def test_holstein_weight_centroid_and_spread_with_jackknife():
+    """Averaged moment sum rules: Σ_N W = 1, centroid = ⟨ε_k + mean V⟩ − ε_F, spread² = ⟨(ε_k + mean V)²
+    + var V⟩ − ⟨ε_k + mean V⟩² (relative to ε_F), the centroid's jackknife error equals the jackknife
+    of block means of ε_k + mean V computed here; ∫ρ dE = 1 up to the Lorentzian tails."""
+    t, g, ef = 1.0, 0.6, 0.3
+    m = holstein_cubic(np.diag([2, 2, 2]), 1.0, t, g)
+    n_conf, n_b, n_blocks = 6, 2, 3
+    pos, u = holstein_configurations(m, n_conf, n_b)
+    kpts = np.array([[0, 0, 0], [0.5, 0, 0], [0.25, 0.25, 0], [0.5, 0.5, 0.5]])
+    grid = np.linspace(-40, 40, 8001)
+    gam = 0.1
+    res = spectral.compute_spectral(m, pos, spectral.make_setup(m, kpts, grid, gam, ef), n_blocks=n_blocks)
+    vbar = g * u[..., 2].mean(axis=-1)                                   # [c, b]
+    vvar = (g * u[..., 2]).var(axis=-1)
+    eps_k = -2 * t * np.cos(2 * np.pi * kpts).sum(axis=1)
+    x = eps_k[None, None, :] + vbar[..., None] - ef                     # [c, b, k]
+    centroid = x.mean(axis=(0, 1))
+    spread = np.sqrt((x ** 2 + vvar[..., None]).mean(axis=(0, 1)) - centroid ** 2)
+    assert np.allclose(res.weight, 1.0, atol=1e-10)
+    assert np.allclose(res.centroid, centroid, atol=1e-10)
+    assert np.allclose(res.spread, spread, atol=1e-10)
+    blocks = x.reshape(n_blocks, -1, n_b, len(kpts))                    # contiguous blocks of configurations
+    reps = np.array([np.delete(blocks, j, axis=0).mean(axis=(0, 1, 2)) for j in range(n_blocks)])
+    assert np.allclose(res.centroid_error, jackknife_error(reps), atol=1e-10)
+    assert np.all(res.rho_error > 0)
+    integral = np.trapz(res.rho, grid, axis=1)
+    assert np.allclose(integral, 1.0, atol=2 * gam / (np.pi * 30))        # tails beyond |E| ≈ 30 eV
+
+
+def _holstein_case():
+    m = holstein_cubic(np.diag([2, 1, 1]), 1.0, 1.0, 0.6)
+    pos, _ = holstein_configurations(m, 5, 2, seed=9)
+    kpts = bandpath(m.primitive.cell[:], "GXM", 7).kpoints_frac
+    setup = spectral.make_setup(m, kpts, np.linspace(-6, 6, 61), 0.2, 0.1, z=0.1 + 0.4j)
+    return m, pos, setup
+
+
+def _same(a, b):
+    assert np.array_equal(a.rho, b.rho) and np.array_equal(a.rho_error, b.rho_error)
+    assert np.array_equal(a.centroid_error, b.centroid_error)
+    for key in ("bands", "bands_error", "half_width", "half_width_error", "rho"):
+        assert np.array_equal(a.greens[key], b.greens[key]), key
+
+
+def test_restart_from_checkpoint_is_bit_identical(tmp_path):
+    """A run that stored only some units resumes to exactly the uninterrupted result."""
+    from spia_mpi.io.checkpoint import TaskStore
+    m, pos, setup = _holstein_case()
+    full = spectral.compute_spectral(m, pos, setup, n_blocks=3)
+    n_units = setup.K.shape[0] * 3 * 2
+    store = TaskStore.open(tmp_path / "ck", n_units, "fp")
+    spectral.compute_spectral(m, pos, setup, n_blocks=3, store=store)
+    for p in sorted(store.folder.glob("task_*.npz"))[::2]:                 # "killed": half the units lost
+        p.unlink()
+    resumed = spectral.compute_spectral(m, pos, setup, n_blocks=3, store=store)
+    _same(resumed, full)
+    assert len(store.finished()) == n_units
+
+
+@pytest.mark.mpi(ranks=2)
+def test_two_ranks_bit_identical_to_one():
+    from spia_mpi.parallel.mpi import world
+    m, pos, setup = _holstein_case()
+    _same(spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=world()),
+          spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=None))
