@@ -4,13 +4,15 @@ from pathlib import Path
 from spia_mpi.errors import InputError
 
 NAME = "plot"
-HELP = "figures from a results or analysis file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands, MSD, density"
+HELP = ("figures from a results, analysis or spectral file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands, "
+        "ρ(k, E), MSD, density")
 ORDER = 60
 NEEDS_MPI = False
 
 
 def add_arguments(p):
-    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, or analysis.h5 of `analyze`")
+    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, analysis.h5 of `analyze`, or a "
+                                   "`spectral` file")
     p.add_argument("--out", help="output folder (default: RESULTS_plots next to the file)")
 
 
@@ -29,8 +31,8 @@ def run(args, comm):
         hdf5.require_complete(f, path, None)
         kind = f.attrs["spia_mpi_file"]
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-        if kind not in ("results", "analysis"):
-            raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results' or 'analysis'")
+        if kind not in ("results", "analysis", "spectral"):
+            raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results', 'analysis' or 'spectral'")
         written = plotting.plot_results(f, out)
     if not written:
         raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg, /bands or /analysis groups)")

@@ -7,13 +7,18 @@ files written. Panels appear only when the file has the data:
   one curve per Lorentzian half width γ;
 * ``gamma``    — λ(0), λ(1) and T_c (± its jackknife error) versus γ;
 * ``tc``       — T_c versus μ* (Eliashberg ± its jackknife error, Allen–Dynes, McMillan);
-* ``bands``    — renormalised bands with their half widths, and the Lorentzian DOS;
+* ``bands``    — band structure along the k-path of a ``spectral`` file (reference and
+  renormalised bands with half widths); for a run's results (no path), renormalised
+  against reference energy per state with half widths, and the Lorentzian DOS;
+* ``spectral_function``, ``spectral_summary`` — ρ(k, E) colour map with the static bands
+  and −Im Ḡ(k, E + iγ)/π, and the shifts/half widths at the labelled points (spectral file);
 * ``msd``      — centroid mean squared displacement per species with the D fits, and
 * ``density_slices`` — ion density per species on a few planes through the cell with the
   fitted peak centres (both from the ``/analysis`` group that ``analyze`` writes).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -136,7 +141,12 @@ def plot_tc(f, out: Path) -> list[Path]:
 
 
 def plot_bands(f, out: Path) -> list[Path]:
-    """Renormalised band energies (with half widths as error bars) per k and the DOS."""
+    """Band structures: along the k-path of a spectral file (/spectral/greens: reference bands
+    and renormalised bands ε_nk with ±γ_nk shading and jackknife error bars; the static unfolded
+    bands), or, for a run's results (/bands, the run's k-grid, no path), the renormalised against
+    the reference energy of every state (half widths as error bars) next to the Lorentzian DOS."""
+    if "spectral" in f:
+        return _plot_path_bands(f["spectral"], out)
     if "bands" not in f or "energies_eV" not in f["bands"]:
         return []
     b = f["bands"]
@@ -144,26 +154,135 @@ def plot_bands(f, out: Path) -> list[Path]:
     w = np.atleast_2d(b["half_width_eV"][...]) if "half_width_eV" in b else np.zeros_like(e)
     ef = float(b.attrs.get("fermi_level_eV", np.nan))
     plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [2, 1]})
-    k = np.arange(e.shape[0])
-    for n in range(e.shape[1]):
-        ax[0].errorbar(k, e[:, n], yerr=w[:, n], fmt="o", ms=2, lw=0.6, color="C0")
-    if "reference_energies_eV" in b:
+    has_ref = "reference_energies_eV" in b
+    fig, ax = plt.subplots(1, 2 if has_ref else 1, figsize=(9 if has_ref else 4, 4), squeeze=False)
+    ax = ax[0]
+    if has_ref:
         ref = np.atleast_2d(b["reference_energies_eV"][...])
-        for n in range(ref.shape[1]):
-            ax[0].plot(k, ref[:, n], "x", ms=3, color="C3")
-    ax[0].axhline(ef, color="k", lw=0.6, ls="--")
-    ax[0].set_xlabel("subspace state (k, n), ordered by K then k")
-    ax[0].set_ylabel("energy (eV)")
-    ax[0].set_title("renormalised bands (o ± half width), reference (x)", fontsize=9)
+        ax[0].errorbar(ref.ravel() - ef, e.ravel() - ef, yerr=w.ravel(), fmt="o", ms=2, lw=0.6, color="C0",
+                       label="renormalised ε_nk ± γ_nk")
+        lim = [np.nanmin(ref - ef) - 0.5, np.nanmax(ref - ef) + 0.5]
+        ax[0].plot(lim, lim, "k-", lw=0.6, label="ε = ε⁰ (no renormalisation)")
+        ax[0].set_xlabel("reference ε⁰_nk − ε_F (eV)")
+        ax[0].set_ylabel("renormalised ε_nk − ε_F (eV)")
+        ax[0].set_title("bands of the run's k-grid (a path: `spia_mpi spectral`)", fontsize=9)
+        ax[0].legend(fontsize=8)
     grid = np.linspace(e.min() - 1, e.max() + 1, 600)
     gam = np.maximum(w, 1e-2)
     dos = ((gam[..., None] / np.pi) / ((grid - e[..., None]) ** 2 + gam[..., None] ** 2)).sum((0, 1)) / e.shape[0]
-    ax[1].plot(dos, grid)
-    ax[1].axhline(ef, color="k", lw=0.6, ls="--")
-    ax[1].set_xlabel("DOS (1/eV per cell per spin)")
+    ax[-1].plot(dos, grid - ef)
+    ax[-1].axhline(0.0, color="k", lw=0.6, ls="--")
+    ax[-1].set_xlabel("DOS (1/eV per state's k per spin)")
+    ax[-1].set_ylabel("E − ε_F (eV)")
     fig.tight_layout()
     return _save(fig, out, "bands")
+
+
+def _path_axis(ax, g):
+    """Vertical lines and tick labels at the labelled points of the path (coinciding labels as 'A|B')."""
+    sx = g["special_x"][...]
+    labels = json.loads(_str(g.attrs["labels"]))
+    ticks, names = [], []
+    for x, lab in zip(sx, labels):
+        if ticks and abs(x - ticks[-1]) < 1e-9:
+            names[-1] = f"{names[-1]}|{lab}"
+        else:
+            ticks.append(x)
+            names.append(lab)
+    for x in ticks:
+        ax.axvline(x, color="0.5", lw=0.5)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(names)
+    x = g["x"][...]
+    ax.set_xlim(x[0], x[-1])
+
+
+def _plot_path_bands(g, out: Path) -> list[Path]:
+    if "greens" not in g and "static_bands_eV" not in g:
+        return []
+    x = g["x"][...]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    static = g["static_bands_eV"][...]
+    for n in range(static.shape[1]):
+        ax.plot(x, static[:, n], ".", ms=2, color="k", label="static (reference structure)" if n == 0 else None)
+    if "greens" in g:
+        gg = g["greens"]
+        e, hw = gg["bands_eV"][...], gg["half_width_eV"][...]
+        err = gg["bands_error_eV"][...]
+        ref = gg["reference_bands_eV"][...]
+        for n in range(e.shape[1]):
+            ax.fill_between(x, e[:, n] - hw[:, n], e[:, n] + hw[:, n], color="C0", alpha=0.3, lw=0,
+                            label="renormalised ± γ_nk" if n == 0 else None)
+            ax.errorbar(x, e[:, n], yerr=err[:, n], color="C0", lw=1, elinewidth=0.6,
+                        label="renormalised ε_nk (± jackknife)" if n == 0 else None)
+            ax.plot(x, ref[:, n], "--", color="C3", lw=0.8, label="reference states" if n == 0 else None)
+    ax.axhline(0.0, color="k", lw=0.5, ls=":")
+    _path_axis(ax, g)
+    ax.set_ylim(float(g["energies_eV"][0]), float(g["energies_eV"][-1]))
+    ax.set_ylabel("E − ε_F (eV)")
+    ax.set_title(f"band structure along {_str(g.attrs['path'])}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, out, "bands")
+
+
+def plot_spectral(f, out: Path) -> list[Path]:
+    """ρ(k, E) as a colour map along the path with the static bands overlaid (paper Fig. 2(a)
+    layout), next to −Im Ḡ(k, E + iγ)/π when present; and the broadening/shift summary."""
+    if "spectral" not in f:
+        return []
+    g = f["spectral"]
+    x, grid = g["x"][...], g["energies_eV"][...]
+    maps = [("unfolded ρ(k, E) (configurations × beads)", g["rho"][...])]
+    if "greens" in g:
+        maps.append(("−Im Ḡ(k, E + iγ)/π (renormalised bands)", g["greens"]["rho"][...]))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.5 * len(maps), 4.5), squeeze=False, sharey=True)
+    vmax = max(float(np.nanmax(m)) for _, m in maps)
+    static = g["static_bands_eV"][...]
+    for ax, (title, rho) in zip(axes[0], maps):
+        im = ax.pcolormesh(x, grid, rho.T, shading="gouraud", cmap="magma", vmin=0.0, vmax=vmax)
+        for n in range(static.shape[1]):
+            ax.plot(x, static[:, n], "--", color="w", lw=0.6, label="static bands" if n == 0 else None)
+        ax.axhline(0.0, color="c", lw=0.5)
+        _path_axis(ax, g)
+        ax.set_ylim(grid[0], grid[-1])
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("E − ε_F (eV)")
+    fig.colorbar(im, ax=axes[0].tolist(), label="states / eV / cell / spin")
+    written = _save(fig, out, "spectral_function")
+    return written + _plot_spectral_summary(g, out)
+
+
+def _plot_spectral_summary(g, out: Path) -> list[Path]:
+    """Shift ε_nk − ε⁰_nk and half width γ_nk (Green's route) and the spread of ρ at the summary points."""
+    if "summary" not in g:
+        return []
+    s = g["summary"]
+    labels = json.loads(_str(s.attrs["labels"]))
+    if not labels:
+        return []
+    band = s["band"][...]
+    names = [f"{lab}, n={b}" for lab, b in zip(labels, band)]
+    pos = np.arange(len(names))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2), 4))
+    ax.errorbar(pos - 0.1, s["energy"][...] - s["reference"][...], yerr=s["energy_error"][...], fmt="o",
+                capsize=2, label="shift ε_nk − ε⁰_nk (Green's route)")
+    ax.errorbar(pos, s["half_width"][...], yerr=s["half_width_error"][...], fmt="s", capsize=2,
+                label="half width γ_nk (Green's route)")
+    ax.errorbar(pos + 0.1, s["spread"][...], yerr=s["spread_error"][...], fmt="^", capsize=2,
+                label="spread of unfolded ρ(k, E)")
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel("eV")
+    ax.set_title("renormalisation at the labelled k-points", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out, "spectral_summary")
 
 
 def _str(x) -> str:
@@ -243,7 +362,7 @@ def plot_density(f, out: Path, planes=(0.0, 0.25, 0.5, 0.75), slab_bins: int = 3
     return _save(fig, out, "density_slices")
 
 
-ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_msd, plot_density)
+ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_spectral, plot_msd, plot_density)
 
 
 def plot_results(f, out, formats=("png", "pdf")) -> list[Path]:

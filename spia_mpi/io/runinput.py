@@ -13,6 +13,7 @@ from typing import Any, Literal
 from spia_mpi.errors import InputError
 from spia_mpi.io.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
                              reference_markdown)
+from spia_mpi.io.spectralinput import SpectralInput
 
 
 def _int_matrix_or_diagonal(v):
@@ -189,6 +190,7 @@ class RunInput:
     spia: SpiaInput = option(default_factory=SpiaInput)
     eliashberg: EliashbergInput = option(default_factory=EliashbergInput)
     output: OutputInput = option(default_factory=OutputInput)
+    spectral: SpectralInput = option(default_factory=SpectralInput)
 
 
 def load_run_input(path) -> tuple[RunInput, Path]:
@@ -199,6 +201,9 @@ def load_run_input(path) -> tuple[RunInput, Path]:
         raise InputError(f"{path}: model.kind = 'grid' needs model.grid.structure")
     if inp.configurations.source == "file" and not inp.configurations.file:
         raise InputError(f"{path}: configurations.source = 'file' needs configurations.file")
+    if not inp.spectral.energy_min_ev < inp.spectral.energy_max_ev:
+        raise InputError(f"{path}: spectral.energy_min_ev = {inp.spectral.energy_min_ev} must be below "
+                         f"spectral.energy_max_ev = {inp.spectral.energy_max_ev}")
     return inp, path.resolve().parent
 
 
