@@ -232,3 +232,96 @@ def test_two_ranks_bit_identical_to_one():
     m, pos, setup = _holstein_case()
     _same(spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=world()),
           spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=None))
+
+
+# ------------------------------------------------------------------ the command
+SPECTRAL_TOML = """
+[model]
+kind = "holstein"
+[model.holstein]
+coupling_ev_per_ang = 1.0
+[supercell]
+matrix = [2, 2, 1]
+[configurations.einstein]
+n_samples = 6
+n_beads = 2
+temperature_k = 300
+[spia]
+n_blocks = 3
+[spectral]
+path = "GXM"
+n_kpoints = 9
+energy_min_ev = -7
+energy_max_ev = 7
+n_energies = 141
+broadening_ev = 0.1
+summary_points = ["G", "M"]
+file = "spec.h5"
+[output]
+plots = {plots}
+"""
+
+
+def _spectral_input(folder, plots="false", extra=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "in.toml").write_text(SPECTRAL_TOML.format(plots=plots) + extra)
+    return folder / "in.toml"
+
+
+def test_cli_two_ranks_equal_one_rank_and_file_layout(tmp_path, spia_cli):
+    import h5py
+    one = _spectral_input(tmp_path / "one", plots="true")
+    two = _spectral_input(tmp_path / "two")
+    r1 = spia_cli(["spectral", one], cwd=tmp_path / "one")
+    assert r1.returncode == 0, r1
+    r2 = spia_cli(["spectral", two], ranks=2, cwd=tmp_path / "two")
+    assert r2.returncode == 0, r2
+    assert "Γ" in r1.stdout and "M" in r1.stdout
+    with h5py.File(tmp_path / "one" / "spec.h5") as a, h5py.File(tmp_path / "two" / "spec.h5") as b:
+        assert a.attrs["spia_mpi_file"] == "spectral" and a.attrs["complete"]
+        for name in ("rho", "rho_error", "centroid_eV", "static_bands_eV", "greens/bands_eV", "greens/rho"):
+            assert np.array_equal(a["spectral"][name][...], b["spectral"][name][...]), name
+            assert a["spectral"][name].attrs["units"]
+        g = a["spectral"]
+        assert g["rho"].shape == (9, 141)
+        assert list(g["summary"]["k_index"][...]) == [0, 8]                 # Γ and M of the path
+        # the path's static bands are the cosine band −2t(cos 2πk_x + cos 2πk_y + cos 2πk_z) − ε_F
+        k = g["kpoints_frac"][...]
+        eps = -2 * np.cos(2 * np.pi * k).sum(axis=1) - g.attrs["fermi_level_eV"]
+        assert np.allclose(g["static_bands_eV"][:, 0], eps, atol=1e-10)
+    figs = sorted(p.name for p in (tmp_path / "one" / "spec_plots").iterdir())
+    assert {"spectral_function.png", "bands.png", "spectral_summary.png"} <= set(figs)
+
+
+def test_cli_bad_spectral_input_is_a_clean_error(tmp_path, spia_cli):
+    bad = _spectral_input(tmp_path / "a", extra="")
+    bad.write_text(bad.read_text().replace('summary_points = ["G", "M"]', 'summary_points = ["Q"]'))
+    r = spia_cli(["spectral", bad], cwd=tmp_path / "a")
+    assert r.returncode == 2 and "spectral.summary_points" in r.stderr and "Traceback" not in r.stderr, r
+    bad.write_text(bad.read_text().replace("energy_min_ev = -7", "energy_min_ev = 9"))
+    r = spia_cli(["spectral", bad], cwd=tmp_path / "a")
+    assert r.returncode == 2 and "spectral.energy_min_ev" in r.stderr, r
+    bad.write_text(SPECTRAL_TOML.format(plots="false").replace('path = "GXM"', 'path = "GQ"'))
+    r = spia_cli(["spectral", bad], cwd=tmp_path / "a", ranks=2)
+    assert r.returncode == 2 and "k-path 'GQ'" in r.stderr and "Traceback" not in r.stderr, r
+
+
+def test_greens_route_agrees_with_the_run_renormalised_bands():
+    """Path points on the run's k-grid: the Green's-route bands and half widths equal those of
+    `run` (compute_lambda) from the same configurations, z and reference states."""
+    from spia_mpi.engine.resolvent import matsubara_eta
+    from spia_mpi.engine.workflow import compute_lambda
+    T, ef = 300.0, -0.4
+    m = holstein_cubic(np.diag([2, 2, 1]), 1.0, 1.0, 1.2)
+    pos, _ = holstein_configurations(m, 6, 2, amplitude=0.3, seed=21)
+    run = compute_lambda(m, pos, [[0, 0, 0]], T, n_blocks=3, fermi_level_ev=ef, gammas=(0.5,))
+    b = run.bands[0]
+    kpts = np.array([[0, 0, 0], [0.5, 0, 0], [0.5, 0.5, 0]])
+    z = ef + 1j * matsubara_eta(16, T)
+    res = spectral.compute_spectral(m, pos, spectral.make_setup(m, kpts, np.linspace(-5, 5, 11), 0.1, ef, z=z),
+                                    n_blocks=3)
+    for ik, k in enumerate(kpts):
+        s = int(np.flatnonzero(np.all(np.isclose(b["kpoints_frac"][b["k_index"]], k), axis=1))[0])
+        assert np.isclose(res.greens["bands"][ik, 0] + ef, b["energies"][s], atol=1e-10)
+        assert np.isclose(res.greens["half_width"][ik, 0], b["half_width"][s], atol=1e-10)
+    assert np.all(res.greens["half_width"] > 0) and np.all(res.greens["half_width_error"] > 0)

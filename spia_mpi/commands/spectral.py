@@ -85,6 +85,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
         potentials = attach_potential_files(inp, folder, model, conf, comm)
         path = on_root(comm, bandpath, model.primitive.cell[:], sp.path, sp.n_kpoints)
         on_root(comm, special_indices, path, sp.summary_points)
+    _warn_incommensurate_grid(model, comm)
     fermi = reference_fermi_level(inp, model, conf.temperature_k, comm)
     z = fermi + 1j * matsubara_eta(inp.spia.matsubara_j, conf.temperature_k) if sp.greens else None
     grid = np.linspace(sp.energy_min_ev, sp.energy_max_ev, sp.n_energies)
@@ -126,6 +127,16 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
         if inp.output.plots:
             _plots(out_path)
     return 0
+
+
+def _warn_incommensurate_grid(model, comm):
+    """The plane-wave unfolding is exact only on a grid that primitive translations map onto itself."""
+    from spia_mpi.engine.unfolding import grid_is_commensurate
+    shape = getattr(model, "shape", None)
+    if shape is not None and comm.rank == 0 and not grid_is_commensurate(shape, model.supercell_matrix):
+        logger.warning("the grid %s of this supercell is not commensurate with the primitive lattice: the "
+                       "unfolding weights are approximate (a perfect crystal no longer gives weights 0/1); "
+                       "a diagonal supercell repeats the primitive grid exactly", list(shape))
 
 
 def _plots(out_path):
