@@ -34,7 +34,7 @@ from spia_mpi.engine import spia, unfolding
 from spia_mpi.engine.stats import jackknife_error
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
-from spia_mpi.parallel.mpi import agree_on_failure, partition
+from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def static_spectrum(model, setup: SpectralSetup, comm=None) -> np.ndarray:
             e, v = eigenpairs(model, setup, setup.K[iK], model.reference_positions)
             w = unfolding.unfolding_weights(model, v, setup.K[iK], setup.kpath_frac[setup.path_points(iK)])
             local[iK] = [_levels(e - setup.fermi_level, row) for row in w]
-    parts = _gather(local, comm)
+    parts = allgather_dict(local, comm)
     bands = [None] * setup.kpath_frac.shape[0]
     for iK in range(n_K):
         for ip, levels in zip(setup.path_points(iK), parts[iK]):
@@ -262,7 +262,7 @@ def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: i
                 if store is not None:
                     store.save(u, **got)
             local[u] = got
-    parts = _gather(local, comm)
+    parts = allgather_dict(local, comm)
     return _assemble(model, setup, parts, units, n_blocks, n_K, comm)
 
 
@@ -346,16 +346,6 @@ def _greens_rho(bands_kn, half_width_kn, setup) -> np.ndarray:
         g = setup.broadening + np.maximum(half_width_kn[ik], 0.0)
         out[ik] = lorentzian_spectrum(bands_kn[ik], np.ones((1, g.size)), setup.grid_ev, g[None, :])[0]
     return out
-
-
-def _gather(local: dict, comm) -> dict:
-    """Every rank gets the union of the per-rank dicts."""
-    if comm is None or comm.size == 1:
-        return local
-    merged = {}
-    for part in comm.allgather(local):
-        merged.update(part)
-    return merged
 
 
 def make_setup(model, kpath_frac, grid_ev, broadening: float, fermi_level: float, n_bands: int = 0,
