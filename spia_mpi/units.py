@@ -40,6 +40,13 @@ def bosonic_frequency_ev(m, temperature_k: float):
     return 2.0 * np.pi * np.asarray(m) * KB_EV_PER_K * temperature_k
 
 
+def ring_polymer_frequency_ev(m, n_beads: int, temperature_k: float):
+    """Ω_m = 2N_b k_BT sin(πm/N_b) in eV (ħ = 1): the frequency at which the bead transform of
+    an N_b-bead ring polymer samples a bosonic Matsubara index ``m`` (→ ν_m as N_b → ∞)."""
+    import numpy as np
+    return 2.0 * n_beads * KB_EV_PER_K * temperature_k * np.sin(np.pi * np.asarray(m) / n_beads)
+
+
 def fermionic_frequency_ev(n, temperature_k: float):
     """ω_n = (2n + 1) π k_B T in eV (ħ = 1); ``n`` may be an array."""
     import numpy as np

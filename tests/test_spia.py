@@ -30,16 +30,17 @@ def exact(res, ig, g):
 
 
 def test_born_oracle_within_three_sigma():
-    """Born mode: λ(m) = N_γ g²/(κ + MΩ_m²) for every m ≤ N_b/2, within 3 standard errors."""
+    """Born mode: the raw (uncorrected) λ(m) = N_γ g²/(κ + MΩ_m²) at the ring-polymer frequencies Ω_m
+    for every m ≤ N_b/2, within 3 standard errors."""
     g = 0.05
     _, _, res = holstein_run(g, "born")
     for ig in range(len(res.gamma_ev)):
         ex = exact(res, ig, g)
-        z = (res.lambda_m[ig] - ex) / res.lambda_m_error[ig]
-        assert np.all(np.abs(z) < 3.0), (res.gamma_ev[ig], res.lambda_m[ig], ex, z)
-        assert np.all(res.lambda_m_error[ig] < 0.1 * ex)        # the test has resolving power
+        z = (res.raw.value[ig] - ex) / res.raw.error[ig]
+        assert np.all(np.abs(z) < 3.0), (res.gamma_ev[ig], res.raw.value[ig], ex, z)
+        assert np.all(res.raw.error[ig] < 0.1 * ex)        # the test has resolving power
     # λ(m) decreases with m as 1/(κ + MΩ_m²): quantum ions, not a flat classical λ
-    assert res.lambda_m[0, 0] > 3 * res.lambda_m[0, 1]
+    assert res.raw.value[0, 0] > 3 * res.raw.value[0, 1]
 
 
 def test_bse_approaches_oracle_and_deviation_grows_with_g():
@@ -49,8 +50,8 @@ def test_bse_approaches_oracle_and_deviation_grows_with_g():
         _, _, bse = holstein_run(g, "bse", n_conf=120, gammas=(0.5,))
         if g == 0.05:      # weak coupling: full T-matrix + BSE within the oracle's error + 3 %
             ex = exact(bse, 0, g)
-            assert np.all(np.abs(bse.lambda_m[0] - ex) < 3 * bse.lambda_m_error[0] + 0.03 * ex)
-        devs.append(np.max(np.abs(bse.lambda_m[0] / born.lambda_m[0] - 1)))
+            assert np.all(np.abs(bse.raw.value[0] - ex) < 3 * bse.raw.error[0] + 0.03 * ex)
+        devs.append(np.max(np.abs(bse.raw.value[0] / born.raw.value[0] - 1)))
     assert devs[0] < 1e-3
     assert devs[0] < devs[1] < devs[2], devs           # multiple scattering grows with g
 
@@ -345,14 +346,6 @@ def test_bse_removes_the_ladder_term_of_simulated_t_matrix_fluctuations():
     assert wrong_sign > 1.5 * size and wrong_norm > 0.5 * size, (wrong_sign, wrong_norm, size)
 
 
-def _jackknife_lambda(res):
-    """Delete-one-block replicas of λ(m), [n_blocks, n_gamma, n_m], from the stored pair sums
-    (λ is −scale · Σ_q pair sums with a scale fixed by the bands of all configurations)."""
-    full = res.pair_sums_q.sum(axis=1)
-    reps = res.pair_sums_q_jackknife.sum(axis=2)
-    return res.lambda_m[None] * reps / full[None]
-
-
 def test_bse_correction_sign_and_ladder_removal_on_holstein_oracle():
     """Holstein–Einstein oracle at moderate g (λ(0) ≈ 0.8 and 1.8 at γ = 0.3 eV).
 
@@ -379,12 +372,12 @@ def test_bse_correction_sign_and_ladder_removal_on_holstein_oracle():
     def ratio(g, mode):
         r = runs[g, mode]
         ex = np.array([exact(r, ig, g) for ig in range(len(r.gamma_ev))])
-        return r.lambda_m / ex, _jackknife_lambda(r) / ex[None]
+        return r.raw.value / ex, r.raw.replicas / ex[None]
 
     ref, ref_jk = ratio(0.05, "born")
     corr = {}
     for g in (2.0, 3.0):
-        born, bse = runs[g, "born"].lambda_m, runs[g, "bse"].lambda_m
+        born, bse = runs[g, "born"].raw.value, runs[g, "bse"].raw.value
         assert np.all(bse < born), (g, bse, born)                       # (1) sign
         corr[g] = 1 - bse / born
     # (1) relative correction ∝ g²: (3/2)² = 2.25 (measured 2.19–2.20 for every m, γ)
@@ -403,10 +396,12 @@ def test_bse_correction_sign_and_ladder_removal_on_holstein_oracle():
         else:   # the BSE result is the exact answer within 3σ (σ ≈ 0.1–0.35 %) at m ≥ 2
             assert np.all(np.abs(delta[:, hi]) < 3 * sigma[:, hi]), (delta, sigma, born_delta)
             assert np.all(np.abs(delta) < 0.025)       # m = 0, 1: non-ladder terms, measured ≤ 1.7 %
-    # the replicas used for σ reproduce the run's own jackknife errors
-    jk = _jackknife_lambda(runs[3.0, "bse"])
+    # the replicas used for σ are the ones behind the run's error bars: rebuilt from the stored
+    # pair sums (λ_raw = −Σ_q P_q/N_γ with N_γ fixed by the full sample's bands) they give its errors
+    r = runs[3.0, "bse"]
+    jk = r.raw.value[None] * r.pair_sums_q_jackknife.sum(axis=2) / r.pair_sums_q.sum(axis=1)[None]
     err = np.sqrt((nblk - 1) / nblk * np.sum((jk - jk.mean(0)) ** 2, axis=0))
-    assert np.allclose(err, runs[3.0, "bse"].lambda_m_error, rtol=1e-10)
+    assert np.allclose(err, r.raw.error, rtol=1e-10)
 
 
 # --------------------------------------------------------------------------
@@ -428,13 +423,13 @@ def test_static_lattice_gamma_is_zero_although_t_is_not():
     gbar, off = spia.average_greens(g_bss.sum(0) * 6, 6 * NB, ref.k_index)
     assert off > 1e-3                                    # the off-diagonal k blocks are really there
     bands = spia.renormalised_bands(gbar, z, ref.k_index)
-    sums = spia.FluctuationSums(1, NB, ref.n_states)
+    sums = spia.MomentSums.zeros(NB, ref.n_states)
     for _ in range(6):
         tm = spia.bead_transform(spia.t_matrices(g_bss, bands))
-        sums.add(0, tm)
+        sums.add(tm)
     t0 = np.max(np.abs(tm[0]))
     assert t0 > 1e-3                                     # T itself is far from zero
-    gam = spia.gamma_from_moments(*sums.totals(), beta)
+    gam = sums.gamma(beta)
     assert np.max(np.abs(gam)) <= 1e-12 * beta * t0 ** 2
     pos = np.broadcast_to(frozen, (6, NB) + frozen.shape)
     res = compute_lambda(model, pos, [[0, 0, 0]], T, gammas=(0.5,), mode="bse", n_blocks=3)
@@ -453,10 +448,10 @@ def test_gamma_mean_subtraction_and_sign():
     t0 = 0.3 * (rng.standard_normal((nb, n, n)) + 1j * rng.standard_normal((nb, n, n)))
 
     def gam(x):
-        s = spia.FluctuationSums(2, nb, n)
+        blocks = [spia.MomentSums.zeros(nb, n) for _ in range(2)]
         for c, xc in enumerate(x):
-            s.add(c % 2, xc)
-        return spia.gamma_from_moments(*s.totals(), beta)
+            blocks[c % 2].add(xc)
+        return (blocks[0] + blocks[1]).gamma(beta)
 
     g, g_shift = gam(t), gam(t + t0[None])
     assert np.max(np.abs(g_shift - g)) <= 1e-12 * np.max(np.abs(g)) * (1 + np.max(np.abs(t0)) / 0.1) ** 2
@@ -480,7 +475,7 @@ def test_gamma_and_w_summaries_match_the_harmonic_oracle():
         z = (res.gamma_fs[ig] - ex) / res.gamma_fs_error[ig]
         assert np.all(np.abs(z) < 3), (res.gamma_fs[ig], ex, z)
         assert np.all(res.gamma_fs_error[ig] < 0.1 * np.abs(ex))
-        assert np.allclose(res.lambda_m[ig], -res.n_gamma[ig] * res.w_fs[ig], rtol=1e-10)
+        assert np.allclose(res.raw.value[ig], -res.n_gamma[ig] * res.w_fs[ig], rtol=1e-10)
     z = (res.gamma_diag_abs - np.abs(ex)) / res.gamma_diag_abs_error
     assert np.all(np.abs(z) < 3), (res.gamma_diag_abs, ex, z)
     assert res.gamma_fs.shape == res.w_fs.shape == res.lambda_m.shape

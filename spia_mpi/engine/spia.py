@@ -16,7 +16,8 @@ Pipeline for one supercell wavevector K with subspace states s = (n, k):
 6. Γ_st(m) = −β[⟨|T_c,st(m)|²⟩_c − |⟨T_c,st(m)⟩_c|²] (unbiased variance, :func:`gamma_from_moments`);
 7. W(m) from the quasi-static Bethe–Salpeter equation, solved on the bead grid
    (:func:`bethe_salpeter`), or W = Γ (``born``);
-8. λ(m) = −(1/N_γ) Σ_st w_s W_st(m) w_t with Lorentzian weights (:func:`lambda_m`).
+8. λ(m) = −(1/N_γ) Σ_st w_s W_st(m) w_t with Lorentzian weights (:func:`lambda_from_pair_sums`,
+   the estimator shared with ``combine``), then the finite-bead correction (:func:`bead_correction_factor`).
 
 Sign and normalisation of step 7 (derivation in docs/spia.md): expanding the
 T-matrix T(τ) = V(τ) + V(τ)Ḡ T(τ) to fourth order in a Gaussian V, Wick's theorem
@@ -137,37 +138,39 @@ def bead_transform(t_bss: np.ndarray) -> np.ndarray:
     return np.fft.ifft(t_bss, axis=0) if nb > 1 else t_bss.copy()
 
 
-class FluctuationSums:
-    """Per-block sums Σ_c T_c(m) and Σ_c |T_c(m)|² over configurations.
+@dataclass
+class MomentSums:
+    """Σ_c T_c(m), Σ_c |T_c(m)|² and the number of configurations c of one set (a block, or
+    the sum of blocks): the sufficient statistics of Γ.
 
-    Blocks are fixed sets of configurations (independent of the MPI layout), so
-    partial results from any rank count combine to identical totals when merged
-    in block order, and the blocks give jackknife error bars.
-
-    Arrays: ``s1`` complex [n_blocks, n_m, n_s, n_s], ``s2`` float (same),
-    ``count`` int [n_blocks].
+    s1 complex [n_m, n_s, n_s], s2 float [n_m, n_s, n_s], count int. Sums of blocks added in a
+    fixed order are layout independent; ``total - block`` is the delete-one jackknife set.
     """
 
-    def __init__(self, n_blocks: int, n_m: int, n_s: int):
-        self.s1 = np.zeros((n_blocks, n_m, n_s, n_s), dtype=complex)
-        self.s2 = np.zeros((n_blocks, n_m, n_s, n_s))
-        self.count = np.zeros(n_blocks, dtype=np.int64)
+    s1: np.ndarray
+    s2: np.ndarray
+    count: int = 0
 
-    def add(self, block: int, t_mss: np.ndarray):
-        """Add one configuration's T(m) (complex [n_m, n_s, n_s]) to ``block``."""
-        self.s1[block] += t_mss
-        self.s2[block] += t_mss.real ** 2 + t_mss.imag ** 2
-        self.count[block] += 1
+    @classmethod
+    def zeros(cls, n_m: int, n_s: int) -> "MomentSums":
+        return cls(np.zeros((n_m, n_s, n_s), dtype=complex), np.zeros((n_m, n_s, n_s)), 0)
 
-    def totals(self, exclude: int | None = None):
-        """(Σ T, Σ |T|², n) over all blocks (or all but ``exclude``), summed in block order."""
-        keep = [k for k in range(self.count.size) if k != exclude]
-        s1 = np.zeros(self.s1.shape[1:], dtype=complex)
-        s2 = np.zeros(self.s2.shape[1:])
-        for k in keep:
-            s1 += self.s1[k]
-            s2 += self.s2[k]
-        return s1, s2, int(self.count[keep].sum())
+    def add(self, t_mss: np.ndarray):
+        """Add one configuration's T(m), complex [n_m, n_s, n_s]."""
+        self.s1 += t_mss
+        self.s2 += t_mss.real ** 2 + t_mss.imag ** 2
+        self.count += 1
+
+    def __add__(self, other: "MomentSums") -> "MomentSums":
+        return MomentSums(self.s1 + other.s1, self.s2 + other.s2, self.count + other.count)
+
+    def __sub__(self, other: "MomentSums") -> "MomentSums":
+        return MomentSums(self.s1 - other.s1, self.s2 - other.s2, self.count - other.count)
+
+    def gamma(self, beta: float, symmetrize_m: bool = False) -> np.ndarray:
+        """Γ(m) of this set (:func:`gamma_from_moments`, then optionally :func:`symmetrize_bead_reversal`)."""
+        gam = gamma_from_moments(self.s1, self.s2, self.count, beta)
+        return symmetrize_bead_reversal(gam) if symmetrize_m else gam
 
 
 def gamma_from_moments(s1: np.ndarray, s2: np.ndarray, n: int, beta: float) -> np.ndarray:
@@ -267,9 +270,65 @@ def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair):
     return out
 
 
-def lambda_m(pair_sum_gm: np.ndarray, n_gamma_total: np.ndarray) -> np.ndarray:
-    """λ(m) = −(Σ_st w W w)/N_γ, float [n_gamma, n_m]."""
-    return -pair_sum_gm / np.asarray(n_gamma_total)[:, None]
+def lambda_from_pair_sums(pair_sums_gqm, n_gamma, q_weight=None) -> np.ndarray:
+    """The one λ estimator of run and combine: λ(m) = −Σ_q c_q P_q(m) / N_γ, float [n_gamma, n_m].
+
+    ``pair_sums_gqm``: P_q(m) = Σ_(s,t) with transfer q of w_s W_st(m) w_t, float [n_gamma, n_q, n_m]
+    (1/eV) with W of the supercell the pairs were computed in; ``n_gamma``: N_γ = Σ_s w_s over
+    every state of the run's k-grid (1/eV), [n_gamma] or [n_gamma, n_q] (per q: the run it
+    came from); ``q_weight``: c_q, float [n_q], default 1 (a run: each of its transfers once).
+
+    Derivation (docs/spia.md, "One λ estimator"): the crystal of N_k cells has
+    λ = −(1/N_γ) Σ_(k,k') w_k W⁽ᴺᵏ⁾_kk' w_k', W of an M-cell supercell is N_k/M times the
+    crystal's, so each fine transfer q contributes −(M/N_k) P_q/N_γ; a q of a grid of N_q ≤ N_k
+    points stands for N_k/N_q fine ones and for its star, so c_q = (star size)·M/N_q. A run (its
+    own M transfers, N_q = M) has c_q = 1: λ = −Σ_K Σ_st w_s W_st w_t / N_γ, the paper's Eq. S7.
+    """
+    p = np.asarray(pair_sums_gqm, float)
+    c = np.ones(p.shape[1]) if q_weight is None else np.asarray(q_weight, float)
+    ng = np.asarray(n_gamma, float)
+    ng = np.broadcast_to(ng[:, None] if ng.ndim == 1 else ng, p.shape[:2])
+    return -np.einsum("q,gqm->gm", c, p / ng[:, :, None])
+
+
+BEAD_CORRECTIONS = ("interpolate", "harmonic", "none")
+
+
+def bead_correction_factor(n_m: int, n_beads: int, method: str = "interpolate", tau_refine: int = 16) -> np.ndarray:
+    """Factor f(m), float [n_m], that removes the finite-bead (Trotter) error of λ(m), m = 0 … n_m−1.
+
+    The bead transform of N_b points gives λ at the ring-polymer frequencies Ω_m, not at ν_m
+    (a harmonic tail is too high by (ν_m/Ω_m)²). ``'interpolate'``: W(τ) interpolated linearly
+    onto r = ``tau_refine`` points per bead interval before transforming back, which multiplies
+    the m-th coefficient (m ≤ N_b/2) by the Fejér kernel [sin(πm/N_b)/(r sin(πm/(rN_b)))]²
+    (the authors' correction); ``'harmonic'``: (Ω_m/ν_m)² = [sin(πm/N_b)/(πm/N_b)]², exact for
+    a harmonic tail and the r → ∞ limit of 'interpolate'; ``'none'``: 1. f(0) = 1 always.
+    """
+    if method not in BEAD_CORRECTIONS:
+        raise InputError(f"bead correction '{method}' is not one of: {', '.join(BEAD_CORRECTIONS)}")
+    if tau_refine < 1:
+        raise InputError(f"tau_refine = {tau_refine} must be ≥ 1")
+    x = np.pi * np.arange(n_m) / n_beads
+    f = np.ones(n_m)
+    if method == "none":
+        return f
+    nz = x > 0
+    if method == "harmonic":
+        f[nz] = (np.sin(x[nz]) / x[nz]) ** 2
+    else:
+        f[nz] = (np.sin(x[nz]) / (tau_refine * np.sin(x[nz] / tau_refine))) ** 2
+    return f
+
+
+def symmetrize_bead_reversal(gamma_mss: np.ndarray) -> np.ndarray:
+    """½[Γ(m) + Γ(−m)] with −m ≡ N_b − m, [n_m, n_s, n_s] (all m = 0 … N_b−1).
+
+    The ring-polymer distribution is invariant under reversing the bead order (b → −b), which
+    maps T_c(m) → T_c(−m); Γ(m) = −β var T(m) therefore has the same expectation at m and −m,
+    and their average has (up to) half the variance. W, λ(m) and λ(−m) stay consistent.
+    """
+    nb = gamma_mss.shape[0]
+    return 0.5 * (gamma_mss + gamma_mss[(-np.arange(nb)) % nb])
 
 
 def born_lambda(n_gamma_per_site: float, coupling: float, spring: float, mass_amu: float,
@@ -280,7 +339,6 @@ def born_lambda(n_gamma_per_site: float, coupling: float, spring: float, mass_am
     g in eV/Å, κ in eV/Å², M in amu, N_γ per site per spin (1/eV).
     """
     from spia_mpi import units
-    m = np.arange(n_m)
-    omega_m = 2 * n_beads * units.KB_EV_PER_K * temperature_k * np.sin(np.pi * m / n_beads)
+    omega_m = units.ring_polymer_frequency_ev(np.arange(n_m), n_beads, temperature_k)
     m_omega2 = mass_amu * omega_m ** 2 / units.HBAR2_OVER_AMU_A2_EV
     return n_gamma_per_site * coupling ** 2 / (spring + m_omega2)

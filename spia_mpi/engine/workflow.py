@@ -46,18 +46,45 @@ from spia_mpi.engine.stats import jackknife_error
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LambdaEstimate:
+    """λ(m) of one kind with its jackknife: value, error float [n_gamma, n_m]; replicas [n_blocks, n_gamma, n_m]."""
+
+    value: np.ndarray
+    error: np.ndarray
+    replicas: np.ndarray
+
+
+@dataclass(frozen=True)
+class BeadCorrection:
+    """The finite-bead correction applied: method, τ refinement, factor f(m) float [n_m]
+    (corrected = f · raw; :func:`spia.bead_correction_factor`)."""
+
+    method: str
+    tau_refine: int
+    factor: np.ndarray
+
+
 @dataclass
 class SpiaResult:
     """Everything a SPIA run reports (energies eV, temperatures K).
 
-    lambda_m          float [n_gamma, n_m]  λ(m), m = 0 … N_b/2
+    lambda_m          float [n_gamma, n_m]  λ(m), m = 0 … N_b/2, bead-corrected (``bead_correction``)
     lambda_m_error    float [n_gamma, n_m]  jackknife standard error over blocks
-    lambda_q          float [n_gamma, n_q, n_m]  q-resolved contributions (sum over q = λ)
+    lambda_m_jackknife float [n_blocks, n_gamma, n_m]  λ(m) with one block deleted
+    raw               LambdaEstimate: the uncorrected λ at the ring-polymer frequencies Ω_m
+    lambda_q          float [n_gamma, n_q, n_m]  q-resolved contributions (sum over q = λ), corrected
     qpoints_frac      float [n_q, 3]  primitive reduced transfer q = k' − k
     gamma_ev          float [n_gamma]
     n_gamma           float [n_gamma]  N_γ = Σ_nk w_nk per spin over all k (1/eV)
     n_gamma_per_cell  float [n_gamma]  N_γ per primitive cell per spin (1/eV)
     bands             dict per K: energies, half_width, k_index, kpoints_frac, reference energies
+    pair_sums_q       float [n_gamma, n_q, n_m]  Σ_{pairs with q} w W w (1/eV), uncorrected
+    pair_sums_q_jackknife  the same with one block deleted, [n_blocks, ...]
+    Γ/W summaries for m = 0 … N_b/2 (eV), each with its jackknife error (same shape):
+    ⟨X(m)⟩_FS = Σ_K Σ_st w_s X_st(m) w_t / (N_γ² M/N_cells), with one K the Fermi-surface average
+    of X over all pairs, and λ_raw = −N_γ (M/N_cells) ⟨W⟩_FS for any number of K;
+    gamma_diag_abs = mean over all states s of |Γ_ss(m)|.
     """
 
     temperature_k: float
@@ -76,16 +103,15 @@ class SpiaResult:
     n_gamma_per_cell: np.ndarray
     bands: list
     offdiag_ratio: list
+    raw: LambdaEstimate
+    bead_correction: BeadCorrection
     iterations: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
-    pair_sums_q: np.ndarray | None = None          # Σ_{pairs with q} w W w, [n_gamma, n_q, n_m] (eV⁻¹)
-    pair_sums_q_jackknife: np.ndarray | None = None  # the same with one block deleted, [n_blocks, ...]
+    pair_sums_q: np.ndarray | None = None
+    pair_sums_q_jackknife: np.ndarray | None = None
     cells_per_supercell: int = 1                   # M
     n_kpoints: int = 1                             # supercell K-points (N_cells = M · n_K)
-    lambda_m_jackknife: np.ndarray | None = None   # λ(m) with one block deleted, [n_blocks, n_gamma, n_m]
-    # Γ/W summaries for m = 0 … N_b/2 (eV), each with its jackknife error (same shape):
-    # ⟨X(m)⟩_FS = Σ_K Σ_st w_s X_st(m) w_t / Σ_K (Σ_s w_s)², the Fermi-surface average over the
-    # sampled pairs (λ = −N_γ (M/N_cells) ⟨W⟩_FS); gamma_diag_abs = mean over all states s of |Γ_ss(m)|.
+    lambda_m_jackknife: np.ndarray | None = None
     gamma_fs: np.ndarray | None = None             # float [n_gamma, n_m]
     gamma_fs_error: np.ndarray | None = None
     w_fs: np.ndarray | None = None                 # float [n_gamma, n_m] (= gamma_fs in Born mode)
@@ -210,11 +236,31 @@ class _ResolventEngine:
         return out
 
 
-def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: int = 16,
-                   n_per_k: int = 1, gammas=(0.8,), mode: str = "bse", solver: str = "dense",
-                   n_blocks: int = 8, fermi_level_ev: float | None = None, comm=None,
-                   store=None, solver_options=None, ranks_per_group: int = 1,
-                   bse_solver: str = "dense") -> SpiaResult:
+@dataclass(frozen=True)
+class SpiaSettings:
+    """The numerical choices of one SPIA run (see :func:`compute_lambda` for each)."""
+
+    J: int = 16
+    n_per_k: int = 1
+    gammas: tuple = (0.8,)
+    mode: str = "bse"
+    solver: str = "dense"
+    n_blocks: int = 8
+    fermi_level_ev: float | None = None
+    solver_options: dict | None = None
+    bse_solver: str = "dense"
+    bead_correction: str = "interpolate"
+    tau_refine: int = 16
+    symmetrize_m: bool = True
+
+    def check(self):
+        if self.mode not in ("bse", "born"):
+            raise InputError(f"mode '{self.mode}' is not one of: bse, born")
+        spia.bead_correction_factor(1, 2, self.bead_correction, self.tau_refine)   # validates both
+
+
+def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm=None, store=None,
+                   ranks_per_group: int = 1, **settings) -> SpiaResult:
     """λ(m) from PIMD configurations of one supercell (see the module docstring).
 
     Parameters
@@ -224,261 +270,365 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, J: i
         only the configurations of this rank's units are read.
     kpoints : float [n_K, 3] supercell wavevectors (reduced).
     temperature_k : PIMD temperature (K).
-    J : Matsubara index of z = ε_F + i(2J+1)πk_BT.
-    n_per_k : reference states per primitive k.
-    gammas : Lorentzian half widths (eV).
-    mode : 'bse' (Bethe–Salpeter) or 'born' (W = Γ).
-    solver : 'dense' or 'petsc' resolvents.
-    n_blocks : configuration blocks (work units and jackknife error bars).
-    fermi_level_ev : ε_F of z; default from the electron count of the reference bands.
     comm : MPI communicator (None: serial).
     store : :class:`spia_mpi.io.checkpoint.TaskStore` with n_K·n_conf tasks, or None.
-    solver_options : PETSc options of the resolvent KSP (see :class:`ResolventSolver`).
     ranks_per_group : MPI ranks that share one distributed PETSc resolvent (a
         configuration group); ``comm.size`` must be a multiple of it. 1 (default): every
         rank is its own group and solves serially.
-    bse_solver : 'dense' (LAPACK) or 'petsc' (PETSc dense LU) for the Bethe–Salpeter slices.
+    settings : the fields of :class:`SpiaSettings`:
+        J — Matsubara index of z = ε_F + i(2J+1)πk_BT; n_per_k — reference states per
+        primitive k; gammas — Lorentzian half widths (eV); mode — 'bse' (Bethe–Salpeter) or
+        'born' (W = Γ); solver — 'dense' or 'petsc' resolvents; n_blocks — configuration
+        blocks (work units and jackknife error bars); fermi_level_ev — ε_F of z (default from
+        the electron count of the reference bands); solver_options — PETSc options of the
+        resolvent KSP (:class:`ResolventSolver`); bse_solver — 'dense' (LAPACK) or 'petsc'
+        (PETSc dense LU) for the Bethe–Salpeter slices; bead_correction — 'interpolate',
+        'harmonic' or 'none' with tau_refine (:func:`spia.bead_correction_factor`);
+        symmetrize_m — average Γ(m) and Γ(−m) (:func:`spia.symmetrize_bead_reversal`).
     """
-    groups = ConfigurationGroups.split(comm, ranks_per_group, solver)
+    cfg = SpiaSettings(**settings)
+    cfg.check()
+    groups = ConfigurationGroups.split(comm, ranks_per_group, cfg.solver)
     try:
-        return _compute_lambda(model, positions_cbav, kpoints, temperature_k, groups, J=J, n_per_k=n_per_k,
-                               gammas=gammas, mode=mode, solver=solver, n_blocks=n_blocks,
-                               fermi_level_ev=fermi_level_ev, comm=comm, store=store,
-                               solver_options=solver_options, bse_solver=bse_solver)
+        return _compute_lambda(model, positions_cbav, kpoints, temperature_k, groups, cfg, comm, store)
     finally:
         groups.free()
 
 
-def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups, *, J, n_per_k, gammas,
-                    mode, solver, n_blocks, fermi_level_ev, comm, store, solver_options,
-                    bse_solver) -> SpiaResult:
-    """The body of :func:`compute_lambda` on a given rank layout ``groups``."""
-    t_start = time.perf_counter()
-    timings = {}
-    if mode not in ("bse", "born"):
-        raise InputError(f"mode '{mode}' is not one of: bse, born")
-    rank = 0 if comm is None else comm.rank
+@dataclass(frozen=True)
+class _Plan:
+    """Sizes and the work decomposition of one run (identical on every rank)."""
+
+    kpoints: np.ndarray            # float [n_K, 3]
+    n_conf: int
+    n_beads: int
+    n_blocks: int
+    beta: float                    # 1/eV
+    eta: float                     # eV
+    gammas: np.ndarray             # float [n_gamma] (eV)
+    units_all: list                # (ik, block) of every unit
+    owner: list                    # leader rank of each unit
+    mine: list                     # (ik, block) of this rank's group
+    block_of_conf: np.ndarray      # int [n_conf]
+
+    @property
+    def n_report(self) -> int:
+        return self.n_beads // 2 + 1
+
+    def confs(self, blk: int) -> list:
+        return [int(c) for c in np.flatnonzero(self.block_of_conf == blk)]
+
+
+@dataclass
+class _KContribution:
+    """Fermi-surface sums of one K-point and one configuration set (full sample or a replica).
+
+    pair_q      float [n_gamma, n_q, n_b]  Σ over pairs with transfer q of w W w (1/eV)
+    pair_gamma  float [n_gamma, n_b]      Σ_st w_s Γ_st w_t (1/eV)
+    diag_abs    float [n_b]               Σ_s |Γ_ss| (eV)
+    n_states    int
+    """
+
+    pair_q: np.ndarray
+    pair_gamma: np.ndarray
+    diag_abs: np.ndarray
+    n_states: int
+
+
+@dataclass
+class _Bands:
+    """Renormalised bands of every K, their Lorentzian weights and the Fermi levels."""
+
+    bands: list                    # RenormalisedBands per K
+    offdiag: list                  # ‖off-diagonal k blocks of Ḡ‖/‖Ḡ‖ per K
+    fermi_level_ev: float          # ε_F of z
+    fermi_level_renormalised_ev: float   # centre of the Lorentzian weights
+    weights: list                  # float [n_gamma, n_s] per K (1/eV)
+
+    @property
+    def n_gamma_k(self) -> np.ndarray:
+        """Σ_s w_s per K, float [n_K, n_gamma]."""
+        return np.array([w.sum(axis=1) for w in self.weights])
+
+
+def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
     n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
     if n_conf < 2:
         raise InputError(f"need at least 2 configurations, got {n_conf}")
-    n_blocks = int(min(n_blocks, n_conf))
+    n_blocks = int(min(cfg.n_blocks, n_conf))
     if n_blocks < 2:
         raise InputError("need at least 2 configuration blocks for error bars")
-    beta = units.beta_per_ev(temperature_k)
-    eta = matsubara_eta(J, temperature_k)
-    gammas = np.atleast_1d(np.asarray(gammas, float))
+    units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
+    mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
+    if groups.n_groups > len(units_all) and rank == 0:
+        logger.warning("%d configuration groups but only %d work units (K-points × blocks): %d groups idle "
+                       "(raise spia.n_blocks or spia.ranks_per_group)",
+                       groups.n_groups, len(units_all), groups.n_groups - len(units_all))
+    return _Plan(kpoints, n_conf, n_beads, n_blocks, units.beta_per_ev(temperature_k),
+                 matsubara_eta(cfg.J, temperature_k), np.atleast_1d(np.asarray(cfg.gammas, float)),
+                 units_all, groups.unit_owners(len(units_all)), mine, block_of(n_conf, n_blocks))
 
-    # reference subspace of every K, and the Fermi level of z
+
+def _reference_states(model, plan: _Plan, cfg: SpiaSettings, temperature_k: float):
+    """(reference states per K, ε_F of z, whether the subspace holds every band)."""
+    refs = [model.reference_states(K, cfg.n_per_k) for K in plan.kpoints]
+    complete = all(r.n_states == model.n_basis for r in refs)
+    fermi = cfg.fermi_level_ev
+    if fermi is None:
+        if not complete:
+            raise InputError("the reference subspace does not hold every band: give the Fermi level "
+                             "(spia.fermi_level_ev) explicitly")
+        fermi = reference_fermi_level(np.concatenate([r.energies for r in refs]),
+                                      0.5 * model.n_electrons * len(plan.kpoints), temperature_k)
+    check_fermi_surface_weight(np.concatenate([r.energies for r in refs]), fermi, plan.gammas, cfg.n_per_k)
+    return refs, float(fermi), complete
+
+
+def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k: int,
+                               min_peak_fraction: float = 0.01):
+    """InputError when no reference state lies near ε_F: every Lorentzian weight below
+    ``min_peak_fraction`` of its peak 1/(πγ) for the widest γ, i.e. all states farther than
+    ≈ 10γ from ε_F; λ would be ≈ 0 and T_c undefined (e.g. a multi-band material with the
+    lowest state per k only)."""
+    e = np.asarray(energies, float)
+    g = float(np.max(gammas))
+    peak = np.max(g ** 2 / ((e - fermi_level_ev) ** 2 + g ** 2))
+    if peak < min_peak_fraction:
+        raise InputError(
+            f"the reference states carry almost no Fermi-surface weight: their energies span "
+            f"[{e.min():.3f}, {e.max():.3f}] eV but ε_F = {fermi_level_ev:.3f} eV (nearest state "
+            f"{np.min(np.abs(e - fermi_level_ev)):.3f} eV away, largest Lorentzian weight {peak:.1e} of its peak at "
+            f"γ = {g:g} eV), so λ(m) would be ≈ 0: raise spia.states_per_k (now {n_per_k}) until the "
+            f"states reach ε_F")
+
+
+def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, store):
+    """Projected resolvents of every (K, configuration) of this group's units (checkpointed).
+
+    Returns ({(ik, c): complex [n_b, n_s, n_s]}, tasks reused from the checkpoint, KSP iterations).
+    """
+    engine = _ResolventEngine(model, cfg.solver, cfg.solver_options, groups.group_comm)
+    g_store = {}
+    my_tasks = [(ik, c) for ik, blk in plan.mine for c in plan.confs(blk)]
+    n_reused = 0
+    for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
+        task = ik * plan.n_conf + c
+        # the group leader alone reads and writes the checkpoint, and tells its group,
+        # so all ranks of a group enter the same collective PETSc solves
+        got = on_root(groups.group_comm, store.load, task) if store is not None else None
+        if got is not None:
+            g_store[(ik, c)] = got["g"]
+            n_reused += groups.leader
+            continue
+        g = engine(np.asarray(positions_cbav[c], dtype=float), plan.kpoints[ik], z, refs[ik].vectors)
+        g_store[(ik, c)] = g
+        if store is not None:
+            on_root(groups.group_comm, store.save, task, g=g)
+    return g_store, n_reused, engine.iterations
+
+
+def _unit_greens_sums(g_store, plan: _Plan, refs) -> dict:
+    """Σ over the configurations and beads of each own unit of g, {(ik, block): complex [n_s, n_s]}."""
+    out = {}
+    for ik, blk in plan.mine:
+        s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+        for c in plan.confs(blk):
+            s += g_store[(ik, c)].sum(axis=0)
+        out[(ik, blk)] = s
+    return out
+
+
+def _report_checkpoint(comm, n_reused, store, iterations):
+    """Checkpoint reuse and KSP iterations of all ranks (every rank must write the same
+    attributes to the collectively written results file): (reused, iterations)."""
+    recomputed = list(getattr(store, "recomputed", []))
+    iterations = list(iterations)
+    if comm is not None and comm.size > 1:
+        counts = comm.allgather((n_reused, recomputed, iterations))
+        n_reused = sum(c[0] for c in counts)
+        recomputed = sorted(t for c in counts for t in c[1])
+        iterations = [i for c in counts for i in c[2]]
+    if n_reused:
+        logger.info("reused %d finished tasks from the checkpoint", n_reused)
+    if recomputed:
+        logger.warning("checkpoint: %d damaged task file(s) recomputed (tasks %s)", len(recomputed),
+                       ", ".join(map(str, recomputed)))
+    return iterations
+
+
+def _bands(unit_g, plan: _Plan, refs, z, fermi_level_ev, complete, model) -> _Bands:
+    """Ḡ (per-unit sums added in unit order), renormalised bands, Lorentzian weights."""
+    bands, offdiag = [], []
+    for ik in range(len(plan.kpoints)):
+        total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+        for blk in range(plan.n_blocks):
+            total += unit_g[(ik, blk)]
+        gbar, off = spia.average_greens(total, plan.n_conf * plan.n_beads, refs[ik].k_index)
+        bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
+        offdiag.append(off)
+    ef_ren = fermi_level_ev
+    if complete:           # renormalised Fermi level (only with a complete subspace)
+        ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
+                                             np.concatenate([b.half_width for b in bands]),
+                                             0.5 * model.n_electrons * len(plan.kpoints))
+    weights = [spia.lorentzian_weights(b.energies, ef_ren, plan.gammas) for b in bands]
+    return _Bands(bands, offdiag, float(fermi_level_ev), float(ef_ren), weights)
+
+
+def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict:
+    """Moment sums of T(m) of every own unit (on the group leader), {(ik, block): MomentSums}."""
+    out = {}
+    for ik, blk in (plan.mine if leader else []):
+        sums = spia.MomentSums.zeros(plan.n_beads, bands.bands[ik].energies.size)
+        for c in plan.confs(blk):
+            sums.add(spia.bead_transform(spia.t_matrices(g_store[(ik, c)], bands.bands[ik])))
+        out[(ik, blk)] = sums
+    return out
+
+
+def _contribution(sums: spia.MomentSums, rb, weights, k_index, q_of_pair, plan: _Plan, cfg) -> _KContribution:
+    """Γ, W and their Fermi-surface sums of one K-point from one set's moment sums."""
+    gam = sums.gamma(plan.beta, cfg.symmetrize_m)
+    w = gam
+    if cfg.mode == "bse":
+        w = spia.bethe_salpeter(gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta, cfg.bse_solver)
+    return _KContribution(spia.pair_sums_by_q(w, weights, k_index, q_of_pair),
+                          spia.fermi_surface_sums(gam, weights),
+                          np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1])
+
+
+def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg) -> dict:
+    """{(ik, exclude): _KContribution} for the full sample (exclude None) and every replica.
+
+    Per K, the blocks' moment sums are added in block order along the chain of group
+    leaders that own them (each adds its own blocks to the partial sum it receives and
+    passes it on), so the total is the same sum in the same order for any layout, and no
+    rank ever holds more than its own blocks plus two totals. The last leader of the chain
+    computes the full-sample Γ, W; every owner of a block k computes the jackknife replica
+    (total − block k); only the small Fermi-surface sums travel.
+    """
+    rank = 0 if comm is None else comm.rank
+    parts = {}
+    failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
+    for ik in range(len(plan.kpoints)):
+        chain = sorted({plan.owner[ik * plan.n_blocks + b] for b in range(plan.n_blocks)})
+        if rank not in chain or not groups.leader:
+            continue
+        own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == rank]
+        s1, s2, n = chain_sum(comm, chain, [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2,
+                                              unit_sums[(ik, b)].count) for b in own], tag=ik)
+        total = spia.MomentSums(s1, s2, n)
+        args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg)
+        try:
+            if rank == chain[-1]:
+                parts[(ik, None)] = _contribution(total, *args)
+            for b in own:
+                parts[(ik, b)] = _contribution(total - unit_sums.pop((ik, b)), *args)
+        except Exception as exc:  # noqa: BLE001 - raised on every rank just below
+            failure = failure or exc
+        del total, s1, s2
+    with agree_on_failure(comm, "the Γ/W stage"):
+        if failure is not None:
+            raise failure
+    return allgather_dict(parts, comm)
+
+
+def _transfers(refs):
+    """All transfers q of the run (float [n_q, 3]) and per K the q index of every pair (int [n_k, n_k])."""
+    qsets = [transfer_index(r.kpoints_frac) for r in refs]
+    all_q = np.unique(np.round(np.concatenate([q for q, _ in qsets]), 8), axis=0)
+    q_of_pair = []
+    for qs, qidx in qsets:
+        remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
+        q_of_pair.append(remap[qidx])
+    return all_q, q_of_pair
+
+
+def _estimate(parts, exclude, plan: _Plan, n_gamma, n_q, factor):
+    """λ and its summaries for one configuration set: dict of arrays cut to m ≤ N_b/2."""
+    ng = plan.gammas.size
+    pair_q = np.zeros((ng, n_q, plan.n_beads))
+    pair_gam = np.zeros((ng, plan.n_beads))
+    diag_abs, n_diag = np.zeros(plan.n_beads), 0
+    for ik in range(len(plan.kpoints)):              # fixed K order: identical on every rank
+        p = parts[(ik, exclude)]
+        pair_q += p.pair_q
+        pair_gam += p.pair_gamma
+        diag_abs += p.diag_abs
+        n_diag += p.n_states
+    cut = slice(0, plan.n_report)
+    pair_q = pair_q[:, :, cut]
+    raw = spia.lambda_from_pair_sums(pair_q, n_gamma)
+    # ⟨X⟩_FS = Σ_K Σ_st w X w / (N_γ² M/N_cells): with one K the Fermi-surface average of X
+    # over all pairs, and λ_raw = −N_γ (M/N_cells) ⟨W⟩_FS for any number of K
+    norm = (n_gamma ** 2 / len(plan.kpoints))[:, None]
+    return dict(raw=raw, corrected=raw * factor[None], lambda_q=-pair_q / n_gamma[:, None, None] * factor,
+                pair_q=pair_q, gamma_fs=pair_gam[:, cut] / norm, w_fs=-raw / n_gamma[:, None] * len(plan.kpoints),
+                gamma_diag_abs=(diag_abs / n_diag)[cut])
+
+
+def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups, cfg: SpiaSettings,
+                    comm, store) -> SpiaResult:
+    """The body of :func:`compute_lambda` on a given rank layout ``groups``: named stages."""
+    t_start = time.perf_counter()
+    timings = {}
+    rank = 0 if comm is None else comm.rank
+    plan = _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank)
     # Every per-rank phase runs inside agree_on_failure, so an exception on one rank
     # (a KSP that does not converge, a bug) is raised on every rank before the next
     # collective instead of leaving the others waiting in it. Tasks finished before the
     # failure stay in the checkpoint (saved one by one).
     with agree_on_failure(comm, "the resolvent pass"):
-        refs = [model.reference_states(K, n_per_k) for K in kpoints]
-        complete = all(r.n_states == model.n_basis for r in refs)
-        if fermi_level_ev is None:
-            if not complete:
-                raise InputError("the reference subspace does not hold every band: give the Fermi level "
-                                 "(spia.fermi_level_ev) explicitly")
-            fermi_level_ev = reference_fermi_level(np.concatenate([r.energies for r in refs]),
-                                                   0.5 * model.n_electrons * len(kpoints), temperature_k)
-        z = fermi_level_ev + 1j * eta
-
-        units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
-        owner = groups.unit_owners(len(units_all))            # unit index → leader rank
-        mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
-        if groups.n_groups > len(units_all) and rank == 0:
-            logger.warning("%d configuration groups but only %d work units (K-points × blocks): %d groups idle "
-                           "(raise spia.n_blocks or spia.ranks_per_group)",
-                           groups.n_groups, len(units_all), groups.n_groups - len(units_all))
-        blk_of = block_of(n_conf, n_blocks)
-        engine = _ResolventEngine(model, solver, solver_options, groups.group_comm)
-
-        # ---------------- pass 1: projected resolvents (checkpointed) -------------
+        refs, fermi, complete = _reference_states(model, plan, cfg, temperature_k)
+        z = fermi + 1j * plan.eta
         t0 = time.perf_counter()
-        g_store = {}          # (ik, c) -> complex [n_b, n_s, n_s]
-        my_tasks = [(ik, c) for ik, blk in mine for c in np.flatnonzero(blk_of == blk)]
-        n_done_before = 0
-        for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
-            task = ik * n_conf + int(c)
-            # the group leader alone reads and writes the checkpoint, and tells its group,
-            # so all ranks of a group enter the same collective PETSc solves
-            got = on_root(groups.group_comm, store.load, task) if store is not None else None
-            if got is not None:
-                g_store[(ik, int(c))] = got["g"]
-                n_done_before += groups.leader
-                continue
-            pos = np.asarray(positions_cbav[int(c)], dtype=float)
-            g = engine(pos, kpoints[ik], z, refs[ik].vectors)
-            g_store[(ik, int(c))] = g
-            if store is not None:
-                on_root(groups.group_comm, store.save, task, g=g)
+        g_store, n_reused, iterations = _resolvent_pass(model, positions_cbav, plan, groups, refs, z, cfg, store)
         timings["resolvents"] = time.perf_counter() - t0
-
-        # ---------------- Ḡ: per-unit sums, combined in unit order -----------------
-        unit_g = {}
-        for ik, blk in mine:
-            s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-            for c in np.flatnonzero(blk_of == blk):
-                s += g_store[(ik, int(c))].sum(axis=0)
-            unit_g[(ik, blk)] = s
-        if not groups.leader:                       # the leader speaks for its group
-            unit_g, engine.iterations = {}, []
+        unit_g = _unit_greens_sums(g_store, plan, refs) if groups.leader else {}   # the leader speaks for its group
     unit_g = allgather_dict(unit_g, comm)
-    # checkpoint report of all ranks (only rank 0 logs): reused and corrupt-and-recomputed tasks
-    # and the KSP iteration counts of all ranks: every rank must write the same attributes
-    # to the collectively written results file (differing metadata corrupts it)
-    recomputed = list(getattr(store, "recomputed", []))
-    all_iterations = list(engine.iterations)
-    if comm is not None and comm.size > 1:
-        counts = comm.allgather((n_done_before, recomputed, all_iterations))
-        n_done_before = sum(c[0] for c in counts)
-        recomputed = sorted(t for c in counts for t in c[1])
-        all_iterations = [i for c in counts for i in c[2]]
-    if n_done_before:
-        logger.info("reused %d finished tasks from the checkpoint", n_done_before)
-    if recomputed:
-        logger.warning("checkpoint: %d damaged task file(s) recomputed (tasks %s)", len(recomputed),
-                       ", ".join(map(str, recomputed)))
+    iterations = _report_checkpoint(comm, n_reused, store, iterations if groups.leader else [])
     with agree_on_failure(comm, "the bands and T-matrix pass"):
-        bands, offdiag = [], []
-        for ik in range(len(kpoints)):
-            total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-            for blk in range(n_blocks):
-                total += unit_g[(ik, blk)]
-            gbar, off = spia.average_greens(total, n_conf * n_beads, refs[ik].k_index)
-            bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
-            offdiag.append(off)
-
-        # renormalised Fermi level (only with a complete subspace)
-        if complete:
-            ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
-                                                 np.concatenate([b.half_width for b in bands]),
-                                                 0.5 * model.n_electrons * len(kpoints))
-        else:
-            ef_ren = fermi_level_ev
-
-        # ---------------- pass 2: T-matrices and fluctuation sums -----------------
+        bands = _bands(unit_g, plan, refs, z, fermi, complete, model)
         t0 = time.perf_counter()
-        unit_sums = {}
-        for ik, blk in (mine if groups.leader else []):
-            ns = refs[ik].n_states
-            s1 = np.zeros((n_beads, ns, ns), dtype=complex)
-            s2 = np.zeros((n_beads, ns, ns))
-            cnt = 0
-            for c in np.flatnonzero(blk_of == blk):
-                tm = spia.bead_transform(spia.t_matrices(g_store[(ik, int(c))], bands[ik]))
-                s1 += tm
-                s2 += tm.real ** 2 + tm.imag ** 2
-                cnt += 1
-            unit_sums[(ik, blk)] = (s1, s2, cnt)
+        unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader)
         g_store.clear()
     timings["t_matrices"] = time.perf_counter() - t0
 
-    # ---------------- Γ, W, λ (all ranks, identical) -------------------------
     t0 = time.perf_counter()
-    n_report = n_beads // 2 + 1
-    qsets = [transfer_index(r.kpoints_frac) for r in refs]
-    all_q = np.unique(np.round(np.concatenate([q for q, _ in qsets]), 8), axis=0)
-    weights = [spia.lorentzian_weights(b.energies, ef_ren, gammas) for b in bands]
-    n_gamma_k = np.array([w.sum(axis=1) for w in weights])             # [n_K, n_gamma]
-    n_gamma = n_gamma_k.sum(axis=0)                                     # N_γ over all k
-    m_cells = len(refs[0].kpoints_frac)                                 # primitive cells per supercell
-    n_cells = m_cells * len(kpoints)
-    # Pairs (k, k') are sampled only inside each K (transfers q of the supercell).
-    # Ratio estimator: the Fermi-surface average of W over the sampled pairs,
-    # ⟨W⟩ = Σ_K Σ_st w_s W_st w_t / Σ_K (Σ_s w_s)², times the pair weight of the
-    # whole grid, N_γ² · M/N_cells (W of an M-cell supercell is M/N_cells times the
-    # W of the N_cells-cell crystal). With one K this is exactly −Σ wWw/N_γ; with
-    # several K it stays unbiased when the weights differ between K-sets.
-    pair_weight = (n_gamma_k ** 2).sum(axis=0)                          # [n_gamma]
-    scale = n_gamma * m_cells / n_cells / pair_weight                   # λ = −scale · Σ wWw
-
-    def contribution(ik, s1, s2, n):
-        """Γ, W and their Fermi-surface sums of K-point ``ik`` from fluctuation sums."""
-        gam = spia.gamma_from_moments(s1, s2, n, beta)
-        if mode == "bse":
-            w = spia.bethe_salpeter(gam, np.abs(np.diag(bands[ik].gbar_band)) ** 2, beta, bse_solver)
-        else:
-            w = gam
-        qs, qidx = qsets[ik]
-        remap = np.array([np.flatnonzero(np.all(np.isclose(all_q, q), axis=1))[0] for q in qs])
-        return (spia.fermi_surface_sums(w, weights[ik]),
-                spia.pair_sums_by_q(w, weights[ik], refs[ik].k_index, remap[qidx]),
-                spia.fermi_surface_sums(gam, weights[ik]),
-                np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1])
-
-    # Per K, the blocks' fluctuation sums are added in block order along the chain of
-    # group leaders that own them (each adds its own blocks to the partial sum it
-    # receives and passes it on), so the total is the same sum in the same order for
-    # any layout, and no rank ever holds more than its own blocks plus two totals.
-    # The last leader of the chain computes the full-sample Γ, W; every owner of a
-    # block k computes the jackknife replica (total − block k); only the small
-    # Fermi-surface sums travel.
-    parts = {}          # (ik, exclude) → contribution(...)
-    failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
-    for ik in range(len(kpoints)):
-        chain = sorted({owner[ik * n_blocks + b] for b in range(n_blocks)})
-        if rank not in chain or not groups.leader:
-            continue
-        own = [b for b in range(n_blocks) if owner[ik * n_blocks + b] == rank]
-        s1, s2, n = chain_sum(comm, chain, [unit_sums[(ik, b)] for b in own], tag=ik)
-        try:
-            if rank == chain[-1]:
-                parts[(ik, None)] = contribution(ik, s1, s2, n)
-            for b in own:
-                u1, u2, cnt = unit_sums.pop((ik, b))
-                parts[(ik, b)] = contribution(ik, s1 - u1, s2 - u2, n - cnt)
-        except Exception as exc:  # noqa: BLE001 - raised on every rank just below
-            failure = failure or exc
-        del s1, s2
-    with agree_on_failure(comm, "the Γ/W stage"):
-        if failure is not None:
-            raise failure
-    parts = allgather_dict(parts, comm)
-
-    summaries = {}      # exclude → (⟨Γ⟩_FS, ⟨W⟩_FS [n_gamma, n_m], mean_s |Γ_ss| [n_m]) (eV)
-
-    def lam_for(exclude):
-        pair = np.zeros((gammas.size, n_beads))
-        pair_q = np.zeros((gammas.size, all_q.shape[0], n_beads))
-        pair_gam = np.zeros((gammas.size, n_beads))
-        diag_abs, n_diag = np.zeros(n_beads), 0
-        for ik in range(len(kpoints)):              # fixed K order: identical on every rank
-            p_w, p_q, p_gam, d_abs, n_s = parts[(ik, exclude)]
-            pair += p_w
-            pair_q += p_q
-            pair_gam += p_gam
-            diag_abs += d_abs
-            n_diag += n_s
-        summaries[exclude] = ((pair_gam / pair_weight[:, None])[:, :n_report],
-                              (pair / pair_weight[:, None])[:, :n_report], (diag_abs / n_diag)[:n_report])
-        lam = -scale[:, None] * pair
-        lam_q = -scale[:, None, None] * pair_q
-        return lam[:, :n_report], lam_q[:, :, :n_report], pair_q[:, :, :n_report]
-
-    lam, lam_q, pair_q = lam_for(None)
-    replicas = [lam_for(k) for k in range(n_blocks)]
-    jk = np.array([r[0] for r in replicas])
-    pair_q_jk = np.array([r[2] for r in replicas])
-    err = jackknife_error(jk)
-    fs_summary = {name: (summaries[None][i], jackknife_error([summaries[k][i] for k in range(n_blocks)]))
-                  for i, name in enumerate(("gamma_fs", "w_fs", "gamma_diag_abs"))}
+    all_q, q_of_pair = _transfers(refs)
+    parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg)
+    n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
+    factor = spia.bead_correction_factor(plan.n_report, plan.n_beads, cfg.bead_correction, cfg.tau_refine)
+    full = _estimate(parts, None, plan, n_gamma, all_q.shape[0], factor)
+    reps = [_estimate(parts, k, plan, n_gamma, all_q.shape[0], factor) for k in range(plan.n_blocks)]
     timings["lambda"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
-    band_info = [dict(energies=b.energies, half_width=b.half_width, k_index=b.k_index,
-                      kpoints_frac=r.kpoints_frac, reference_energies=r.energies,
-                      band_index=r.band_index) for b, r in zip(bands, refs)]
+    def with_error(name):
+        jk = np.array([r[name] for r in reps])
+        return full[name], jackknife_error(jk), jk
+
+    lam, lam_err, lam_jk = with_error("corrected")
+    raw, raw_err, raw_jk = with_error("raw")
+    m_cells = len(refs[0].kpoints_frac)                                  # primitive cells per supercell
     its = {}
-    if all_iterations:
-        its = {"ksp_iterations_mean": float(np.mean(all_iterations)),
-               "ksp_iterations_max": float(np.max(all_iterations))}
-    return SpiaResult(temperature_k, n_beads, n_conf, mode, float(fermi_level_ev), float(ef_ren), eta,
-                      gammas, lam, err, lam_q, all_q, n_gamma, n_gamma / n_cells, band_info, offdiag,
-                      its, timings, pair_q, pair_q_jk, m_cells, len(kpoints), lambda_m_jackknife=jk,
-                      gamma_fs=fs_summary["gamma_fs"][0], gamma_fs_error=fs_summary["gamma_fs"][1],
-                      w_fs=fs_summary["w_fs"][0], w_fs_error=fs_summary["w_fs"][1],
-                      gamma_diag_abs=fs_summary["gamma_diag_abs"][0],
-                      gamma_diag_abs_error=fs_summary["gamma_diag_abs"][1])
+    if iterations:
+        its = {"ksp_iterations_mean": float(np.mean(iterations)), "ksp_iterations_max": float(np.max(iterations))}
+    summaries = {name: with_error(name)[:2] for name in ("gamma_fs", "w_fs", "gamma_diag_abs")}
+    return SpiaResult(
+        temperature_k=temperature_k, n_beads=plan.n_beads, n_conf=plan.n_conf, mode=cfg.mode,
+        fermi_level_ev=bands.fermi_level_ev, fermi_level_renormalised_ev=bands.fermi_level_renormalised_ev,
+        eta_ev=plan.eta, gamma_ev=plan.gammas, lambda_m=lam, lambda_m_error=lam_err,
+        lambda_q=full["lambda_q"], qpoints_frac=all_q, n_gamma=n_gamma,
+        n_gamma_per_cell=n_gamma / (m_cells * len(plan.kpoints)),
+        bands=[dict(energies=b.energies, half_width=b.half_width, k_index=b.k_index, kpoints_frac=r.kpoints_frac,
+                    reference_energies=r.energies, band_index=r.band_index) for b, r in zip(bands.bands, refs)],
+        offdiag_ratio=bands.offdiag, iterations=its, timings=timings,
+        pair_sums_q=full["pair_q"], pair_sums_q_jackknife=np.array([r["pair_q"] for r in reps]),
+        cells_per_supercell=m_cells, n_kpoints=len(plan.kpoints), lambda_m_jackknife=lam_jk,
+        raw=LambdaEstimate(raw, raw_err, raw_jk),
+        bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
+        gamma_fs=summaries["gamma_fs"][0], gamma_fs_error=summaries["gamma_fs"][1],
+        w_fs=summaries["w_fs"][0], w_fs_error=summaries["w_fs"][1],
+        gamma_diag_abs=summaries["gamma_diag_abs"][0], gamma_diag_abs_error=summaries["gamma_diag_abs"][1])

@@ -136,8 +136,7 @@ def read_h5(path, selection=None) -> Configurations:
 
 def ring_polymer_frequencies_ev(n_beads: int, temperature_k: float) -> np.ndarray:
     """ħΩ_m = 2N_b k_BT sin(πm/N_b) (eV), m = 0 … N_b−1."""
-    m = np.arange(n_beads)
-    return 2 * n_beads * units.KB_EV_PER_K * temperature_k * np.sin(np.pi * m / n_beads)
+    return units.ring_polymer_frequency_ev(np.arange(n_beads), n_beads, temperature_k)
 
 
 def bead_covariance(n_beads: int, temperature_k: float, mass_amu: float, spring_ev_a2: float,
