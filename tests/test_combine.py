@@ -136,9 +136,11 @@ def test_a_diagonal_run_split_into_k_point_subsets_combines_to_the_single_run(tm
             h5py.File(tmp_path / "single.h5") as one:
         assert c.attrs["spia_mpi_file"] == "results" and c.attrs["complete"]
         # the oracle: the single run's pair sums over all 8 k, λ = −(M/N_q) Σ_q P_q / N_γ, M = N_q = 2
+        # times the run's finite-bead correction f(m)
         n_gamma = f["lambda/n_gamma_per_cell"][...] * 8
-        lam = -f["lambda_q/pair_sums"][...].sum(axis=1) / n_gamma[:, None]
-        reps = -f["lambda_q/pair_sums_jackknife"][...].sum(axis=2) / n_gamma[None, :, None]
+        fm = f["lambda/bead_correction_factor"][...]
+        lam = -f["lambda_q/pair_sums"][...].sum(axis=1) / n_gamma[:, None] * fm
+        reps = -f["lambda_q/pair_sums_jackknife"][...].sum(axis=2) / n_gamma[None, :, None] * fm
         np.testing.assert_allclose(c["lambda/lambda_m"][...], lam, rtol=1e-12)
         np.testing.assert_allclose(c["lambda/lambda_m_jackknife"][...], reps, rtol=1e-12)
         n_b = reps.shape[0]

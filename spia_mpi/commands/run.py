@@ -232,7 +232,9 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
                              fermi_level_ev=fermi, comm=comm, store=store,
                              solver_options=dict(inp.spia.resolvent_options) or None,
-                             ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver)
+                             ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver,
+                             bead_correction=inp.spia.bead_correction, tau_refine=inp.spia.tau_refine,
+                             symmetrize_m=inp.spia.symmetrize_m)
 
     with Stage("Eliashberg T_c", logger, timings):
         tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
@@ -338,6 +340,7 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         hdf5.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
         hdf5.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
         hdf5.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
+        _write_raw_lambda(g, res)
         if res.lambda_m_jackknife is not None:
             hdf5.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
                              "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
@@ -392,6 +395,21 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         hdf5.write_dataset(b, "kpoints_frac", kp, "1", "primitive k of each state")
         for k, v in res.iterations.items():
             b.attrs[k] = v
+
+
+def _write_raw_lambda(g, res):
+    """The uncorrected λ(m) and the finite-bead correction that turned it into /lambda/lambda_m."""
+    from spia_mpi.io import hdf5
+    bc = res.bead_correction
+    g.attrs["bead_correction"] = bc.method
+    g.attrs["tau_refine"] = bc.tau_refine
+    hdf5.write_dataset(g, "bead_correction_factor", bc.factor, "1",
+                       f"f(m) with lambda_m = f · lambda_m_raw (bead_correction '{bc.method}')")
+    hdf5.write_dataset(g, "lambda_m_raw", res.raw.value, "1",
+                       "λ(m) before the finite-bead correction (at the ring-polymer frequencies Ω_m) [gamma, m]")
+    hdf5.write_dataset(g, "lambda_m_raw_error", res.raw.error, "1", "jackknife standard error of lambda_m_raw")
+    hdf5.write_dataset(g, "lambda_m_raw_jackknife", res.raw.replicas, "1",
+                       "lambda_m_raw with configuration block i deleted [block, gamma, m]")
 
 
 def _summary(path, res, mustars, tc, tc_err=None):

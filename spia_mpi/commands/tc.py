@@ -83,7 +83,7 @@ def read_lambda_text(path: Path) -> np.ndarray:
 
 
 def read_lambda_h5(path: Path, gamma: float | None, comm=None):
-    """(λ(m), T0, γ, replicas) from a spia_mpi results file.
+    """(λ(m), T0, γ, replicas, bead correction) from a spia_mpi results file.
 
     ``replicas`` is float [n_blocks, n_m], the delete-one-block jackknife replicas of
     the chosen γ row (/lambda/lambda_m_jackknife), or None if the file has none.
@@ -97,6 +97,7 @@ def read_lambda_h5(path: Path, gamma: float | None, comm=None):
         gammas = g["gamma_eV"][...] if "gamma_eV" in g else np.full(lam.shape[0], np.nan)
         t0 = g.attrs.get("temperature_K")
         jk = g["lambda_m_jackknife"][...] if "lambda_m_jackknife" in g else None
+        correction = str(g.attrs.get("bead_correction", "none (file written before the correction existed)"))
     if t0 is None:
         raise InputError(f"{path}: /lambda has no 'temperature_K' attribute")
     row = 0
@@ -108,7 +109,7 @@ def read_lambda_h5(path: Path, gamma: float | None, comm=None):
             raise InputError(f"{path}: /lambda/lambda_m_jackknife has shape {list(jk.shape)}, expected "
                              f"[n_blocks, {lam.shape[0]}, {lam.shape[1]}] (λ(m) is {list(lam.shape)})")
         reps = jk[:, row]
-    return lam[row], float(t0), float(gammas[row]), reps
+    return lam[row], float(t0), float(gammas[row]), reps, correction
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -126,11 +127,11 @@ def load_lambda(args):
     if path.is_dir():
         raise InputError(f"λ file {path} is a directory")
     if _is_hdf5(path):
-        lam, t0, gamma, reps = read_lambda_h5(path, args.gamma)
+        lam, t0, gamma, reps, correction = read_lambda_h5(path, args.gamma)
         if args.temperature is not None and abs(args.temperature - t0) > 1e-9 * t0:
             raise InputError(f"--temperature {args.temperature} K disagrees with {path} "
                              f"(computed at {t0} K)")
-        return lam, t0, {"source": str(path), "gamma_eV": gamma}, reps
+        return lam, t0, {"source": str(path), "gamma_eV": gamma, "bead_correction": correction}, reps
     if args.temperature is None:
         raise InputError(f"--temperature T0 (K) is required with a text λ file ({path})")
     return read_lambda_text(path), args.temperature, {"source": str(path)}, None
@@ -197,6 +198,9 @@ def _tc_errors(reps, t0, mustars, tc_k, args, comm, hdf5=True):
 def _print_table(o):
     print(f"λ(m): {o['n_lambda']} values from {o['source']} at T0 = {o['temperature_K']:g} K"
           + (f", γ = {o['gamma_eV']:g} eV" if "gamma_eV" in o else ""))
+    if "bead_correction" in o:
+        print(f"finite-bead correction of λ(m): {o['bead_correction']} (/lambda/lambda_m; the raw values are "
+              "/lambda/lambda_m_raw)")
     src = "fitted" if o["omega2_fitted"] else "given"
     print(f"λ(0) = {o['lambda0']:.4f}   ω̄₂ = {o['omega2_eV'] * 1e3:.2f} meV ({src}"
           + (f", ± {o['omega2_error_eV'] * 1e3:.2f}" if o["omega2_fitted"] else "")

@@ -48,6 +48,7 @@ class SupercellRun:
     temperature_k: float
     n_beads: int
     settings: dict = field(default_factory=dict)   # inputs that must agree between runs (model, spia …)
+    bead_factor: np.ndarray | None = None          # [n_m] f(m) of its finite-bead correction (None: 1)
 
 
 @dataclass
@@ -67,11 +68,8 @@ class CombinedLambda:
     temperature_k: float
     n_beads: int
     n_kpoints: int                    # N_k of the k-grid every group covers
-
-
-def lambda_q_from_pair_sums(pair_sums, cells_per_supercell: int, n_qpoints: int, n_gamma):
-    """λ_q(m) = −(M/N_q) P_q(m)/N_γ: pair sums [..., n_gamma, n_q, n_m] (1/eV), N_γ [n_gamma] (1/eV)."""
-    return -(cells_per_supercell / n_qpoints) * pair_sums / np.asarray(n_gamma)[:, None, None]
+    lambda_m_raw: np.ndarray | None = None      # [n_gamma, n_m] before the runs' finite-bead correction
+    bead_correction: str = "none"               # the runs' spia.bead_correction (lambda_m = f(m) · lambda_m_raw)
 
 
 def _key(k):
@@ -149,6 +147,7 @@ def _check_coverage(groups: list, n_q: int, mesh) -> int:
 def combine(runs, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
     """λ(m) on the q-grid from supercell runs (results files or :class:`SupercellRun`; module docstring)."""
     from spia_mpi.lattice import supercells as sc
+    from spia_mpi.engine.spia import lambda_q
     from spia_mpi.engine.stats import jackknife_error
     if not runs:
         raise InputError("give at least one results file")
@@ -175,20 +174,20 @@ def combine(runs, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
             np.add.at(pair, (slice(None), idx), r.pair_sums)
             np.add.at(pair_jk, (slice(None), slice(None), idx), r.pair_sums_jackknife)
         M = members[0].cells_per_supercell
-        lam_q_of.append((np.array(keys), lambda_q_from_pair_sums(pair, M, n_q, ngam)))
-        lam_q_jk_of.append(lambda_q_from_pair_sums(pair_jk, M, n_q, ngam))
+        lam_q_of.append((np.array(keys), lambda_q(pair, ngam, M / n_q)))
+        lam_q_jk_of.append(lambda_q(pair_jk, ngam, M / n_q))
         ngam_of.append(ngam / n_k)
     irr_q = qg.irreducible_qpoints
     lam_irr = np.zeros((n_gam, len(irr_q), n_m))
     source = [None] * len(irr_q)
-    used = [[] for _ in groups]                     # (irreducible index, q index in the group)
+    used = [[] for _ in groups]                     # (irreducible index, q indices in the group)
     for i in range(len(irr_q)):
         star = {_key(s) for s in qg.qpoints[qg.rep == i]}
         for gi, (keys, lam_q) in enumerate(lam_q_of):
             hit = [j for j, q in enumerate(keys) if _key(q) in star]
-            if hit:
-                lam_irr[:, i] = lam_q[:, hit[0]]
-                used[gi].append((i, hit[0]))
+            if hit:                                 # the mean over the star members it holds
+                lam_irr[:, i] = lam_q[:, hit].mean(axis=1)
+                used[gi].append((i, hit))
                 source[i] = ", ".join(r.path for r in groups[gi])
                 break
         if source[i] is None:
@@ -197,7 +196,8 @@ def combine(runs, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
     w = qg.weights.astype(float)
     lam = np.einsum("i,gim->gm", w, lam_irr)
     # each group's contribution to λ, replica by replica; groups without a q contribute nothing
-    contrib = [(np.einsum("i,bgim->bgm", w[[i for i, _ in u]], lam_q_jk_of[gi][:, :, [j for _, j in u]]), gi)
+    contrib = [(np.einsum("i,bgim->bgm", w[[i for i, _ in u]],
+                          np.stack([lam_q_jk_of[gi][:, :, hit].mean(axis=2) for _, hit in u], axis=2)), gi)
                for gi, u in enumerate(used) if u]
     n_tot = sum(c.shape[0] for c, _ in contrib)
     mean_total = sum(c.mean(axis=0) for c, _ in contrib)
@@ -207,10 +207,16 @@ def combine(runs, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
         scale = 1.0 if len(contrib) == 1 else np.sqrt((n_r - 1) / n_r * n_tot / (n_tot - 1))
         reps.append(mean_total + scale * (c - c.mean(axis=0)))
         var += jackknife_error(c) ** 2
+    # the runs' finite-bead correction (all equal: check_runs), applied as `run` applies it
+    f = np.ones(n_m) if r0.bead_factor is None else np.asarray(r0.bead_factor, float)[:n_m]
+    raw = lam
+    lam, lam_irr, var = raw * f, lam_irr * f, var * f ** 2
+    reps = [x * f for x in reps]
     qfull = qg.qpoints
     lam_full = lam_irr[:, qg.rep]
     info = [dict(matrix=np.asarray(g[0].supercell_matrix).tolist(), paths=[r.path for r in g],
                  n_blocks=int(g[0].pair_sums_jackknife.shape[0]), irreducible_q=[i for i, _ in u])
             for g, u in zip(groups, used)]
     return CombinedLambda(r0.gamma_ev, lam, np.sqrt(var), np.concatenate(reps), lam_irr, irr_q, qg.weights,
-                          qfull, lam_full, source, info, np.array(ngam_of), r0.temperature_k, r0.n_beads, n_k)
+                          qfull, lam_full, source, info, np.array(ngam_of), r0.temperature_k, r0.n_beads, n_k,
+                          lambda_m_raw=raw, bead_correction=r0.settings.get("spia.bead_correction") or "none")

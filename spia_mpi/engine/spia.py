@@ -270,25 +270,30 @@ def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair):
     return out
 
 
-def lambda_from_pair_sums(pair_sums_gqm, n_gamma, q_weight=None) -> np.ndarray:
-    """The one λ estimator of run and combine: λ(m) = −Σ_q c_q P_q(m) / N_γ, float [n_gamma, n_m].
+def lambda_q(pair_sums, n_gamma, weight=1.0) -> np.ndarray:
+    """Contributions −c_q P_q(m)/N_γ of the transfers q to λ(m): the one λ estimator of run and combine.
 
-    ``pair_sums_gqm``: P_q(m) = Σ_(s,t) with transfer q of w_s W_st(m) w_t, float [n_gamma, n_q, n_m]
-    (1/eV) with W of the supercell the pairs were computed in; ``n_gamma``: N_γ = Σ_s w_s over
-    every state of the run's k-grid (1/eV), [n_gamma] or [n_gamma, n_q] (per q: the run it
-    came from); ``q_weight``: c_q, float [n_q], default 1 (a run: each of its transfers once).
+    ``pair_sums``: P_q(m) = Σ over pairs (s, t) with transfer q of w_s W_st(m) w_t, float
+    [..., n_gamma, n_q, n_m] (1/eV), with W of the supercell the pairs were computed in;
+    ``n_gamma``: N_γ = Σ_s w_s over every state of the k-grid (1/eV), [n_gamma];
+    ``weight``: c_q, a number or float [n_q]. Returns the same shape as ``pair_sums``.
 
     Derivation (docs/spia.md, "One λ estimator"): the crystal of N_k cells has
-    λ = −(1/N_γ) Σ_(k,k') w_k W⁽ᴺᵏ⁾_kk' w_k', W of an M-cell supercell is N_k/M times the
+    λ = −(1/N_γ) Σ_(k,k') w_k W⁽ᴺᵏ⁾_kk' w_k'; W of an M-cell supercell is N_k/M times the
     crystal's, so each fine transfer q contributes −(M/N_k) P_q/N_γ; a q of a grid of N_q ≤ N_k
-    points stands for N_k/N_q fine ones and for its star, so c_q = (star size)·M/N_q. A run (its
-    own M transfers, N_q = M) has c_q = 1: λ = −Σ_K Σ_st w_s W_st w_t / N_γ, the paper's Eq. S7.
+    points stands for N_k/N_q fine ones, so c_q = M/N_q per q (times the star size when one
+    member stands for its star). A run sums its own M transfers (N_q = M): c_q = 1.
     """
-    p = np.asarray(pair_sums_gqm, float)
-    c = np.ones(p.shape[1]) if q_weight is None else np.asarray(q_weight, float)
-    ng = np.asarray(n_gamma, float)
-    ng = np.broadcast_to(ng[:, None] if ng.ndim == 1 else ng, p.shape[:2])
-    return -np.einsum("q,gqm->gm", c, p / ng[:, :, None])
+    p = np.asarray(pair_sums, float)
+    c = np.asarray(weight, float)
+    c = c[:, None] if c.ndim == 1 else c
+    return -c * p / np.asarray(n_gamma, float)[:, None, None]
+
+
+def lambda_from_pair_sums(pair_sums, n_gamma, weight=1.0) -> np.ndarray:
+    """λ(m) = −Σ_q c_q P_q(m)/N_γ, float [..., n_gamma, n_m] (:func:`lambda_q` summed over q);
+    with the default c_q = 1 the paper's λ = −Σ_K Σ_st w_s W_st w_t / N_γ of one run."""
+    return lambda_q(pair_sums, n_gamma, weight).sum(axis=-2)
 
 
 BEAD_CORRECTIONS = ("interpolate", "harmonic", "none")

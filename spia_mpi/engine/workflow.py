@@ -559,11 +559,12 @@ def _estimate(parts, exclude, plan: _Plan, n_gamma, n_q, factor):
         n_diag += p.n_states
     cut = slice(0, plan.n_report)
     pair_q = pair_q[:, :, cut]
-    raw = spia.lambda_from_pair_sums(pair_q, n_gamma)
+    lam_q = spia.lambda_q(pair_q, n_gamma)
+    raw = lam_q.sum(axis=1)
     # ⟨X⟩_FS = Σ_K Σ_st w X w / (N_γ² M/N_cells): with one K the Fermi-surface average of X
     # over all pairs, and λ_raw = −N_γ (M/N_cells) ⟨W⟩_FS for any number of K
     norm = (n_gamma ** 2 / len(plan.kpoints))[:, None]
-    return dict(raw=raw, corrected=raw * factor[None], lambda_q=-pair_q / n_gamma[:, None, None] * factor,
+    return dict(raw=raw, corrected=raw * factor[None], lambda_q=lam_q * factor,
                 pair_q=pair_q, gamma_fs=pair_gam[:, cut] / norm, w_fs=-raw / n_gamma[:, None] * len(plan.kpoints),
                 gamma_diag_abs=(diag_abs / n_diag)[cut])
 

@@ -18,7 +18,8 @@ import numpy as np
 from spia_mpi.errors import InputError
 
 # input keys that must agree between the combined runs ("<table>.<key>" of the run input)
-_AGREE = ("model", "spia.matsubara_j", "spia.states_per_k", "spia.mode", "spia.fermi_level_ev")
+_AGREE = ("model", "spia.matsubara_j", "spia.states_per_k", "spia.mode", "spia.fermi_level_ev",
+          "spia.bead_correction", "spia.tau_refine")
 
 
 def _settings(resolved: dict) -> dict:
@@ -52,7 +53,8 @@ def read_supercell_run(path):
             supercell_matrix=np.array(json.loads(g.attrs["supercell_matrix"])), kpoints_frac=ks,
             gamma_ev=lam["gamma_eV"][...], n_gamma=lam["n_gamma_per_cell"][...] * M * n_k,
             fermi_level_ev=float(f["bands"].attrs["fermi_level_eV"]), temperature_k=float(lam.attrs["temperature_K"]), n_beads=int(lam.attrs["n_beads"]),
-            settings=_settings(resolved))
+            settings=_settings(resolved),
+            bead_factor=lam["bead_correction_factor"][...] if "bead_correction_factor" in lam else None)
 
 
 def run_provenance(path) -> dict:
@@ -92,6 +94,10 @@ def write_combined(path, comb, tc, info: dict, resolved: dict, runs_info: list, 
         hdf5.write_dataset(g, "gamma_eV", comb.gamma_ev, "eV", "Lorentzian half widths")
         hdf5.write_dataset(g, "lambda_m", comb.lambda_m, "1", "λ(m) on the q-grid [gamma, m]")
         hdf5.write_dataset(g, "lambda_m_error", comb.lambda_m_error, "1", "standard error of λ(m)")
+        g.attrs["bead_correction"] = comb.bead_correction
+        if comb.lambda_m_raw is not None:
+            hdf5.write_dataset(g, "lambda_m_raw", comb.lambda_m_raw, "1",
+                               "λ(m) before the runs' finite-bead correction [gamma, m]")
         hdf5.write_dataset(g, "lambda_m_jackknife", comb.lambda_m_jackknife, "1",
                            "combined jackknife replicas [replica, gamma, m]: every supercell's delete-one-block "
                            "replicas, centred on the combined mean and scaled so that the delete-one formula "

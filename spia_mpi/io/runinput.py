@@ -163,6 +163,16 @@ class SpiaInput:
                                       "(K-points × blocks) than ranks")
     fermi_level_ev: float | None = option(None, units="eV",
                                           doc="ε_F in z; default: from the electron count of the reference bands")
+    bead_correction: Literal["interpolate", "harmonic", "none"] = option(
+        "interpolate", doc="finite-bead (Trotter) correction of λ(m), which the bead transform gives at the "
+                           "ring-polymer frequencies Ω_m = 2N_b k_BT sin(πm/N_b) instead of ν_m: 'interpolate' "
+                           "(W(τ) interpolated linearly onto tau_refine points per bead interval, the authors' "
+                           "choice), 'harmonic' (λ(m)·(Ω_m/ν_m)², exact for a harmonic tail) or 'none'. The raw "
+                           "λ(m) is stored too (/lambda/lambda_m_raw); T_c, ω̄₂ and plots use the corrected one")
+    tau_refine: int = option(16, check=positive, doc="τ-points per bead interval of bead_correction = 'interpolate'")
+    symmetrize_m: bool = option(True, doc="average Γ(m) and Γ(−m) before the Bethe–Salpeter equation (equal in "
+                                          "expectation: the ring-polymer ensemble is invariant under reversing the "
+                                          "bead order); halves part of the noise")
 
 
 @dataclass(frozen=True)
