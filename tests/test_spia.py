@@ -115,7 +115,6 @@ def test_restart_is_bit_identical(tmp_path):
         from spia_mpi.engine.resolvent import projected_resolvent_dense as prd
         K = [[0, 0, 0], [0.5, 0, 0]][ik]
         ref = model.reference_states(K, 1)
-        from spia_mpi.engine.workflow import reference_fermi_level
         g = np.array([prd(model.hamiltonian_dense(p, K), 0.0 + 1j * matsubara_eta(16, T), ref.vectors)
                       for p in pos[c]])
         store.save(task, g=g)

@@ -92,7 +92,7 @@ def _compare_with_oracle(inp, folder):
     kappa = float(einstein_spring(h.mass_amu, e.hbar_omega_ev))
     nu = units.bosonic_frequency_ev(np.arange(lam.shape[1]), e.temperature_k)
     m_nu2 = h.mass_amu * nu ** 2 / units.HBAR2_OVER_AMU_A2_EV
-    print("\nλ(m) (SPIA, Bethe–Salpeter) vs the exact harmonic Born limit: raw λ(m) vs N_γ g²/(κ + MΩ_m²) "
+    print("\nλ(m) (SPIA, Bethe–Salpeter) vs the exact Born limit of the harmonic model: raw λ(m) vs N_γ g²/(κ + MΩ_m²) "
           f"(ring polymer), {correction}-corrected λ(m) vs N_γ g²/(κ + Mν_m²) (continuum):")
     for ig, gam in enumerate(gammas):
         ring = born_lambda(ngam[ig], h.coupling_ev_per_ang, kappa, h.mass_amu, e.n_beads,
