@@ -325,3 +325,37 @@ def test_greens_route_agrees_with_the_run_renormalised_bands():
         assert np.isclose(res.greens["bands"][ik, 0] + ef, b["energies"][s], atol=1e-10)
         assert np.isclose(res.greens["half_width"][ik, 0], b["half_width"][s], atol=1e-10)
     assert np.all(res.greens["half_width"] > 0) and np.all(res.greens["half_width_error"] > 0)
+
+
+def test_slepc_window_and_resolvent_routes_agree_with_dense():
+    """A window of the lowest states by SLEPc equals the dense one; the Green's route from the
+    complete eigen-decomposition equals dense-LU and PETSc-KSP resolvents; in a static crystal the
+    window holds an integer number of bands at every k (the window sum rule)."""
+    m = holstein_cubic(np.diag([3, 3, 1]), 1.0, 1.0, 0.8)
+    pos, _ = holstein_configurations(m, 4, 2, seed=5)
+    kpts = bandpath(m.primitive.cell[:], "GXM", 7).kpoints_frac
+    grid = np.linspace(-6, 6, 49)
+    z = 0.2 + 0.5j
+    run = {}
+    for name, kw in {"all": dict(), "dense": dict(n_bands=4), "slepc": dict(n_bands=4, eigensolver="slepc"),
+                     "petsc": dict(n_bands=4, resolvent="petsc",
+                                   resolvent_options={"ksp_rtol": 1e-13, "ksp_atol": 1e-15})}.items():
+        setup = spectral.make_setup(m, kpts, grid, 0.2, 0.2, z=z, **kw)
+        run[name] = spectral.compute_spectral(m, pos, setup, n_blocks=2)
+    assert np.allclose(run["slepc"].rho, run["dense"].rho, atol=1e-8)
+    assert np.allclose(run["slepc"].static_bands, run["dense"].static_bands, atol=1e-8, equal_nan=True)
+    for name in ("dense", "petsc"):
+        for key in ("bands", "half_width"):
+            assert np.allclose(run[name].greens[key], run["all"].greens[key], atol=1e-9), (name, key)
+    assert np.all(run["dense"].weight < 1.0) and np.all(run["all"].weight > 1 - 1e-10)
+    static = spectral.compute_spectral(m, np.broadcast_to(m.reference_positions, (2, 1) + pos.shape[2:]),
+                                       spectral.make_setup(m, kpts, grid, 0.2, 0.2, n_bands=4), n_blocks=2)
+    eps_k = -2 * np.cos(2 * np.pi * kpts).sum(axis=1)
+    checked = 0
+    for ik in range(len(kpts)):
+        K = unfolding.supercell_kpoint(m.supercell_matrix, kpts[ik])
+        e = np.linalg.eigvalsh(m.hamiltonian_dense(m.reference_positions, K))
+        if e[4] - e[3] > 1e-8:             # no degenerate level cut by the window edge: an integer count
+            assert static.weight[ik] == pytest.approx(float(eps_k[ik] <= e[3] + 1e-10), abs=1e-10)
+            checked += 1
+    assert checked >= 2
