@@ -359,3 +359,27 @@ def test_slepc_window_and_resolvent_routes_agree_with_dense():
             assert static.weight[ik] == pytest.approx(float(eps_k[ik] <= e[3] + 1e-10), abs=1e-10)
             checked += 1
     assert checked >= 2
+
+
+def test_holstein_einstein_ions_spread_is_g_times_bead_rms_displacement():
+    """Quantum Einstein ions (exact ring-polymer samples): at every k the unfolded weight has
+    centroid ε_k − ε_F + g⟨u_z⟩ = ε_k − ε_F and spread² = Var(mean V) + ⟨var V⟩ = g²⟨u_z²⟩ in
+    expectation, with the N_b-bead variance ⟨u_z²⟩ = k_BT Σ_j 1/(mΩ² + 4m ω_N² sin²(πj/N_b)),
+    ħω_N = N_b k_BT, written here from the ring-polymer normal modes; within 4 jackknife σ."""
+    from spia_mpi import units
+    from spia_mpi.ions.configurations import sample_einstein_ring_polymers
+    g, mass, hw, T, nb = 0.7, 1.0, 0.1, 300.0, 4
+    m = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, g, mass_amu=mass)
+    pos = sample_einstein_ring_polymers(48, nb, np.full(m.n_basis, mass), hw, T, m.reference_positions,
+                                        np.random.default_rng(17))
+    kpts = np.array([[0, 0, 0], [0.5, 0, 0], [0.5, 0.5, 0.5]])
+    res = spectral.compute_spectral(m, pos, spectral.make_setup(m, kpts, np.linspace(-1, 1, 3), 0.1, 0.0),
+                                    n_blocks=8)
+    kt = units.KB_EV_PER_K * T
+    m_omega2 = hw ** 2 * mass / units.HBAR2_OVER_AMU_A2_EV                # mΩ² (eV/Å²)
+    m_omegan2 = (nb * kt) ** 2 * mass / units.HBAR2_OVER_AMU_A2_EV         # mω_N² (eV/Å²)
+    u2 = kt * sum(1.0 / (m_omega2 + 4 * m_omegan2 * np.sin(np.pi * j / nb) ** 2) for j in range(nb))
+    eps_k = -2 * np.cos(2 * np.pi * kpts).sum(axis=1)
+    assert np.all(np.abs(res.centroid - eps_k) < 4 * res.centroid_error)
+    assert np.all(np.abs(res.spread - g * np.sqrt(u2)) < 4 * res.spread_error)
+    assert np.all(res.spread_error < 0.1 * res.spread)                     # the test has teeth
