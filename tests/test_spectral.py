@@ -301,6 +301,15 @@ def test_cli_bad_spectral_input_is_a_clean_error(tmp_path, spia_cli):
     bad.write_text(bad.read_text().replace("energy_min_ev = -7", "energy_min_ev = 9"))
     r = spia_cli(["spectral", bad], cwd=tmp_path / "a")
     assert r.returncode == 2 and "spectral.energy_min_ev" in r.stderr, r
+    bad.write_text(SPECTRAL_TOML.format(plots="false") + "\n[spia]\nstates_per_k = 2\n")
+    bad.write_text(bad.read_text().replace("[spia]\nn_blocks = 3\n", ""))
+    r = spia_cli(["spectral", bad], cwd=tmp_path / "a")
+    assert r.returncode == 2 and "1 band(s) per k" in r.stderr and "Traceback" not in r.stderr, r
+    bad.write_text(SPECTRAL_TOML.format(plots="false"))
+    r = spia_cli(["spectral", bad, "--dry-run"], cwd=tmp_path / "a")
+    k = bandpath(np.eye(3), "GXM", 9).kpoints_frac
+    n_K = len({tuple(np.round((x @ np.diag([2, 2, 1]).T) % 1.0, 8) % 1.0) for x in k})
+    assert r.returncode == 0 and f'"work_units": {n_K * 3 * 2}' in r.stdout, r     # K × 3 blocks × 2 beads
     bad.write_text(SPECTRAL_TOML.format(plots="false").replace('path = "GXM"', 'path = "GQ"'))
     r = spia_cli(["spectral", bad], cwd=tmp_path / "a", ranks=2)
     assert r.returncode == 2 and "k-path 'GQ'" in r.stderr and "Traceback" not in r.stderr, r

@@ -359,5 +359,7 @@ def make_setup(model, kpath_frac, grid_ev, broadening: float, fermi_level: float
         raise InputError(f"spectral.n_bands = {n_bands}: the supercell Hamiltonian has {model.n_basis} states")
     if broadening <= 0:
         raise InputError(f"spectral broadening {broadening} eV must be positive")
+    if z is not None:                        # the Green's route's reference states exist (clear error early)
+        model.reference_states(K[0], int(states_per_k))
     return SpectralSetup(kp, K, k_of_K, np.asarray(grid_ev, float), float(broadening), float(fermi_level), n,
                          eigensolver, z, int(states_per_k), resolvent, resolvent_options)
