@@ -220,8 +220,13 @@ class _ResolventEngine:
             raise InputError(f"resolvent solver '{solver}' is not one of: dense, petsc")
 
     def __call__(self, positions_bav, kpoint, z, p) -> np.ndarray:
-        """g for every bead: complex [n_b, n_s, n_s]."""
+        """g for every bead: complex [n_b, n_s, n_s].
+
+        With ``warm_start`` (a resolvent option, default on) the Krylov solves of bead b start
+        from the solution of bead b − 1 (neighbours on the ring polymer: nearly the same
+        Hamiltonian); bead 0 starts from zero, so a task's result depends on that task alone."""
         out = np.empty((positions_bav.shape[0], p.shape[1], p.shape[1]), dtype=complex)
+        previous = None
         for b, pos in enumerate(positions_bav):
             if self.solver == "dense":
                 out[b] = projected_resolvent_dense(self.model.hamiltonian_dense(pos, kpoint), z, p)
@@ -229,9 +234,10 @@ class _ResolventEngine:
                 h = self.model.hamiltonian_petsc(pos, kpoint, self.comm)
                 make_pc = getattr(self.model, "resolvent_preconditioner", None)
                 try:
-                    out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None)
+                    out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None, guess=previous)
                 finally:
                     h.destroy()
+                previous = info["solution"] if self.ksp.warm_start else None
                 self.iterations.append(info["iterations_mean"])
         return out
 

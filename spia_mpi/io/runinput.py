@@ -152,7 +152,9 @@ class SpiaInput:
         doc="PETSc options of the resolvent KSP (resolvent = 'petsc'), without the 'spia_resolvent_' prefix, "
             "overriding the defaults ksp_type = 'gmres', pc_type = 'auto' (the grid model's kinetic-energy FFT "
             "preconditioner, 'model', for kind = 'grid'; 'jacobi' otherwise), ksp_rtol = 1e-11, "
-            "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100; a TOML table, e.g. "
+            "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100, and one option of spia_mpi's, "
+            "warm_start = true (bead b's Krylov solves start from bead b − 1's solution; false: from zero); "
+            "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")
     n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
