@@ -123,7 +123,7 @@ def main():
              "(4th-order stencil), ions displaced at random by σ = 0.1 Å, z = 10 eV + i·2.68 eV (J = 16, "
              "300 K), 32 plane-wave right-hand sides, one rank. Right-hand sides per second (higher is "
              "better). Kinetic FFT = GMRES preconditioned by (z − V̄ − T)⁻¹ applied with FFTs "
-             "(`gridmodel.KineticPreconditioner`, the default for the grid model); Jacobi = GMRES + "
+             "(`engine.preconditioners.KineticPreconditioner`, the default for the grid model); Jacobi = GMRES + "
              "Jacobi (the default before it); sparse LU = PETSc's direct solver.\n",
              "| grid | points | dense LU | GMRES+Jacobi | GMRES+kinetic FFT | kinetic / Jacobi | "
              "kinetic / dense | sparse LU | its Jacobi | its kinetic | max rel. diff vs dense |",

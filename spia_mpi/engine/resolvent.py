@@ -59,7 +59,7 @@ class ResolventSolver:
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
-    preconditioner, :class:`spia_mpi.models.grid.KineticPreconditioner`), and ``"auto"``
+    preconditioner, :class:`spia_mpi.engine.preconditioners.KineticPreconditioner`), and ``"auto"``
     (default): ``"model"`` when the model has one, else ``"jacobi"``.
 
     The convergence test is PETSc's default, ‖r‖ ≤ max(rtol·‖b‖, atol) (preconditioned norms),

@@ -279,24 +279,18 @@ class GridModel(ElectronicModel):
         with eigenvalue t(n) = Σ_offsets c_off cos(2π Σ_α off_α (K_α + n_α)/N_α) (the stencil is
         symmetric, so the sine terms cancel). This is ½|K+G|²'s finite-difference analogue.
         """
-        K = np.asarray(kpoint, float).reshape(3)
-        ka = [2 * np.pi * (K[a] + np.arange(n)) / n for a, n in enumerate(self.shape)]
-        t = np.zeros(self.shape)
-        for off, coef in self._stencil().items():
-            t += coef * np.cos(off[0] * ka[0][:, None, None] + off[1] * ka[1][None, :, None]
-                               + off[2] * ka[2][None, None, :])
-        return t
+        from spia_mpi.engine.preconditioners import stencil_symbol
+        return stencil_symbol(self._stencil(), self.shape, kpoint)
 
     def resolvent_preconditioner(self, kpoint):
         """PETSc python-PC context approximating (z − H)⁻¹ by (z − V̄ − T)⁻¹, diagonal in plane
-        waves and applied by FFT (see :class:`KineticPreconditioner`); cached per K."""
+        waves and applied by FFTs distributed over the operator's ranks
+        (:class:`spia_mpi.engine.preconditioners.KineticPreconditioner`); cached per K."""
+        from spia_mpi.engine.preconditioners import KineticPreconditioner
         key = tuple(np.round(np.asarray(kpoint, float).reshape(3), 12))
         cached = getattr(self, "_kinetic_pc", None)           # the current K only (tasks go K by K)
         if cached is None or cached[0] != key:
-            if cached is not None:
-                cached[1].release()
-            self._kinetic_pc = (key, KineticPreconditioner(self.kinetic_symbol(kpoint), kpoint,
-                                                           float(self._stencil().get((0, 0, 0), 0.0))))
+            self._kinetic_pc = (key, KineticPreconditioner(self.shape, self._stencil(), kpoint))
         return self._kinetic_pc[1]
 
     def _sparse(self, positions_av, kpoint):
@@ -338,70 +332,6 @@ class GridModel(ElectronicModel):
 # ---------------------------------------------------------------- DFT local potentials
 #: energy unit of the values in a potential file → eV
 POTENTIAL_UNITS = {"ev": 1.0, "hartree": HARTREE_EV, "rydberg": 0.5 * HARTREE_EV}
-
-
-class KineticPreconditioner:
-    """Kinetic-energy (plane-wave) preconditioner for the grid resolvent, a petsc4py python PC.
-
-    z − H = z − T − V is approximated by M = z − V̄ − T with V̄ the grid average of V. M is
-    diagonal in the grid's Bloch plane waves, so M⁻¹r = e^{iK·r} IFFT[FFT(e^{−iK·r} r)/(z − V̄ − t)]
-    costs two FFTs. Because Im z = η > 0 and t is real, |z − V̄ − t| ≥ η: M⁻¹ is bounded, and it
-    removes the stencil's large kinetic eigenvalues that make Jacobi-preconditioned GMRES need
-    hundreds of iterations on fine grids (docs/benchmarks.md: ≈ 10–13 iterations instead of
-    160–850, independent of the grid size). V̄ is read from the operator's diagonal at set-up:
-    diag(z − H) = z − t₀ − V(r), with t₀ the stencil's central coefficient.
-
-    On a communicator of several ranks every rank gathers the whole vector (PETSc scatter to
-    all), transforms it and keeps its own rows: O(N) memory per rank, meant for the few ranks
-    of one configuration group. ``symbol`` float [N1, N2, N3] (eV), ``kpoint`` reduced (3,).
-    """
-
-    def __init__(self, symbol: np.ndarray, kpoint, t0: float):
-        self.shape = symbol.shape
-        self.symbol = symbol
-        self.t0 = t0
-        K = np.asarray(kpoint, float).reshape(3)
-        j = [np.arange(n) / n for n in self.shape]
-        phase = np.add.outer(np.add.outer(K[0] * j[0], K[1] * j[1]), K[2] * j[2])
-        self.twist = np.exp(2j * np.pi * phase)                    # e^{iK·r} on the grid
-        self.inverse = None
-        self.scatter = self.full = None
-
-    def setUp(self, pc):                                          # noqa: N802 - petsc4py API
-        A, _ = pc.getOperators()
-        d = A.getDiagonal()
-        z_minus_vbar = d.sum() / d.getSize() + self.t0            # z − V̄
-        d.destroy()
-        self.inverse = 1.0 / (z_minus_vbar - self.symbol)
-        self.release()
-        if A.getComm().getSize() > 1:              # built for this matrix's communicator and rows
-            from spia_mpi.parallel import stack
-            x, _ = A.createVecs()
-            self.scatter, self.full = stack.petsc().Scatter.toAll(x)
-            x.destroy()
-            self.rows = A.getOwnershipRange()
-
-    def release(self):
-        """Destroy the PETSc scatter of the distributed case (rebuilt at the next set-up)."""
-        if self.scatter is not None:
-            self.scatter.destroy()
-            self.full.destroy()
-            self.scatter = self.full = None
-
-    def _apply_full(self, r: np.ndarray) -> np.ndarray:
-        r = r.reshape(self.shape)
-        return (self.twist * np.fft.ifftn(np.fft.fftn(r * self.twist.conj()) * self.inverse)).ravel()
-
-    def apply(self, pc, x, y):
-        if self.scatter is None:
-            y.getArray()[:] = self._apply_full(x.getArray(readonly=True))
-            return
-        from spia_mpi.parallel import stack
-        mode = stack.petsc().ScatterMode.FORWARD
-        self.scatter.scatter(x, self.full, addv=False, mode=mode)
-        out = self._apply_full(self.full.getArray(readonly=True))
-        r0, r1 = self.rows
-        y.getArray()[:] = out[r0:r1]
 
 
 def potential_file_format(path, fmt: str = "auto") -> str:
