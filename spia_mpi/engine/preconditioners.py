@@ -55,10 +55,10 @@ class SlabFFT:
     """3D FFTs of grid functions held in PETSc's row layout on the ranks of ``comm``.
 
     ``shape`` (N1, N2, N3); ``rows`` (r0, r1): this rank's flattened grid indices (contiguous,
-    ranks in order). Arrays are [n_rows_local, n_cols] (each column one grid function).
-    :meth:`forward` returns this rank's y-slab of the transform, complex [N1, nb, N3, n_cols]
-    with nb = ``self.y_range`` length; :meth:`backward` inverts it (scipy's normalisation: the
-    pair is the identity).
+    ranks in order). A block of c grid functions is an array [c, n_rows_local] (one function per
+    row, each contiguous). :meth:`forward` returns this rank's y-slab of the transforms, complex
+    [c, N1, nb, N3] (nb = length of ``self.y_range``); :meth:`backward` inverts it (scipy's
+    normalisation: the pair is the identity).
     """
 
     def __init__(self, comm, shape, rows):
@@ -69,87 +69,83 @@ class SlabFFT:
         all_rows = np.array(comm.allgather(tuple(int(r) for r in rows)) if size > 1 else [tuple(rows)])
         self.x_bounds = slab_bounds(n1, size)
         self.y_bounds = slab_bounds(n2, size)
-        self.x_range = tuple(self.x_bounds[rank:rank + 2])
-        self.y_range = tuple(self.y_bounds[rank:rank + 2])
-        plane = n2 * n3
-        x_rows = self.x_bounds * plane                    # flattened extent of every x-slab
+        self.x_range = tuple(int(x) for x in self.x_bounds[rank:rank + 2])
+        self.y_range = tuple(int(y) for y in self.y_bounds[rank:rank + 2])
+        x_rows = self.x_bounds * (n2 * n3)                # flattened extent of every x-slab
         r0, r1 = all_rows[rank]
-        # rows → x-slab: what this rank sends to q is its rows ∩ q's slab; what it receives from p is
-        # p's rows ∩ its own slab (contiguous intervals, counted in grid points)
+        # rows → x-slab: this rank sends to q its rows ∩ q's slab and receives from p p's rows ∩
+        # its own slab (contiguous intervals, in grid points, ordered by rank)
         self.to_slab_send = _overlaps(r0, r1, x_rows[:-1], x_rows[1:])
         self.to_slab_recv = _overlaps(all_rows[:, 0], all_rows[:, 1], x_rows[rank], x_rows[rank + 1])
         self.aligned = bool(np.all(all_rows[:, 0] == x_rows[:-1]) and np.all(all_rows[:, 1] == x_rows[1:]))
         self.n_local = int(r1 - r0)
 
     # ------------------------------------------------------------ redistribution
-    def _alltoallv(self, send: np.ndarray, send_counts, recv_counts, n_cols: int) -> np.ndarray:
-        """Exchange contiguous pieces (counts in grid points, × n_cols complex numbers)."""
+    def _exchange(self, pieces: list, recv_shapes: list) -> list:
+        """Send ``pieces[q]`` to rank q and receive an array of ``recv_shapes[p]`` from every rank p
+        (one ``Alltoallv``; complex)."""
         from mpi4py import MPI
-        sc = np.asarray(send_counts, np.int64) * n_cols
-        rc = np.asarray(recv_counts, np.int64) * n_cols
+        sc = np.array([p.size for p in pieces], dtype=np.int64)
+        rc = np.array([int(np.prod(s)) for s in recv_shapes], dtype=np.int64)
+        send = np.concatenate([p.reshape(-1) for p in pieces])
         recv = np.empty(int(rc.sum()), dtype=complex)
         sd = np.concatenate([[0], np.cumsum(sc)[:-1]])
         rd = np.concatenate([[0], np.cumsum(rc)[:-1]])
-        self.comm.Alltoallv([np.ascontiguousarray(send).reshape(-1), (sc, sd), MPI.C_DOUBLE_COMPLEX],
-                            [recv, (rc, rd), MPI.C_DOUBLE_COMPLEX])
-        return recv
+        self.comm.Alltoallv([send, (sc, sd), MPI.C_DOUBLE_COMPLEX], [recv, (rc, rd), MPI.C_DOUBLE_COMPLEX])
+        return [recv[d:d + n].reshape(s) for d, n, s in zip(rd, rc, recv_shapes)]
+
+    @staticmethod
+    def _split(a: np.ndarray, counts, axis: int) -> list:
+        return np.split(a, np.cumsum(counts)[:-1], axis=axis)
 
     def rows_to_xslab(self, r: np.ndarray) -> np.ndarray:
-        """[n_local, c] in PETSc rows → this rank's x-slab [na, N2, N3, c]."""
-        c = r.shape[1]
+        """[c, n_local] in PETSc rows → this rank's x-slab [c, na, N2, N3]."""
+        c = r.shape[0]
         na = self.x_range[1] - self.x_range[0]
         if not self.aligned:
-            r = self._alltoallv(r, self.to_slab_send, self.to_slab_recv, c)
-        return r.reshape(na, self.shape[1], self.shape[2], c)
+            got = self._exchange(self._split(r, self.to_slab_send, 1), [(c, n) for n in self.to_slab_recv])
+            r = np.concatenate(got, axis=1)
+        return r.reshape(c, na, self.shape[1], self.shape[2])
 
     def xslab_to_rows(self, s: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`rows_to_xslab`: [na, N2, N3, c] → [n_local, c]."""
-        c = s.shape[-1]
+        """Inverse of :meth:`rows_to_xslab`: [c, na, N2, N3] → [c, n_local]."""
+        c = s.shape[0]
+        s = s.reshape(c, -1)
         if not self.aligned:
-            s = self._alltoallv(s, self.to_slab_recv, self.to_slab_send, c)
-        return s.reshape(self.n_local, c)
+            got = self._exchange(self._split(s, self.to_slab_recv, 1), [(c, n) for n in self.to_slab_send])
+            s = np.concatenate(got, axis=1)
+        return s
 
     def xslab_to_yslab(self, s: np.ndarray) -> np.ndarray:
-        """[na, N2, N3, c] → [N1, nb, N3, c] (the blocks from ranks p stack along i1 in order)."""
+        """[c, na, N2, N3] → [c, N1, nb, N3] (the pieces from ranks p stack along i1 in order)."""
         if self.comm.Get_size() == 1:
             return s
-        n1, _, n3 = self.shape
-        c = s.shape[-1]
-        na = s.shape[0]
-        yb = self.y_bounds
-        send = np.concatenate([s[:, yb[q]:yb[q + 1]].reshape(-1) for q in range(len(yb) - 1)])
+        c, na, _, n3 = s.shape
         nb = self.y_range[1] - self.y_range[0]
-        recv = self._alltoallv(send, na * np.diff(yb) * n3, np.diff(self.x_bounds) * nb * n3, c)
-        return recv.reshape(n1, nb, n3, c)
+        got = self._exchange(self._split(s, np.diff(self.y_bounds), 2),
+                             [(c, n, nb, n3) for n in np.diff(self.x_bounds)])
+        return np.concatenate(got, axis=1)
 
     def yslab_to_xslab(self, s: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`xslab_to_yslab`: [N1, nb, N3, c] → [na, N2, N3, c]."""
+        """Inverse of :meth:`xslab_to_yslab`: [c, N1, nb, N3] → [c, na, N2, N3]."""
         if self.comm.Get_size() == 1:
             return s
-        _, n2, n3 = self.shape
-        c = s.shape[-1]
-        nb = s.shape[1]
+        c, _, nb, n3 = s.shape
         na = self.x_range[1] - self.x_range[0]
-        yb = self.y_bounds
-        recv = self._alltoallv(s, np.diff(self.x_bounds) * nb * n3, na * np.diff(yb) * n3, c)
-        out = np.empty((na, n2, n3, c), dtype=complex)
-        start = 0
-        for q in range(len(yb) - 1):
-            n = na * (yb[q + 1] - yb[q]) * n3 * c
-            out[:, yb[q]:yb[q + 1]] = recv[start:start + n].reshape(na, yb[q + 1] - yb[q], n3, c)
-            start += n
-        return out
+        got = self._exchange(self._split(s, np.diff(self.x_bounds), 1),
+                             [(c, na, n, n3) for n in np.diff(self.y_bounds)])
+        return np.concatenate(got, axis=2)
 
     # ------------------------------------------------------------ transforms
     def forward(self, r: np.ndarray) -> np.ndarray:
-        """FFT over the whole grid: [n_local, c] rows → [N1, nb, N3, c] y-slab of the transform."""
-        s = scipy.fft.fftn(self.rows_to_xslab(r), axes=(1, 2), overwrite_x=True)
-        return scipy.fft.fft(self.xslab_to_yslab(s), axis=0, overwrite_x=True)
+        """FFT over the whole grid: [c, n_local] rows → [c, N1, nb, N3] y-slab of the transforms."""
+        s = scipy.fft.fftn(self.rows_to_xslab(r), axes=(2, 3), overwrite_x=True)
+        return scipy.fft.fft(self.xslab_to_yslab(s), axis=1, overwrite_x=True)
 
     def backward(self, f: np.ndarray) -> np.ndarray:
-        """Inverse FFT: [N1, nb, N3, c] y-slab → [n_local, c] rows."""
-        s = self.yslab_to_xslab(scipy.fft.ifft(f, axis=0, overwrite_x=True))
-        return self.xslab_to_rows(scipy.fft.ifftn(s, axes=(1, 2), overwrite_x=True))
+        """Inverse FFT: [c, N1, nb, N3] y-slab → [c, n_local] rows."""
+        s = self.yslab_to_xslab(scipy.fft.ifft(f, axis=1, overwrite_x=True))
+        return self.xslab_to_rows(scipy.fft.ifftn(s, axes=(2, 3), overwrite_x=True))
 
 
 def _overlaps(lo, hi, slab_lo, slab_hi) -> np.ndarray:
@@ -166,7 +162,7 @@ class KineticPreconditioner:
     of the operator's communicator, on its row layout (:class:`SlabFFT`).
 
     :meth:`configure` sets it up without PETSc (communicator, rows, z − V̄), and
-    :meth:`apply_block` applies it to several vectors at once, [n_local, n_cols].
+    :meth:`apply_block` applies it to several vectors at once, [n_cols, n_local].
     """
 
     def __init__(self, shape, stencil: dict, kpoint):
@@ -193,18 +189,18 @@ class KineticPreconditioner:
             self._rows = tuple(int(r) for r in rows)
             self._twist_rows = self._twist(*self._rows)
             self._symbol = stencil_symbol(self.stencil, self.shape, self.kpoint, self.fft.y_range)
-        self.inverse = (1.0 / (z_minus_vbar - self._symbol))[..., None]
+        self.inverse = 1.0 / (z_minus_vbar - self._symbol)
 
     def _twist(self, r0: int, r1: int) -> np.ndarray | None:
-        """e^{iK·r} at the flattened grid points r0 … r1−1, complex [r1 − r0, 1] (None at K = 0)."""
+        """e^{iK·r} at the flattened grid points r0 … r1−1, complex [r1 − r0] (None at K = 0)."""
         if not np.any(self.kpoint):
             return None
         idx = np.unravel_index(np.arange(r0, r1), self.shape)
         phase = sum(self.kpoint[a] * idx[a] / self.shape[a] for a in range(3))
-        return np.exp(2j * np.pi * phase)[:, None]
+        return np.exp(2j * np.pi * phase)
 
     def apply_block(self, r: np.ndarray) -> np.ndarray:
-        """M⁻¹R for this rank's rows of several vectors, complex [n_local, n_cols] → same shape."""
+        """M⁻¹R for this rank's rows of several vectors, complex [n_cols, n_local] → same shape."""
         w = self._twist_rows
         f = self.fft.forward(r * w.conj() if w is not None else np.array(r, dtype=complex))
         f *= self.inverse
@@ -212,4 +208,18 @@ class KineticPreconditioner:
         return out * w if w is not None else out
 
     def apply(self, pc, x, y):                                    # petsc4py API
-        y.getArray()[:] = self.apply_block(x.getArray(readonly=True)[:, None])[:, 0]
+        y.getArray()[:] = self.apply_block(x.getArray(readonly=True)[None, :])[0]
+
+    def preconditioned_operator(self, diagonal: np.ndarray, diagonal_mean: complex):
+        """A M⁻¹ without the matrix, for A = z − T − V(r) with this stencil's T and a local V.
+
+        Then A = M − (V − V̄) with M = z − V̄ − T, so A M⁻¹ v = v + (d − d̄) ⊙ M⁻¹v, where d is A's
+        diagonal (z − t₀ − V(r); this rank's rows, [n_local]) and d̄ its mean over the grid: two FFTs
+        and one product per application. Returns a function [n_cols, n_local] → same shape.
+        The caller checks it against the matrix (any other A makes it wrong).
+        """
+        shift = np.asarray(diagonal) - diagonal_mean
+
+        def apply(v):
+            return v + shift * self.apply_block(v)
+        return apply

@@ -53,9 +53,15 @@ class ResolventSolver:
     comm : MPI communicator of the PETSc objects (a configuration group).
     options : dict of PETSc options (without the prefix) overriding ``defaults``,
         e.g. ``{"ksp_type": "bcgs", "pc_type": "bjacobi", "ksp_rtol": 1e-12}``, and one
-        option of ours, ``warm_start`` (bool, default true): :class:`spia_mpi.engine.workflow`
+        two options of ours: ``warm_start`` (bool, default true): :class:`spia_mpi.engine.workflow`
         starts the Krylov solves of bead b from the solution of bead b − 1 of the same
-        configuration (``guess`` of :meth:`solve`) instead of from zero.
+        configuration (``guess`` of :meth:`solve`) instead of from zero; ``block_size`` (int,
+        default 1): 1 solves the columns one by one with PETSc's KSP; n > 1 solves them n at a
+        time with the batched GMRES of :mod:`spia_mpi.engine.krylov` (right-preconditioned,
+        ksp_rtol/ksp_atol/ksp_max_it/ksp_gmres_restart apply; pc_type auto, model or jacobi). With
+        the grid model's kinetic preconditioner M = z − V̄ − T the batched solver applies
+        A M⁻¹ = 1 − (V − V̄) M⁻¹ by FFTs alone, without the sparse matrix (checked against the matrix
+        at set-up; the final residuals are always the matrix's).
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
@@ -69,9 +75,10 @@ class ResolventSolver:
 
     prefix = "spia_resolvent_"
     defaults = {"ksp_type": "gmres", "pc_type": "auto", "ksp_rtol": 1e-11,
-                "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100, "warm_start": True}
+                "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100, "warm_start": True,
+                "block_size": 1}
     #: options read by this class, never passed to PETSc
-    own_options = ("warm_start",)
+    own_options = ("warm_start", "block_size")
 
     def __init__(self, comm, options: dict | None = None):
         from spia_mpi.parallel import stack
@@ -79,6 +86,16 @@ class ResolventSolver:
         self.comm = comm
         self.options = {**self.defaults, **(options or {})}
         self.warm_start = _as_bool(self.options["warm_start"], "warm_start")
+        self.block_size = self.options["block_size"]
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1:
+            raise InputError(f"resolvent option block_size = {self.block_size!r} must be an integer ≥ 1")
+        if self.block_size > 1:
+            if self.options["ksp_type"] != "gmres":
+                raise InputError(f"resolvent block_size = {self.block_size} uses batched GMRES: ksp_type "
+                                 f"'{self.options['ksp_type']}' cannot be combined with it")
+            if self.options["pc_type"] not in ("auto", "model", "jacobi"):
+                raise InputError(f"resolvent block_size = {self.block_size} supports pc_type auto, model or "
+                                 f"jacobi, not '{self.options['pc_type']}'")
         self.iterations = []
 
     def _configure(self, ksp, preconditioner=None):
@@ -139,6 +156,8 @@ class ResolventSolver:
         or None. Returns this rank's rows of X, complex [n_local, n_rhs], and the iteration
         count of every column. Raises :class:`ConvergenceError` if a column does not converge.
         """
+        if self.block_size > 1:
+            return self._solve_blocks(A, b_local, preconditioner, guess)
         PETSc = self.PETSc
         ksp = PETSc.KSP().create(comm=A.getComm())
         x, b = A.createVecs()
@@ -169,6 +188,68 @@ class ResolventSolver:
             x.destroy()
             b.destroy()
         return local, its
+
+
+    def _solve_blocks(self, A, b_local, preconditioner, guess) -> tuple[np.ndarray, list]:
+        """:meth:`solve_operator` by batched GMRES, ``block_size`` columns at a time."""
+        from spia_mpi.engine.krylov import batched_gmres
+        if self.options["pc_type"] == "model" and preconditioner is None:
+            raise InputError("resolvent pc_type = 'model': this electronic model supplies no "
+                             "preconditioner (use a PETSc one, e.g. 'jacobi')")
+        use_model = self.options["pc_type"] != "jacobi" and preconditioner is not None
+        ops = _batched_operators(A, preconditioner if use_model else None)
+        o = self.options
+        b = np.ascontiguousarray(b_local.T)
+        x0 = None if guess is None else np.ascontiguousarray(guess.T)
+        x = np.empty(b.shape, dtype=complex)
+        its = np.empty(b.shape[0], dtype=int)
+        for s in range(0, b.shape[0], self.block_size):
+            part = slice(s, s + self.block_size)
+            x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
+                                               rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
+                                               max_it=int(o["ksp_max_it"]), restart=int(o["ksp_gmres_restart"]))
+        return np.ascontiguousarray(x.T), [int(i) for i in its]
+
+
+def _batched_operators(A, preconditioner=None):
+    """:class:`~spia_mpi.engine.krylov.BatchedOperators` of a PETSc Mat A on this rank's rows:
+    the model's preconditioner (its fused A M⁻¹ when it matches A) or Jacobi (``None``)."""
+    from spia_mpi.engine.krylov import BatchedOperators
+    comm = A.getComm().tompi4py()
+    x, y = A.createVecs()
+    d = A.getDiagonal()
+    diag = d.getArray().copy()
+    d_mean = d.sum() / d.getSize()
+    d.destroy()
+
+    def apply_a(v):
+        out = np.empty_like(v)
+        for i, row in enumerate(v):
+            x.getArray()[:] = row
+            A.mult(x, y)
+            out[i] = y.getArray(readonly=True)
+        return out
+
+    def reduce(a):
+        if comm.Get_size() == 1:
+            return a
+        out = np.empty_like(a)
+        comm.Allreduce(np.ascontiguousarray(a), out)
+        return out
+
+    if preconditioner is None:
+        def apply_m_inv(v):
+            return v / diag
+        return BatchedOperators(apply_a, lambda v: apply_a(apply_m_inv(v)), apply_m_inv, reduce)
+    preconditioner.configure(comm, A.getOwnershipRange(), d_mean + preconditioner.t0)
+    apply_m_inv = preconditioner.apply_block
+    fused = preconditioner.preconditioned_operator(diag, d_mean)
+    probe = np.random.default_rng(1).standard_normal((2, diag.size)) + 0j
+    exact = apply_a(apply_m_inv(probe))
+    mismatch = reduce(np.array([np.sum(np.abs(fused(probe) - exact) ** 2), np.sum(np.abs(exact) ** 2)]))
+    if mismatch[0] > 1e-20 * mismatch[1]:                       # A is not M − (V − V̄): use the matrix
+        fused = None
+    return BatchedOperators(apply_a, fused or (lambda v: apply_a(apply_m_inv(v))), apply_m_inv, reduce)
 
 
 def shifted_operator(h_mat, z: complex):

@@ -152,8 +152,10 @@ class SpiaInput:
         doc="PETSc options of the resolvent KSP (resolvent = 'petsc'), without the 'spia_resolvent_' prefix, "
             "overriding the defaults ksp_type = 'gmres', pc_type = 'auto' (the grid model's kinetic-energy FFT "
             "preconditioner, 'model', for kind = 'grid'; 'jacobi' otherwise), ksp_rtol = 1e-11, "
-            "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100, and one option of spia_mpi's, "
-            "warm_start = true (bead b's Krylov solves start from bead b − 1's solution; false: from zero); "
+            "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100, and two options of spia_mpi's: "
+            "warm_start = true (bead b's Krylov solves start from bead b − 1's solution; false: from zero) and "
+            "block_size = 1 (n > 1: the reference states are solved n at a time by batched GMRES, with "
+            "pc_type auto, model or jacobi; docs/spia.md); "
             "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")

@@ -1,0 +1,280 @@
+#!/usr/bin/env python
+"""Benchmark: resolvent performance features (issue 16), ratios measured side by side in one run.
+
+Dense simple-cubic hydrogen (a = 1.6 Å) on a grid of spacing 0.2 Å (4th-order stencil), as in
+``bench_gridresolvent.py``; z = 10 eV + i(2J+1)πk_BT, J = 16, 300 K; kinetic FFT preconditioner.
+
+1. Warm starts along the ring polymer: 16³ grid (2×2×2 supercell, 16 atoms), exact Einstein ring
+   polymers (ħΩ = 0.15 eV, 300 K) with N_b = 16 and 64, 16 plane-wave right-hand sides: mean
+   GMRES iterations per solve from zero and from the previous bead's solution, time ratio,
+   largest relative difference of g.
+2. Distributed FFT preconditioner: one 48³ resolvent (8 right-hand sides) on 1 and on 2 ranks
+   (fresh processes, alternated, several repetitions), solve time and speed-up; the
+   preconditioner application alone; peak memory per rank for 64³.
+3. Roofline: a STREAM-like copy (numpy, two 256 MiB arrays) and the grid matvec (PETSc MatMult,
+   48³), bytes moved per second, fraction of the copy bandwidth, in the same process.
+4. Blocks of right-hand sides (32³, 32 vectors): PETSc KSP column by column against the batched
+   GMRES (``block_size`` 8 and 32), CPU and wall time, alternated rounds.
+
+Writes docs/benchmarks/perf.md. ``--one NAME ARGS`` runs one measurement in this process
+(under mpirun for 2 ranks) and prints JSON.
+"""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "drivers"))
+
+T = 300.0
+REPEATS = 3
+
+
+def z_value():
+    from spia_mpi.engine.resolvent import matsubara_eta
+    return 10.0 + 1j * matsubara_eta(16, T)
+
+
+def hydrogen(L, n_rhs, seed=None):
+    """Grid model of an L³ dense-hydrogen supercell, displaced positions and n_rhs plane waves."""
+    from spia_mpi.lattice.structures import dense_hydrogen_sc
+    from spia_mpi.models.grid import GridModel
+    model = GridModel(dense_hydrogen_sc(), np.diag([L, L, L]), (8, 8, 8), 4)
+    rng = np.random.default_rng(L if seed is None else seed)
+    pos = model.reference_positions + 0.1 * rng.standard_normal(model.reference_positions.shape)
+    ref = model.reference_states([0.0, 0.0, 0.0], max(1, -(-n_rhs // L ** 3)))
+    p = ref.vectors[:, np.argsort(ref.energies, kind="stable")[:n_rhs]]
+    return model, pos, p
+
+
+# ---------------------------------------------------------------- 1. warm starts
+def warm_starts(n_beads: int, n_conf: int = 2) -> dict:
+    from spia_mpi.engine.workflow import _ResolventEngine
+    from spia_mpi.ions.configurations import sample_einstein_ring_polymers
+    model, _, _ = hydrogen(2, 16)
+    ref = model.reference_states([0.0, 0.0, 0.0], 2)
+    pos = sample_einstein_ring_polymers(n_conf, n_beads, model.atoms.get_masses(), 0.15, T,
+                                        model.reference_positions, np.random.default_rng(7))
+    out = {}
+    for warm in (False, True):
+        engine = _ResolventEngine(model, "petsc", {"warm_start": warm})
+        t = time.process_time()
+        g = np.array([engine(x, [0.0, 0.0, 0.0], z_value(), ref.vectors) for x in pos])
+        out[warm] = (time.process_time() - t, float(np.mean(engine.iterations)), g)
+    step = np.sqrt(np.mean((pos - np.roll(pos, 1, axis=1)) ** 2))
+    return {"cold_s": out[False][0], "warm_s": out[True][0], "cold_its": out[False][1],
+            "warm_its": out[True][1], "bead_step_rms": float(step),
+            "diff": float(np.max(np.abs(out[True][2] - out[False][2])) / np.max(np.abs(out[False][2])))}
+
+
+# ---------------------------------------------------------------- 2. distributed preconditioner
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one_resolvent(L: int, n_rhs: int) -> dict:
+    """One resolvent on this process's MPI world (H, kinetic preconditioner, n_rhs solves)."""
+    import gc
+
+    from spia_mpi.engine.resolvent import ResolventSolver
+    from spia_mpi.parallel.mpi import world
+    comm = world()
+    model, pos, p = hydrogen(L, n_rhs)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")            # peak memory from here on
+    mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], comm)
+    pc = model.resolvent_preconditioner([0.0, 0.0, 0.0])
+    comm.Barrier()
+    t = time.perf_counter()
+    g, info = ResolventSolver(comm).solve(mat, z_value(), p, pc)
+    comm.Barrier()
+    t_solve = time.perf_counter() - t
+    r = np.random.default_rng(0).standard_normal((pc.fft.n_local, 1)) + 0j
+    comm.Barrier()
+    t = time.perf_counter()
+    for _ in range(20):
+        pc.apply_block(r)
+    comm.Barrier()
+    t_pc = (time.perf_counter() - t) / 20
+    rss = comm.gather(_peak_rss_mib(), root=0)
+    mat.destroy()
+    return {"ranks": comm.size, "points": model.n_basis, "solve_s": t_solve, "pc_s": t_pc,
+            "its": info["iterations_mean"], "rss_mib": rss, "g00": [g[0, 0].real, g[0, 0].imag]}
+
+
+def run_one(ranks: int, *args) -> dict:
+    from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
+    cmd = [sys.executable, __file__, "--one", *map(str, args)]
+    if ranks > 1:
+        cmd = [*mpirun_prefix(), "-n", str(ranks), *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=mpirun_env(), check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- 3. roofline
+def stream_copy_gbs(n_bytes: int = 256 * 2 ** 20, repeats: int = 5) -> float:
+    """Copy bandwidth (read + write bytes per second, GB/s), best of ``repeats``."""
+    a = np.ones(n_bytes // 8)
+    b = np.empty_like(a)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t)
+    return 2 * a.nbytes / best / 1e9
+
+
+def matvec_gbs(L: int = 6, repeats: int = 20) -> tuple:
+    """Bytes a CSR MatMult must move per second (GB/s) and its time (s), best of ``repeats``:
+    values (16 B) and column indices per non-zero, row pointers, x read once, y written."""
+    from spia_mpi.parallel import stack
+    from spia_mpi.parallel.mpi import self_comm
+    PETSc = stack.petsc()
+    model, pos, _ = hydrogen(L, 1)
+    mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], self_comm())
+    x, y = mat.createVecs()
+    x.setRandom()
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        mat.mult(x, y)
+        best = min(best, time.perf_counter() - t)
+    n, nnz = model.n_basis, int(mat.getInfo()["nz_used"])
+    isize = np.dtype(PETSc.IntType).itemsize
+    moved = nnz * (16 + isize) + (n + 1) * isize + 2 * 16 * n
+    mat.destroy()
+    return moved / best / 1e9, best, nnz / n
+
+
+# ---------------------------------------------------------------- 4. blocks of right-hand sides
+def blocks(block_sizes=(1, 8, 32), n_rhs: int = 32, repeats: int = REPEATS) -> dict:
+    """CPU and wall seconds of one 32³ resolvent with n_rhs right-hand sides per block size
+    (alternated, ``repeats`` rounds), iterations and the largest relative difference to block 1."""
+    from spia_mpi.engine.resolvent import ResolventSolver
+    from spia_mpi.parallel.mpi import self_comm
+    model, pos, p = hydrogen(4, n_rhs)
+    mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], self_comm())
+    pc = model.resolvent_preconditioner([0.0, 0.0, 0.0])
+    out = {bs: {"cpu": [], "wall": []} for bs in block_sizes}
+    for _ in range(repeats):
+        for bs in block_sizes:
+            c, w = time.process_time(), time.perf_counter()
+            g, info = ResolventSolver(self_comm(), {"block_size": bs}).solve(mat, z_value(), p, pc)
+            out[bs]["cpu"].append(time.process_time() - c)
+            out[bs]["wall"].append(time.perf_counter() - w)
+            out[bs]["its"] = info["iterations_mean"]
+            out[bs]["g"] = g
+    for bs in block_sizes:
+        g1 = out[block_sizes[0]]["g"]
+        out[bs]["diff"] = float(np.max(np.abs(out[bs].pop("g") - g1)) / np.max(np.abs(g1)))
+    mat.destroy()
+    return out
+
+
+# ---------------------------------------------------------------- report
+def main():
+    lines = ["## Resolvent performance: warm starts, distributed preconditioner, roofline "
+             "(`drivers/bench_perf.py`)\n",
+             "Dense simple-cubic hydrogen on a 0.2 Å grid (4th-order stencil), z = 10 eV + i·2.68 eV "
+             "(J = 16, 300 K), GMRES + kinetic FFT preconditioner, KSP rtol 1e-11. The machine is shared "
+             "(2 cores, other jobs running): times are noisy, so every comparison is a ratio measured in "
+             "the same run, and the 1-versus-2-rank runs are repeated and alternated.\n",
+             "### Warm starts along the ring polymer\n",
+             "16³ grid (2×2×2 supercell), 2 configurations of exact Einstein ring polymers (ħΩ = 0.15 eV, "
+             "300 K), 16 plane-wave right-hand sides per bead. Cold: every solve starts from zero; warm: "
+             "bead b starts from bead b − 1's solution (the default, `warm_start = true`).\n",
+             "| N_b | neighbour-bead step (Å, rms) | its cold | its warm | reduction | CPU time cold / warm | "
+             "max rel. diff of g |", "|---|---|---|---|---|---|---|"]
+    for n_beads in (16, 64):
+        w = warm_starts(n_beads, 2 if n_beads == 16 else 1)
+        lines.append(f"| {n_beads} | {w['bead_step_rms']:.3f} | {w['cold_its']:.2f} | {w['warm_its']:.2f} | "
+                     f"{100 * (1 - w['warm_its'] / w['cold_its']):.0f} % | {w['cold_s'] / w['warm_s']:.2f}× | "
+                     f"{w['diff']:.1e} |")
+        print(lines[-1], flush=True)
+    lines.append(
+        "\nThe saving is about one iteration per solve. The kinetic preconditioner makes GMRES reduce "
+        "the residual by ≈ 10× per iteration (13 iterations to 1e-11), and a neighbouring bead's "
+        "solution leaves a relative residual of ≈ 0.05–0.1: at 300 K a hydrogen bead is ≈ 0.09 Å "
+        "(N_b = 16) away from its neighbour, as far as the ions are displaced from the lattice, so the "
+        "previous bead's solution is only a one-iteration head start (log 0.08 / log 1e-11 ≈ 10 %). "
+        "Richer guesses do not change this enough to pay: the least-squares best combination of the "
+        "previous 4 beads' solutions still leaves ≈ 0.03 (measured once on this case; it costs 4 × 16 "
+        "extra matrix–vector products per bead).\n")
+
+    lines += ["### Distributed kinetic FFT preconditioner\n",
+              "One resolvent (8 right-hand sides) in a fresh process on 1 rank and on 2 ranks of one PETSc "
+              "communicator; the preconditioner's FFTs are slab-distributed over the ranks "
+              "(`engine.preconditioners.SlabFFT`). Runs alternate 1, 2, 1, 2, …; `PC apply` is one "
+              "application of the preconditioner alone (mean of 20).\n",
+              "| grid | repetition | solve 1 rank (s) | solve 2 ranks (s) | speed-up | PC apply 1 rank (ms) | "
+              "PC apply 2 ranks (ms) | PC speed-up | its |", "|---|---|---|---|---|---|---|---|---|"]
+    speedups = []
+    for rep in range(REPEATS):
+        r1, r2 = run_one(1, "resolvent", 6, 8), run_one(2, "resolvent", 6, 8)
+        speedups.append(r1["solve_s"] / r2["solve_s"])
+        lines.append(f"| 48³ | {rep + 1} | {r1['solve_s']:.2f} | {r2['solve_s']:.2f} | {speedups[-1]:.2f}× | "
+                     f"{1e3 * r1['pc_s']:.1f} | {1e3 * r2['pc_s']:.1f} | {r1['pc_s'] / r2['pc_s']:.2f}× | "
+                     f"{r1['its']:.0f} / {r2['its']:.0f} |")
+        print(lines[-1], flush=True)
+    lines.append(f"\nMedian speed-up of the 48³ solve on 2 ranks: {np.median(speedups):.2f}× (target 1.7×).\n")
+    m1, m2 = run_one(1, "resolvent", 8, 8), run_one(2, "resolvent", 8, 8)
+    lines += ["Peak resident memory per rank, 64³ (262 144 points), from the model's set-up to the end of "
+              "the solves (matrix, preconditioner, Krylov space; the Python/PETSc libraries and the "
+              "8 right-hand sides, held whole on every rank, are included):\n",
+              "| grid | 1 rank (MiB) | 2 ranks, per rank (MiB) | solve 1 rank (s) | solve 2 ranks (s) |",
+              "|---|---|---|---|---|",
+              f"| 64³ | {m1['rss_mib'][0]:.0f} | {', '.join(f'{x:.0f}' for x in m2['rss_mib'])} | "
+              f"{m1['solve_s']:.2f} | {m2['solve_s']:.2f} |\n"]
+    print(lines[-1], flush=True)
+
+    copy = stream_copy_gbs()
+    mv, t_mv, per_row = matvec_gbs()
+    lines += ["### Roofline of the grid matvec\n",
+              "In one process: a STREAM-like copy (numpy `copyto`, 256 MiB, read + write bytes) and PETSc "
+              "MatMult of the 48³ grid Hamiltonian, counting the bytes a CSR product must move (16 B value + "
+              "index per non-zero, row pointers, x and y once); best of 5 and 20.\n",
+              "| copy bandwidth (GB/s) | matvec (ms) | non-zeros per row | matvec bytes/s (GB/s) | fraction of copy |",
+              "|---|---|---|---|---|",
+              f"| {copy:.1f} | {1e3 * t_mv:.2f} | {per_row:.0f} | {mv:.1f} | {100 * mv / copy:.0f} % |\n"]
+    print(lines[-1], flush=True)
+
+    b = blocks()
+    lines += ["### Blocks of right-hand sides\n",
+              f"One 32³ resolvent, 32 plane-wave right-hand sides, one rank (one BLAS thread), block sizes "
+              f"alternated in {REPEATS} rounds. Block 1 = PETSc KSP column by column (the default); block n = "
+              "batched GMRES (`engine.krylov`, `block_size = n`): n Krylov spaces advanced together, the "
+              "preconditioner as one batched FFT, and A M⁻¹ = 1 − (V − V̄)M⁻¹ applied without the sparse "
+              "matrix. CPU seconds (this process) are less disturbed by the other jobs than wall seconds; "
+              "RHS/s from the median CPU time.\n",
+              "| block size | CPU s (runs) | wall s (runs) | RHS/s (CPU) | vs block 1 | mean its | max rel. diff of g |",
+              "|---|---|---|---|---|---|---|"]
+    base = np.median(b[1]["cpu"])
+    for bs, r in b.items():
+        med = np.median(r["cpu"])
+        lines.append(f"| {bs} | {', '.join(f'{x:.2f}' for x in r['cpu'])} | "
+                     f"{', '.join(f'{x:.2f}' for x in r['wall'])} | {32 / med:.1f} | {base / med:.2f}× | "
+                     f"{r['its']:.1f} | {r['diff']:.1e} |")
+    lines.append("\nThe batched solver gains from dropping the sparse matrix–vector product and PETSc's per-"
+                 "iteration Python callback, and loses cache locality: 32 Krylov bases of 32³ points "
+                 "(≈ 15 vectors × 0.5 MiB each) stream from memory in every Gram–Schmidt step, where one "
+                 "column's basis stays in cache. Both operators are memory-bound (roofline above).\n")
+    print("\n".join(lines[-6:]), flush=True)
+    (ROOT / "docs" / "benchmarks" / "perf.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--one" and sys.argv[2] == "resolvent":
+        res = one_resolvent(int(sys.argv[3]), int(sys.argv[4]))
+        from spia_mpi.parallel.mpi import world
+        if world().rank == 0:
+            print(json.dumps(res))
+    else:
+        main()
