@@ -97,7 +97,7 @@ def one_resolvent(L: int, n_rhs: int) -> dict:
     g, info = ResolventSolver(comm).solve(mat, z_value(), p, pc)
     comm.Barrier()
     t_solve = time.perf_counter() - t
-    r = np.random.default_rng(0).standard_normal((pc.fft.n_local, 1)) + 0j
+    r = np.random.default_rng(0).standard_normal((1, pc.fft.n_local)) + 0j
     comm.Barrier()
     t = time.perf_counter()
     for _ in range(20):
