@@ -11,8 +11,8 @@ Dense simple-cubic hydrogen (a = 1.6 Å) on a grid of spacing 0.2 Å (4th-order 
 2. Distributed FFT preconditioner: one 48³ resolvent (8 right-hand sides) on 1 and on 2 ranks
    (fresh processes, alternated, several repetitions), solve time and speed-up; the
    preconditioner application alone; peak memory per rank for 64³.
-3. Roofline: a STREAM-like copy (numpy, two 256 MiB arrays) and the grid matvec (PETSc MatMult,
-   48³), bytes moved per second, fraction of the copy bandwidth, in the same process.
+3. Roofline: the grid matvec (PETSc MatMult, 48³ and 64³), bytes moved per second, as a fraction
+   of a STREAM-like copy (numpy) of the same working set and of 512 MiB, in the same process.
 4. Blocks of right-hand sides (32³, 32 vectors): PETSc KSP column by column against the batched
    GMRES (``block_size`` 8 and 32), CPU and wall time, alternated rounds.
 
@@ -20,6 +20,7 @@ Writes docs/benchmarks/perf.md. ``--one NAME ARGS`` runs one measurement in this
 (under mpirun for 2 ranks) and prints JSON.
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -93,8 +94,9 @@ def one_resolvent(L: int, n_rhs: int) -> dict:
     mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], comm)
     pc = model.resolvent_preconditioner([0.0, 0.0, 0.0])
     comm.Barrier()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     g, info = ResolventSolver(comm).solve(mat, z_value(), p, pc)
+    cpu = comm.allreduce(time.process_time() - c, op=_mpi_max())
     comm.Barrier()
     t_solve = time.perf_counter() - t
     r = np.random.default_rng(0).standard_normal((1, pc.fft.n_local)) + 0j
@@ -106,8 +108,13 @@ def one_resolvent(L: int, n_rhs: int) -> dict:
     t_pc = (time.perf_counter() - t) / 20
     rss = comm.gather(_peak_rss_mib(), root=0)
     mat.destroy()
-    return {"ranks": comm.size, "points": model.n_basis, "solve_s": t_solve, "pc_s": t_pc,
+    return {"ranks": comm.size, "points": model.n_basis, "solve_s": t_solve, "solve_cpu_s": cpu, "pc_s": t_pc,
             "its": info["iterations_mean"], "rss_mib": rss, "g00": [g[0, 0].real, g[0, 0].imag]}
+
+
+def _mpi_max():
+    from mpi4py import MPI
+    return MPI.MAX
 
 
 def run_one(ranks: int, *args) -> dict:
@@ -133,8 +140,8 @@ def stream_copy_gbs(n_bytes: int = 256 * 2 ** 20, repeats: int = 5) -> float:
 
 
 def matvec_gbs(L: int = 6, repeats: int = 20) -> tuple:
-    """Bytes a CSR MatMult must move per second (GB/s) and its time (s), best of ``repeats``:
-    values (16 B) and column indices per non-zero, row pointers, x read once, y written."""
+    """Bytes a CSR MatMult must move per second (GB/s), its time (s), non-zeros per row and the bytes,
+    best of ``repeats``: values (16 B) and column indices per non-zero, row pointers, x read once, y written."""
     from spia_mpi.parallel import stack
     from spia_mpi.parallel.mpi import self_comm
     PETSc = stack.petsc()
@@ -151,7 +158,7 @@ def matvec_gbs(L: int = 6, repeats: int = 20) -> tuple:
     isize = np.dtype(PETSc.IntType).itemsize
     moved = nnz * (16 + isize) + (n + 1) * isize + 2 * 16 * n
     mat.destroy()
-    return moved / best / 1e9, best, nnz / n
+    return moved / best / 1e9, best, nnz / n, moved
 
 
 # ---------------------------------------------------------------- 4. blocks of right-hand sides
@@ -172,8 +179,8 @@ def blocks(block_sizes=(1, 8, 32), n_rhs: int = 32, repeats: int = REPEATS) -> d
             out[bs]["wall"].append(time.perf_counter() - w)
             out[bs]["its"] = info["iterations_mean"]
             out[bs]["g"] = g
+    g1 = out[block_sizes[0]]["g"]
     for bs in block_sizes:
-        g1 = out[block_sizes[0]]["g"]
         out[bs]["diff"] = float(np.max(np.abs(out[bs].pop("g") - g1)) / np.max(np.abs(g1)))
     mat.destroy()
     return out
@@ -213,18 +220,25 @@ def main():
               "One resolvent (8 right-hand sides) in a fresh process on 1 rank and on 2 ranks of one PETSc "
               "communicator; the preconditioner's FFTs are slab-distributed over the ranks "
               "(`engine.preconditioners.SlabFFT`). Runs alternate 1, 2, 1, 2, …; `PC apply` is one "
-              "application of the preconditioner alone (mean of 20).\n",
-              "| grid | repetition | solve 1 rank (s) | solve 2 ranks (s) | speed-up | PC apply 1 rank (ms) | "
-              "PC apply 2 ranks (ms) | PC speed-up | its |", "|---|---|---|---|---|---|---|---|---|"]
+              "application of the preconditioner alone (mean of 20). CPU s: process CPU time of the solve "
+              "(the largest over the ranks; Open MPI's waiting in collectives counts as CPU time). The load "
+              "average during these runs is printed below the table: with more runnable processes than "
+              "cores, every collective waits for a descheduled partner, which the wall times include.\n",
+              "| grid | repetition | solve 1 rank (s) | solve 2 ranks (s) | speed-up | CPU s 1 rank | "
+              "CPU s per rank, 2 ranks (max) | CPU ratio | PC apply 1 rank (ms) | PC apply 2 ranks (ms) | "
+              "PC speed-up | its |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     speedups = []
     for rep in range(REPEATS):
         r1, r2 = run_one(1, "resolvent", 6, 8), run_one(2, "resolvent", 6, 8)
         speedups.append(r1["solve_s"] / r2["solve_s"])
         lines.append(f"| 48³ | {rep + 1} | {r1['solve_s']:.2f} | {r2['solve_s']:.2f} | {speedups[-1]:.2f}× | "
+                     f"{r1['solve_cpu_s']:.2f} | {r2['solve_cpu_s']:.2f} | {r1['solve_cpu_s'] / r2['solve_cpu_s']:.2f}× | "
                      f"{1e3 * r1['pc_s']:.1f} | {1e3 * r2['pc_s']:.1f} | {r1['pc_s'] / r2['pc_s']:.2f}× | "
                      f"{r1['its']:.0f} / {r2['its']:.0f} |")
         print(lines[-1], flush=True)
-    lines.append(f"\nMedian speed-up of the 48³ solve on 2 ranks: {np.median(speedups):.2f}× (target 1.7×).\n")
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    lines.append(f"\nMedian speed-up of the 48³ solve on 2 ranks: {np.median(speedups):.2f}× (target 1.7×); "
+                 f"load average after the runs {' / '.join(load)} (1 / 5 / 15 min) on {os.cpu_count()} cores.\n")
     m1, m2 = run_one(1, "resolvent", 8, 8), run_one(2, "resolvent", 8, 8)
     lines += ["Peak resident memory per rank, 64³ (262 144 points), from the model's set-up to the end of "
               "the solves (matrix, preconditioner, Krylov space; the Python/PETSc libraries and the "
@@ -235,16 +249,21 @@ def main():
               f"{m1['solve_s']:.2f} | {m2['solve_s']:.2f} |\n"]
     print(lines[-1], flush=True)
 
-    copy = stream_copy_gbs()
-    mv, t_mv, per_row = matvec_gbs()
+    big = stream_copy_gbs()
     lines += ["### Roofline of the grid matvec\n",
-              "In one process: a STREAM-like copy (numpy `copyto`, 256 MiB, read + write bytes) and PETSc "
-              "MatMult of the 48³ grid Hamiltonian, counting the bytes a CSR product must move (16 B value + "
-              "index per non-zero, row pointers, x and y once); best of 5 and 20.\n",
-              "| copy bandwidth (GB/s) | matvec (ms) | non-zeros per row | matvec bytes/s (GB/s) | fraction of copy |",
-              "|---|---|---|---|---|",
-              f"| {copy:.1f} | {1e3 * t_mv:.2f} | {per_row:.0f} | {mv:.1f} | {100 * mv / copy:.0f} % |\n"]
-    print(lines[-1], flush=True)
+              "In one process: PETSc MatMult of the grid Hamiltonian (best of 20), counting the bytes a CSR "
+              "product must move (16 B value + index per non-zero, row pointers, x and y once), against a "
+              "STREAM-like copy (numpy `copyto`, read + write bytes, best of 5) of the same working set and "
+              "of 2 × 256 MiB (main memory; the L3 cache is 32 MiB).\n",
+              "| grid | working set (MiB) | matvec (ms) | non-zeros per row | matvec (GB/s) | copy, same set (GB/s) | "
+              "fraction | copy, 512 MiB (GB/s) | fraction |", "|---|---|---|---|---|---|---|---|---|"]
+    for L in (6, 8):
+        mv, t_mv, per_row, moved = matvec_gbs(L)
+        same = stream_copy_gbs(moved // 2)
+        lines.append(f"| {8 * L}³ | {moved / 2 ** 20:.0f} | {1e3 * t_mv:.2f} | {per_row:.0f} | {mv:.1f} | {same:.1f} | "
+                     f"{100 * mv / same:.0f} % | {big:.1f} | {100 * mv / big:.0f} % |")
+        print(lines[-1], flush=True)
+    lines.append("")
 
     b = blocks()
     lines += ["### Blocks of right-hand sides\n",
