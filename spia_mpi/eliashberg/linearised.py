@@ -241,26 +241,32 @@ class KernelOperator:
         h[:2 * N - 1] = lam[1:2 * N]
         self._fh = np.fft.rfft(h)
 
+    def toeplitz_hankel(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ_m λ(|n−m|) x_m, Σ_m λ(n+m+1) x_m) for a real vector x [N], by FFT."""
+        N, L = self.n, self.L
+        xp = np.zeros(L)
+        xp[:N] = x
+        t = np.fft.irfft(self._ft * np.fft.rfft(xp), L)[:N]
+        xp[:N] = x[::-1]
+        h = np.fft.irfft(self._fh * np.fft.rfft(xp), L)[N - 1:2 * N - 1]
+        return t, h
+
     def matvec(self, x: np.ndarray) -> np.ndarray:
         """K @ x for a real or complex vector x [N]."""
         if np.iscomplexobj(x):
             return self.matvec(x.real) + 1j * self.matvec(x.imag)
-        N, L = self.n, self.L
-        xp = np.zeros(L)
-        xp[:N] = x
-        y = np.fft.irfft(self._ft * np.fft.rfft(xp), L)[:N]
-        xr = np.zeros(L)
-        xr[:N] = x[::-1]
-        y += np.fft.irfft(self._fh * np.fft.rfft(xr), L)[N - 1:2 * N - 1]
+        t, h = self.toeplitz_hankel(x)
+        y = t + h
         y -= 2.0 * self.mustar_n * x.sum()
         y -= self.diag * x
         return y
 
 
 class _PetscShell:
-    """Context of a PETSc python Mat: each rank applies its rows of K."""
+    """Context of a PETSc python Mat: each rank applies its rows of ``op`` (any object
+    with ``matvec(x)`` on the full vector, e.g. :class:`KernelOperator`)."""
 
-    def __init__(self, op: KernelOperator, PETSc):
+    def __init__(self, op, PETSc):
         self.op = op
         self.PETSc = PETSc
         self._scatter = None
@@ -306,25 +312,41 @@ def _leading_eigenvalue_slepc(lambda_l, mustar_n, n_freq, comm, assembled, tol):
     from spia_mpi.parallel import stack
     from spia_mpi.parallel.mpi import self_comm
     PETSc = stack.petsc()
-    SLEPc = stack.slepc()
     comm = comm if comm is not None else self_comm()
-    pcomm = PETSc.Comm(comm)
     N = n_freq
-    if assembled:
-        A = PETSc.Mat().createDense([N, N], comm=pcomm)
-        A.setUp()
-        r0, r1 = A.getOwnershipRange()
-        local = kernel_dense(lambda_l, mustar_n, N, rows=np.arange(r0, r1))
-        A.getDenseArray()[:, :] = local
-        A.assemble()
-    else:
-        op = KernelOperator(lambda_l, mustar_n, N)
-        A = PETSc.Mat().createPython([[PETSc.DECIDE, N], [PETSc.DECIDE, N]],
-                                     context=_PetscShell(op, PETSc), comm=pcomm)
-        A.setUp()
+    if not assembled:
+        return slepc_largest_eigenpair(KernelOperator(lambda_l, mustar_n, N), N, comm, tol)[0]
+    pcomm = PETSc.Comm(comm)
+    A = PETSc.Mat().createDense([N, N], comm=pcomm)
+    A.setUp()
+    r0, r1 = A.getOwnershipRange()
+    local = kernel_dense(lambda_l, mustar_n, N, rows=np.arange(r0, r1))
+    A.getDenseArray()[:, :] = local
+    A.assemble()
+    return _solve_largest(A, N, comm, tol, want_vector=False)[0]
+
+
+def slepc_largest_eigenpair(op, n: int, comm, tol: float = 1e-13, want_vector: bool = False):
+    """(ρ, x or None): the largest eigenvalue (and its eigenvector [n], on every rank) of
+    the real symmetric operator ``op`` (``op.matvec`` on full vectors), by SLEPc on a
+    matrix-free PETSc matrix whose rows are distributed over ``comm``."""
+    from spia_mpi.parallel import stack
+    PETSc = stack.petsc()
+    A = PETSc.Mat().createPython([[PETSc.DECIDE, n], [PETSc.DECIDE, n]],
+                                 context=_PetscShell(op, PETSc), comm=PETSc.Comm(comm))
+    A.setUp()
+    return _solve_largest(A, n, comm, tol, want_vector)
+
+
+def _solve_largest(A, N, comm, tol, want_vector):
+    from spia_mpi.parallel import stack
+    PETSc = stack.petsc()
+    SLEPc = stack.slepc()
+    pcomm = PETSc.Comm(comm)
     eps = SLEPc.EPS().create(comm=pcomm)
     try:
-        return _leading_eigenvalue_eps(eps, A, N, tol, SLEPc)
+        rho = _leading_eigenvalue_eps(eps, A, N, tol, SLEPc)
+        return rho, (_leading_eigenvector(eps, A, PETSc) if want_vector else None)
     finally:                                   # also on a ConvergenceError: no leaked PETSc objects
         eps.destroy()
         A.destroy()
@@ -346,6 +368,22 @@ def _leading_eigenvalue_eps(eps, A, N, tol, SLEPc):
         raise ConvergenceError(f"SLEPc found no eigenvalue of the Eliashberg kernel (N = {N}, "
                                f"reason {eps.getConvergedReason()})")
     return complex(eps.getEigenvalue(0)).real
+
+
+def _leading_eigenvector(eps, A, PETSc) -> np.ndarray:
+    """The converged leading eigenvector of ``eps``, real part, gathered on every rank."""
+    xr = A.createVecRight()
+    scatter, full = None, None
+    try:
+        eps.getEigenvector(0, xr)
+        scatter, full = PETSc.Scatter.toAll(xr)
+        scatter.scatter(xr, full, addv=PETSc.InsertMode.INSERT_VALUES,
+                        mode=PETSc.ScatterMode.FORWARD)
+        return np.array(full.getArray(readonly=True).real)
+    finally:
+        for obj in (scatter, full, xr):
+            if obj is not None:
+                obj.destroy()
 
 
 # --------------------------------------------------------------------------
@@ -382,14 +420,18 @@ class EliashbergSolver:
             return self.n_freq
         return n_freq_for(temperature_k, self.lam.omega2_ev, self.cutoff_omega2)
 
-    def rho(self, temperature_k: float, mustar: float) -> float:
-        """Largest eigenvalue ρ(T) of the kernel at T (K) for μ* (cutoff-renormalised)."""
+    def grid(self, temperature_k: float, mustar: float) -> tuple[int, float, np.ndarray]:
+        """(N, μ*_N, λ(l) for l = 0 … 2N−1) at T (K): the discretisation at that T."""
         if temperature_k <= 0:
             raise InputError(f"temperature {temperature_k} K must be positive")
         N = self.nfreq_at(temperature_k)
         omega_c = (2 * N - 1) * math.pi * units.KB_EV_PER_K * temperature_k
         mu_n = renormalised_mustar(mustar, self.lam.omega2_ev, omega_c)
-        lam_l = self.lam.on_grid(temperature_k, 2 * N)
+        return N, mu_n, self.lam.on_grid(temperature_k, 2 * N)
+
+    def rho(self, temperature_k: float, mustar: float) -> float:
+        """Largest eigenvalue ρ(T) of the kernel at T (K) for μ* (cutoff-renormalised)."""
+        N, mu_n, lam_l = self.grid(temperature_k, mustar)
         return leading_eigenvalue(lam_l, mu_n, N, self.method, self.comm)
 
     def tc(self, mustar: float, t_min_k: float | None = None, t_max_k: float | None = None,
