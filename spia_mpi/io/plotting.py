@@ -373,3 +373,72 @@ def plot_results(f, out, formats=("png", "pdf")) -> list[Path]:
     for fn in ALL:
         written += fn(f, out)
     return written
+
+
+# --------------------------------------------------------------------------
+# harmonic baseline (``spia_mpi harmonic``)
+# --------------------------------------------------------------------------
+
+def plot_harmonic(f, out, spia=None, formats=("png", "pdf")) -> list[Path]:
+    """Figures of a harmonic results file ``f``, and the comparison with a SPIA results file.
+
+    * ``harmonic_lambda`` — λ_harm(m) in the discrete-bead (Ω_m) and continuum (ν_m) forms per γ,
+      with SPIA's λ(m) ± error on top when ``spia`` (an open results file) is given;
+    * ``harmonic_alpha2f`` — α²F(ω) per γ with ω_log marked;
+    * ``harmonic_tc`` — T_c^harm(μ*) (and SPIA's ± error side by side with ``spia``).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    g = f["lambda"]
+    gammas = g["gamma_eV"][...]
+    m = g["m"][...]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for row, gam in enumerate(gammas):
+        line, = ax.plot(m, g["lambda_m_bead"][row], "s--", ms=4, lw=1, label=f"harmonic, beads, γ = {gam:g} eV")
+        ax.plot(m, g["lambda_m"][row], ":", color=line.get_color(), lw=1, label=f"harmonic, continuum, γ = {gam:g} eV")
+        if spia is not None:
+            sg = spia["lambda"]
+            hit = np.flatnonzero(np.isclose(sg["gamma_eV"][...], gam))
+            if hit.size:
+                lam, err = sg["lambda_m"][hit[0]], sg["lambda_m_error"][hit[0]]
+                ax.errorbar(np.arange(lam.size), lam, yerr=err, fmt="o", ms=4, capsize=2, color=line.get_color(),
+                            label=f"SPIA ({sg.attrs['mode']}), γ = {gam:g} eV")
+    ax.set_xlabel("m")
+    ax.set_ylabel("λ(m)")
+    ax.set_title(f"harmonic baseline at T = {g.attrs['temperature_K']:g} K")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    written = _save(fig, out, "harmonic_lambda", formats)
+
+    a = f["alpha2f"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    w = a["omega_eV"][...]
+    for row, gam in enumerate(gammas):
+        line, = ax.plot(1e3 * w, a["alpha2f"][row], lw=1, label=f"γ = {gam:g} eV, λ = {a['lambda'][row]:.3g}")
+        ax.axvline(1e3 * a["omega_log_eV"][row], color=line.get_color(), ls="--", lw=0.7)
+    ax.set_xlabel("ħω (meV)")
+    ax.set_ylabel("α²F(ω)")
+    ax.set_title("harmonic α²F (dashed: ω_log)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written += _save(fig, out, "harmonic_alpha2f", formats)
+
+    e = f["eliashberg"]
+    mus = e["mustar"][...]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for row, gam in enumerate(gammas):
+        line, = ax.plot(mus, e["tc_K"][row], "s--", label=f"harmonic, γ = {gam:g} eV")
+        if spia is not None:
+            se = spia["eliashberg"]
+            hit = np.flatnonzero(np.isclose(spia["lambda/gamma_eV"][...], gam))
+            if hit.size:
+                ax.errorbar(se["mustar"][...], se["tc_K"][hit[0]], yerr=_tc_error(se, se["tc_K"].shape)[hit[0]],
+                            fmt="o-", capsize=2, color=line.get_color(), label=f"SPIA, γ = {gam:g} eV")
+    ax.set_xlabel("μ*")
+    ax.set_ylabel("T_c (K)")
+    ax.set_title("T_c: harmonic baseline" + (" vs SPIA" if spia is not None else ""))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    written += _save(fig, out, "harmonic_tc", formats)
+    return written

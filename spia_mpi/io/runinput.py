@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from spia_mpi.errors import InputError
+from spia_mpi.io.harmonicinput import HarmonicInput
 from spia_mpi.io.inputs import (all_of, in_range, load, nonempty, nonnegative, option, positive,
                              reference_markdown)
 from spia_mpi.io.spectralinput import SpectralInput
@@ -205,6 +206,7 @@ class RunInput:
     eliashberg: EliashbergInput = option(default_factory=EliashbergInput)
     output: OutputInput = option(default_factory=OutputInput)
     spectral: SpectralInput = option(default_factory=SpectralInput)
+    harmonic: HarmonicInput = option(default_factory=HarmonicInput)
 
 
 def load_run_input(path) -> tuple[RunInput, Path]:
