@@ -202,23 +202,32 @@ def _check_output(path: Path):
 def harmonic_tc(res, mustars, n_freq, comm) -> dict:
     """T_c (K) [gamma, mustar] of the continuum λ_harm(m) through the linearised Eliashberg solver,
     with the exact ω̄₂ of the harmonic spectrum as the tail; plus Allen–Dynes and McMillan from
-    the exact ω_log, ω̄₂, λ. A γ without a solution gets NaN and the reason in ``notes``."""
+    the exact ω_log, ω̄₂, λ. A γ without a solution gets NaN and the reason in ``notes``. The γ
+    are shared by the ranks of ``comm``, each solved on one rank (results independent of the
+    rank count), and gathered on every rank."""
     from spia_mpi.eliashberg import linearised
-    n = len(mustars)
-    out = {k: np.full((res.gamma_ev.size, n), math.nan) for k in ("tc_K", "allen_dynes_K", "mcmillan_K")}
-    out["notes"] = []
-    for ig in range(res.gamma_ev.size):
-        lam0, wlog, w2 = res.lambda0[ig], res.omega_log_ev[ig], res.omega2_ev[ig]
-        out["allen_dynes_K"][ig] = [linearised.allen_dynes_tc(lam0, mu, wlog, w2) for mu in mustars]
-        out["mcmillan_K"][ig] = [linearised.mcmillan_tc(lam0, mu, wlog) for mu in mustars]
+    from spia_mpi.parallel.mpi import partition, self_comm
+    from spia_mpi.parallel import stack
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    stack.petsc(), stack.slepc()        # initialised (a collective) by every rank before the split
+    mine = {}
+    for ig in partition(res.gamma_ev.size, size, rank):
         try:
             r = linearised.solve_tc(res.lambda_continuum[ig], res.temperature_k, mustars, n_freq=n_freq,
-                                    omega2_ev=float(w2), comm=comm)
-            out["tc_K"][ig] = r.tc_k
-            out["notes"].append("; ".join(f"μ*={k}: {v}" for k, v in r.errors.items()))
+                                    omega2_ev=float(res.omega2_ev[ig]), comm=self_comm())
+            mine[ig] = (list(r.tc_k), "; ".join(f"μ*={k}: {v}" for k, v in r.errors.items()))
         except InputError as exc:
-            out["notes"].append(str(exc))
-    return out
+            mine[ig] = ([math.nan] * len(mustars), str(exc))
+    if size > 1:
+        for part in comm.allgather(mine):
+            mine.update(part)
+    lam0, wlog, w2 = res.lambda0, res.omega_log_ev, res.omega2_ev
+    return {"tc_K": np.array([mine[ig][0] for ig in range(res.gamma_ev.size)]),
+            "notes": [mine[ig][1] for ig in range(res.gamma_ev.size)],
+            "allen_dynes_K": np.array([[linearised.allen_dynes_tc(lam0[ig], mu, wlog[ig], w2[ig]) for mu in mustars]
+                                       for ig in range(res.gamma_ev.size)]),
+            "mcmillan_K": np.array([[linearised.mcmillan_tc(lam0[ig], mu, wlog[ig]) for mu in mustars]
+                                    for ig in range(res.gamma_ev.size)])}
 
 
 def write_samples(model, phi, temperature_k, n_beads, h, path):
