@@ -224,32 +224,12 @@ def test_acoustic_sum_rule_projection():
     assert abs(np.sum((a - fixed) * b)) < 1e-9 * np.abs(a).sum()
 
 
-def spring_phi(atoms, k_of_r, cutoff, onsite=0.0):
-    """Central springs k(r) between all pairs within ``cutoff`` (+ an on-site spring), eV/Å²."""
-    pos, cell, n = atoms.positions, atoms.cell[:], len(atoms)
-    phi = np.zeros((n, 3, n, 3))
-    rng = range(-3, 4)
-    for a in range(n):
-        for b in range(n):
-            for i in rng:
-                for j in rng:
-                    for k in rng:
-                        d = pos[b] + np.array([i, j, k]) @ cell - pos[a]
-                        r = np.linalg.norm(d)
-                        if r < 1e-9 or r > cutoff:
-                            continue
-                        rr = k_of_r(r) * np.outer(d, d) / r ** 2
-                        phi[a, :, b, :] -= rr
-                        phi[a, :, a, :] += rr
-    return phi.reshape(3 * n, 3 * n) + onsite * np.eye(3 * n)
-
-
 def test_phonons_of_a_spring_chain_and_phonopy_round_trip(tmp_path):
     """sc lattice, nearest-neighbour central springs k: along q = (q, 0, 0) the branches are
     0, 0 and ω² = (2k/M)(1 − cos 2πq) (the transverse ones are floppy)."""
     model = holstein_cubic(np.diag([4, 1, 1]), 1.0, HOP, G, mass_amu=M)
     k = 3.0
-    phi = spring_phi(model.atoms, lambda r: k, 1.01)
+    phi = fc.central_spring_force_constants(model.atoms, lambda r: k, 1.01)
     path = tmp_path / "FORCE_CONSTANTS"
     fc.write_phonopy_force_constants(phi, path)
     back = fc.read_phonopy_force_constants(path, len(model.atoms))
@@ -295,7 +275,7 @@ def test_reduction_grid_model(S):
     from spia_mpi.models.grid import GridModel, fermi_level_of_reference
     model = GridModel(load_structure("hydrogen-sc"), S, (4, 4, 4), 4, "lindhard")
     k1 = 1.008 * 0.2 ** 2 / C
-    phi = spring_phi(model.atoms, lambda r: k1 if r < 1.1 * 1.6 else 0.5 * k1, 1.5 * 1.6, onsite=k1)
+    phi = fc.central_spring_force_constants(model.atoms, lambda r: k1 if r < 1.1 * 1.6 else 0.5 * k1, 1.5 * 1.6, k1)
     kp = [[0, 0, 0]]
     ef = fermi_level_of_reference(model, kp, T)
     harm = hm.compute_harmonic(model, phi, kp, T, NB, n_per_k=4, gammas=(0.4, 0.8), fermi_level_ev=ef)

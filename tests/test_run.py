@@ -176,6 +176,7 @@ def test_demo_small_produces_files(tmp_path, spia_cli):
     for stem in ("lambda_m", "tc_vs_mustar", "bands"):
         assert (figs / f"{stem}.png").stat().st_size > 10_000
     assert "exact Born" in r.stdout
+    assert "harmonic discrete-bead" in r.stdout and (tmp_path / "demo" / "harmonic_results.h5").exists()
 
 
 def test_dry_run(tmp_path, spia_cli):

@@ -15,7 +15,8 @@ DESCRIPTION = """\
 Copy the built-in input (spia_mpi/data/demo.toml) into OUT (default ./demo-output),
 run it exactly as `spia_mpi run` would (resolvents with PETSc, Bethe–Salpeter,
 λ(m) with jackknife errors, T_c(μ*)), write the HDF5 results and PNG/PDF
-figures, and compare λ(m) with the exact harmonic (Born) answer.
+figures, compare λ(m) with the exact harmonic (Born) answer, and print the harmonic
+baseline of `spia_mpi harmonic` (λ_harm(m), α²F, T_c^harm) next to the SPIA result.
 
   mpirun -n 2 python -m spia_mpi demo
   python -m spia_mpi demo --small          # a smaller, faster variant (used by the tests)
@@ -61,9 +62,12 @@ def run(args, comm):
     inp, folder = on_root(comm, prepare)
     name = "demo.toml" if args.model == "holstein" else "demo_grid.toml"
     code = execute(inp, folder, comm, source=str(out / name))
+    if comm.rank == 0 and args.model == "holstein":
+        _compare_with_oracle(inp, folder)
+    # the conventional harmonic baseline of the same input, printed next to the SPIA result
+    from spia_mpi.commands import harmonic
+    harmonic.execute(inp, folder, comm, compare=folder / inp.output.file, source=str(out / name))
     if comm.rank == 0:
-        if args.model == "holstein":
-            _compare_with_oracle(inp, folder)
         logger.info("demo finished: input %s, results %s, figures %s", folder / name,
                     folder / inp.output.file, folder / (Path(inp.output.file).stem + "_plots"))
     return code

@@ -72,6 +72,29 @@ def einstein_force_constants(masses_amu, hbar_omega_ev: float) -> np.ndarray:
     return np.diag(np.repeat(kappa, 3))
 
 
+def central_spring_force_constants(atoms, spring, cutoff_ang: float, onsite_ev_a2: float = 0.0) -> np.ndarray:
+    """Φ (eV/Å², [3N, 3N]) of central springs k(r) (``spring(r_Å) -> eV/Å²``) between every pair of
+    atoms (and periodic images) closer than ``cutoff_ang`` in ``atoms`` (ase.Atoms, periodic),
+    plus an on-site spring ``onsite_ev_a2`` on every atom: V = ½ Σ_pairs k (r̂·Δu)² + ½ κ₀ Σ_a |u_a|².
+    A model Φ with dispersion (tests and examples); obeys the acoustic sum rule when κ₀ = 0.
+    """
+    pos, cell, n = atoms.get_positions(), np.asarray(atoms.cell[:], float), len(atoms)
+    reach = np.ceil(cutoff_ang * np.linalg.norm(np.linalg.inv(cell), axis=0)).astype(int) + 1
+    images = np.array(np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")).reshape(3, -1).T @ cell
+    phi = np.zeros((n, 3, n, 3))
+    for a in range(n):
+        for b in range(n):
+            for shift in images:
+                d = pos[b] + shift - pos[a]
+                r = float(np.linalg.norm(d))
+                if r < 1e-9 or r > cutoff_ang:
+                    continue
+                block = spring(r) * np.outer(d, d) / r ** 2
+                phi[a, :, b, :] -= block
+                phi[a, :, a, :] += block
+    return phi.reshape(3 * n, 3 * n) + onsite_ev_a2 * np.eye(3 * n)
+
+
 def acoustic_sum_rule_violation(phi) -> float:
     """max_{a,α,β} |Σ_b Φ_{aα,bβ}| (eV/Å²)."""
     phi = np.asarray(phi, float)
