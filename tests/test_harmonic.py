@@ -112,7 +112,7 @@ def test_one_and_two_ranks_identical_and_samples_written(holstein_cli_runs):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     # the samples are the exact sampler's draws with the same Φ (Einstein springs) and seed
-    from spia_mpi.ions.configurations import read_h5, sample_einstein_ring_polymers  # noqa: F401
+    from spia_mpi.ions.configurations import read_h5
     conf = read_h5(d1 / "samples.h5")
     model = holstein_cubic(np.diag([4, 4, 2]), 1.0, HOP, G, mass_amu=M)
     want = sample_harmonic_ring_polymers(4, NB, np.full(model.n_basis, M), fc.einstein_force_constants(

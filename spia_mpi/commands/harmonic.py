@@ -206,7 +206,7 @@ def harmonic_tc(res, mustars, n_freq, comm) -> dict:
     are shared by the ranks of ``comm``, each solved on one rank (results independent of the
     rank count), and gathered on every rank."""
     from spia_mpi.eliashberg import linearised
-    from spia_mpi.parallel.mpi import partition, self_comm
+    from spia_mpi.parallel.mpi import allgather_dict, partition, self_comm
     from spia_mpi.parallel import stack
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
     stack.petsc(), stack.slepc()        # initialised (a collective) by every rank before the split
@@ -218,9 +218,7 @@ def harmonic_tc(res, mustars, n_freq, comm) -> dict:
             mine[ig] = (list(r.tc_k), "; ".join(f"μ*={k}: {v}" for k, v in r.errors.items()))
         except InputError as exc:
             mine[ig] = ([math.nan] * len(mustars), str(exc))
-    if size > 1:
-        for part in comm.allgather(mine):
-            mine.update(part)
+    mine = allgather_dict(mine, comm)
     lam0, wlog, w2 = res.lambda0, res.omega_log_ev, res.omega2_ev
     return {"tc_K": np.array([mine[ig][0] for ig in range(res.gamma_ev.size)]),
             "notes": [mine[ig][1] for ig in range(res.gamma_ev.size)],

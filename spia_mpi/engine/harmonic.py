@@ -248,7 +248,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     from spia_mpi.engine.resolvent import matsubara_eta
     from spia_mpi.engine.workflow import reference_fermi_level
     from spia_mpi.ions.configurations import harmonic_modes, ring_polymer_frequencies_ev
-    from spia_mpi.parallel.mpi import agree_on_failure, partition
+    from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
     if n_beads < 1:
         raise InputError(f"n_beads = {n_beads} must be ≥ 1")
     if not step_ang > 0:
@@ -275,9 +275,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
         for j in partition(len(jobs), size, rank):
             ik, i = jobs[j]
             mine[(ik, i)] = vertex_matrices(model, kpoints[ik], bands[ik], [i], step_ang)[0]
-    if comm is not None and size > 1:
-        for part in comm.allgather(mine):
-            mine.update(part)
+    mine = allgather_dict(mine, comm)
     energies = [b.energies for b in bands]
     if complete:
         ef = spia.fermi_level_lorentzian(np.concatenate(energies), np.concatenate([b.half_width for b in bands]),
