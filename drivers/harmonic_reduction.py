@@ -55,8 +55,8 @@ def main():
             res = compute_lambda(model, pos, kp, T, n_per_k=4, gammas=GAMMAS, mode=mode, n_blocks=args.blocks,
                                  fermi_level_ev=ef)
             for ig, g in enumerate(GAMMAS):
-                for m in range(res.lambda_m.shape[1]):
-                    lam, err, ref = res.lambda_m[ig, m], res.lambda_m_error[ig, m], harm.lambda_bead[ig, m]
+                for m in range(res.raw.value.shape[1]):
+                    lam, err, ref = res.raw.value[ig, m], res.raw.error[ig, m], harm.lambda_bead[ig, m]
                     ok = abs(lam - ref) <= 3 * err + 0.03 * ref
                     print(f"| {name} | {mode} | {g:g} | {m} | {lam:.5f} ± {err:.5f} | {ref:.5f} | "
                           f"{(lam - ref) / err:+.2f} | {100 * (lam / ref - 1):+.1f} % | {'yes' if ok else 'NO'} |")

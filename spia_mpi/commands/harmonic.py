@@ -320,10 +320,13 @@ def summary(path, res, mustars, tc) -> str:
 
 
 def comparison_rows(res, spia_path: Path):
-    """Rows (γ, m, λ_SPIA, σ, λ_harm bead, z, within 3σ + 3 %) for the γ both files share."""
+    """Rows (γ, m, λ_SPIA, σ, λ_harm bead, z, within 3σ + 3 %) for the γ both files share; λ_SPIA is
+    the raw bead-transform value (``lambda_m_raw``, at the ring-polymer frequencies Ω_m)."""
     from spia_mpi.io import hdf5
     with hdf5.open_finished(spia_path, "results") as f:
-        lam, err, gam = f["lambda/lambda_m"][...], f["lambda/lambda_m_error"][...], f["lambda/gamma_eV"][...]
+        g = f["lambda"]
+        raw = "lambda_m_raw" if "lambda_m_raw" in g else "lambda_m"      # before the finite-bead correction
+        lam, err, gam = g[raw][...], g[f"{raw}_error"][...], g["gamma_eV"][...]
         t_spia, n_b = float(f["lambda"].attrs["temperature_K"]), int(f["lambda"].attrs["n_beads"])
     if abs(t_spia - res.temperature_k) > 1e-9 or n_b != res.n_beads:
         raise InputError(f"{spia_path}: T = {t_spia:g} K, N_b = {n_b}; the harmonic baseline has "
@@ -349,7 +352,7 @@ def comparison_text(res, spia_path: Path, tc, mustars) -> str:
         mode = str(f["lambda"].attrs["mode"])
         tc_spia = f["eliashberg/tc_K"][...]
         gam = f["lambda/gamma_eV"][...]
-    lines = [f"\nSPIA ({mode}, {spia_path}) vs harmonic discrete-bead λ_harm(m); test: |Δ| ≤ 3σ + 3 %"]
+    lines = [f"\nSPIA raw λ(m) ({mode}, {spia_path}) vs harmonic discrete-bead λ_harm(m); test: |Δ| ≤ 3σ + 3 %"]
     for g, m, lam, err, ref, z, ok in rows:
         lines.append(f"  γ = {g:g} eV, m = {m}: SPIA {lam:.5g} ± {err:.2g}   harmonic {ref:.5g}   "
                      f"({z:+.1f} σ, {100 * (lam / ref - 1) if ref else math.nan:+.1f} %) {'ok' if ok else 'FAIL'}")

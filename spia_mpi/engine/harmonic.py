@@ -29,9 +29,9 @@ quasi-static frequency z = ε_F + iη of SPIA:
    continuum form ν_m = 2πm k_BT (the conventional Matsubara λ). Zero modes have a fixed
    centroid in the sampler: they enter the bead form only for m ≥ 1 (C|G|²/Ω_m²) and are
    left out of the continuum form, α²F and T_c (reported separately).
-4. **λ(m)** with SPIA's estimator: Lorentzian weights w_s(γ), N_γ = Σ_K Σ_s w_s, and
-   λ(m) = −N_γ (M/N_cells) Σ_K Σ_st w_s W₀_st(m) w_t / Σ_K (Σ_s w_s)²; with one K this
-   is −(1/N_γ) Σ_st w_s W₀_st w_t = (1/N_γ) Σ_{k,q,ν} w w' |g|² 2ω/(ω² + ν_m²).
+4. **λ(m)** with run's estimator (:func:`spia_mpi.engine.spia.lambda_from_pair_sums`):
+   Lorentzian weights w_s(γ), N_γ = Σ_K Σ_s w_s, λ(m) = −Σ_K Σ_st w_s W₀_st(m) w_t / N_γ
+   = (1/N_γ) Σ_{k,q,ν} w w' |g|² 2ω/(ω² + ν_m²) over the pairs inside each K.
 5. **Spectra**: λ_k = λ's share of mode k at ν = 0, so λ(ν) = Σ_k λ_k ω_k²/(ω_k² + ν²),
    α²F(ω) = ½ Σ_k λ_k ω_k δ(ω − ω_k), ω_log = exp(Σ λ_k ln ω_k / Σ λ_k),
    ω̄₂² = Σ λ_k ω_k² / Σ λ_k.
@@ -226,15 +226,6 @@ class HarmonicResult:
         return 0.5 * (self.lambda_mode * self.hbar_omega[None, :]) @ delta
 
 
-def lambda_scale(n_gamma_kg, cells_per_supercell: int) -> np.ndarray:
-    """SPIA's estimator factor N_γ (M/N_cells)/Σ_K N_γK² per γ (eV): λ = scale · Σ_K (−Σ wWw).
-
-    n_gamma_kg float [n_K, n_gamma] (Σ_s w_s per K)."""
-    n_gamma_kg = np.asarray(n_gamma_kg, float)
-    n_cells = cells_per_supercell * n_gamma_kg.shape[0]
-    return n_gamma_kg.sum(axis=0) * cells_per_supercell / n_cells / (n_gamma_kg ** 2).sum(axis=0)
-
-
 def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_beads: int, *, J: int = 16,
                      n_per_k: int = 1, gammas=(0.2,), fermi_level_ev: float | None = None,
                      step_ang: float = 0.01, vertex: str = "quasi_static", comm=None) -> HarmonicResult:
@@ -285,7 +276,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     weights = [spia.lorentzian_weights(e, ef, gammas) for e in energies]
     n_gamma_kg = np.array([w.sum(axis=1) for w in weights])
     m_cells = len(refs[0].kpoints_frac)
-    scale = lambda_scale(n_gamma_kg, m_cells)                                 # [n_gamma], eV
+    scale = 1.0 / n_gamma_kg.sum(axis=0)                    # λ = −Σ_K Σ wWw / N_γ, as run; [n_gamma], eV
     f_gk = np.zeros((gammas.size, n3))
     for ik in range(len(kpoints)):                                            # fixed order on every rank
         v = np.array([mine[(ik, i)] for i in range(n3)])

@@ -383,7 +383,8 @@ def plot_harmonic(f, out, spia=None, formats=("png", "pdf")) -> list[Path]:
     """Figures of a harmonic results file ``f``, and the comparison with a SPIA results file.
 
     * ``harmonic_lambda`` — λ_harm(m) in the discrete-bead (Ω_m) and continuum (ν_m) forms per γ,
-      with SPIA's λ(m) ± error on top when ``spia`` (an open results file) is given;
+      with SPIA's raw λ(m) ± error (before the bead correction) on top when ``spia`` (an open
+      results file) is given;
     * ``harmonic_alpha2f`` — α²F(ω) per γ with ω_log marked;
     * ``harmonic_tc`` — T_c^harm(μ*) (and SPIA's ± error side by side with ``spia``).
     """
@@ -401,9 +402,10 @@ def plot_harmonic(f, out, spia=None, formats=("png", "pdf")) -> list[Path]:
             sg = spia["lambda"]
             hit = np.flatnonzero(np.isclose(sg["gamma_eV"][...], gam))
             if hit.size:
-                lam, err = sg["lambda_m"][hit[0]], sg["lambda_m_error"][hit[0]]
+                raw = "lambda_m_raw" if "lambda_m_raw" in sg else "lambda_m"
+                lam, err = sg[raw][hit[0]], sg[f"{raw}_error"][hit[0]]
                 ax.errorbar(np.arange(lam.size), lam, yerr=err, fmt="o", ms=4, capsize=2, color=line.get_color(),
-                            label=f"SPIA ({sg.attrs['mode']}), γ = {gam:g} eV")
+                            label=f"SPIA raw ({sg.attrs['mode']}), γ = {gam:g} eV")
     ax.set_xlabel("m")
     ax.set_ylabel("λ(m)")
     ax.set_title(f"harmonic baseline at T = {g.attrs['temperature_K']:g} K")
