@@ -273,7 +273,7 @@ def test_reduction_grid_model(S):
 
     Dense simple-cubic hydrogen (a = 1.6 Å) on the grid model, 4³ points per cell, 4 plane
     waves per k, ions of 4 amu; Φ = central springs to first and second neighbours plus an
-    on-site spring (ħω = 0.10–0.27 eV). Weak coupling (λ ≈ 0.01): with 1-amu ions (twice the
+    on-site spring (ħω = 0.10–0.30 eV). Weak coupling (λ ≈ 0.01): with 1-amu ions (twice the
     ⟨u²⟩) the high-m values fall 5–10 % below λ_harm (higher-order terms), see docs/harmonic.md."""
     from spia_mpi.engine.workflow import compute_lambda
     from spia_mpi.lattice.structures import load_structure
