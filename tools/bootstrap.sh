@@ -7,6 +7,10 @@
 #   VENV      venv folder                       (default: .venv in the repo)
 #   PYTHON    interpreter that sees Debian's packages (default: /usr/bin/python3)
 #   SPIA_NO_APT=1   never call apt-get (report what is missing instead)
+#
+# GPAW (model.kind = "gpaw") comes from Debian too: gpaw 22.8 (MPI, ScaLAPACK, ELPA,
+# libxc) and gpaw-data (PAW setups, dzp basis sets); the venv sees it through the
+# system site packages.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +21,7 @@ SLEPC_COMPLEX=/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-complex
 
 debs=(python3-petsc4py-complex python3-slepc4py-complex python3-h5py-mpi python3-mpi4py
       python3-numpy python3-scipy python3-ase python3-spglib python3-matplotlib
-      python3-venv python3-pytest openmpi-bin)
+      python3-venv python3-pytest openmpi-bin gpaw gpaw-data)
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 

@@ -2,7 +2,8 @@
 import json
 
 NAME = "check-stack"
-HELP = "check PETSc/SLEPc (complex), h5py (MPI), mpi4py and print versions (and optional i-PI)"
+HELP = ("check PETSc/SLEPc (complex), h5py (MPI), mpi4py and print versions (and optional i-PI and GPAW with "
+        "its PAW setup folders)")
 ORDER = 90
 
 
@@ -40,6 +41,10 @@ def run(args, comm):
     info = stack.versions()
     if comm.rank == 0:
         ipi_ok, info["ipi"] = ipi_status()
+        from spia_mpi.models.gpaw import gpaw_status
+        gpaw_ok, info["gpaw"], setups = gpaw_status()
+        if gpaw_ok:
+            info["gpaw_setups"] = ", ".join(setups) or "none found (apt-get install gpaw-data)"
         if args.json:
             print(json.dumps(info, indent=1))
         else:
@@ -47,5 +52,6 @@ def run(args, comm):
             for k, v in info.items():
                 print(f"{k:<{width}}  {v}")
             print(f"stack OK: complex PETSc/SLEPc, MPI h5py, {comm.size} rank(s)"
-                  + ("" if ipi_ok else "; i-PI (optional) not available"))
+                  + ("" if ipi_ok else "; i-PI (optional) not available")
+                  + ("" if gpaw_ok else "; GPAW (optional, model.kind = 'gpaw') not available"))
     return 0

@@ -72,9 +72,33 @@ def build_model(inp, folder=None):
             from spia_mpi.models.grid import grid_for_spacing
             grid = grid_for_spacing(prim.cell[:], g.spacing_ang)
         return GridModel(prim, S, grid, g.fd_order, g.screening)
+    if inp.model.kind == "gpaw":
+        return build_gpaw_model(inp, folder, S)
     h = inp.model.holstein
     return holstein_cubic(S, h.lattice_constant_ang, h.hopping_ev, h.coupling_ev_per_ang,
                           h.electrons_per_site, h.mass_amu)
+
+
+def build_gpaw_model(inp, folder, S):
+    """The GPAW model of ``[model.gpaw]`` (cheap: the reference SCF runs in ``model.prepare``)."""
+    from dataclasses import fields
+    from spia_mpi.models.gpaw import GpawModel, GpawSettings
+    from spia_mpi.lattice.structures import EXAMPLES, load_structure
+    g = inp.model.gpaw
+    name = g.structure
+    if name not in EXAMPLES and folder is not None:
+        from spia_mpi.io.runinput import resolve
+        name = str(resolve(folder, name))
+    settings = GpawSettings(**{f.name: getattr(g, f.name) for f in fields(GpawSettings)})
+    return GpawModel(load_structure(name), S, settings, run_kpoints(inp))
+
+
+def run_kpoints(inp):
+    """Supercell K-points of the run: supercell.kpoints, or those covering supercell.kgrid."""
+    if inp.supercell.kgrid is not None:
+        from spia_mpi.lattice.supercells import supercell_kgrid
+        return supercell_kgrid(model_matrix(inp), inp.supercell.kgrid)
+    return np.asarray(inp.supercell.kpoints, float)
 
 
 def attach_potential_files(inp, folder, model, conf, comm=None):
@@ -170,15 +194,20 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         out_path.with_name(out_path.name + ".ckpt")
 
     with Stage("model and configurations", logger, timings):
+        if inp.model.kind == "gpaw":             # importing GPAW is collective (its own MPI world)
+            from spia_mpi.models.gpaw import require_gpaw
+            require_gpaw()
         # validate on rank 0 (one clear error), then every rank builds its own copy
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
         potentials = attach_potential_files(inp, folder, model, conf, comm)
-    kpoints = np.asarray(inp.supercell.kpoints, float)
+    if inp.model.kind == "gpaw":
+        ConfigurationGroups.check(comm.size, inp.spia.ranks_per_group, inp.spia.resolvent)
+        with Stage("GPAW reference SCF", logger, timings):
+            model.prepare(comm, inp.spia.ranks_per_group, ckpt / "gpaw", conf.positions)
+    kpoints = run_kpoints(inp)
     if inp.supercell.kgrid is not None:
-        from spia_mpi.lattice.supercells import supercell_kgrid
-        kpoints = supercell_kgrid(model_matrix(inp), inp.supercell.kgrid)
         if comm.rank == 0:
             logger.info("supercell K-points covering the %s primitive k-grid: %d", list(inp.supercell.kgrid),
                         len(kpoints))
@@ -220,6 +249,10 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
 
     fermi = inp.spia.fermi_level_ev
+    if fermi is None and inp.model.kind == "gpaw":
+        fermi = model.fermi_level_ev
+        if comm.rank == 0:
+            logger.info("reference Fermi level %.4f eV (GPAW reference SCF)", fermi)
     if fermi is None and inp.model.kind == "grid":
         from spia_mpi.models.grid import fermi_level_of_reference
         with Stage("reference Fermi level (reference bands)", logger, timings):

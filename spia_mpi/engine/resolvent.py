@@ -1,7 +1,9 @@
 """Projected quasi-static resolvents g = P† [z S − H]⁻¹ P (paper Eq. S1, METHOD §3).
 
 z = ε_F + iη with η = (2J+1)πk_BT a large fermionic Matsubara frequency; P holds
-the reference Bloch states as columns (float/complex [n_basis, n_states]); S = 1.
+the reference Bloch states as columns (float/complex [n_basis, n_states]); S = 1 for the
+model Hamiltonians, the PAW overlap S(R) for the GPAW model (whose P is then the
+common-pseudo-space projection Q = S(R, R⁽⁰⁾)c, :mod:`spia_mpi.models.gpaw`).
 
 Two paths that give the same numbers:
 
@@ -35,12 +37,15 @@ def matsubara_eta(J: int, temperature_k: float) -> float:
     return float(units.fermionic_frequency_ev(J, temperature_k))
 
 
-def projected_resolvent_dense(h: np.ndarray, z: complex, p: np.ndarray) -> np.ndarray:
-    """P†(z − H)⁻¹P for a dense H, complex [n_states, n_states]."""
+def projected_resolvent_dense(h: np.ndarray, z: complex, p: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+    """P†(zS − H)⁻¹P for a dense H (and overlap S, default 1), complex [n_states, n_states]."""
     from scipy.linalg import lu_factor, lu_solve
     n = h.shape[0]
     a = -np.asarray(h, dtype=complex)
-    a[np.diag_indices(n)] += z
+    if s is None:
+        a[np.diag_indices(n)] += z
+    else:
+        a += z * np.asarray(s)
     x = lu_solve(lu_factor(a, check_finite=False), p, check_finite=False)
     return p.conj().T @ x
 
@@ -126,17 +131,18 @@ class ResolventSolver:
             pc.setPythonContext(preconditioner)
 
     def solve(self, h_mat, z: complex, p: np.ndarray, preconditioner=None,
-              guess: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-        """g = P†(z − H)⁻¹P (every rank of ``comm`` gets all of g) and solver info.
+              guess: np.ndarray | None = None, s_mat=None) -> tuple[np.ndarray, dict]:
+        """g = P†(zS − H)⁻¹P (every rank of ``comm`` gets all of g) and solver info.
 
-        ``h_mat`` is a PETSc Mat on ``comm`` (it is not modified); ``p`` is the
+        ``h_mat`` is a PETSc Mat on ``comm`` (it is not modified), ``s_mat`` the overlap S
+        on the same rows (None: S = 1); ``p`` is the
         full [n_basis, n_states] array (each rank uses its own rows);
         ``preconditioner``: a petsc4py python-PC context from the model (or None);
         ``guess``: this rank's rows of an initial guess for X = (z − H)⁻¹P, complex
         [n_local, n_states] (e.g. ``info["solution"]`` of a neighbouring bead), or None (zero).
         ``info``: ``iterations_mean``, ``iterations_max`` and ``solution`` (this rank's rows of X).
         """
-        A = shifted_operator(h_mat, z)
+        A = shifted_operator(h_mat, z, s_mat)
         try:
             r0, r1 = A.getOwnershipRange()
             local, its = self.solve_operator(A, p[r0:r1], preconditioner, guess)
@@ -252,11 +258,16 @@ def _batched_operators(A, preconditioner=None):
     return BatchedOperators(apply_a, fused or (lambda v: apply_a(apply_m_inv(v))), apply_m_inv, reduce)
 
 
-def shifted_operator(h_mat, z: complex):
-    """A new PETSc Mat z − H (``h_mat`` is not modified; the caller destroys the result)."""
+def shifted_operator(h_mat, z: complex, s_mat=None):
+    """A new PETSc Mat zS − H (S = 1 when ``s_mat`` is None; the inputs are not modified, the
+    caller destroys the result)."""
     A = h_mat.duplicate(copy=True)
     A.scale(-1.0)
-    A.shift(z)
+    if s_mat is None:
+        A.shift(z)
+    else:
+        from spia_mpi.parallel import stack
+        A.axpy(z, s_mat, structure=stack.petsc().Mat.Structure.DIFFERENT_NONZERO_PATTERN)
     return A
 
 

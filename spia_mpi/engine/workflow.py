@@ -229,14 +229,18 @@ class _ResolventEngine:
         previous = None
         for b, pos in enumerate(positions_bav):
             if self.solver == "dense":
-                out[b] = projected_resolvent_dense(self.model.hamiltonian_dense(pos, kpoint), z, p)
+                h, s, q = self.model.projected_problem_dense(pos, kpoint, p)
+                out[b] = projected_resolvent_dense(h, z, q, s)
             else:
-                h = self.model.hamiltonian_petsc(pos, kpoint, self.comm)
+                h, s, q = self.model.projected_problem_petsc(pos, kpoint, p, self.comm)
                 make_pc = getattr(self.model, "resolvent_preconditioner", None)
                 try:
-                    out[b], info = self.ksp.solve(h, z, p, make_pc(kpoint) if make_pc else None, guess=previous)
+                    out[b], info = self.ksp.solve(h, z, q, make_pc(kpoint) if make_pc else None, guess=previous,
+                                                  s_mat=s)
                 finally:
                     h.destroy()
+                    if s is not None:
+                        s.destroy()
                 previous = info["solution"] if self.ksp.warm_start else None
                 self.iterations.append(info["iterations_mean"])
         return out

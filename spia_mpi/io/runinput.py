@@ -100,12 +100,40 @@ class GridInput:
                 "potential_files unless spia.fermi_level_ev is given")
 
 
+def _three_positive(v):
+    return None if len(v) == 3 else "must have 3 entries (a Γ-centred n1 × n2 × n3 grid)"
+
+
+@dataclass(frozen=True)
+class GpawInput:
+    structure: str = option("", doc="primitive reference structure: file ASE reads or shipped example name; the "
+                                    "supercell (supercell.matrix) of it is R⁽⁰⁾")
+    mode: Literal["lcao"] = option("lcao", doc="GPAW mode: 'lcao' (atom-centred orbitals; the only mode so far)")
+    basis: str = option("dzp", doc="LCAO basis set, e.g. 'dzp' or 'sz(dzp)' (its single-zeta part); "
+                                   "Debian's gpaw-data ships dzp")
+    xc: str = option("PBE", doc="exchange–correlation functional (PAW setups must exist for it: LDA, PBE, ...)")
+    kpts: tuple[int, ...] = option((1, 1, 1), check=all_of(positive, _three_positive),
+                                   doc="Γ-centred k-point grid of the supercell SCF; every supercell.kpoints K must "
+                                       "lie on it")
+    smearing_ev: float = option(0.1, units="eV", check=positive, doc="Fermi–Dirac smearing width of the SCF")
+    h_ang: float = option(0.2, units="Å", check=positive, doc="real-space grid spacing of density and potential")
+    density: Literal["scf", "frozen"] = option(
+        "scf", doc="'scf': self-consistent for every configuration–bead, restarted from the reference density "
+                   "(the paper's approach); 'frozen': the reference density (pseudo density on the grid and "
+                   "atomic density matrices), one Hamiltonian, no SCF — cheap, see docs/models.md for its error")
+    convergence_density: float = option(1e-6, check=positive,
+                                         doc="GPAW's SCF density criterion (electrons per valence electron)")
+    maxiter: int = option(100, check=positive, doc="SCF iterations before a configuration–bead counts as failed")
+
+
 @dataclass(frozen=True)
 class ModelInput:
-    kind: Literal["holstein", "grid"] = option(
-        "holstein", doc="'holstein': tight-binding Holstein metal (simple cubic); 'grid': real-space grid with screened local pseudopotentials")
+    kind: Literal["holstein", "grid", "gpaw"] = option(
+        "holstein", doc="'holstein': tight-binding Holstein metal (simple cubic); 'grid': real-space grid with "
+                        "screened local pseudopotentials; 'gpaw': PAW DFT (GPAW LCAO) for every configuration–bead")
     holstein: HolsteinInput = option(default_factory=HolsteinInput)
     grid: GridInput = option(default_factory=GridInput)
+    gpaw: GpawInput = option(default_factory=GpawInput)
 
 
 @dataclass(frozen=True)
@@ -215,6 +243,8 @@ def load_run_input(path) -> tuple[RunInput, Path]:
     inp = load(RunInput, path)
     if inp.model.kind == "grid" and not inp.model.grid.structure:
         raise InputError(f"{path}: model.kind = 'grid' needs model.grid.structure")
+    if inp.model.kind == "gpaw" and not inp.model.gpaw.structure:
+        raise InputError(f"{path}: model.kind = 'gpaw' needs model.gpaw.structure")
     if inp.configurations.source == "file" and not inp.configurations.file:
         raise InputError(f"{path}: configurations.source = 'file' needs configurations.file")
     if not inp.spectral.energy_min_ev < inp.spectral.energy_max_ev:

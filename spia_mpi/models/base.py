@@ -73,6 +73,17 @@ class ElectronicModel:
     def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
         raise NotImplementedError
 
+    def projected_problem_dense(self, positions_av, kpoint, p):
+        """(H, S, Q) with g = Q†[zS − H]⁻¹Q for reference vectors ``p``; here S = 1 (None), Q = P.
+
+        Models whose basis moves with the ions (GPAW) return their overlap and the
+        projection of ``p`` into the basis at these positions."""
+        return self.hamiltonian_dense(positions_av, kpoint), None, p
+
+    def projected_problem_petsc(self, positions_av, kpoint, p, comm):
+        """As :meth:`projected_problem_dense` with PETSc matrices on ``comm``."""
+        return self.hamiltonian_petsc(positions_av, kpoint, comm), None, p
+
 
 def dense_rows_to_petsc(model, positions_av, kpoint, comm):
     """A complex MPIAIJ Mat on ``comm`` holding ``model``'s Hamiltonian (sparse rows)."""

@@ -1,0 +1,427 @@
+"""PAW electronic structure from GPAW (LCAO): ``model.kind = "gpaw"`` (paper Sec. S-C/S-D).
+
+For every configuration–bead R and supercell wavevector K the model gives GPAW's LCAO
+Hamiltonian H(R, K) (eV) and overlap S(R, K) in the basis of atom-centred orbitals at R,
+and the projection vectors Q = X(K)† c that bring the generalized resolvent into the common
+pseudo space of the reference structure R⁽⁰⁾ (paper Eq. S14):
+
+    g_nm = ⟨ψ̃_n| Ŝ(R⁽⁰⁾, R) [z S(R) − H(R)]⁻¹ Ŝ(R, R⁽⁰⁾) |ψ̃_m⟩ = Q_n† [z S − H]⁻¹ Q_m,
+
+with c the LCAO coefficients of the reference Bloch states (c† S(R⁽⁰⁾) c = 1) and X the
+PAW cross overlap of :mod:`spia_mpi.models.paw_overlap`.
+
+Work flow (all GPAW text output goes to files in the work folder, never to stdout):
+
+* :meth:`GpawModel.prepare` — the reference SCF of the supercell on all ranks
+  (``gpaw_reference.txt``), written to ``gpaw_reference.gpw`` (reused by a restarted run
+  with the same settings), and one GPAW communicator per configuration group;
+* per configuration–bead: GPAW restarts from the reference file on the group's
+  communicator, moves the atoms and either iterates to self-consistency
+  (``density = "scf"``, the paper's approach) or keeps the reference density
+  (``"frozen"``: the reference pseudo density on the grid and the reference atomic
+  density matrices, one Hamiltonian update, no SCF); log ``gpaw_group<g>.txt``;
+* reference states: the supercell's reference (H, S) at K projected on the Bloch sums of
+  each primitive k folded onto K, so every state carries its primitive k.
+
+Units: energies eV, positions Å; GPAW's atomic units are converted here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spia_mpi.errors import ConvergenceError, InputError, StackError
+from spia_mpi.lattice import supercells
+from spia_mpi.models.base import ElectronicModel, ReferenceStates
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = ("install it with `apt-get install gpaw` (Debian 12: gpaw 22.8 with MPI, ScaLAPACK and libxc, "
+                "plus gpaw-data with the PAW setups and dzp basis sets) or run tools/bootstrap.sh, which does "
+                "this; see docs/install.md")
+
+
+def require_gpaw():
+    """The ``gpaw`` module, or a StackError saying how to install it."""
+    try:
+        import gpaw
+    except ImportError as exc:
+        raise StackError(f"model.kind = 'gpaw' needs GPAW, which is not importable ({exc}): {INSTALL_HINT}") from exc
+    return gpaw
+
+
+def gpaw_status() -> tuple[bool, str, list]:
+    """(usable, version or why not, PAW setup folders that exist) for ``check-stack``."""
+    try:
+        gpaw = require_gpaw()
+    except StackError:
+        return False, "missing — needed only for model.kind = 'gpaw' (apt-get install gpaw)", []
+    return True, str(gpaw.__version__), [p for p in gpaw.setup_paths if Path(p).is_dir()]
+
+
+@dataclass(frozen=True)
+class GpawSettings:
+    """GPAW parameters of the reference and configuration calculations.
+
+    mode        'lcao' (the only mode so far)
+    basis       LCAO basis ('dzp', or e.g. 'sz(dzp)' for its single-zeta part)
+    xc          exchange–correlation functional (PAW setups must exist for it)
+    kpts        int [3] Γ-centred Monkhorst–Pack grid of the supercell SCF
+    smearing_ev Fermi–Dirac width (eV)
+    h_ang       real-space grid spacing (Å) of the density and potential
+    density     'scf' or 'frozen'
+    convergence_density  GPAW's density criterion (electrons per valence electron)
+    maxiter     SCF iterations before a configuration counts as not converged
+    """
+
+    mode: str = "lcao"
+    basis: str = "dzp"
+    xc: str = "PBE"
+    kpts: tuple = (1, 1, 1)
+    smearing_ev: float = 0.1
+    h_ang: float = 0.2
+    density: str = "scf"
+    convergence_density: float = 1e-6
+    maxiter: int = 100
+
+    def calculator_parameters(self) -> dict:
+        """Keyword arguments of ``gpaw.GPAW`` (symmetry off: displaced configurations have none)."""
+        return dict(mode=self.mode, basis=self.basis, xc=self.xc,
+                    kpts={"size": tuple(int(n) for n in self.kpts), "gamma": True},
+                    occupations={"name": "fermi-dirac", "width": float(self.smearing_ev)},
+                    h=float(self.h_ang), symmetry="off", convergence={"density": float(self.convergence_density)},
+                    maxiter=int(self.maxiter), spinpol=False)
+
+
+class GpawModel(ElectronicModel):
+    """LCAO PAW model of a supercell of ``primitive`` (see the module docstring).
+
+    Parameters
+    ----------
+    primitive : ase.Atoms — reference primitive cell (Å)
+    supercell_matrix : int [3, 3]
+    settings : GpawSettings
+    kpoints : float [n_K, 3] supercell wavevectors K (reduced) at which H, S are wanted;
+        each must lie on the Γ-centred ``settings.kpts`` grid.
+
+    :meth:`prepare` must run (collectively) before matrices or reference states are asked for.
+    """
+
+    def __init__(self, primitive, supercell_matrix, settings: GpawSettings, kpoints):
+        self.gpaw = require_gpaw()
+        if settings.mode != "lcao":
+            raise InputError(f"model.gpaw.mode = '{settings.mode}': only 'lcao' is implemented")
+        if settings.density not in ("scf", "frozen"):
+            raise InputError(f"model.gpaw.density = '{settings.density}' is not one of: scf, frozen")
+        self.primitive = primitive.copy()
+        self.settings = settings
+        self.supercell_matrix = supercells.as_supercell_matrix(supercell_matrix)
+        self.atoms, self.lattice_index, self.primitive_index = supercells.build_supercell(
+            self.primitive, self.supercell_matrix)
+        self.reference_positions = self.atoms.get_positions()
+        self.kpoints = np.atleast_2d(np.asarray(kpoints, float))
+        self._check_kpoints()
+        self._check_setups()
+        self.n_basis = None
+        self.n_electrons = None
+        self.fermi_level_ev = None
+        self._cache = (None, None)
+
+    # ------------------------------------------------------------------ checks
+    def _check_kpoints(self):
+        grid = np.asarray(self.settings.kpts, int)
+        off = self.kpoints * grid
+        bad = [k.tolist() for k, o in zip(self.kpoints, off) if not np.allclose(o, np.round(o), atol=1e-8)]
+        if bad:
+            raise InputError(f"supercell.kpoints {bad} are not on the Γ-centred model.gpaw.kpts grid "
+                             f"{grid.tolist()}: GPAW's SCF gives H and S only at its own k-points")
+
+    def _check_setups(self):
+        from gpaw.setup_data import search_for_file
+        basis = self.settings.basis.split("(")[-1].rstrip(")")
+        for sym in sorted(set(self.atoms.get_chemical_symbols())):
+            for name, what in ((f"{sym}.{self.settings.xc}", "PAW setup"), (f"{sym}.{basis}.basis", "basis set")):
+                try:
+                    search_for_file(name)
+                except (RuntimeError, FileNotFoundError) as exc:
+                    raise InputError(f"model.gpaw: no GPAW {what} '{name}' for element {sym} (xc = "
+                                     f"'{self.settings.xc}', basis = '{self.settings.basis}') in "
+                                     f"{list(self.gpaw.setup_paths)}") from exc
+
+    # ------------------------------------------------------------------ set-up
+    def prepare(self, comm, ranks_per_group: int, workdir, positions_cbav=None):
+        """Reference SCF on all ranks of ``comm`` (MPI_COMM_WORLD), GPAW group communicators.
+
+        ``workdir``: folder for the reference file and the GPAW logs (the checkpoint folder);
+        ``positions_cbav``: the run's configurations, used only to name configuration and
+        bead in error messages. Collective over every rank.
+        """
+        from gpaw import GPAW
+        from gpaw.mpi import world
+        if world.size != (1 if comm is None else comm.size):
+            raise InputError("the GPAW model needs the run's communicator to be MPI_COMM_WORLD")
+        self._configurations = positions_cbav
+        self._workdir = Path(workdir)
+        if world.rank == 0:
+            self._workdir.mkdir(parents=True, exist_ok=True)
+        world.barrier()
+        self.group = world.rank // ranks_per_group
+        for g in range(world.size // ranks_per_group):           # collective over the world
+            c = world.new_communicator(np.arange(g * ranks_per_group, (g + 1) * ranks_per_group))
+            if c is not None:
+                self._group_comm = c
+        self._reference_file = self._workdir / "gpaw_reference.gpw"
+        stamp_file = self._workdir / "gpaw_reference.json"
+        reference_settings = {k: v for k, v in asdict(self.settings).items() if k not in ("density", "maxiter")}
+        stamp = json.dumps({"settings": reference_settings, "numbers": self.atoms.numbers.tolist(),
+                            "cell": np.asarray(self.atoms.cell[:]).round(10).tolist(),
+                            "positions": self.reference_positions.round(10).tolist()}, sort_keys=True)
+        reuse = self._reference_file.exists() and stamp_file.exists() and stamp_file.read_text() == stamp
+        reuse = bool(world.sum(int(reuse)) == world.size)
+        if reuse:
+            calc = GPAW(str(self._reference_file), communicator=world, txt=None)
+            calc.set_positions(calc.get_atoms())      # basis functions and H of the stored density
+            logger.info("GPAW reference state reused from %s", self._reference_file)
+        else:
+            calc = GPAW(**self.settings.calculator_parameters(), communicator=world,
+                        txt=str(self._workdir / "gpaw_reference.txt"))
+            atoms = self.atoms.copy()
+            atoms.calc = calc
+            try:
+                atoms.get_potential_energy()
+            except self.gpaw.KohnShamConvergenceError as exc:
+                raise ConvergenceError(f"GPAW reference SCF did not converge in {self.settings.maxiter} "
+                                       f"iterations (model.gpaw.maxiter; log {self._workdir}/gpaw_reference.txt)"
+                                       ) from exc
+            calc.write(str(self._reference_file))
+            if world.rank == 0:
+                stamp_file.write_text(stamp)
+        self._kmap = self._gpaw_kpoint_indices(calc)
+        self.fermi_level_ev = float(calc.get_fermi_level())
+        self.n_electrons = float(calc.wfs.nvalence)
+        self._setup_geometry(calc)
+        h, s = self._extract(calc, world)
+        self.n_basis = h.shape[1]
+        self._reference_matrices = (h, s)
+        self._reference = {}
+        self._cross = CrossOverlapCache(calc.wfs.setups)
+        logger.info("GPAW reference: %d orbitals, %g valence electrons, ε_F = %.4f eV", self.n_basis,
+                    self.n_electrons, self.fermi_level_ev)
+
+    def _gpaw_kpoint_indices(self, calc) -> list:
+        """Index into GPAW's k-point list of every K of the model."""
+        kk = np.asarray(calc.wfs.kd.ibzk_kc)
+        out = []
+        for K in self.kpoints:
+            d = np.mod(kk - K + 0.5, 1.0) - 0.5
+            hit = np.flatnonzero(np.all(np.abs(d) < 1e-8, axis=1))
+            if hit.size == 0:
+                raise InputError(f"supercell K-point {K.tolist()} is not among GPAW's k-points")
+            out.append(int(hit[0]))
+        return out
+
+    def _setup_geometry(self, calc):
+        """Orbital blocks and lattice translations t_s of the supercell atoms (for the k-projection)."""
+        setups = calc.wfs.setups
+        m_index = setups.basis_indices()
+        self._orbitals = [np.arange(*m_index[a]) for a in range(len(setups))]
+        self._spos_ref = np.array(calc.spos_ac)
+        a_prim = np.asarray(self.primitive.cell[:], float)
+        prim_frac = np.mod(self.primitive.get_scaled_positions(wrap=False), 1.0)
+        cart = self._spos_ref @ np.asarray(self.atoms.cell[:], float)
+        t = (cart - prim_frac[self.primitive_index] @ a_prim) @ np.linalg.inv(a_prim)
+        if not np.allclose(t, np.round(t), atol=1e-6):
+            raise InputError("the supercell atoms are not lattice translations of the primitive atoms")
+        self._translations = np.round(t)
+        n_prim = len(self.primitive)
+        counts = [len(self._orbitals[int(np.flatnonzero(self.primitive_index == p)[0])]) for p in range(n_prim)]
+        self._prim_offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    def _extract(self, calc, comm) -> tuple[np.ndarray, np.ndarray]:
+        """H (eV) and S of GPAW's current state at every K of the model, on every rank of ``comm``:
+        complex [n_K, n_ao, n_ao] each (GPAW's lower triangles made Hermitian)."""
+        from ase.units import Ha
+        from gpaw.utilities.tools import tri2full
+        wfs = calc.wfs
+        n = wfs.setups.nao
+        h = np.zeros((len(self.kpoints), n, n), complex)
+        s = np.zeros_like(h)
+        for kpt in wfs.kpt_u:
+            hits = [i for i, k in enumerate(self._kmap) if k == kpt.k]
+            if kpt.s != 0 or not hits:
+                continue
+            h_mm = wfs.eigensolver.calculate_hamiltonian_matrix(calc.hamiltonian, wfs, kpt)
+            tri2full(h_mm)
+            s_mm = np.array(wfs.S_qMM[kpt.q], copy=True)
+            tri2full(s_mm)
+            if wfs.gd.comm.rank == 0 and wfs.bd.comm.rank == 0:
+                for i in hits:
+                    h[i] = h_mm * Ha
+                    s[i] = s_mm
+        comm.sum(h)
+        comm.sum(s)
+        return h, s
+
+    # ------------------------------------------------------------------ configurations
+    def _label(self, positions) -> str:
+        conf = getattr(self, "_configurations", None)
+        if conf is not None:
+            for c in range(conf.shape[0]):
+                for b in range(conf.shape[1]):
+                    if np.array_equal(np.asarray(conf[c, b]), positions):
+                        return f"configuration {c}, bead {b}"
+        return "a configuration"
+
+    def matrices(self, positions_av) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(H eV, S, X) at every K for one configuration–bead: complex [n_K, n_basis, n_basis] each.
+
+        GPAW runs on this rank's group communicator; the last configuration is kept, so
+        asking for several K of the same positions runs GPAW once.
+        """
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        if pos.shape != (len(self.atoms), 3):
+            raise InputError(f"positions have shape {pos.shape}, the GPAW supercell has {len(self.atoms)} atoms")
+        key = pos.tobytes()
+        if self._cache[0] == key:
+            return self._cache[1]
+        from gpaw import GPAW
+        comm = self._group_comm
+        log = None
+        if comm.rank == 0:
+            log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
+            log.write(f"\n===== {self._label(pos)} ({self.settings.density}) =====\n")
+        try:
+            calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
+            atoms = calc.get_atoms()
+            calc.scf.maxiter = int(self.settings.maxiter)   # (a restart keyword would drop GPAW 22.8's SCF loop)
+            atoms.set_positions(pos)
+            if self.settings.density == "scf":
+                atoms.calc = calc
+                try:
+                    atoms.get_potential_energy()
+                except self.gpaw.KohnShamConvergenceError as exc:
+                    raise ConvergenceError(
+                        f"GPAW SCF of {self._label(pos)} did not converge in {self.settings.maxiter} iterations "
+                        f"(model.gpaw.maxiter, model.gpaw.convergence_density; log "
+                        f"{self._workdir}/gpaw_group{self.group}.txt)") from exc
+            else:
+                calc.set_positions(atoms)
+            h, s = self._extract(calc, comm)
+            x = self._cross(calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c, self._spos_ref, calc.spos_ac,
+                            self.kpoints)
+        finally:
+            if log is not None:
+                log.close()
+        self._cache = (key, (h, s, x))
+        return h, s, x
+
+    def _k_index(self, kpoint) -> int:
+        d = np.abs(self.kpoints - np.asarray(kpoint, float).reshape(3)).max(axis=1)
+        if d.min() > 1e-10:
+            raise InputError(f"K-point {list(kpoint)} is not one of the model's supercell K-points")
+        return int(np.argmin(d))
+
+    # ------------------------------------------------------------------ ElectronicModel
+    def hamiltonian_dense(self, positions_av, kpoint) -> np.ndarray:
+        return self.matrices(positions_av)[0][self._k_index(kpoint)]
+
+    def overlap_dense(self, positions_av, kpoint) -> np.ndarray:
+        return self.matrices(positions_av)[1][self._k_index(kpoint)]
+
+    def projected_problem_dense(self, positions_av, kpoint, p):
+        """(H, S, Q = X† p): the resolvent in the common pseudo space is Q†[zS − H]⁻¹Q."""
+        h, s, x = self.matrices(positions_av)
+        ik = self._k_index(kpoint)
+        return h[ik], s[ik], x[ik].conj().T @ p
+
+    def projected_problem_petsc(self, positions_av, kpoint, p, comm):
+        """As :meth:`projected_problem_dense`, H and S as PETSc AIJ matrices on ``comm``."""
+        h, s, q = self.projected_problem_dense(positions_av, kpoint, p)
+        return dense_to_aij(h, comm), dense_to_aij(s, comm), q
+
+    def hamiltonian_petsc(self, positions_av, kpoint, comm):
+        return dense_to_aij(self.hamiltonian_dense(positions_av, kpoint), comm)
+
+    def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
+        """The lowest ``n_per_k`` reference Bloch states of every primitive k folded onto K.
+
+        ``vectors`` are LCAO coefficients c in the supercell basis at R⁽⁰⁾ with
+        c† S(R⁽⁰⁾) c = 1 (S-orthonormal, not Euclidean), ``energies`` their reference band
+        energies (eV; GPAW's eigenvalues of the reference state).
+        """
+        n_orb = int(self._prim_offsets[-1])
+        if not 1 <= n_per_k <= n_orb:
+            raise InputError(f"states per k = {n_per_k}: the GPAW primitive cell has {n_orb} orbitals")
+        ik = self._k_index(kpoint)
+        if ik not in self._reference:
+            self._reference[ik] = self._k_resolved(ik)
+        kpts, vecs, ens = self._reference[ik]
+        cols = [(j, n) for j in range(len(kpts)) for n in range(n_per_k)]
+        return ReferenceStates(np.stack([vecs[j][:, n] for j, n in cols], axis=1),
+                               np.array([j for j, _ in cols]), np.array([n for _, n in cols]),
+                               kpts, np.array([ens[j][n] for j, n in cols]))
+
+    def bloch_sums(self, kpoint_prim) -> np.ndarray:
+        """B_k: supercell coefficients of the primitive Bloch sums at k, complex [n_basis, n_orb_prim].
+
+        B[(s, μ), (p(s), μ)] = exp(2πi k·t_s)/√M, with t_s the primitive lattice vector from
+        primitive atom p(s) to supercell atom s (reduced, as GPAW wraps the positions).
+        """
+        k = np.asarray(kpoint_prim, float)
+        m_cells = len(supercells.lattice_points(self.supercell_matrix))
+        b = np.zeros((self.n_basis, int(self._prim_offsets[-1])), complex)
+        for s_atom, orbs in enumerate(self._orbitals):
+            p = self.primitive_index[s_atom]
+            phase = np.exp(2j * np.pi * (k @ self._translations[s_atom])) / math.sqrt(m_cells)
+            cols = np.arange(self._prim_offsets[p], self._prim_offsets[p + 1])
+            b[orbs, cols] = phase
+        return b
+
+    def _k_resolved(self, ik):
+        from scipy.linalg import eigh
+        h, s = (m[ik] for m in self._reference_matrices)
+        kpts = supercells.folded_kpoints(self.supercell_matrix, self.kpoints[ik])
+        vecs, ens = [], []
+        for k in kpts:
+            b = self.bloch_sums(k)
+            e, u = eigh(b.conj().T @ h @ b, b.conj().T @ s @ b)
+            vecs.append(b @ u)
+            ens.append(e)
+        return kpts, vecs, ens
+
+
+class CrossOverlapCache:
+    """:func:`spia_mpi.models.paw_overlap.cross_overlap` with GPAW's radial expansions made once."""
+
+    def __init__(self, setups):
+        from spia_mpi.models.paw_overlap import tci_expansions
+        self.setups = setups
+        self.expansions = tci_expansions(setups)
+
+    def __call__(self, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc):
+        from spia_mpi.models.paw_overlap import cross_overlap
+        return cross_overlap(self.setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, self.expansions)
+
+
+def dense_to_aij(matrix: np.ndarray, comm):
+    """A complex MPIAIJ Mat on ``comm`` holding the non-zeros of the dense ``matrix`` (rows split)."""
+    from scipy.sparse import csr_matrix
+    from spia_mpi.parallel import stack
+    PETSc = stack.petsc()
+    n = matrix.shape[0]
+    layout = PETSc.Vec().create(comm=PETSc.Comm(comm))
+    layout.setSizes(n)
+    layout.setUp()
+    r0, r1 = layout.getOwnershipRange()
+    layout.destroy()
+    block = csr_matrix(matrix[r0:r1])
+    a = PETSc.Mat().createAIJ([[r1 - r0, n], [r1 - r0, n]],
+                              csr=(block.indptr.astype(PETSc.IntType), block.indices.astype(PETSc.IntType),
+                                   block.data.astype(PETSc.ScalarType)), comm=PETSc.Comm(comm))
+    a.assemble()
+    return a
