@@ -39,10 +39,11 @@ def run(args, comm):
     stack.slepc()
     stack.h5py(need_mpi=True)
     info = stack.versions()
+    from spia_mpi.models.gpaw import gpaw_status
+    gpaw_ok, gpaw_version, setups = gpaw_status()      # on every rank: importing GPAW is collective
     if comm.rank == 0:
         ipi_ok, info["ipi"] = ipi_status()
-        from spia_mpi.models.gpaw import gpaw_status
-        gpaw_ok, info["gpaw"], setups = gpaw_status()
+        info["gpaw"] = gpaw_version
         if gpaw_ok:
             info["gpaw_setups"] = ", ".join(setups) or "none found (apt-get install gpaw-data)"
         if args.json:

@@ -118,7 +118,7 @@ class GpawInput:
     smearing_ev: float = option(0.1, units="eV", check=positive, doc="Fermi–Dirac smearing width of the SCF")
     h_ang: float = option(0.2, units="Å", check=positive, doc="real-space grid spacing of density and potential")
     density: Literal["scf", "frozen"] = option(
-        "scf", doc="'scf': self-consistent for every configuration–bead, restarted from the reference density "
+        "scf", doc="'scf': self-consistent for every configuration–bead, restarted from the reference state "
                    "(the paper's approach); 'frozen': the reference density (pseudo density on the grid and "
                    "atomic density matrices), one Hamiltonian, no SCF — cheap, see docs/models.md for its error")
     convergence_density: float = option(1e-6, check=positive,

@@ -17,9 +17,10 @@ Work flow (all GPAW text output goes to files in the work folder, never to stdou
   with the same settings), and one GPAW communicator per configuration group;
 * per configuration–bead: GPAW restarts from the reference file on the group's
   communicator, moves the atoms and either iterates to self-consistency
-  (``density = "scf"``, the paper's approach) or keeps the reference density
-  (``"frozen"``: the reference pseudo density on the grid and the reference atomic
-  density matrices, one Hamiltonian update, no SCF); log ``gpaw_group<g>.txt``;
+  (``density = "scf"``, the paper's approach; GPAW starts it from the reference LCAO
+  density matrix on the moved orbitals) or keeps the reference density (``"frozen"``:
+  the reference pseudo density on the grid and the reference atomic density matrices,
+  one Hamiltonian update, no SCF); log ``gpaw_group<g>.txt``;
 * reference states: the supercell's reference (H, S) at K projected on the Bloch sums of
   each primitive k folded onto K, so every state carries its primitive k.
 
