@@ -336,3 +336,40 @@ def test_cli_gap_bad_input(tmp_path, spia_cli):
     assert r.stderr.count("--fractions") == 1 and "Traceback" not in r.stderr
     r = spia_cli(["gap", "--lambda", f, "--output", tmp_path / "g.h5"])
     assert r.returncode == 2 and "--temperature" in r.stderr
+
+
+def test_cli_gap_anisotropic(tmp_path, spia_cli):
+    """`gap --anisotropic`: T_c^aniso and the gap ratios equal the library's on the same bins;
+    the isotropic part is solved for λ = Σ w W w; 2 ranks = 1 rank; bad files refused."""
+    import h5py
+    t0 = 50.0
+    V = np.array([[0.9, 0.2], [0.2, 0.5]])
+    w = np.array([0.4, 0.6])
+    W = V[:, :, None] * el.einstein_lambda(1.0, OMEGA, t0, 64)[None, None, :]
+    path = tmp_path / "bins.h5"
+    with h5py.File(path, "w") as h:
+        h["w_ij_m"] = W
+        h["weights"] = w
+        h.attrs["temperature_K"] = t0
+    args = ["gap", "--anisotropic", path, "--mustar", 0.1, "--fractions", "0.2,0.9", "--n-omega", 50,
+            "--json"]
+    r1 = spia_cli(args + ["--output", tmp_path / "a1.h5", "--plots"])
+    assert r1.returncode == 0, r1
+    r2 = spia_cli(args + ["--output", tmp_path / "a2.h5"], ranks=2)
+    assert r2.returncode == 0, r2
+    o1, o2 = json.loads(r1.stdout)["states"][0], json.loads(r2.stdout)["states"][0]
+    ref = an.solve_anisotropic_tc(W, w, t0, 0.1)
+    assert o1["tc_aniso_K"] == pytest.approx(ref.tc_aniso_k, rel=1e-9)
+    assert o2["tc_aniso_K"] == pytest.approx(ref.tc_aniso_k, rel=1e-8)
+    assert o1["tc_K"] == pytest.approx(ref.tc_iso_k, rel=1e-9) and o1["tc_aniso_K"] > o1["tc_K"]
+    with h5py.File(tmp_path / "a1.h5", "r") as h:
+        g = h["mustar_0/anisotropic"]
+        assert np.allclose(g["gap_ratio"][...], ref.gap_ratio, rtol=1e-6)
+        assert g["gap_ratio"].attrs["units"] == "1"
+    assert (tmp_path / "a1_gap_histogram_0.png").stat().st_size > 1000
+    with h5py.File(tmp_path / "bad.h5", "w") as h:
+        h["w_ij_m"] = W
+    r = spia_cli(["gap", "--anisotropic", tmp_path / "bad.h5", "--output", tmp_path / "b.h5"])
+    assert r.returncode == 2 and "/weights" in r.stderr, r
+    r = spia_cli(["gap", "--anisotropic", path, "--lambda", path, "--output", tmp_path / "b.h5"])
+    assert r.returncode == 2 and "exactly one" in r.stderr, r

@@ -22,6 +22,8 @@ linearised T_c is found first; then Z(iω_n), Δ(iω_n) are solved at T/T_c in
 ΔC/γT_c (Bardeen–Stephen free energy) and, by Padé continuation at the lowest T,
 Δ(ω), Z(ω) and the quasiparticle DOS N_s(ω)/N(0). Results go to an HDF5 file
 (--output, layout in docs/output.md); --plots draws Δ(T), Δ(ω) and N_s(ω).
+With --anisotropic FILE (binned couplings W_ij(m) and bin weights instead of λ(m)) the
+anisotropic linearised T_c and the gap distribution at T_c⁻ are added.
 See docs/eliashberg.md.
 
 examples:
@@ -31,8 +33,12 @@ examples:
 
 
 def add_arguments(p):
-    p.add_argument("--lambda", dest="lambda_file", required=True, metavar="FILE",
+    p.add_argument("--lambda", dest="lambda_file", metavar="FILE",
                    help="λ(m): text file (m = 0, 1, …) or spia_mpi results HDF5")
+    p.add_argument("--anisotropic", metavar="FILE",
+                   help="instead of --lambda: HDF5 with binned couplings /w_ij_m [n_b, n_b, n_m], bin "
+                        "weights /weights [n_b] and attrs['temperature_K']; adds T_c^aniso and the gap "
+                        "distribution at T_c⁻ (the isotropic part uses λ(m) = Σ w_i W_ij w_j)")
     p.add_argument("--temperature", type=float, metavar="T0",
                    help="temperature T0 (K) at which λ(m) was computed (required for text files)")
     p.add_argument("--mustar", type=float, action="append", metavar="MU",
@@ -90,33 +96,69 @@ def _validate(args):
         raise InputError(err)
 
 
+def read_anisotropic(path: Path):
+    """(W_ij(m) [n_b, n_b, n_m], weights [n_b] normalised, T0 in K) from an HDF5 file."""
+    from spia_mpi.eliashberg.anisotropic import check_inputs
+    from spia_mpi.io import hdf5
+    if not path.exists():
+        raise InputError(f"anisotropic file {path} does not exist")
+    try:
+        f = hdf5.open_h5(path, "r", None)
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
+    with f:
+        for name in ("w_ij_m", "weights"):
+            if name not in f:
+                raise InputError(f"{path}: no dataset /{name}")
+        if "temperature_K" not in f.attrs:
+            raise InputError(f"{path}: no attribute 'temperature_K' on /")
+        W, w = check_inputs(f["w_ij_m"][...], f["weights"][...])
+        return W, w, float(f.attrs["temperature_K"])
+
+
 def _load(args):
     from spia_mpi.commands.tc import load_lambda
+    from spia_mpi.eliashberg.anisotropic import isotropic_average
     _validate(args)
-    lam, t0, meta, _ = load_lambda(args)
+    if (args.lambda_file is None) == (args.anisotropic is None):
+        raise InputError("give exactly one of --lambda FILE and --anisotropic FILE")
+    aniso = None
+    if args.anisotropic:
+        W, w, t0 = read_anisotropic(Path(args.anisotropic))
+        lam, meta, aniso = isotropic_average(W, w), {"source": str(args.anisotropic)}, (W, w)
+    else:
+        lam, t0, meta, _ = load_lambda(args)
     if t0 <= 0:
-        raise InputError(f"--temperature {t0} K must be positive")
-    return lam, t0, meta, _fractions(args.fractions)
+        raise InputError(f"temperature T0 = {t0} K must be positive")
+    return lam, t0, meta, _fractions(args.fractions), aniso
 
 
 def run(args, comm):
     from spia_mpi.eliashberg import superconducting
     from spia_mpi.eliashberg.linearised import LambdaOfNu
     from spia_mpi.parallel.mpi import on_root
-    lam_m, t0, meta, fractions = on_root(comm, _load, args)
+    from spia_mpi.eliashberg.anisotropic import solve_anisotropic_tc
+    lam_m, t0, meta, fractions, aniso = on_root(comm, _load, args)
     lam = LambdaOfNu(lam_m, t0, args.omega2)
+    mustars = args.mustar or [0.10]
     states = [superconducting.solve_state(lam, mu, fractions, args.npade, args.omega_max,
                                           args.n_omega, n_freq=args.nfreq, comm=comm)
-              for mu in (args.mustar or [0.10])]
+              for mu in mustars]
+    anis = [solve_anisotropic_tc(aniso[0], aniso[1], t0, mu, args.omega2, args.nfreq, comm)
+            for mu in mustars] if aniso else [None] * len(mustars)
     out = Path(args.output)
-    write_gap_file(out, states, lam, meta, comm)
-    summary = [_summary(s) for s in states]
+    write_gap_file(out, states, lam, meta, comm, anis)
+    summary = [_summary(s, a) for s, a in zip(states, anis)]
     if comm.rank == 0:
         if args.plots:
             from spia_mpi.io import gapplots
             from spia_mpi.io.hdf5 import open_finished
             with open_finished(out, "gap") as f:
                 figures = gapplots.plot_gap_file(f, out.parent, out.stem)
+            for i, a in enumerate(anis):
+                if a is not None:
+                    figures += gapplots.plot_gap_histogram(a.gap_ratio, a.weights, out.parent,
+                                                           f"{out.stem}_gap_histogram_{i}")
             if not args.json:
                 print("\n".join(str(p) for p in figures))
         if args.json:
@@ -126,10 +168,13 @@ def run(args, comm):
     return 0
 
 
-def _summary(s) -> dict:
+def _summary(s, aniso=None) -> dict:
     from spia_mpi.eliashberg import superconducting as sc
     from spia_mpi.commands.tc import _json_safe
-    return _json_safe({
+    extra = {} if aniso is None else {"tc_aniso_K": aniso.tc_aniso_k, "tc_iso_K": aniso.tc_iso_k,
+                                      "gap_ratio_min": float(aniso.gap_ratio.min()),
+                                      "gap_ratio_max": float(aniso.gap_ratio.max())}
+    return _json_safe({**extra,
         "mustar": s.mustar, "tc_K": s.tc_k, "tc_from_gap_K": s.tc_from_gap_k,
         "delta0_imag_eV": s.delta0_imag_ev, "delta0_edge_eV": s.delta0_edge_ev,
         "ratio_2delta0_kTc_imag": s.ratio_imag, "ratio_2delta0_kTc_edge": s.ratio_edge,
@@ -149,10 +194,15 @@ def _print_table(summary, out):
               f"{(edge * 1e3 if edge is not None else float('nan')):>12.4f} "
               f"{(o['ratio_2delta0_kTc_edge'] or o['ratio_2delta0_kTc_imag']):>8.3f} "
               f"{o['specific_heat_jump_ratio']:>7.3f}")
+    for o in summary:
+        if "tc_aniso_K" in o:
+            print(f"μ* = {o['mustar']}: anisotropic T_c = {o['tc_aniso_K']:.3f} K (isotropic average "
+                  f"{o['tc_iso_K']:.3f} K), Δ_i/⟨Δ⟩ at T_c⁻ from {o['gap_ratio_min']:.3f} to "
+                  f"{o['gap_ratio_max']:.3f}")
     print(f"written: {out}")
 
 
-def write_gap_file(path: Path, states, lam, meta: dict, comm):
+def write_gap_file(path: Path, states, lam, meta: dict, comm, anisotropic=None):
     """The gap HDF5 file (kind 'gap'): one group /mustar_<i> per μ*; layout in docs/output.md."""
     from spia_mpi.io import hdf5
     with hdf5.atomic_h5(path, comm, kind="gap") as f:
@@ -162,7 +212,17 @@ def write_gap_file(path: Path, states, lam, meta: dict, comm):
         hdf5.write_dataset(g, "lambda_m", lam.lambda_m, "1", "λ(m) used, at ν_m = 2πm k_B T0")
         g.attrs["omega2_eV"] = lam.omega2_ev
         for i, s in enumerate(states):
-            _write_state(f.create_group(f"mustar_{i}"), s)
+            g = f.create_group(f"mustar_{i}")
+            _write_state(g, s)
+            if anisotropic and anisotropic[i] is not None:
+                _write_anisotropic(g.create_group("anisotropic"), anisotropic[i])
+
+
+def _write_anisotropic(g, a):
+    from spia_mpi.io.hdf5 import write_dataset as w
+    g.attrs.update({"tc_aniso_K": a.tc_aniso_k, "tc_iso_K": a.tc_iso_k})
+    w(g, "weights", a.weights, "1", "bin weights w_i (Σ = 1)")
+    w(g, "gap_ratio", a.gap_ratio, "1", "Δ_i(iω_0)/⟨Δ⟩ at T_c⁻ per bin (leading eigenvector)")
 
 
 def _write_state(g, s):
