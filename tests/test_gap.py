@@ -343,7 +343,7 @@ def test_cli_gap_anisotropic(tmp_path, spia_cli):
     the isotropic part is solved for λ = Σ w W w; 2 ranks = 1 rank; bad files refused."""
     import h5py
     t0 = 50.0
-    V = np.array([[0.9, 0.2], [0.2, 0.5]])
+    V = np.array([[2.0, 0.5], [0.5, 1.0]])
     w = np.array([0.4, 0.6])
     W = V[:, :, None] * el.einstein_lambda(1.0, OMEGA, t0, 64)[None, None, :]
     path = tmp_path / "bins.h5"
