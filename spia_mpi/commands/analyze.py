@@ -2,6 +2,7 @@
 crystal structure and (optionally) the diffusion paths of a configurations file; results in HDF5."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ def add_arguments(p):
     p.add_argument("configurations", help="configurations HDF5 (from `spia_mpi sample`)")
     p.add_argument("--fit-window", type=float, nargs=2, metavar=("T0", "T1"),
                    help="time window (fs) of the linear MSD fit (default: middle half of the lags)")
-    p.add_argument("--bins", type=int, default=40, help="density grid points per lattice vector")
+    p.add_argument("--bins", type=int, default=40,
+                   help="density grid points per lattice vector (the stored density and, for species whose atoms "
+                        "hop between sites, the search for its maxima; peaks are fitted from the positions)")
     p.add_argument("--threshold", type=float, default=0.1,
-                   help="peaks: smoothed density above this fraction of its maximum (per species)")
+                   help="density maxima: smoothed density above this fraction of its maximum (per species)")
     p.add_argument("--min-weight", type=float, default=0.05, help="peaks: smallest occupancy kept (atoms)")
     p.add_argument("--symprec", type=float, default=0.1, help="spglib tolerance (Å) of the effective structure")
     p.add_argument("--split-window", type=float, metavar="FS",
@@ -33,8 +36,8 @@ def add_arguments(p):
 
 
 def _check(args):
-    if args.bins < 9:
-        raise InputError(f"--bins {args.bins} must be ≥ 9 (the peak fit window is 9 bins wide)")
+    if args.bins < 5:
+        raise InputError(f"--bins {args.bins} must be ≥ 5 (the density-maximum window is 5 bins wide)")
     for name, v in (("--threshold", args.threshold), ("--symprec", args.symprec)):
         if not (np.isfinite(v) and v > 0):
             raise InputError(f"{name} {v} must be positive")
@@ -77,14 +80,15 @@ def write_analysis(path, conf, msd=None, diffusion=None, fit_window=None, hists=
                                  compression="gzip")
         if peaks is not None:
             p = g.create_group("peaks")
-            p.attrs["description"] = "3D Gaussian least-squares fits of the density peaks, all species"
+            p.attrs["description"] = ("Gaussian density peaks (moments of the positions clustered around each "
+                                      "site), all species; attrs liquid_like: species without peaks (diffusing)")
             hdf5.write_dataset(p, "species", np.array([chemical_symbols[z] for z in peaks.numbers], dtype="S"), "1")
             hdf5.write_dataset(p, "numbers", peaks.numbers.astype(np.int32), "1", "atomic numbers")
             hdf5.write_dataset(p, "centres_frac", peaks.centres_frac, "1", "fractional coordinates [peak, 3]")
             hdf5.write_dataset(p, "centres_A", peaks.centres_cart(conf.cell), "Å", "Cartesian [peak, 3]")
             hdf5.write_dataset(p, "covariance_A2", peaks.covariances_a2, "Å²", "Gaussian covariance [peak, 3, 3]")
-            hdf5.write_dataset(p, "weight", peaks.weights, "atoms", "occupancy: integral of the Gaussian")
-            hdf5.write_dataset(p, "background", peaks.background, "atoms per bin", "constant under each peak")
+            hdf5.write_dataset(p, "weight", peaks.weights, "atoms", "occupancy: mean number of atoms in the peak")
+            p.attrs["liquid_like"] = json.dumps([chemical_symbols[z] for z in peaks.liquid_like])
         if effective is not None:
             e = g.create_group("effective_structure")
             a = effective.atoms
@@ -126,15 +130,23 @@ def run(args, comm):
     from ase.data import chemical_symbols
     for z in hists:
         sel = peaks.numbers == z
+        if z in peaks.liquid_like:
+            print(f"{chemical_symbols[z]:>3}: liquid-like (diffusing) — no density peaks ({(conf.numbers == z).sum()} "
+                  "atoms)")
+            continue
         print(f"{chemical_symbols[z]:>3} density peaks: {sel.sum()} (occupancy sum {peaks.weights[sel].sum():.2f}; "
-              f"{(conf.numbers == z).sum()} atoms)")
+              f"{(conf.numbers == z).sum()} atoms; RMS width "
+              f"{np.sqrt(np.trace(peaks.covariances_a2[sel], axis1=1, axis2=2) / 3).mean():.3f} Å)")
     effective = None
     if len(peaks):
         effective = analysis.effective_structure(conf.cell, peaks, args.symprec)
-        print(f"effective structure: {effective.international} (No. {effective.number}), "
+        crystal = [chemical_symbols[z] for z in hists if z not in peaks.liquid_like]
+        print(f"effective structure of {', '.join(crystal)}: {effective.international} (No. {effective.number}), "
               f"{len(effective.atoms)} sites in the standardised cell, symprec {args.symprec:g} Å")
         for sym, wy, pos, occ in effective.sites:
             print(f"  {sym:>3}({wy:>4})  {pos[0]:.5f} {pos[1]:.5f} {pos[2]:.5f}  occupancy {occ:.3f}")
+    else:
+        print("no density peaks at all (every sublattice liquid-like): no effective structure")
     resolved = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in vars(args).items()
                 if isinstance(v, (int, float, str, list, tuple, type(None))) and k != "func"}
     write_analysis(res_path, conf, msd, diffusion, window, hists, peaks, effective,

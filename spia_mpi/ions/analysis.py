@@ -3,9 +3,11 @@
 * :func:`unwrap` — continuous trajectories across periodic boundaries;
 * :func:`msd` / :func:`diffusion_coefficient` — centroid mean squared displacement
   per species and D from a linear fit in a time window, with an error estimate;
-* :func:`density_histogram` / :func:`fit_density_peaks` / :func:`fit_species_peaks` —
-  ion density on a grid of fractional coordinates (any cell), every peak fitted with a
-  3D Gaussian by least squares (centre, covariance, occupancy), all species;
+* :func:`density_histogram` / :func:`fit_species_peaks` — ion density on a grid of
+  fractional coordinates (any cell); density peaks of every species found from the atoms'
+  sites or the density maxima and fitted from the positions themselves by periodic k-means
+  (:func:`cluster_peaks`: centre, covariance, occupancy of each peak, any width); a diffusing
+  sublattice is reported as liquid-like (no peaks);
 * :func:`effective_structure` — the peaks symmetrised with spglib into an effective
   crystal structure with space group and Wyckoff letters (Table S1);
 * :func:`moving_average_split` / :func:`diffusion_path_configurations` —
@@ -215,17 +217,17 @@ class DensityPeaks:
 
     numbers         int [n]          atomic number of the species
     centres_frac    float [n, 3]     centres, fractional coordinates in [0, 1)
-    covariances_a2  float [n, 3, 3]  Gaussian covariance Σ (Å², Cartesian, bin size removed)
-    weights         float [n]        integral of the Gaussian: mean number of atoms in the peak
-                                     (the site occupancy)
-    background      float [n]        constant density fitted under the peak (atoms per bin)
+    covariances_a2  float [n, 3, 3]  covariance Σ of the positions in the peak (Å², Cartesian)
+    weights         float [n]        mean number of atoms in the peak (the site occupancy)
+    liquid_like     tuple            atomic numbers of species with no peaks: a diffusing
+                                     (liquid-like) sublattice, the paper's R^density-peaks = ∅
     """
 
     numbers: np.ndarray
     centres_frac: np.ndarray
     covariances_a2: np.ndarray
     weights: np.ndarray
-    background: np.ndarray
+    liquid_like: tuple = ()
 
     def __len__(self):
         return int(self.numbers.size)
@@ -238,156 +240,173 @@ class DensityPeaks:
     def concatenate(parts) -> "DensityPeaks":
         parts = list(parts)
         if not parts:
-            return DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0))
+            return DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
         return DensityPeaks(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                              ("numbers", "centres_frac", "covariances_a2", "weights", "background")))
+                              ("numbers", "centres_frac", "covariances_a2", "weights")),
+                            tuple(z for p in parts for z in p.liquid_like))
 
 
-_VARIANCE_FLOOR = 0.02        # × max smoothed density: keeps empty bins' weight finite
 _IMAGES = np.array(np.meshgrid(*[(-1.0, 0.0, 1.0)] * 3, indexing="ij")).reshape(3, -1).T     # [27, 3]
+LOCALISED = 0.4        # an atom is on a site if its RMS spread < this × the distance to the nearest other atom
+GAUSSIAN_KURTOSIS = 13.0   # Mardia's kurtosis: 15 for a 3D Gaussian, ≈ 11.4 for a uniform (Voronoi) cell
 
 
-def _gaussian(x, cov):
-    """Normalised 3D Gaussian N(x; 0, cov) (1/Å³) at x float [..., 3] Å."""
-    inv = np.linalg.inv(cov)
-    q = ((x @ inv) * x).sum(axis=-1)
-    return np.exp(-0.5 * q) / np.sqrt((2 * np.pi) ** 3 * np.linalg.det(cov))
+def density_maxima(hist, threshold: float = 0.1, radius: int = 2, smooth: float = 1.0) -> np.ndarray:
+    """Peak positions of a periodic density histogram, float [n, 3] fractional (bin centres).
 
-
-_TRIL = np.tril_indices(3)
-
-
-def _cov_from(lvec):
-    L = np.zeros((3, 3))
-    L[_TRIL] = lvec
-    return L @ L.T
-
-
-def fit_density_peaks(hist, cell, threshold: float = 0.1, radius: int = 4, smooth: float = 1.0,
-                      min_weight: float = 0.05, sweeps: int = 3, number: int = 0) -> DensityPeaks:
-    """Fit every peak of a periodic density histogram with a 3D Gaussian (least squares).
-
-    hist: float [n1, n2, n3], atoms per bin (:func:`density_histogram`: bin i spans
-    [i, i+1)/n_v in fractional coordinates); cell: float [3, 3] Å, lattice vectors as rows,
-    any shape. Peaks are the periodic local maxima of the histogram smoothed by a Gaussian of
-    ``smooth`` bins, above ``threshold`` × its maximum, at least ``radius`` + 1 bins apart
-    (largest first). Each peak is fitted in the (2·radius+1)³ periodic window of bins around
-    its maximum with the model, per bin,
-
-        n(x) = w V_bin N(x − μ; Σ + Σ_bin) + c,   Σ_bin = Σ_v h_v h_vᵀ / 12,
-
-    (h_v = a_v/n_v the bin edges, Σ_bin the covariance of a uniform bin, so Σ is the
-    density's own covariance to first order in the bin size; Σ = L Lᵀ keeps it positive
-    definite), parameters w (atoms), μ (Å), L (Å), c (atoms per bin), by
-    ``scipy.optimize.least_squares`` (Levenberg–Marquardt) with Poisson-like residual weights
-    1/√(smoothed density + 0.02 × its maximum). The fitted Gaussians of the other peaks (summed over
-    the 27 nearest periodic images) are subtracted from each window, in ``sweeps``
-    Gauss–Seidel passes. Peaks of weight < ``min_weight`` atoms are dropped; peaks whose
-    centres lie within one combined standard deviation are merged.
-    Assumes peaks narrower than about a sixth of the cell and at least ~1 bin wide.
+    The periodic local maxima of the histogram smoothed by a Gaussian of ``smooth`` bins,
+    above ``threshold`` × its maximum, more than ``radius`` bins apart (largest first).
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
-    from scipy.optimize import least_squares
     hist = np.asarray(hist, float)
-    cell = np.asarray(cell, float)
     shape = np.array(hist.shape)
     if hist.ndim != 3 or np.any(shape < 2 * radius + 1):
-        raise InputError(f"density grid {list(hist.shape)} is smaller than the fit window of {2 * radius + 1} bins")
-    H = cell / shape[:, None]                                     # bin edge vectors (rows), Å
-    v_bin = abs(np.linalg.det(cell)) / shape.prod()
-    sig_bin = H.T @ H / 12.0
-    inv_cell = np.linalg.inv(cell)
+        raise InputError(f"density grid {list(hist.shape)} is smaller than the peak window of {2 * radius + 1} bins")
     det = gaussian_filter(hist, smooth, mode="wrap") if smooth > 0 else hist
     if det.max() <= 0:
-        return DensityPeaks.concatenate([])
+        return np.zeros((0, 3))
     cand = np.argwhere((det == maximum_filter(det, size=2 * radius + 1, mode="wrap")) & (det > threshold * det.max()))
     cand = cand[np.argsort(-det[tuple(cand.T)], kind="stable")]
     seeds = []
     for p in cand:                                                # non-maximum suppression
         if all(np.abs((p - q + shape // 2) % shape - shape // 2).max() > radius for q in seeds):
             seeds.append(p)
-    offs = np.array(np.meshgrid(*[np.arange(-radius, radius + 1)] * 3, indexing="ij")).reshape(3, -1).T
-    X = offs @ H                                                  # bin centres relative to the seed bin, Å
-    r_win = np.linalg.norm(np.abs(radius) * np.abs(H).sum(axis=0))
-    data = [hist[tuple(((p + offs) % shape).T)] for p in seeds]
-    big = [j for j, y in enumerate(data) if y.sum() >= min_weight]        # noise maxima: skip the fit
-    seeds, data = [seeds[j] for j in big], [data[j] for j in big]
-    # Poisson-like weights 1/√(variance), variance ∝ the smoothed density (+ a floor)
-    sigma = [np.sqrt(det[tuple(((p + offs) % shape).T)] + _VARIANCE_FLOOR * det.max()) for p in seeds]
+    return (np.array(seeds).reshape(-1, 3) + 0.5) / shape
 
-    def model(par):
-        return par[0] * v_bin * _gaussian(X - par[1:4], _cov_from(par[4:10]) + sig_bin) + par[10]
 
-    def centre_frac(j, par):
-        return ((seeds[j] + 0.5) / shape + par[1:4] @ inv_cell) % 1.0
+def _nearest_image(points_frac, seeds_frac, cell):
+    """Nearest seed (any periodic image) of every point: (seed index [n], displacement Å [n, 3])."""
+    from scipy.spatial import cKDTree
+    cell = np.asarray(cell, float)
+    images = (seeds_frac[:, None, :] + _IMAGES[None]).reshape(-1, 3) @ cell
+    pts = (points_frac % 1.0) @ cell
+    _, idx = cKDTree(images).query(pts)
+    return idx // len(_IMAGES), pts - images[idx]
 
-    def others(j, pars):
-        """Fitted Gaussians of the other peaks in window j (periodic images summed)."""
-        out = np.zeros(len(offs))
-        fj = (seeds[j] + 0.5) / shape
-        for k, par in enumerate(pars):
-            if k == j or par is None:
-                continue
-            cov = _cov_from(par[4:10]) + sig_bin
-            d = fj - centre_frac(k, par)
-            d -= np.round(d)
-            dc = np.linalg.norm((d + _IMAGES) @ cell, axis=1).min()
-            if dc > r_win + 6 * np.sqrt(np.linalg.eigvalsh(cov).max()):
-                continue
-            x = (X[:, None, :] + ((d + _IMAGES) @ cell)[None])    # [window, image, 3]
-            out += par[0] * v_bin * _gaussian(x, cov).sum(axis=1)
-        return out
 
-    def start(y):
-        w = max(y.sum(), 1e-12)
-        mu = (y @ X) / w
-        dx = X - mu
-        cov = (dx * y[:, None]).T @ dx / w - sig_bin
-        lam, vec = np.linalg.eigh(0.5 * (cov + cov.T))
-        floor = (0.3 * np.linalg.norm(H, axis=1).min()) ** 2
-        cov = (vec * np.maximum(lam, floor)) @ vec.T
-        return np.concatenate([[w], mu, np.linalg.cholesky(cov)[_TRIL], [0.0]])
+def atom_sites(frac_cat, cell):
+    """Sites of localised atoms: (circular-mean positions float [n_atoms, 3] fractional, RMS spread
+    Å [n_atoms], distance Å from each mean to the nearest other mean or periodic self-image [n_atoms]).
 
-    pars = [None] * len(seeds)
-    for _ in range(max(1, sweeps)):
-        for j, y in enumerate(data):
-            target = y - others(j, pars)
-            p0 = pars[j] if pars[j] is not None else start(np.clip(target, 0, None))
-            res = least_squares(lambda par: (model(par) - target) / sigma[j], p0, method="lm", x_scale="jac",
-                                max_nfev=400)
-            pars[j] = res.x
-    keep = [j for j, par in enumerate(pars) if par[0] >= min_weight]
-    cen = np.array([centre_frac(j, pars[j]) for j in keep]).reshape(-1, 3)
-    cov = np.array([_cov_from(pars[j][4:10]) for j in keep]).reshape(-1, 3, 3)
-    w = np.array([pars[j][0] for j in keep])
-    bg = np.array([pars[j][10] for j in keep])
-    # merge duplicates (one peak seeded twice): centres within one combined standard deviation
-    alive = np.ones(len(keep), bool)
-    for a in np.argsort(-w):
-        if not alive[a]:
+    ``frac_cat``: fractional positions [n_samples, n_atoms, 3] of one species (any image).
+    """
+    cell = np.asarray(cell, float)
+    ang = 2 * np.pi * frac_cat
+    mean = (np.arctan2(np.sin(ang).mean(0), np.cos(ang).mean(0)) / (2 * np.pi)) % 1.0      # [a, 3]
+    d = frac_cat - mean
+    d -= np.round(d)
+    spread = np.sqrt(((d @ cell) ** 2).sum(-1).mean(0))
+    rel = mean[None, :, None, :] - mean[:, None, None, :] + _IMAGES[None, None]              # [a, b, 27, 3]
+    rel -= np.round(rel - _IMAGES[None, None])
+    dist = np.linalg.norm(rel @ cell, axis=-1)
+    n = len(mean)
+    dist[np.arange(n), np.arange(n), 13] = np.inf                 # image 13 is (0, 0, 0): the atom itself
+    return mean, spread, dist.min(axis=(1, 2))
+
+
+def cluster_peaks(frac_samples, seeds_frac, cell, n_frames: int, number: int = 0, iterations: int = 5):
+    """Gaussian peaks from positions by periodic k-means (no histogram, so any width).
+
+    frac_samples: float [n, 3] fractional positions of one species (all configurations and beads);
+    seeds_frac: float [n_seed, 3] starting centres; n_frames: configurations × beads (the
+    occupancy of a peak is its sample count / n_frames). Every sample joins the nearest centre
+    (minimum image, Å); centres move to the mean of their samples; ``iterations`` rounds.
+    Returns (:class:`DensityPeaks`, Mardia's kurtosis b₂ of the whitened displacements pooled over
+    the peaks (15 for Gaussian peaks)).
+    """
+    cell = np.asarray(cell, float)
+    centres = np.asarray(seeds_frac, float) % 1.0
+    inv = np.linalg.inv(cell)
+    empty = DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0))
+    for _ in range(max(1, iterations)):
+        if len(centres) == 0:                 # no seeds, or every cluster too small to be a peak
+            return empty, np.nan
+        owner, disp = _nearest_image(frac_samples, centres, cell)
+        counts = np.bincount(owner, minlength=len(centres))
+        keep = counts > 3
+        shift = np.zeros((len(centres), 3))
+        np.add.at(shift, owner, disp)
+        centres = (centres + (shift / np.maximum(counts, 1)[:, None]) @ inv) % 1.0
+        centres = centres[keep]
+    if len(centres) == 0:
+        return empty, np.nan
+    owner, disp = _nearest_image(frac_samples, centres, cell)
+    counts = np.bincount(owner, minlength=len(centres))
+    covs, b2, total = np.zeros((len(centres), 3, 3)), 0.0, 0
+    for j in range(len(centres)):
+        x = disp[owner == j]
+        if len(x) < 4:
             continue
-        for b in range(len(keep)):
-            if b == a or not alive[b]:
-                continue
-            d = cen[b] - cen[a]
-            d -= np.round(d)
-            dx = d @ cell
-            if dx @ np.linalg.solve(cov[a] + cov[b], dx) < 1.0:
-                tot = w[a] + w[b]
-                cen[a] = (cen[a] + (w[b] / tot) * d) % 1.0
-                w[a] = tot
-                alive[b] = False
-    return DensityPeaks(np.full(int(alive.sum()), number, int), cen[alive], cov[alive], w[alive], bg[alive])
+        x = x - x.mean(0)
+        covs[j] = x.T @ x / len(x)
+        y = np.linalg.solve(covs[j] + 1e-12 * np.eye(3), x.T).T
+        b2 += ((x * y).sum(1) ** 2).sum()
+        total += len(x)
+        centres[j] = (centres[j] + (disp[owner == j].mean(0)) @ inv) % 1.0
+    ok = counts >= 4
+    peaks = DensityPeaks(np.full(int(ok.sum()), number, int), centres[ok], covs[ok], counts[ok] / n_frames)
+    return peaks, (b2 / total if total else np.nan)
 
 
-def fit_species_peaks(conf, bins=(40, 40, 40), **kwargs):
-    """Density histograms and Gaussian peaks of every species of ``conf``.
+def fit_species_peaks(conf, bins=(40, 40, 40), threshold: float = 0.1, min_weight: float = 0.05):
+    """Density histograms and Gaussian density peaks of every species of ``conf``.
 
-    Returns ({atomic number: hist [b1, b2, b3]}, :class:`DensityPeaks` of all species);
-    ``kwargs`` go to :func:`fit_density_peaks`."""
+    Per species: if every atom stays on a site (RMS spread around its own circular mean <
+    LOCALISED × the distance to the nearest other atom), the atoms' mean positions seed the
+    peaks; otherwise the maxima of the density histogram do (:func:`density_maxima`, so sites
+    shared by hopping atoms are found). The peaks are then fitted from the positions themselves
+    (:func:`cluster_peaks`: centres, covariances, occupancies — exact moments, whatever the width
+    compared to a histogram bin). A species whose peaks are not Gaussian-shaped (Mardia's
+    kurtosis < GAUSSIAN_KURTOSIS: the density fills the cell like a liquid) is reported as
+    liquid-like with no peaks; peaks of weight < ``min_weight`` atoms are dropped; a peak holding
+    more than one atom or wider than half the distance to its neighbour is warned about.
+
+    Returns ({atomic number: hist [b1, b2, b3]}, :class:`DensityPeaks` of all species).
+    """
+    from ase.data import chemical_symbols
     hists = species_density(conf, bins)
-    return hists, DensityPeaks.concatenate(fit_density_peaks(h, conf.cell, number=z, **kwargs)
-                                           for z, h in hists.items())
+    inv = np.linalg.inv(conf.cell)
+    n_frames = conf.n_conf * conf.n_beads
+    parts = []
+    for z, h in hists.items():
+        name = chemical_symbols[z]
+        frac = conf.positions[:, :, conf.numbers == z] @ inv                     # [c, b, a, 3]
+        per_atom = frac.reshape(-1, frac.shape[2], 3)
+        mean, spread, nearest = atom_sites(per_atom, conf.cell)
+        localised = bool(np.all(spread < LOCALISED * nearest))
+        seeds = mean if localised else density_maxima(h, threshold)
+        peaks, b2 = cluster_peaks(per_atom.reshape(-1, 3), seeds, conf.cell, n_frames, number=z)
+        if not localised and not b2 >= GAUSSIAN_KURTOSIS:
+            why = (f"kurtosis {b2:.1f} < {GAUSSIAN_KURTOSIS:g}" if np.isfinite(b2)
+                   else "no density maximum gathers 4 samples")
+            logger.warning("%s: the density has no Gaussian peaks (%s; atoms move %.2f Å RMS around their mean, "
+                           "nearest neighbour %.2f Å): a diffusing, liquid-like sublattice — no density peaks "
+                           "reported for it", name, why, np.median(spread), np.median(nearest))
+            parts.append(DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0), (int(z),)))
+            continue
+        keep = peaks.weights >= min_weight
+        peaks = DensityPeaks(peaks.numbers[keep], peaks.centres_frac[keep], peaks.covariances_a2[keep],
+                             peaks.weights[keep])
+        _check_peaks(name, peaks, conf.cell)
+        parts.append(peaks)
+    return hists, DensityPeaks.concatenate(parts)
+
+
+def _check_peaks(name: str, peaks: DensityPeaks, cell):
+    """Warnings naming the species for peaks outside sane bounds (occupancy > 1.05 atoms, RMS
+    width above half the distance to the nearest other peak of the species)."""
+    over = peaks.weights > 1.05
+    if over.any():
+        logger.warning("%s: %d density peak(s) hold more than one atom (up to %.2f): two sites merged or atoms "
+                       "sharing a site — check the structure", name, int(over.sum()), peaks.weights.max())
+    if len(peaks) > 1:
+        _, _, nearest = atom_sites(peaks.centres_frac[None], cell)
+        width = np.sqrt(np.linalg.eigvalsh(peaks.covariances_a2).max(axis=1))
+        wide = width > 0.5 * nearest
+        if wide.any():
+            logger.warning("%s: %d density peak(s) are wider (RMS up to %.2f Å) than half the distance to the "
+                           "nearest peak: the sites overlap, positions and occupancies are unreliable", name,
+                           int(wide.sum()), width[wide].max())
 
 
 @dataclass
