@@ -20,8 +20,11 @@ their complete results file, whose stored input must hold the point's parameter 
 results left from an edited scan description are reported as stale and not collected), so
 the scan can also be submitted as a job array with jobscripts/make_task_list.py +
 jobscripts/slurm/scan_array.sbatch and collected here.
-Writes OUT/scan_table.csv (one row per point and γ: parameters, λ(0) ± σ, λ(1) ± σ, ω̄₂,
-T_c ± σ for each μ*), OUT/scan.h5 (the same as datasets; non-numeric parameter values as
+Every generated input is validated first (the schema of `spia_mpi run`: a misspelled key
+stops the scan before anything runs). A point whose run fails is reported with its error,
+marked `failed` in the table (status column) and makes the driver exit with status 1.
+Writes OUT/scan_table.csv (one row per point and γ: status, parameters, λ(0) ± σ, λ(1) ± σ, ω̄₂,
+T_c ± σ for each μ*; one row with status "failed" and empty numbers per failed point), OUT/scan.h5 (the same as datasets; non-numeric parameter values as
 compact JSON text) and OUT/scan_convergence.png (λ(0) and T_c versus the first parameter,
 one curve per value of the others and γ; a categorical axis for non-numeric values).
 """
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "jobscripts"))
 
-from make_task_list import expand  # noqa: E402
+from make_task_list import ScanError, expand  # noqa: E402
 
 
 def canonical(v) -> str:
@@ -113,10 +116,14 @@ def run_point(inp, ranks):
     return r.returncode == 0
 
 
-def collect(out, names, pts):
+def collect(out, names, pts, failed=()):
+    """Table rows of the finished points (status "ok") and of the ``failed`` input paths."""
     import h5py
     rows = []
     for inp, res, params in pts:
+        if inp in failed:
+            rows.append(dict(params, point=inp.stem, status="failed"))
+            continue
         st = status(res, params)
         if st != "done":
             if st == "stale":
@@ -129,29 +136,33 @@ def collect(out, names, pts):
             tc, mus = f["eliashberg/tc_K"][...], f["eliashberg/mustar"][...]
             tce = f["eliashberg/tc_K_error"][...] if "tc_K_error" in f["eliashberg"] else np.full(tc.shape, np.nan)
         for ig, g in enumerate(gam):
-            row = dict(params, point=inp.stem, gamma_eV=g, lambda0=lam[ig, 0], lambda0_err=err[ig, 0],
+            row = dict(params, point=inp.stem, status="ok", gamma_eV=g, lambda0=lam[ig, 0], lambda0_err=err[ig, 0],
                        lambda1=lam[ig, 1], lambda1_err=err[ig, 1], omega2_eV=w2[ig])
             for mu, t, e in zip(mus, tc[ig], tce[ig]):
                 row[f"tc_K_mustar_{mu:g}"] = t
                 row[f"tc_K_err_mustar_{mu:g}"] = e
             rows.append(row)
-    if not rows:
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
         print("no finished points")
-        return rows
-    keys = list(rows[0])
+        if not rows:
+            return rows
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "scan_table.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
+        w = csv.DictWriter(fh, fieldnames=keys, restval="")
         w.writeheader()
         w.writerows({k: canonical(v) if isinstance(v, (list, tuple)) else v for k, v in r.items()} for r in rows)
+    if not ok:
+        return rows
     with h5py.File(out / "scan.h5", "w") as f:
         for k in keys:
-            vals = [r[k] for r in rows]
+            vals = [r.get(k, np.nan) for r in ok]
             if is_numeric(vals):
                 f.create_dataset(k, data=np.array(vals, dtype=float))
             else:   # strings, bools, lists (k-grids, supercell matrices): canonical JSON text
                 f.create_dataset(k, data=np.array([v if isinstance(v, str) else canonical(v) for v in vals],
                                                   dtype=h5py.string_dtype()))
-    plot(out, names, rows)
+    plot(out, names, ok)
     for r in rows:
         print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={label(v)}" for k, v in r.items()))
     print(f"table: {out / 'scan_table.csv'}; figure: {out / 'scan_convergence.png'}")
@@ -209,7 +220,12 @@ def main():
     ap.add_argument("spec")
     ap.add_argument("--collect", action="store_true", help="only collect finished points")
     args = ap.parse_args()
-    spec, out, names, pts = points(args.spec)
+    try:
+        spec, out, names, pts = points(args.spec)
+    except ScanError as exc:
+        print(f"scan: error: {exc}", file=sys.stderr)
+        return 2
+    failed = set()
     if not args.collect:
         for inp, res, params in pts:
             st = status(res, params)
@@ -217,9 +233,15 @@ def main():
                 print(f"{inp.name}: {'done' if st == 'done' else 'stale results, not rerun'}")
                 continue
             print(f"{inp.name}: running {params}", flush=True)
-            run_point(inp, int(spec.get("ranks", 1)))
-    collect(out, names, pts)
+            if not run_point(inp, int(spec.get("ranks", 1))):
+                failed.add(inp)
+    collect(out, names, pts, failed)
+    if failed:
+        print(f"scan: {len(failed)} of {len(pts)} point(s) failed: {', '.join(sorted(p.name for p in failed))} "
+              "(status 'failed' in the table)", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -73,3 +73,32 @@ def test_reference_lists_every_key():
 def test_scalar_accepted_for_list():
     s = build(Schema, {"temperature_k": 100, "gamma_ev": 0.4})
     assert s.gamma_ev == (0.4,)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[configurations.einstein]\ntemperature_k = 0.025\n", "temperature_k' = 0.025 K is below 1 K: a temperature in eV?"),
+    ("[configurations.einstein]\ntemperature_k = 2e6\n", "is above 100000 K"),
+    ("[configurations.einstein]\nhbar_omega_ev = 150\n", "hbar_omega_ev' = 150 eV is above 5 eV: in meV"),
+    ("[configurations.einstein]\nhbar_omega_ev = 1e-5\n", "is below 0.0001 eV"),
+    ("[model.holstein]\nhopping_ev = 250\n", "hopping_ev' = 250 eV is above 20 eV: in meV?"),
+    ("[model.holstein]\nlattice_constant_ang = 300\n", "is above 50 Å: in bohr or pm?"),
+    ("[model.holstein]\nmass_amu = 1836\n", "is above 300 amu: in units of the electron mass?"),
+    ("[model.holstein]\nmass_amu = 0\n", "mass_amu' = 0 amu must be > 0"),
+])
+def test_run_input_unit_sanity_bounds(tmp_path, text, needle):
+    """Values outside physical bounds are refused with the likely unit mix-up named; the
+    defaults and the shipped inputs stay inside."""
+    from spia_mpi.io.runinput import load_run_input
+    p = write(tmp_path, text)
+    with pytest.raises(InputError) as exc:
+        load_run_input(p)
+    assert needle in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_shipped_inputs_pass_the_sanity_bounds():
+    from pathlib import Path
+
+    from spia_mpi.io.runinput import load_run_input
+    data = Path(__file__).resolve().parents[1] / "spia_mpi" / "data"
+    for name in ("demo.toml", "demo_grid.toml"):
+        load_run_input(data / name)

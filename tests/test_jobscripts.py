@@ -241,3 +241,31 @@ def test_run_pbs_reports_ranks_and_threads(tmp_path, omp):
     assert f"spia_mpi job 7.emulated: 2 ranks × {want} threads" in r.stdout, r.stdout
     info, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("{"):])
     assert info["petsc_scalar"] == "complex128"
+
+
+def test_make_task_list_validates_every_point_and_answers_help(tmp_path):
+    """--help works; a misspelled key in the parameters (or the base) is an error naming the point
+    file with the "did you mean" hint and exit status 2; a relative configurations file of the base
+    input is made absolute in the points (they live in another folder)."""
+    script = [sys.executable, str(SCRIPTS / "make_task_list.py")]
+    r = subprocess.run([*script, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "scan description" in r.stdout, r
+    (tmp_path / "base.toml").write_text('[configurations]\nsource = "file"\nfile = "conf.h5"\n')
+    (tmp_path / "conf.h5").write_bytes(b"")
+    spec = tmp_path / "scan.toml"
+    spec.write_text('base = "base.toml"\nout = "pts"\n[parameters]\n"spia.matsubra_j" = [8, 16]\n')
+    r = subprocess.run([*script, str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert "point_000.toml" in r.stderr and "did you mean 'spia.matsubara_j'" in r.stderr, r.stderr
+    spec.write_text('base = "base.toml"\nout = "pts"\n[parameters]\n"spia.mode" = ["born", "bes"]\n')
+    r = subprocess.run([*script, str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2 and "point_001.toml" in r.stderr and "'bes'" in r.stderr, r
+    spec.write_text('base = "base.toml"\nout = "pts"\n[parameters]\n"spia.mode" = ["born", "bse"]\n')
+    r = subprocess.run([*script, str(spec)], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r
+    from spia_mpi.io import runinput
+    inp, _ = runinput.load_run_input(tmp_path / "pts" / "point_001.toml")
+    assert inp.configurations.file == str(tmp_path / "conf.h5") and inp.spia.mode == "bse"
+    spec.write_text('base = "nothere.toml"\n[parameters]\n"spia.mode" = ["born"]\n')
+    r = subprocess.run([*script, str(spec)], capture_output=True, text=True)
+    assert r.returncode == 2 and "nothere.toml does not exist" in r.stderr, r

@@ -104,3 +104,25 @@ def test_scan_value_helpers():
     assert scan.is_numeric([4, 8.0]) and not scan.is_numeric([4, "8"]) and not scan.is_numeric([True, False])
     assert scan.same((2, 2, 2), [2.0, 2, 2]) and scan.same(3, 3.0) and not scan.same([2, 2], [2, 2, 2])
     assert not scan.same("born", "bse") and not scan.same(True, 1)
+
+
+def test_scan_exits_nonzero_and_marks_failed_points(tmp_path):
+    """One point of two fails at run time (its configurations file does not exist): the driver
+    says which, still collects the other, marks the failed one in the table and exits with 1;
+    a misspelled parameter key stops the scan before anything runs (exit 2, "did you mean")."""
+    (tmp_path / "base.toml").write_text(BASE.replace("[configurations.einstein]",
+                                                     '[configurations]\nfile = "missing.h5"\n'
+                                                     '[configurations.einstein]'))
+    spec = tmp_path / "scan.toml"
+    spec.write_text('base = "base.toml"\nout = "sc"\nranks = 1\n[parameters]\n'
+                    '"configurations.source" = ["einstein", "file"]\n')
+    cmd = [sys.executable, str(REPO / "drivers" / "scan.py"), str(spec)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r
+    assert "point_001.toml failed" in r.stderr and "missing.h5" in r.stderr and "1 of 2 point(s) failed" in r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "sc" / "scan_table.csv")))
+    assert [(x["configurations.source"], x["status"]) for x in rows] == [("einstein", "ok"), ("file", "failed")]
+    assert float(rows[0]["lambda0"]) > 0 and rows[1]["lambda0"] == ""
+    spec.write_text(spec.read_text().replace('"configurations.source"', '"configurations.sourc"'))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "did you mean 'configurations.source'" in r.stderr and "running" not in r.stdout, r

@@ -36,6 +36,24 @@ def _at_least_two(v):
     return None if v >= 2 else "must be ≥ 2"
 
 
+def _bounded(lo, hi, unit: str, low_hint: str, high_hint: str):
+    """Check for a physical quantity: positive and inside [lo, hi], else a message that names the
+    likely unit mix-up (values outside are almost always eV/meV/K or Å/bohr/nm slips)."""
+    def check(v):
+        if not v > 0:
+            return "must be > 0"
+        if v < lo:
+            return f"is below {lo:g} {unit}: {low_hint}"
+        if v > hi:
+            return f"is above {hi:g} {unit}: {high_hint}"
+        return None
+    return check
+
+
+_TEMPERATURE = _bounded(1.0, 1e5, "K", "a temperature in eV? (290 K = 0.025 eV; give kelvin)",
+                        "a temperature in meV or °F? (give kelvin)")
+
+
 # PETSc options whose values must be numbers (float) or integers (int)
 _PETSC_NUMERIC = {"ksp_rtol": float, "ksp_atol": float, "ksp_divtol": float, "ksp_max_it": int,
                   "ksp_gmres_restart": int, "pc_factor_levels": int}
@@ -61,11 +79,17 @@ def _petsc_options(v):
 
 @dataclass(frozen=True)
 class HolsteinInput:
-    lattice_constant_ang: float = option(1.0, units="Å", check=positive, doc="simple cubic lattice constant a")
-    hopping_ev: float = option(1.0, units="eV", check=positive, doc="nearest-neighbour hopping t (band −2tΣcos k_α a)")
+    lattice_constant_ang: float = option(1.0, units="Å", check=_bounded(0.3, 50.0, "Å", "give ångström",
+                                                                        "in bohr or pm? (give ångström)"),
+                                         doc="simple cubic lattice constant a (0.3–50 Å)")
+    hopping_ev: float = option(1.0, units="eV", check=_bounded(1e-3, 20.0, "eV", "give eV",
+                                                               "in meV? (give eV)"),
+                               doc="nearest-neighbour hopping t (band −2tΣcos k_α a; 1 meV – 20 eV)")
     coupling_ev_per_ang: float = option(0.5, units="eV/Å", doc="Holstein coupling g: on-site energy g·u_z")
     electrons_per_site: float = option(1.0, check=in_range(1e-6, 2.0), doc="filling, both spins (1 = half filling)")
-    mass_amu: float = option(1.0, units="amu", check=positive, doc="ion mass")
+    mass_amu: float = option(1.0, units="amu", check=_bounded(0.5, 300.0, "amu", "an electron mass? (give amu)",
+                                                              "in units of the electron mass? (give amu)"),
+                             doc="ion mass (0.5–300 amu)")
 
 
 @dataclass(frozen=True)
@@ -149,8 +173,11 @@ class SupercellInput:
 
 @dataclass(frozen=True)
 class EinsteinInput:
-    hbar_omega_ev: float = option(0.1, units="eV", check=positive, doc="Einstein phonon energy ħΩ")
-    temperature_k: float = option(300.0, units="K", check=positive, doc="temperature of the sampled ring polymers")
+    hbar_omega_ev: float = option(0.1, units="eV", check=_bounded(1e-4, 5.0, "eV", "give eV (1 meV = 0.001)",
+                                                                  "in meV or cm⁻¹? (give eV: 100 meV = 0.1)"),
+                                  doc="Einstein phonon energy ħΩ (0.1 meV – 5 eV)")
+    temperature_k: float = option(300.0, units="K", check=_TEMPERATURE,
+                                  doc="temperature of the sampled ring polymers (1 K – 10⁵ K)")
     n_samples: int = option(96, check=_at_least_two, doc="independent configurations")
     n_beads: int = option(16, check=positive, doc="beads (Trotter number) N_b")
     seed: int = option(1, check=nonnegative, doc="random seed (same seed ⇒ same samples)")
