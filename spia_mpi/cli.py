@@ -66,13 +66,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser.add_argument("--version", action="version", version=f"spia_mpi {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug output on rank 0")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    # the same two flags after the subcommand (`spia_mpi run -q in.toml`); SUPPRESS keeps the
+    # value given before it when they are absent here
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug output on rank 0")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors")
     parser.add_argument("--debug-log", metavar="PATTERN",
                         help="also write a DEBUG log per rank, e.g. 'debug.{rank}.log'")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     registry = {}
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
         mod.add_arguments(p)
         registry[mod.NAME] = mod
     return parser, registry

@@ -143,6 +143,8 @@ def test_a_diagonal_run_split_into_k_point_subsets_combines_to_the_single_run(tm
         reps = -f["lambda_q/pair_sums_jackknife"][...].sum(axis=2) / n_gamma[None, :, None] * fm
         np.testing.assert_allclose(c["lambda/lambda_m"][...], lam, rtol=1e-12)
         np.testing.assert_allclose(c["lambda/lambda_m_jackknife"][...], reps, rtol=1e-12)
+        for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife"):     # = the single run's own
+            np.testing.assert_allclose(c[f"lambda/{name}"][...], f[f"lambda/{name}"][...], rtol=1e-10, err_msg=name)
         n_b = reps.shape[0]
         np.testing.assert_allclose(c["lambda/lambda_m_error"][...],
                                    np.sqrt((n_b - 1) / n_b * ((reps - reps.mean(0)) ** 2).sum(0)), rtol=1e-10)

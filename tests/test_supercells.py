@@ -185,6 +185,27 @@ def test_cli_json_and_files(tmp_path, spia_cli):
             assert np.allclose(np.exp(2j * np.pi * (S @ np.array(q))), 1.0, atol=1e-8)
             assert r == irr[k]
         check_ipi_supercell_file(tmp_path / f"supercell_{i:02d}.ipi.xyz", li2mgh16_solid(), S)
+        # the written cell is the Minkowski-reduced form of the HNF supercell: the same lattice
+        # (S·H⁻¹ integer, unimodular), right-handed, angles within [60°, 120°], no vector
+        # shortened by adding or subtracting another
+        H = np.array(s["hnf_matrix"])
+        U = S @ np.linalg.inv(H)
+        assert np.allclose(U, np.round(U), atol=1e-9) and round(abs(np.linalg.det(U))) == 1
+        cell = S @ li2mgh16_solid().cell[:]
+        assert np.linalg.det(cell) > 0
+        import ase.io
+        assert np.allclose(ase.io.read(tmp_path / f"supercell_{i:02d}.vasp").cell[:], cell, atol=1e-6)
+        for a in range(3):
+            for b in range(3):
+                if a != b:
+                    cos = cell[a] @ cell[b] / np.linalg.norm(cell[a]) / np.linalg.norm(cell[b])
+                    assert abs(cos) <= 0.5 + 1e-9, (s["matrix"], a, b, cos)
+                    for sign in (1, -1):
+                        assert np.linalg.norm(cell[a] + sign * cell[b]) >= np.linalg.norm(cell[a]) - 1e-9
+    r = spia_cli(["supercells", "--structure", "li2mgh16-solid", "--qgrid", 2, 2, 2])
+    assert r.returncode == 0 and "no files written: give --out" in r.stdout, r
+    r = spia_cli(["supercells", "--structure", "li2mgh16-solid", "--qgrid", 2, 2, 2, "--out", tmp_path / "s2"])
+    assert r.returncode == 0 and f"written to {tmp_path / 's2'}" in r.stdout, r
     r = spia_cli(["supercells", "--structure", tmp_path / "nope.cif", "--qgrid", 2, 2, 2])
     assert r.returncode == 2 and "no such file" in r.stderr, r
     r = spia_cli(["supercells", "--structure", "li2mgh16-solid", "--qgrid", 0, 2, 2])

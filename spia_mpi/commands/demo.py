@@ -98,16 +98,23 @@ def _compare_with_oracle(inp, folder):
     m_nu2 = h.mass_amu * nu ** 2 / units.HBAR2_OVER_AMU_A2_EV
     print("\nλ(m) (SPIA, Bethe–Salpeter) vs the exact Born limit of the harmonic model: raw λ(m) vs N_γ g²/(κ + MΩ_m²) "
           f"(ring polymer), {correction}-corrected λ(m) vs N_γ g²/(κ + Mν_m²) (continuum):")
+    conts = []
     for ig, gam in enumerate(gammas):
         ring = born_lambda(ngam[ig], h.coupling_ev_per_ang, kappa, h.mass_amu, e.n_beads,
                            e.temperature_k, lam.shape[1])
         cont = ngam[ig] * h.coupling_ev_per_ang ** 2 / (kappa + m_nu2)
+        conts.append(cont)
         print(f"  γ = {gam:g} eV")
         for m in range(min(lam.shape[1], 5)):
             print(f"    m = {m}: raw {raw[ig, m]:.4f} ± {raw_err[ig, m]:.4f} vs {ring[m]:.4f}"
                   f" ({(raw[ig, m] - ring[m]) / max(raw_err[ig, m], 1e-300):+.1f} σ);"
                   f"  corrected {lam[ig, m]:.4f} ± {err[ig, m]:.4f} vs {cont[m]:.4f}"
                   f" ({(lam[ig, m] - cont[m]) / max(err[ig, m], 1e-300):+.1f} σ)")
+    if inp.output.plots:              # lambda_m.png again, with the exact answer overlaid
+        from spia_mpi.io import plotting
+        with hdf5.open_h5(folder / inp.output.file, "r", None) as f:
+            plotting.plot_lambda(f, folder / (Path(inp.output.file).stem + "_plots"),
+                                 reference=("exact harmonic Born limit (continuum)", np.array(conts)))
     print("\nT_c (K) ± jackknife error propagated from λ(m):")
     for ig, gam in enumerate(gammas):
         print(f"  γ = {gam:g} eV: " + ", ".join(

@@ -14,6 +14,25 @@ def add_arguments(p):
     p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, analysis.h5 of `analyze`, or a "
                                    "`spectral` file")
     p.add_argument("--out", help="output folder (default: RESULTS_plots next to the file)")
+    p.add_argument("--reference", metavar="FILE",
+                   help="overlay a reference λ(m) on lambda_m.png: a text file (one value per line, m = 0, 1, …; "
+                        "the same for every γ) or another results file (its λ(m), row by row; e.g. a harmonic "
+                        "baseline run)")
+    p.add_argument("--reference-label", help="legend label of the reference (default: the file name)")
+
+
+def load_reference(path: Path, label=None):
+    """(label, λ(m) float [n_m] or [n_gamma, n_m]) from a text file or a results file."""
+    from spia_mpi.commands.tc import _is_hdf5, read_lambda_text
+    if not path.exists():
+        raise InputError(f"--reference {path} does not exist")
+    if _is_hdf5(path):
+        from spia_mpi.io import hdf5
+        with hdf5.open_finished(path, "results") as f:
+            lam = f["lambda/lambda_m"][...]
+    else:
+        lam = read_lambda_text(path)
+    return label or path.name, lam
 
 
 def run(args, comm):
@@ -33,7 +52,8 @@ def run(args, comm):
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind not in ("results", "analysis", "spectral"):
             raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results', 'analysis' or 'spectral'")
-        written = plotting.plot_results(f, out)
+        ref = load_reference(Path(args.reference), args.reference_label) if args.reference else None
+        written = plotting.plot_results(f, out, reference=ref)
     if not written:
         raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg, /bands or /analysis groups)")
     for p in written:

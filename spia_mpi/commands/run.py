@@ -186,9 +186,10 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     timings = {}
     resolved = to_dict(inp)
     if comm.rank == 0:
-        logger.info("spia_mpi run %s on %d rank(s)", source, comm.size)
+        logger.info("spia_mpi run %s on %d rank(s); the resolved input (every key) goes to /input of the "
+                    "results file (-v prints it here)", source, comm.size)
         for line in json.dumps(resolved, indent=1).splitlines():
-            logger.info("  %s", line)
+            logger.debug("  %s", line)
     out_path = resolve(folder, inp.output.file)
     ckpt = resolve(folder, inp.output.checkpoint) if inp.output.checkpoint else \
         out_path.with_name(out_path.name + ".ckpt")
@@ -289,7 +290,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
                       tc_err=tc_err)
     if comm.rank == 0:
-        _summary(out_path, res, inp.eliashberg.mustar, tc, tc_err)
+        _summary(out_path, res, inp.eliashberg.mustar, tc, tc_err, notes)
         if inp.output.plots:
             try:
                 from spia_mpi.io import plotting
@@ -445,7 +446,7 @@ def _write_raw_lambda(g, res):
                        "lambda_m_raw with configuration block i deleted [block, gamma, m]")
 
 
-def _summary(path, res, mustars, tc, tc_err=None):
+def _summary(path, res, mustars, tc, tc_err=None, notes=None):
     lines = [f"results: {path}",
              f"T = {res.temperature_k:g} K, {res.n_conf} configurations × {res.n_beads} beads, mode {res.mode}"]
     for ig, gam in enumerate(res.gamma_ev):
@@ -455,4 +456,6 @@ def _summary(path, res, mustars, tc, tc_err=None):
         lines.append("          T_c = " + ", ".join(
             (f"{t:.1f} ± {s:.2g} K" if math.isfinite(s) else f"{t:.1f} K") + f" (μ*={mu})"
             for t, s, mu in zip(tc[ig], errs, mustars)))
+        if notes and notes[ig]:                   # why a T_c (or its error) is missing
+            lines.append(f"          ({notes[ig]})")
     print("\n".join(lines))

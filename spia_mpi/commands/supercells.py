@@ -27,11 +27,23 @@ def add_arguments(p):
     p.add_argument("--structure", required=True, help="primitive structure file or shipped example name")
     p.add_argument("--qgrid", type=int, nargs=3, required=True, metavar=("N1", "N2", "N3"))
     p.add_argument("--symprec", type=float, default=1e-4, help="spglib tolerance (Å, default 1e-4)")
-    p.add_argument("--out", help="write each supercell (POSCAR, extxyz, i-PI xyz) and summary.json here")
+    p.add_argument("--out", help="write each supercell (POSCAR, extxyz, i-PI xyz) and summary.json here "
+                                 "(without it nothing is written)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def reduced_matrix(matrix, primitive_cell) -> np.ndarray:
+    """U·S with U unimodular such that the supercell vectors (U·S)·a are Minkowski-reduced and
+    right-handed: the same supercell lattice (same q-points, same atoms) in its most compact cell."""
+    from ase.geometry import minkowski_reduce
+    S = np.asarray(matrix, int)
+    _, op = minkowski_reduce(S @ np.asarray(primitive_cell, float))
+    R = np.round(op).astype(int) @ S
+    return -R if np.linalg.det(R) < 0 else R
+
+
 def run(args, comm):
+    from ase.geometry import cell_to_cellpar
     from spia_mpi.lattice import supercells as sc
     from spia_mpi.lattice.structures import load_structure
     if args.symprec <= 0:
@@ -39,16 +51,19 @@ def run(args, comm):
     atoms = load_structure(args.structure)
     qg = sc.irreducible_qgrid(atoms, args.qgrid, symprec=args.symprec)
     cover = sc.covering_supercells(atoms, qg)
+    reduced = [reduced_matrix(s.matrix, atoms.cell[:]) for s in cover]      # the matrices the runs use
     summary = {
         "structure": args.structure, "n_atoms_primitive": len(atoms), "spacegroup": qg.spacegroup,
         "qgrid": list(map(int, args.qgrid)), "n_irreducible_q": int(len(qg.irreducible)),
         "irreducible_q": [{"q": q.round(10).tolist(), "weight": int(w)}
                           for q, w in zip(qg.irreducible_qpoints, qg.weights)],
-        "supercells": [{"matrix": s.matrix.tolist(), "size": int(s.size), "n_atoms": int(s.size * len(atoms)),
+        "supercells": [{"matrix": red.tolist(), "hnf_matrix": s.matrix.tolist(), "size": int(s.size),
+                        "n_atoms": int(s.size * len(atoms)),
                         "qpoints": s.qpoints.round(10).tolist(),
                         "representatives": s.representatives.round(10).tolist(),
                         "irreducible_index": [int(i) for i in s.covers],
-                        "reduced_cell": np.asarray(s.reduced_cell).round(6).tolist()} for s in cover],
+                        "reduced_cell": np.asarray(s.reduced_cell).round(6).tolist()}
+                       for s, red in zip(cover, reduced)],
     }
     if args.out:
         import ase.io
@@ -56,11 +71,12 @@ def run(args, comm):
         from spia_mpi.ions.configurations import write_ipi_frame
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for i, s in enumerate(cover):
-            atoms_sc, _, _ = sc.build_supercell(atoms, s.matrix)
-            ase.io.write(out / f"supercell_{i:02d}.vasp", atoms_sc, format="vasp", direct=True, parallel=False)
-            ase.io.write(out / f"supercell_{i:02d}.extxyz", atoms_sc, format="extxyz", parallel=False)
-            with open(out / f"supercell_{i:02d}.ipi.xyz", "w") as fh:     # i-PI init file, Å, CELL(abcABC)
+        for i, S in enumerate(reduced):
+            atoms_sc, _, _ = sc.build_supercell(atoms, S)
+            stem = out / f"supercell_{i:02d}"
+            ase.io.write(f"{stem}.vasp", atoms_sc, format="vasp", direct=True, parallel=False)
+            ase.io.write(f"{stem}.extxyz", atoms_sc, format="extxyz", parallel=False)
+            with open(f"{stem}.ipi.xyz", "w") as fh:     # i-PI init file, Å, CELL(abcABC)
                 write_ipi_frame(fh, atoms_sc.get_chemical_symbols(), atoms_sc.positions, atoms_sc.cell[:])
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if args.json:
@@ -68,9 +84,17 @@ def run(args, comm):
     else:
         print(f"{args.structure}: {len(atoms)} atoms, {qg.spacegroup}; q-grid {args.qgrid[0]}×{args.qgrid[1]}×"
               f"{args.qgrid[2]}: {len(qg.irreducible)} irreducible q, {len(cover)} supercells")
-        for i, s in enumerate(cover):
-            print(f"  {i:2d}  size {s.size:3d} ({s.size * len(atoms)} atoms)  S = {s.matrix.tolist()}  "
+        for i, (s, S) in enumerate(zip(cover, reduced)):
+            cell = np.asarray(S @ atoms.cell[:], float)
+            par = np.round(cell_to_cellpar(cell), 1)
+            print(f"  {i:2d}  size {s.size:3d} ({s.size * len(atoms)} atoms)  supercell.matrix = {S.tolist()}  "
+                  f"(a b c = {par[0]:g} {par[1]:g} {par[2]:g} Å, α β γ = {par[3]:g} {par[4]:g} {par[5]:g}°)  "
                   f"q: {', '.join('(' + ' '.join(f'{x:.4g}' for x in q) + ')' for q in s.qpoints)}")
         if args.out:
-            print(f"structures and summary.json written to {args.out}")
+            print(f"written to {args.out}: supercell_NN.vasp (POSCAR), supercell_NN.extxyz and supercell_NN.ipi.xyz "
+                  f"(i-PI initial structure) for NN = 00 … {len(cover) - 1:02d}, and summary.json; run each with "
+                  "the supercell.matrix above (Minkowski-reduced cell, same lattice as the HNF matrix in "
+                  "summary.json) and supercell.kgrid = the q-grid")
+        else:
+            print("no files written: give --out FOLDER for the POSCAR/extxyz/i-PI files of every supercell")
     return 0

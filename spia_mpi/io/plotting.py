@@ -52,8 +52,28 @@ def _save(fig, out: Path, stem: str, formats=("png", "pdf")) -> list[Path]:
     return written
 
 
-def plot_lambda(f, out: Path) -> list[Path]:
-    """λ(m) ± error for every γ, inset ω̄₂(m) = ν_m √(λ(m)/λ(0)) in meV."""
+def _context(f) -> str:
+    """'T = 300 K, N_b = 16, 96 configurations' from /lambda's attributes (what a figure shows)."""
+    if "lambda" not in f:
+        return ""
+    a = f["lambda"].attrs
+    parts = [f"T = {float(a['temperature_K']):g} K" if "temperature_K" in a else "",
+             f"N_b = {int(a['n_beads'])}" if "n_beads" in a else "",
+             f"{int(a['n_configurations'])} configurations" if "n_configurations" in a else "",
+             f"mode {_str(a['mode'])}" if "mode" in a else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _legend_outside(ax, **kw):
+    """Legend to the right of the axes (never over the data)."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kw)
+
+
+def plot_lambda(f, out: Path, reference=None) -> list[Path]:
+    """λ(m) ± error for every γ, inset ω̄₂(m) = ν_m √(λ(m)/λ(0)) in meV.
+
+    ``reference``: optional (label, float [n_gamma, n_m] or [n_m]) drawn as open markers and
+    dashed lines in the colour of each γ (e.g. the exact harmonic λ(m), a harmonic baseline)."""
     if "lambda" not in f:
         return []
     g = f["lambda"]
@@ -63,30 +83,48 @@ def plot_lambda(f, out: Path) -> list[Path]:
     t0 = float(g.attrs.get("temperature_K", np.nan))
     m = np.arange(lam.shape[1])
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ref = None
+    if reference is not None:
+        ref = np.broadcast_to(np.atleast_2d(np.asarray(reference[1], float)), (lam.shape[0], np.shape(reference[1])[-1]))
     for row, gam in enumerate(gammas):
-        ax.errorbar(m, lam[row], yerr=err[row], fmt="o-", ms=3, capsize=2, lw=1,
-                    label=f"γ = {gam:g} eV")
+        line = ax.errorbar(m, lam[row], yerr=err[row], fmt="o-", ms=3, capsize=2, lw=1, label=f"γ = {gam:g} eV")
+        if ref is not None:
+            n = min(ref.shape[1], m.size)
+            ax.plot(m[:n], ref[row, :n], "s--", mfc="none", ms=5, lw=0.8, color=line[0].get_color(),
+                    label=f"{reference[0]}, γ = {gam:g} eV")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xlabel("m  (ν_m = 2πm k_B T)")
     ax.set_ylabel("λ(m)")
-    ax.set_title(f"electron–ion coupling at T = {t0:g} K")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(f"electron–ion coupling λ(m): {_context(f)}", fontsize=9)
+    _legend_outside(ax)
     if lam.shape[1] > 2 and np.all(lam[:, 0] > 0):
         from spia_mpi.units import bosonic_frequency_ev
-        ins = ax.inset_axes([0.45, 0.3, 0.4, 0.35])
+        ins = ax.inset_axes([0.5, 0.4, 0.45, 0.45])
         nu = bosonic_frequency_ev(m, t0)
         for row in range(lam.shape[0]):
             with np.errstate(invalid="ignore"):
                 w2 = nu * np.sqrt(np.where(lam[row] > 0, lam[row], np.nan) / lam[row, 0])
-            ins.plot(m[1:], 1e3 * w2[1:], ".-", ms=3, lw=0.8)
+            ok = np.isfinite(w2)
+            ok[0] = False
+            ins.plot(m[ok], 1e3 * w2[ok], ".-", ms=3, lw=0.8)
         if "omega2_eV" in g:
             for w in np.atleast_1d(g["omega2_eV"][...]):
-                ins.axhline(1e3 * w, color="k", lw=0.6, ls="--")
-        ins.set_title("ω̄₂(m) (meV)", fontsize=8)
+                if np.isfinite(w):
+                    ins.axhline(1e3 * w, color="k", lw=0.6, ls="--")
+        ins.set_title("ω̄₂(m) (meV); dashed: fitted ω̄₂", fontsize=7)
         ins.tick_params(labelsize=7)
     fig.tight_layout()
     return _save(fig, out, "lambda_m")
+
+
+def _finite_errorbar(ax, x, y, yerr, **kw):
+    """errorbar through the finite points only (no masked-element warnings); None if there are none."""
+    x, y, yerr = (np.asarray(v, float) for v in (x, y, yerr))
+    ok = np.isfinite(y)
+    if not ok.any():
+        return None
+    return ax.errorbar(x[ok], y[ok], yerr=np.where(np.isfinite(yerr), yerr, 0.0)[ok], **kw)
 
 
 def plot_gamma_scan(f, out: Path) -> list[Path]:
@@ -100,42 +138,58 @@ def plot_gamma_scan(f, out: Path) -> list[Path]:
     lam = np.atleast_2d(g["lambda_m"][...])
     err = np.atleast_2d(g["lambda_m_error"][...]) if "lambda_m_error" in g else np.zeros_like(lam)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for m in range(min(2, lam.shape[1])):
-        ax.errorbar(gammas, lam[:, m], yerr=err[:, m], fmt="o-", ms=3, capsize=2, label=f"λ({m})")
+        _finite_errorbar(ax, gammas, lam[:, m], err[:, m], fmt="o-", ms=3, capsize=2, label=f"λ({m})")
     ax.set_xlabel("Lorentzian half width γ (eV)")
     ax.set_ylabel("λ")
+    handles, labels = ax.get_legend_handles_labels()
     if "eliashberg" in f and "tc_K" in f["eliashberg"]:
         tc = np.atleast_2d(f["eliashberg"]["tc_K"][...])
         tce = _tc_error(f["eliashberg"], tc.shape)
         mus = f["eliashberg"]["mustar"][...]
         ax2 = ax.twinx()
-        ax2.errorbar(gammas, tc[:, 0], yerr=tce[:, 0], fmt="k^--", ms=4, capsize=2,
-                     label=f"T_c (μ* = {mus[0]:g})")
+        if _finite_errorbar(ax2, gammas, tc[:, 0], tce[:, 0], fmt="k^--", ms=4, capsize=2,
+                            label=f"T_c (μ* = {mus[0]:g})") is None:
+            ax2.text(0.5, 0.5, f"no T_c (μ* = {mus[0]:g})", transform=ax2.transAxes, ha="center", fontsize=8)
         ax2.set_ylabel("T_c (K)")
-        ax2.legend(fontsize=8, loc="lower right")
-    ax.legend(fontsize=8, loc="upper left")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.12, 1.0), borderaxespad=0.0)
+    ax.set_title(f"λ and T_c vs γ: {_context(f)}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out, "lambda_vs_gamma")
 
 
 def plot_tc(f, out: Path) -> list[Path]:
-    """T_c versus μ* for the first γ: Eliashberg (± jackknife error), Allen–Dynes, McMillan."""
+    """T_c versus μ* for every γ: Eliashberg (± jackknife error, solid), Allen–Dynes (dashed),
+    McMillan (dotted), one colour per γ; a γ without any T_c is named in the legend."""
     if "eliashberg" not in f:
         return []
     e = f["eliashberg"]
     mus = e["mustar"][...]
     tc = np.atleast_2d(e["tc_K"][...])
+    tce = _tc_error(e, tc.shape)
+    gammas = f["lambda"]["gamma_eV"][...] if "lambda" in f and "gamma_eV" in f["lambda"] \
+        else np.full(tc.shape[0], np.nan)
+    ad = np.atleast_2d(e["allen_dynes_K"][...]) if "allen_dynes_K" in e else None
+    mc = np.atleast_2d(e["mcmillan_K"][...]) if "mcmillan_K" in e else None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.errorbar(mus, tc[0], yerr=_tc_error(e, tc.shape)[0], fmt="o-", capsize=3, label="Eliashberg")
-    if "allen_dynes_K" in e:
-        ax.plot(mus, np.atleast_2d(e["allen_dynes_K"][...])[0], "s--", ms=4, label="Allen–Dynes")
-    if "mcmillan_K" in e:
-        ax.plot(mus, np.atleast_2d(e["mcmillan_K"][...])[0], "^:", ms=4, label="McMillan")
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, gam in enumerate(gammas):
+        c = colours[row % len(colours)]
+        if _finite_errorbar(ax, mus, tc[row], tce[row], fmt="o-", capsize=3, color=c,
+                            label=f"Eliashberg, γ = {gam:g} eV") is None:
+            ax.plot([], [], "o-", color=c, label=f"γ = {gam:g} eV: no T_c in range")
+        for arr, style, name in ((ad, "s--", "Allen–Dynes"), (mc, "^:", "McMillan")):
+            if arr is not None and np.isfinite(arr[row]).any():
+                ok = np.isfinite(arr[row])
+                ax.plot(mus[ok], arr[row][ok], style, ms=4, color=c, lw=0.8, label=f"{name}, γ = {gam:g} eV")
     ax.set_xlabel("μ*")
     ax.set_ylabel("T_c (K)")
-    ax.legend(fontsize=8)
+    ax.set_title(f"T_c vs μ*: {_context(f)}", fontsize=9)
+    _legend_outside(ax)
     fig.tight_layout()
     return _save(fig, out, "tc_vs_mustar")
 
@@ -317,11 +371,31 @@ def plot_msd(f, out: Path) -> list[Path]:
     return _save(fig, out, "msd")
 
 
-def plot_density(f, out: Path, planes=(0.0, 0.25, 0.5, 0.75), slab_bins: int = 3) -> list[Path]:
-    """Density slices per species (/analysis/density/<species>, fractional grid): one panel per
-    plane s₃ = const of ``planes`` (fractional along the third lattice vector), each the mean of
-    ``slab_bins`` bins centred on the plane, drawn in Cartesian coordinates of the (a₁, a₂)
-    plane (skewed for non-orthogonal cells); fitted peak centres within the slab are crosses."""
+def _density_planes(h, centres_s3, n_planes: int, slab_bins: int) -> list:
+    """Up to ``n_planes`` planes s₃ (fractional) where a species has density: through its peak
+    centres (distinct slabs), else through the slabs holding most of it; sorted."""
+    n3 = h.shape[2]
+    if len(centres_s3):
+        ks = list(dict.fromkeys(int(np.floor(c * n3)) % n3 for c in centres_s3))
+    else:
+        per = h.sum(axis=(0, 1))
+        ks = [int(k) for k in np.argsort(-per) if per[k] > 0]
+    chosen = []
+    for k in ks:                       # distinct slabs: no two planes within one slab width
+        if all(min(abs(k - q), n3 - abs(k - q)) >= slab_bins for q in chosen):
+            chosen.append(k)
+        if len(chosen) == n_planes:
+            break
+    return sorted((k + 0.5) / n3 for k in chosen)
+
+
+def plot_density(f, out: Path, n_planes: int = 4, slab_bins: int = 3) -> list[Path]:
+    """Density slices per species (/analysis/density/<species>, fractional grid): up to
+    ``n_planes`` planes s₃ = const (fractional along the third lattice vector) through the
+    species' fitted peaks (or its densest slabs), each the mean of ``slab_bins`` bins centred on
+    the plane, drawn in Cartesian coordinates of the (a₁, a₂) plane (skewed for non-orthogonal
+    cells), one colour bar per species; peak centres within the slab are crosses. No empty
+    panels: a species with fewer planes gets fewer panels."""
     if "analysis" not in f or "density" not in f["analysis"] or not len(f["analysis"]["density"]):
         return []
     a = f["analysis"]
@@ -330,9 +404,17 @@ def plot_density(f, out: Path, planes=(0.0, 0.25, 0.5, 0.75), slab_bins: int = 3
     cos_g = cell[0] @ cell[1] / (la * lb)
     sin_g = np.sqrt(max(1 - cos_g ** 2, 0.0))
     peaks = a["peaks"] if "peaks" in a else None
+    liquid = json.loads(_str(peaks.attrs["liquid_like"])) if peaks is not None and "liquid_like" in peaks.attrs \
+        else []
     species = list(a["density"])
+    centres = {}
+    for s in species:
+        sel = np.array([_str(x) == s for x in peaks["species"][...]], bool) if peaks is not None else None
+        centres[s] = peaks["centres_frac"][...][sel] if peaks is not None else np.zeros((0, 3))
+    planes = {s: _density_planes(a["density"][s][...], centres[s][:, 2], n_planes, slab_bins) for s in species}
+    ncol = max(1, max(len(p) for p in planes.values()))
     plt = _plt()
-    fig, axes = plt.subplots(len(species), len(planes), figsize=(3.0 * len(planes), 2.8 * len(species)),
+    fig, axes = plt.subplots(len(species), ncol, figsize=(3.0 * ncol + 1.0, 2.8 * len(species) + 0.4),
                              squeeze=False)
     for row, s in enumerate(species):
         h = a["density"][s][...]
@@ -340,38 +422,47 @@ def plot_density(f, out: Path, planes=(0.0, 0.25, 0.5, 0.75), slab_bins: int = 3
         u, v = np.meshgrid(np.arange(n1 + 1) / n1, np.arange(n2 + 1) / n2, indexing="ij")
         X, Y = u * la + v * lb * cos_g, v * lb * sin_g
         vmax = max(h.max(), 1e-300)
-        for col, z in enumerate(planes):
+        mesh = None
+        for col in range(ncol):
             ax = axes[row, col]
-            k0 = int(np.floor(z * n3)) if slab_bins % 2 else int(np.round(z * n3))
+            if col >= len(planes[s]):
+                fig.delaxes(ax)
+                continue
+            z = planes[s][col]
+            k0 = int(np.floor(z * n3))
             ks = (k0 + np.arange(slab_bins) - slab_bins // 2) % n3
-            ax.pcolormesh(X, Y, h[:, :, ks].mean(axis=2), cmap="viridis", vmin=0, vmax=vmax, shading="flat")
-            if peaks is not None:
-                sel = np.array([_str(x) == s for x in peaks["species"][...]], bool)
-                c = peaks["centres_frac"][...][sel]
-                dz = (c[:, 2] - (ks[slab_bins // 2] + 0.5) / n3 + 0.5) % 1.0 - 0.5
-                c = c[np.abs(dz) <= slab_bins / (2 * n3)]
-                ax.plot(c[:, 0] * la + c[:, 1] * lb * cos_g, c[:, 1] * lb * sin_g, "r+", ms=5)
+            mesh = ax.pcolormesh(X, Y, h[:, :, ks].mean(axis=2), cmap="viridis", vmin=0, vmax=vmax, shading="flat")
+            c = centres[s]
+            dz = (c[:, 2] - (ks[slab_bins // 2] + 0.5) / n3 + 0.5) % 1.0 - 0.5
+            c = c[np.abs(dz) <= slab_bins / (2 * n3)]
+            ax.plot(c[:, 0] * la + c[:, 1] * lb * cos_g, c[:, 1] * lb * sin_g, "r+", ms=5)
             ax.set_aspect("equal")
-            ax.set_title(f"{s}, s₃ ≈ {z:g}", fontsize=9)
+            ax.set_title(f"{s}{' (liquid-like)' if s in liquid else ''}, s₃ ≈ {z:.3f}", fontsize=9)
             ax.tick_params(labelsize=7)
-            if row == len(species) - 1:
-                ax.set_xlabel("x along a₁ (Å)", fontsize=8)
+            ax.set_xlabel("x along a₁ (Å)", fontsize=8)
             if col == 0:
                 ax.set_ylabel("y in (a₁, a₂) plane (Å)", fontsize=8)
-    fig.tight_layout()
+        if mesh is not None:
+            cb = fig.colorbar(mesh, ax=[axes[row, c] for c in range(len(planes[s]))], fraction=0.04, pad=0.02)
+            cb.set_label("atoms per bin per configuration", fontsize=7)
+            cb.ax.tick_params(labelsize=6)
+    attrs = a.attrs
+    fig.suptitle(f"ion density (all beads): T = {float(attrs.get('temperature_K', np.nan)):g} K, "
+                 f"N_b = {int(attrs.get('n_beads', 0))}, {int(attrs.get('n_conf', 0))} configurations; "
+                 "+ = fitted peak centres", fontsize=9)
     return _save(fig, out, "density_slices")
 
 
 ALL = (plot_lambda, plot_gamma_scan, plot_tc, plot_bands, plot_spectral, plot_msd, plot_density)
 
 
-def plot_results(f, out, formats=("png", "pdf")) -> list[Path]:
-    """Every figure the file has data for, into folder ``out``."""
+def plot_results(f, out, formats=("png", "pdf"), reference=None) -> list[Path]:
+    """Every figure the file has data for, into folder ``out`` (``reference``: see :func:`plot_lambda`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for fn in ALL:
-        written += fn(f, out)
+        written += fn(f, out, reference=reference) if fn is plot_lambda else fn(f, out)
     return written
 
 

@@ -1,0 +1,52 @@
+"""Command-line behaviour shared by the subcommands: -q/-v after the subcommand, short logs,
+a missing T_c explained in run's summary."""
+from spia_mpi.cli import build_parser
+
+WEAK = """
+[model.holstein]
+coupling_ev_per_ang = 0.3
+[supercell]
+matrix = [2, 2, 2]
+[configurations.einstein]
+n_samples = 8
+n_beads = 4
+[spia]
+gamma_ev = [0.5]
+n_blocks = 4
+[eliashberg]
+mustar = [0.1]
+[output]
+file = "weak.h5"
+plots = {plots}
+"""
+
+
+def test_quiet_and_verbose_before_or_after_the_subcommand():
+    parser, _ = build_parser()
+    for argv, quiet, verbose in ((["run", "x"], False, False), (["-q", "run", "x"], True, False),
+                                 (["run", "-q", "x"], True, False), (["run", "x", "-v"], False, True),
+                                 (["-v", "combine", "a.h5", "--structure", "s", "--qgrid", "1", "1", "1", "-q"],
+                                  True, True)):
+        a = parser.parse_args(argv)
+        assert (a.quiet, a.verbose) == (quiet, verbose), argv
+
+
+def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, spia_cli):
+    """Weak coupling (g = 0.3 eV/Å: λ ≈ 0.01, no T_c for μ* = 0.1): the summary says why; the
+    log is a few lines (the resolved input is in the file, not the log) and has no Python
+    warnings (figures on); `run -q` prints no log lines at all."""
+    import json
+
+    import h5py
+    p = tmp_path / "weak.toml"
+    p.write_text(WEAK.format(plots="true"))
+    r = spia_cli(["run", p])
+    assert r.returncode == 0, r
+    assert "T_c = nan K" in r.stdout and "(μ*=0.1: no T_c above" in r.stdout, r
+    log = [x for x in r.stderr.splitlines() if x.startswith("[spia")]
+    assert 5 < len(log) < 30 and "Warning" not in r.stderr, r.stderr
+    with h5py.File(tmp_path / "weak.h5") as f:
+        assert json.loads(f["input"].attrs["json"])["model"]["holstein"]["coupling_ev_per_ang"] == 0.3
+    p.write_text(WEAK.format(plots="false"))
+    r = spia_cli(["run", "-q", p])
+    assert r.returncode == 0 and "[spia" not in r.stderr and "results:" in r.stdout, r
