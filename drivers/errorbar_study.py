@@ -131,9 +131,10 @@ def main(argv=None):
     runs = {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         runs[seed] = run_seed(seed, out, args.modes, args.blocks, base)
+        if len(runs) >= 3:                 # the study so far, after every seed (a stopped study keeps it)
+            summary = summarise(runs, base)
+            (out / "study.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
         print(f"seed {seed} done", flush=True)
-    summary = summarise(runs, base)
-    (out / "study.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
     print(table(summary))
     return 0
 
