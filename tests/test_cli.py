@@ -50,3 +50,33 @@ def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, sp
     p.write_text(WEAK.format(plots="false"))
     r = spia_cli(["run", "-q", p])
     assert r.returncode == 0 and "[spia" not in r.stderr and "results:" in r.stdout, r
+
+
+def test_tutorial_writes_inputs_that_the_tutorial_commands_accept(tmp_path, spia_cli):
+    """`tutorial --out` writes the run input, the scan, a λ(m) text file and an i-PI trajectory;
+    each is accepted by the command that uses it (run --dry-run, make_task_list, tc, sample
+    convert); a second call keeps the files unless --force is given."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from spia_mpi.ions import configurations as cf
+    d = tmp_path / "tut"
+    r = spia_cli(["tutorial", "--out", d])
+    assert r.returncode == 0, r
+    r = spia_cli(["run", "input.toml", "--dry-run"], cwd=d)
+    assert r.returncode == 0 and '"n_beads": 16' in r.stdout, r
+    repo = Path(__file__).resolve().parents[1]
+    t = subprocess.run([sys.executable, str(repo / "jobscripts" / "make_task_list.py"), str(d / "scan.toml")],
+                       capture_output=True, text=True)
+    assert t.returncode == 0 and len(t.stdout.splitlines()) == 4, t
+    r = spia_cli(["tc", "--lambda", "lambda.dat", "--temperature", 290, "--json"], cwd=d)
+    assert r.returncode == 0 and '"tc_K"' in r.stdout, r
+    r = spia_cli(["sample", "convert", "--format", "ipi", "sim.pos_*.xyz", "--temperature", 290, "--time-step", 20,
+                  "--out", "conf_ipi.h5"], cwd=d)
+    assert r.returncode == 0, r
+    conf = cf.read_h5(d / "conf_ipi.h5")
+    assert conf.positions.shape == (48, 4, 38, 3) and conf.time_step_fs == 20
+    r = spia_cli(["tutorial", "--out", d])
+    assert r.returncode == 2 and "--force" in r.stderr, r
+    assert spia_cli(["tutorial", "--out", d, "--force"]).returncode == 0

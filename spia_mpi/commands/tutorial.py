@@ -1,0 +1,127 @@
+"""``tutorial``: write every input file docs/tutorial.md uses into one folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from spia_mpi.errors import InputError
+
+NAME = "tutorial"
+HELP = "write the tutorial's input files (run input, scan, λ(m) text file, i-PI trajectory) into a folder"
+ORDER = 15
+NEEDS_MPI = False
+DESCRIPTION = """\
+Write the inputs of docs/tutorial.md into OUT (default ./tutorial), so every tutorial
+command runs as written from inside that folder:
+
+  input.toml          the λ(m)/T_c run of step 3 (Holstein metal, exact Einstein samples)
+  scan.toml           a convergence scan over it (step 4: make_task_list.py, drivers/scan.py)
+  lambda.dat          λ(m) as a text file for `tc --lambda lambda.dat --temperature 290`
+  sim.pos_<b>.xyz     an i-PI trajectory (one file per bead; Li₂MgH₁₆, 4 beads, 48 frames
+                      20 fs apart, exact harmonic samples) for `sample convert --format ipi`
+  README.txt          the commands, each writing its own output file
+
+Existing files are kept unless --force is given.
+
+  python -m spia_mpi tutorial --out tutorial && cd tutorial
+"""
+
+INPUT = """\
+# The tutorial's run (docs/tutorial.md, step 3): a Holstein metal (simple cubic, t = 1 eV,
+# half filling, g = 3.5 eV/Å) with quantum Einstein ions (ħΩ = 0.1 eV, M = 1 amu, 300 K),
+# sampled exactly as 16-bead ring polymers; 4×4×4 supercell with two K-points.
+[model.holstein]
+coupling_ev_per_ang = 3.5
+[supercell]
+matrix = [4, 4, 4]
+kpoints = [[0, 0, 0], [0.5, 0.5, 0.5]]
+[configurations]
+source = "einstein"          # or: source = "file", file = "conf.h5" (same supercell and atoms)
+[configurations.einstein]
+hbar_omega_ev = 0.1
+temperature_k = 300.0
+n_samples = 96
+n_beads = 16
+[spia]
+gamma_ev = [0.2, 0.4, 0.8]   # scan the Lorentzian width, as in the paper
+mode = "bse"
+resolvent = "petsc"
+[eliashberg]
+mustar = [0.10, 0.16]
+[output]
+file = "spia_results.h5"
+"""
+
+SCAN = """\
+# Convergence scan over input.toml (docs/tutorial.md, step 4; docs/jobscripts.md)
+base = "input.toml"
+out = "scan"
+ranks = 1
+[parameters]
+"configurations.einstein.n_beads" = [8, 16]
+"spia.mode" = ["born", "bse"]
+"""
+
+README = """\
+Inputs of docs/tutorial.md (written by `python -m spia_mpi tutorial`). From this folder:
+
+  python -m spia_mpi sample convert --format ipi 'sim.pos_*.xyz' --temperature 290 --time-step 20 --out conf_ipi.h5
+  python -m spia_mpi analyze conf_ipi.h5
+  python -m spia_mpi sample harmonic --structure li2mgh16-solid --einstein 0.15 --temperature 290 --beads 16 \\
+         --samples 64 --out conf_harmonic.h5
+  python -m spia_mpi run input.toml --dry-run
+  $(python -m spia_mpi.parallel.mpi --mpirun-prefix) -n 2 python -m spia_mpi run input.toml
+  python -m spia_mpi plot spia_results.h5
+  python -m spia_mpi tc --lambda spia_results.h5 --gamma 0.4 --mustar 0.1 --mustar 0.13
+  python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.1
+  python jobscripts/make_task_list.py scan.toml > tasks.txt     (from the repository: give the path)
+
+On a machine with fewer cores than ranks, Open MPI needs --oversubscribe (the prefix helper
+above adds it, and --allow-run-as-root when run as root).
+"""
+
+LAMBDA_T0_K, LAMBDA0, OMEGA_EV = 290.0, 1.2, 0.08
+
+
+def add_arguments(p):
+    p.add_argument("--out", default="tutorial", help="folder to write into (created; default ./tutorial)")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+
+
+def _ipi_trajectory(prefix: Path) -> list:
+    """sim.pos_<b>.xyz: exact harmonic ring polymers of primitive Li₂MgH₁₆ (ħΩ = 0.15 eV, 290 K,
+    4 beads, 48 frames), seed 1, written as if 20 fs apart."""
+    from spia_mpi.ions import configurations as cf
+    from spia_mpi.lattice.structures import load_structure
+    atoms = load_structure("li2mgh16-solid")
+    pos = cf.sample_einstein_ring_polymers(48, 4, atoms.get_masses(), 0.15, 290.0, atoms.positions,
+                                           np.random.default_rng(1))
+    conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), 290.0, 20.0, "tutorial")
+    return cf.write_ipi_xyz(conf, prefix)
+
+
+def _lambda_text() -> str:
+    from spia_mpi.eliashberg.linearised import einstein_lambda
+    lam = einstein_lambda(LAMBDA0, OMEGA_EV, LAMBDA_T0_K, 12)
+    head = (f"# λ(m) of an Einstein spectrum, λ(0) = {LAMBDA0}, ħΩ = {OMEGA_EV} eV, at the bosonic Matsubara\n"
+            f"# frequencies ν_m = 2πm k_B T0 of T0 = {LAMBDA_T0_K:g} K (m = 0, 1, …; one value per line)\n")
+    return head + "".join(f"{x:.10f}\n" for x in lam)
+
+
+def run(args, comm):
+    out = Path(args.out)
+    names = ["input.toml", "scan.toml", "lambda.dat", "README.txt"] + [f"sim.pos_{b}.xyz" for b in range(4)]
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    present = [n for n in names if (out / n).exists()]
+    if present and not args.force:
+        raise InputError(f"--out {out} already holds {', '.join(present)}: give another folder or --force")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "input.toml").write_text(INPUT)
+    (out / "scan.toml").write_text(SCAN)
+    (out / "lambda.dat").write_text(_lambda_text())
+    (out / "README.txt").write_text(README)
+    _ipi_trajectory(out / "sim")
+    print(f"wrote {', '.join(names)} into {out}; the commands that use them are in {out / 'README.txt'}")
+    return 0
