@@ -345,6 +345,8 @@ def test_sample_and_analyze_cli(tmp_path, spia_cli):
     assert cf.read_h5(tmp_path / "c.h5").positions.shape == (6, 4, 38, 3)
     r = spia_cli(["analyze", tmp_path / "c.h5", "--out", tmp_path / "an"])
     assert r.returncode == 0, r
+    again = spia_cli(["analyze", tmp_path / "c.h5", "--out", tmp_path / "an"])      # kept unless --force
+    assert again.returncode == 2 and "analysis.h5 exists" in again.stderr and "--force" in again.stderr, again
     assert "MSD skipped" in r.stdout and (tmp_path / "an" / "density_slices.png").stat().st_size > 5000
     paths = cf.write_ipi_xyz(make_conf(n_conf=40), tmp_path / "sim")
     assert len(paths) == 4

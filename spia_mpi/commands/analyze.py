@@ -33,6 +33,8 @@ def add_arguments(p):
                    help="moving average at the trajectory ends: trim (full windows only) or shrink")
     p.add_argument("--out", help="folder for figures and analysis.h5 (default: CONF_analysis)")
     p.add_argument("--results", help="analysis HDF5 file (default: OUT/analysis.h5)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing analysis file or diffusion-path file (default: refuse)")
 
 
 def _check(args):
@@ -110,8 +112,13 @@ def run(args, comm):
     conf = configurations.read_h5(args.configurations)
     src = Path(args.configurations)
     out = Path(args.out) if args.out else src.with_name(src.stem + "_analysis")
-    out.mkdir(parents=True, exist_ok=True)
     res_path = Path(args.results) if args.results else out / "analysis.h5"
+    dif_path = Path(args.out_diffusion) if args.out_diffusion else src.with_name(src.stem + "_dif.h5")
+    from spia_mpi.io.outputs import refuse_overwrite
+    refuse_overwrite(res_path, args.force, "--results" if args.results else "analysis file")
+    if args.split_window is not None:
+        refuse_overwrite(dif_path, args.force, "--out-diffusion")
+    out.mkdir(parents=True, exist_ok=True)
     msd, diffusion, window = None, None, None
     if conf.time_step_fs > 0 and conf.n_conf >= 8:
         msd = analysis.species_msd(conf)
@@ -155,7 +162,6 @@ def run(args, comm):
         written = plotting.plot_msd(f, out) + plotting.plot_density(f, out)
     if args.split_window is not None:
         dif = analysis.diffusion_path_configurations(conf, args.split_window, args.edges)
-        dif_path = Path(args.out_diffusion) if args.out_diffusion else src.with_name(src.stem + "_dif.h5")
         configurations.write_h5(dif, dif_path)
         print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
               f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")

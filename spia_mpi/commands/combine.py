@@ -44,16 +44,6 @@ def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
 
 
-def check_new_output(path: Path, force: bool, option: str = "--out"):
-    """InputError unless ``path`` may be written: absent, or ``force``; its folder writable."""
-    from spia_mpi.io.hdf5 import check_writable
-    if path.exists() and not force:
-        raise InputError(f"{option} {path} exists: give another name or --force to replace it")
-    problem = check_writable(path)
-    if problem:
-        raise InputError(f"{option}: {problem}")
-
-
 def eliashberg_of(comb, mustars, n_freq, tc_errors: bool, comm) -> dict:
     """T_c, its jackknife error and the spectral summaries of every γ row of ``comb``."""
     from spia_mpi.eliashberg import linearised
@@ -90,6 +80,7 @@ def run(args, comm):
     from spia_mpi.engine.combine import combine
     from spia_mpi.io import hdf5
     from spia_mpi.io.combined import read_supercell_run, run_provenance, write_combined
+    from spia_mpi.io.outputs import check_new_output
     from spia_mpi.lattice.structures import load_structure
     out = Path(args.out)
     check_new_output(out, args.force)
