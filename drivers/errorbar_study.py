@@ -81,6 +81,8 @@ def summarise(runs: dict, base: dict) -> dict:
     h, e = base["model"]["holstein"], base["configurations"]["einstein"]
     out = {}
     for key in runs[next(iter(runs))]:
+        if key == "bse_minus_born":
+            continue
         lam = np.array([runs[s][key]["lam"] for s in runs])              # [seed, gamma, m]
         err = np.array([runs[s][key]["err"] for s in runs])
         ngam = np.array([runs[s][key]["ngam"] for s in runs])
@@ -97,16 +99,35 @@ def summarise(runs: dict, base: dict) -> dict:
     return out
 
 
+def paired_bse_born(runs: dict, blocks: int) -> dict:
+    """BSE − Born on the same samples, relative to Born: mean and standard error over seeds [gamma, m]."""
+    keys = (f"bse_{blocks}", f"born_{blocks}")
+    if not all(k in runs[next(iter(runs))] for k in keys):
+        return {}
+    bse = np.array([runs[s][keys[0]]["lam"] for s in runs])
+    born = np.array([runs[s][keys[1]]["lam"] for s in runs])
+    d = (bse - born) / born
+    return dict(mean=d.mean(0).tolist(), se=(d.std(0, ddof=1) / np.sqrt(len(d))).tolist())
+
+
 def table(summary: dict) -> str:
     lines = ["| mode | blocks | seeds | SD(r) pooled | SD(r) at m = 0 (per γ) | bias/SE at m = 0 | bias/SE at m = 1 | "
              "SD(λ)/⟨σ⟩ at m = 0 |", "|---|---|---|---|---|---|---|---|"]
     for key, s in summary.items():
+        if key == "bse_minus_born":
+            continue
         mode, nb = key.split("_")
         lines.append(f"| {mode} | {nb} | {s['n_seeds']} | {s['sd_r_pooled']:.2f} | "
                      + ", ".join(f"{row[0]:.2f}" for row in s["sd_r"]) + " | "
                      + ", ".join(f"{row[0]:+.1f}" for row in s["bias_over_se"]) + " | "
                      + ", ".join(f"{row[1]:+.1f}" for row in s["bias_over_se"]) + " | "
                      + ", ".join(f"{row[0]:.2f}" for row in s["scatter_over_sigma"]) + " |")
+    pair = summary.get("bse_minus_born")
+    if pair:
+        lines.append("")
+        lines.append("(λ_BSE − λ_Born)/λ_Born on the same samples, mean ± SE over seeds, per γ: m = 0: "
+                     + ", ".join(f"{m[0]:+.4f} ± {e[0]:.4f}" for m, e in zip(pair["mean"], pair["se"]))
+                     + "; m = 1: " + ", ".join(f"{m[1]:+.4f} ± {e[1]:.4f}" for m, e in zip(pair["mean"], pair["se"])))
     return "\n".join(lines)
 
 
@@ -120,7 +141,10 @@ def main(argv=None):
     ap.add_argument("--summary", metavar="JSON", help="only print the table of an existing study.json")
     args = ap.parse_args(argv)
     if args.summary:
-        print(table(json.loads(Path(args.summary).read_text())["summary"]))
+        data = json.loads(Path(args.summary).read_text())
+        summary = data["summary"]
+        summary["bse_minus_born"] = paired_bse_born({int(k): v for k, v in data["runs"].items()}, max(args.blocks))
+        print(table(summary))
         return 0
     from spia_mpi.io import inputs
     from spia_mpi.io.log import setup_logging
@@ -133,6 +157,7 @@ def main(argv=None):
         runs[seed] = run_seed(seed, out, args.modes, args.blocks, base)
         if len(runs) >= 3:                 # the study so far, after every seed (a stopped study keeps it)
             summary = summarise(runs, base)
+            summary["bse_minus_born"] = paired_bse_born(runs, max(args.blocks))
             (out / "study.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
         print(f"seed {seed} done", flush=True)
     print(table(summary))
