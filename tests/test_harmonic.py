@@ -294,3 +294,47 @@ def test_reduction_grid_model(S):
         dev = np.abs(raw.value - harm.lambda_bead)
         assert np.all(dev <= 3 * raw.error + 0.03 * harm.lambda_bead), (mode, raw.value, harm.lambda_bead)
         assert np.all(raw.error < 0.15 * harm.lambda_bead), (mode, raw.error)
+
+
+def test_cli_grid_model_with_phonopy_file_matches_the_kernels(tmp_path, spia_cli):
+    """`harmonic` on the grid model with Φ from a phonopy FORCE_CONSTANTS file (no sum rule:
+    pinned springs) stores that Φ and the λ_harm of the kernels called directly."""
+    import h5py
+
+    from spia_mpi.lattice.structures import load_structure
+    from spia_mpi.models.grid import GridModel, fermi_level_of_reference
+    model = GridModel(load_structure("hydrogen-sc"), np.diag([2, 1, 1]), (4, 4, 4), 4, "lindhard")
+    k1 = model.atoms.get_masses()[0] * 0.2 ** 2 / C
+    phi = fc.central_spring_force_constants(model.atoms, lambda r: k1, 1.7, k1)
+    fc.write_phonopy_force_constants(phi, tmp_path / "FORCE_CONSTANTS")
+    (tmp_path / "in.toml").write_text(f"""
+[model]
+kind = "grid"
+[model.grid]
+structure = "hydrogen-sc"
+grid_per_cell = [4, 4, 4]
+[supercell]
+matrix = [2, 1, 1]
+[configurations.einstein]
+temperature_k = {T}
+n_beads = {NB}
+[spia]
+states_per_k = 4
+gamma_ev = [0.4]
+[eliashberg]
+mustar = [0.0]
+[harmonic]
+force_constants = "file"
+force_constants_file = "FORCE_CONSTANTS"
+acoustic_sum_rule = false
+plots = false
+""")
+    r = spia_cli(["harmonic", tmp_path / "in.toml"], cwd=tmp_path)
+    assert r.returncode == 0, r
+    ef = fermi_level_of_reference(model, [[0, 0, 0]], T)
+    want = hm.compute_harmonic(model, phi, [[0, 0, 0]], T, NB, n_per_k=4, gammas=(0.4,), fermi_level_ev=ef)
+    with h5py.File(tmp_path / "harmonic_results.h5", "r") as f:
+        np.testing.assert_allclose(f["phonons/force_constants_eV_A2"][...], phi, atol=1e-12)
+        np.testing.assert_allclose(f["lambda/lambda_m_bead"][...], want.lambda_bead, rtol=1e-10)
+        assert f["lambda"].attrs["vertex"] == "quasi_static"
+    assert np.all(want.lambda_bead > 0)
