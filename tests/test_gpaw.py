@@ -5,6 +5,7 @@ the pipeline on a static lattice, 1 rank = 2 ranks, and its errors.
 System: bcc Li (a = 3.44 Å), dzp basis (5 orbitals per atom), 2-atom supercells, tiny
 k-point grids: every GPAW calculation here takes seconds.
 """
+import re
 import sys
 
 import numpy as np
@@ -187,7 +188,8 @@ def test_static_lattice_through_the_pipeline_gives_zero(li):
 @pytest.mark.slow
 def test_scf_configuration_is_self_consistent_and_differs_from_frozen(workdir):
     """density = 'scf' reproduces GPAW's own eigenvalues of that configuration's SCF; 'frozen'
-    (the reference density) differs from it by the response of the density to the displacement."""
+    (the reference density) differs from it by the response of the density to the displacement;
+    the SCF is checkpointed (a second model on the same folder reuses it, bit-identical)."""
     scf = make_model(workdir, density="scf")
     frozen = make_model(workdir, density="frozen")
     pos = displaced(scf, seed=2, amplitude=0.15)
@@ -203,6 +205,12 @@ def test_scf_configuration_is_self_consistent_and_differs_from_frozen(workdir):
     own = atoms.calc.get_eigenvalues(kpt=int(np.flatnonzero(np.all(np.abs(kk) < 1e-10, axis=1))[0]))
     assert np.abs(e_scf[:len(own)] - own).max() < 1e-4            # two SCFs from different starts
     assert np.abs(e_frozen[:len(own)] - own).max() > 1e-3
+    # checkpoint per configuration–bead: a new model (a resumed run) finds the SCF and skips it
+    again = make_model(workdir, density="scf")
+    assert all(np.array_equal(a, b) for a, b in zip(again.matrices(pos), scf.matrices(pos)))
+    log = (workdir / "gpaw_group0.txt").read_text().split("=====")[-1]
+    assert not re.search(r"^iter:", log, re.M)                 # no SCF iteration in the reload
+    assert len(list(workdir.glob("scf_*.gpw"))) == 1
 
 
 def test_scf_failure_names_configuration_and_bead(workdir, li):
@@ -292,3 +300,16 @@ def test_run_one_rank_equals_two_groups_and_one_group_of_two(tmp_path, spia_cli)
     assert np.abs(lam1).max() > 1e-4
     assert np.abs(lam2 - lam1).max() < 1e-10
     assert np.abs(lam3 - lam1).max() < 1e-10 * max(1.0, np.abs(lam1).max())
+
+
+def test_shipped_li2mgh16_example_input_builds_its_model():
+    """spia_mpi/data/li2mgh16_gpaw.toml: valid schema, a 76-atom non-diagonal supercell of Table S1."""
+    _gpaw()
+    from importlib.resources import files
+    from spia_mpi.commands.run import build_model
+    from spia_mpi.io.runinput import load_run_input
+    path = files("spia_mpi") / "data" / "li2mgh16_gpaw.toml"
+    inp, folder = load_run_input(path)
+    model = build_model(inp, folder)
+    assert inp.model.kind == "gpaw" and len(model.atoms) == 76
+    assert sorted(set(model.atoms.get_chemical_symbols())) == ["H", "Li", "Mg"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,6 +133,7 @@ class GpawModel(ElectronicModel):
         self.n_electrons = None
         self.fermi_level_ev = None
         self._cache = (None, None)
+        self.timings = {}       # seconds spent on this rank: GPAW density (SCF or frozen), H/S, cross overlaps
 
     # ------------------------------------------------------------------ checks
     def _check_kpoints(self):
@@ -182,6 +184,7 @@ class GpawModel(ElectronicModel):
         stamp = json.dumps({"settings": reference_settings, "numbers": self.atoms.numbers.tolist(),
                             "cell": np.asarray(self.atoms.cell[:]).round(10).tolist(),
                             "positions": self.reference_positions.round(10).tolist()}, sort_keys=True)
+        self._stamp = stamp
         reuse = self._reference_file.exists() and stamp_file.exists() and stamp_file.read_text() == stamp
         reuse = bool(world.sum(int(reuse)) == world.size)
         if reuse:
@@ -297,29 +300,61 @@ class GpawModel(ElectronicModel):
             log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
             log.write(f"\n===== {self._label(pos)} ({self.settings.density}) =====\n")
         try:
-            calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
-            atoms = calc.get_atoms()
-            calc.scf.maxiter = int(self.settings.maxiter)   # (a restart keyword would drop GPAW 22.8's SCF loop)
-            atoms.set_positions(pos)
+            t0 = time.perf_counter()
             if self.settings.density == "scf":
-                atoms.calc = calc
-                try:
-                    atoms.get_potential_energy()
-                except self.gpaw.KohnShamConvergenceError as exc:
-                    raise ConvergenceError(
-                        f"GPAW SCF of {self._label(pos)} did not converge in {self.settings.maxiter} iterations "
-                        f"(model.gpaw.maxiter, model.gpaw.convergence_density; log "
-                        f"{self._workdir}/gpaw_group{self.group}.txt)") from exc
+                calc = self._scf_state(pos, comm, log)
             else:
+                calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
+                atoms = calc.get_atoms()
+                atoms.set_positions(pos)
                 calc.set_positions(atoms)
+            t1 = time.perf_counter()
             h, s = self._extract(calc, comm)
+            t2 = time.perf_counter()
             x = self._cross(calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c, self._spos_ref, calc.spos_ac,
                             self.kpoints)
+            for name, dt in (("gpaw_density", t1 - t0), ("gpaw_hs_extraction", t2 - t1),
+                             ("gpaw_cross_overlap", time.perf_counter() - t2)):
+                self.timings[name] = self.timings.get(name, 0.0) + dt
         finally:
             if log is not None:
                 log.close()
         self._cache = (key, (h, s, x))
         return h, s, x
+
+    def _scf_state(self, pos, comm, log):
+        """GPAW at the converged density of ``pos`` (density = "scf"), checkpointed per configuration–bead.
+
+        The SCF (restarted from the reference state) is written to ``scf_<hash>.gpw`` in the work
+        folder (density, no wave functions; atomically), and H is always built from that file,
+        so a resumed run that finds the file skips the SCF and gets bit-identical matrices.
+        """
+        import hashlib
+        import os
+        from gpaw import GPAW
+        digest = hashlib.sha1(self._stamp.encode() + pos.tobytes()).hexdigest()[:24]
+        saved = self._workdir / f"scf_{digest}.gpw"
+        if not bool(comm.sum(int(saved.exists())) == comm.size):
+            calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
+            atoms = calc.get_atoms()
+            calc.scf.maxiter = int(self.settings.maxiter)   # (a restart keyword would drop GPAW 22.8's SCF loop)
+            atoms.set_positions(pos)
+            atoms.calc = calc
+            try:
+                atoms.get_potential_energy()
+            except self.gpaw.KohnShamConvergenceError as exc:
+                raise ConvergenceError(
+                    f"GPAW SCF of {self._label(pos)} did not converge in {self.settings.maxiter} iterations "
+                    f"(model.gpaw.maxiter, model.gpaw.convergence_density; log "
+                    f"{self._workdir}/gpaw_group{self.group}.txt)") from exc
+            tmp = saved.with_name(saved.stem + f".tmp{self.group}.gpw")
+            calc.write(str(tmp))
+            if comm.rank == 0:
+                os.replace(tmp, saved)
+            comm.barrier()
+        calc = GPAW(str(saved), communicator=comm, txt=log)
+        calc.set_positions(calc.get_atoms())
+        return calc
 
     def _k_index(self, kpoint) -> int:
         d = np.abs(self.kpoints - np.asarray(kpoint, float).reshape(3)).max(axis=1)
