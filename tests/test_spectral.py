@@ -215,23 +215,34 @@ def test_restart_from_checkpoint_is_bit_identical(tmp_path):
     """A run that stored only some units resumes to exactly the uninterrupted result."""
     from spia_mpi.io.checkpoint import TaskStore
     m, pos, setup = _holstein_case()
-    full = spectral.compute_spectral(m, pos, setup, n_blocks=3)
+    full = spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=2)
     n_units = setup.K.shape[0] * 3 * 2
     store = TaskStore.open(tmp_path / "ck", n_units, "fp")
-    spectral.compute_spectral(m, pos, setup, n_blocks=3, store=store)
+    spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=2, store=store)
     for p in sorted(store.folder.glob("task_*.npz"))[::2]:                 # "killed": half the units lost
         p.unlink()
-    resumed = spectral.compute_spectral(m, pos, setup, n_blocks=3, store=store)
+    resumed = spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=2, store=store)
     _same(resumed, full)
     assert len(store.finished()) == n_units
 
 
 @pytest.mark.mpi(ranks=2)
-def test_two_ranks_bit_identical_to_one():
+@pytest.mark.parametrize("bead_groups", [1, 2])
+def test_two_ranks_bit_identical_to_one(bead_groups):
     from spia_mpi.parallel.mpi import world
     m, pos, setup = _holstein_case()
-    _same(spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=world()),
-          spectral.compute_spectral(m, pos, setup, n_blocks=3, comm=None))
+    _same(spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=bead_groups, comm=world()),
+          spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=bead_groups, comm=None))
+
+
+def test_bead_groups_change_only_the_order_of_sums():
+    m, pos, setup = _holstein_case()
+    one = spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=1)
+    two = spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=2)
+    assert np.allclose(one.rho, two.rho, atol=1e-12) and np.allclose(one.rho_error, two.rho_error, atol=1e-12)
+    assert np.allclose(one.greens["bands"], two.greens["bands"], atol=1e-12)
+    with pytest.raises(Exception, match="bead_groups"):
+        spectral.compute_spectral(m, pos, setup, n_blocks=3, bead_groups=3)
 
 
 # ------------------------------------------------------------------ the command
@@ -309,7 +320,7 @@ def test_cli_bad_spectral_input_is_a_clean_error(tmp_path, spia_cli):
     r = spia_cli(["spectral", bad, "--dry-run"], cwd=tmp_path / "a")
     k = bandpath(np.eye(3), "GXM", 9).kpoints_frac
     n_K = len({tuple(np.round((x @ np.diag([2, 2, 1]).T) % 1.0, 8) % 1.0) for x in k})
-    assert r.returncode == 0 and f'"work_units": {n_K * 3 * 2}' in r.stdout, r     # K × 3 blocks × 2 beads
+    assert r.returncode == 0 and f'"work_units": {n_K * 3}' in r.stdout, r     # K × 3 blocks × 1 bead group
     bad.write_text(SPECTRAL_TOML.format(plots="false").replace('path = "GXM"', 'path = "GQ"'))
     r = spia_cli(["spectral", bad], cwd=tmp_path / "a", ranks=2)
     assert r.returncode == 2 and "k-path 'GQ'" in r.stderr and "Traceback" not in r.stderr, r

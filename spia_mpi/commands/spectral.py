@@ -93,11 +93,13 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
                     sp.n_bands, sp.eigensolver, z, inp.spia.states_per_k, inp.spia.resolvent,
                     dict(inp.spia.resolvent_options) or None)
     n_blocks = min(inp.spia.n_blocks, conf.n_conf)
-    n_units = setup.K.shape[0] * n_blocks * conf.n_beads
+    if sp.bead_groups > conf.n_beads:
+        raise InputError(f"spectral.bead_groups = {sp.bead_groups} exceeds the {conf.n_beads} beads")
+    n_units = setup.K.shape[0] * n_blocks * sp.bead_groups
     if comm.rank == 0:
         logger.info("path %s: %d k-points on %d supercell K-points; %d configurations × %d beads; ε_F = %.4f eV",
                     path.path, len(path.kpoints_frac), setup.K.shape[0], conf.n_conf, conf.n_beads, fermi)
-        logger.info("decomposition: %d work units (K × block × bead) over %d rank(s); %d eigenpairs per "
+        logger.info("decomposition: %d work units (K × block × bead group) over %d rank(s); %d eigenpairs per "
                     "Hamiltonian (%s)", n_units, comm.size, setup.n_bands, setup.eigensolver)
     if dry_run:
         if comm.rank == 0:
@@ -118,7 +120,8 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
                       "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
     store = TaskStore.open(ckpt, n_units, fp, comm, restart=inp.output.restart)
     with Stage("spectral function", logger, timings):
-        res = spectral.compute_spectral(model, conf.positions, setup, n_blocks=n_blocks, comm=comm, store=store)
+        res = spectral.compute_spectral(model, conf.positions, setup, n_blocks=n_blocks,
+                                        bead_groups=sp.bead_groups, comm=comm, store=store)
     summary = summary_table(res, setup, path, sp.summary_points)
     with Stage("write results", logger, timings):
         write_spectral(out_path, comm, resolved, res, setup, path, summary, conf, timings, source)

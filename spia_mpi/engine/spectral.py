@@ -14,7 +14,7 @@ reference Bloch states P of the path k, its renormalised bands ε_nk and half wi
 continued to the real axis and broadened like the unfolded ρ.
 
 Work decomposition (:func:`compute_spectral`): the path k-points are grouped by their
-supercell K; a *unit* is one (K, configuration block, bead); units are distributed over the
+supercell K; a *unit* is one (K, configuration block, bead group); units are distributed over the
 ranks of ``comm`` (contiguous, balanced), each rank solves its units serially and stores
 each finished unit in the checkpoint (``store``). Unit sums are gathered and added in unit
 order, so the result is bit-identical for any number of ranks and after a restart. Errors:
@@ -138,9 +138,9 @@ class _Resolvent:
 
 
 def unit_sums(model, setup: SpectralSetup, iK: int, positions_ncav, resolvent=None, refs=None) -> dict:
-    """Sums over the configurations of one unit (K number ``iK``, one bead).
+    """Sums over the configuration-beads of one unit (K number ``iK``).
 
-    ``positions_ncav``: float [n_c, n_atoms, 3] (Å), the unit's configurations at its bead.
+    ``positions_ncav``: float [n, n_atoms, 3] (Å), the unit's configuration-beads.
     Returns arrays (k = the path points of K, in path order):
     rho float [n_k, n_e] Σ_c ρ_c(k, E); m0, m1, m2 float [n_k] Σ_c Σ_N W_N ε_Nⁱ (ε relative
     to ε_F, eV^i); count int; and with the Green's route g complex [n_s, n_s] Σ_c g_c.
@@ -228,13 +228,17 @@ class SpectralResult:
     greens: dict | None = None
 
 
-def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: int = 8, comm=None,
-                     store=None) -> SpectralResult:
+def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: int = 8, bead_groups: int = 1,
+                     comm=None, store=None) -> SpectralResult:
     """ρ(k, E) on the path from configurations ``positions_cbav`` float [n_c, n_b, n_atoms, 3] (Å;
     an h5py dataset is fine: each rank reads its units' configurations only).
 
-    ``store``: a :class:`spia_mpi.io.checkpoint.TaskStore` with n_K · n_blocks · n_b tasks
-    (task = (iK · n_blocks + block) · n_b + bead), or None. ``comm``: communicator (None: serial).
+    A unit is (K, configuration block, bead group): the beads are cut into ``bead_groups``
+    contiguous groups (1: all beads in one unit; n_b: one bead per unit — more units to spread
+    over many ranks, more checkpoint files). ``store``: a
+    :class:`spia_mpi.io.checkpoint.TaskStore` with n_K · n_blocks · bead_groups tasks
+    (task = (iK · n_blocks + block) · bead_groups + group), or None. ``comm``: communicator
+    (None: serial). The result depends on ``bead_groups`` only through the order of sums.
     """
     from spia_mpi.engine.workflow import block_of
     n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
@@ -243,21 +247,24 @@ def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: i
         raise InputError(f"need at least 2 configurations (and blocks) for error bars, got {n_conf}")
     n_K = setup.K.shape[0]
     blk_of = block_of(n_conf, n_blocks)
-    units = [(iK, j, b) for iK in range(n_K) for j in range(n_blocks) for b in range(n_beads)]
+    if not 1 <= bead_groups <= n_beads:
+        raise InputError(f"spectral.bead_groups = {bead_groups} must be between 1 and the number of beads ({n_beads})")
+    units = [(iK, j, bg) for iK in range(n_K) for j in range(n_blocks) for bg in range(bead_groups)]
     size, rank = (1, 0) if comm is None else (comm.size, comm.rank)
     mine = list(partition(len(units), size, rank))
     refs = {}
     local = {}
     with agree_on_failure(comm, "the spectral pass"):
         resolvent = _Resolvent(model, setup) if setup.z is not None else None
-        for u in progress(mine, label="spectral: work units (K × block × bead) on rank 0", logger=logger):
-            iK, j, b = units[u]
+        for u in progress(mine, label="spectral: work units (K × block × bead group) on rank 0", logger=logger):
+            iK, j, bg = units[u]
             got = store.load(u) if store is not None else None
             if got is None:
                 if setup.z is not None and iK not in refs:
                     refs[iK] = path_reference_states(model, setup, iK)
                 confs = np.flatnonzero(blk_of == j)
-                pos = np.stack([np.asarray(positions_cbav[int(c), b], float) for c in confs])
+                beads = partition(n_beads, bead_groups, bg)
+                pos = np.stack([np.asarray(positions_cbav[int(c), b], float) for c in confs for b in beads])
                 got = unit_sums(model, setup, iK, pos, resolvent, refs.get(iK))
                 if store is not None:
                     store.save(u, **got)
@@ -273,7 +280,7 @@ def _assemble(model, setup, parts, units, n_blocks, n_K, comm) -> SpectralResult
     mom = np.zeros((3, n_blocks, n_k))
     count = np.zeros((n_K, n_blocks))
     gsum = {}
-    for u, (iK, j, b) in enumerate(units):
+    for u, (iK, j, _) in enumerate(units):
         p = parts[u]
         idx = setup.path_points(iK)
         rho[j, idx] += p["rho"]

@@ -36,6 +36,10 @@ class SpectralInput:
     greens: bool = option(True, doc="also the Green's-function route: Ḡ(k) on spia.states_per_k reference "
                                     "states of every path k at z = ε_F + iη (spia.matsubara_j), its "
                                     "renormalised bands ε_nk, half widths γ_nk and −Im Ḡ(k, E + iγ)/π")
+    bead_groups: int = option(1, check=positive,
+                              doc="beads per work unit are cut into this many groups (1 ≤ bead_groups ≤ N_b): "
+                                  "units are K × configuration blocks × bead groups; more groups spread the work "
+                                  "over more ranks but write more checkpoint files")
     summary_points: tuple[str, ...] = option(
         (), doc="labels of the path's special points in the broadening/shift summary ('G' or 'Γ' for Γ); "
                 "empty: all labelled points of the path")
