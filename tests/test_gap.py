@@ -373,3 +373,19 @@ def test_cli_gap_anisotropic(tmp_path, spia_cli):
     assert r.returncode == 2 and "/weights" in r.stderr, r
     r = spia_cli(["gap", "--anisotropic", path, "--lambda", path, "--output", tmp_path / "b.h5"])
     assert r.returncode == 2 and "exactly one" in r.stderr, r
+
+
+def test_cli_gap_from_results_file(tmp_path, spia_cli):
+    """A `run` results file as input: the γ row is chosen as in `tc` and T_c equals the
+    file's /eliashberg/tc_K of that row."""
+    import h5py
+    from tests.test_plotting import results_file
+    path = tmp_path / "res.h5"
+    results_file(path)
+    r = spia_cli(["gap", "--lambda", path, "--gamma", 0.8, "--mustar", 0.1, "--fractions", "0.2,0.9",
+                  "--n-omega", 50, "--output", tmp_path / "g.h5", "--json"])
+    assert r.returncode == 0, r
+    o = json.loads(r.stdout)
+    with h5py.File(path, "r") as h:
+        assert o["states"][0]["tc_K"] == pytest.approx(h["eliashberg/tc_K"][1, 0], rel=1e-8)
+    assert o["gamma_eV"] == 0.8
