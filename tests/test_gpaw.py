@@ -286,6 +286,7 @@ def _run(tmp_path, spia_cli, name, ranks, resolvent="dense", rpg=1):
     assert "GPAW" not in r.stdout                     # GPAW's text goes to the work folder
     assert (d / "res.h5.ckpt" / "gpaw" / "gpaw_group0.txt").exists()
     with h5py.File(d / "res.h5", "r") as f:
+        assert f["timings"].attrs["gpaw_density"] > 0 and f["timings"].attrs["gpaw_cross_overlap"] > 0
         return f["lambda/lambda_m"][...]
 
 

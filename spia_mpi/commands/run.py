@@ -287,6 +287,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
 
     with Stage("write results", logger, timings):
         timings.update({f"spia_{k}": v for k, v in res.timings.items()})
+        timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (rank 0)
         write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
                       tc_err=tc_err)
     if comm.rank == 0:
