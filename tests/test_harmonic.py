@@ -258,6 +258,10 @@ def test_cli_errors_are_clean(tmp_path, spia_cli):
     (tmp_path / "in2.toml").write_text(unstable)
     r = spia_cli(["harmonic", tmp_path / "in2.toml"], cwd=tmp_path)
     assert r.returncode != 0 and "imaginary mode" in r.stderr and "Traceback" not in r.stderr, r
+    gpaw = HOLSTEIN_TOML.replace('kind = "holstein"', 'kind = "gpaw"\n[model.gpaw]\nstructure = "hydrogen-sc"')
+    (tmp_path / "in3.toml").write_text(gpaw)
+    r = spia_cli(["harmonic", tmp_path / "in3.toml"], cwd=tmp_path)
+    assert r.returncode != 0 and "gpaw backend is not supported" in r.stderr and "Traceback" not in r.stderr, r
 
 
 # --------------------------------------------------------------------------

@@ -155,6 +155,9 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
     from spia_mpi.parallel.mpi import on_root
     timings = {}
     h = inp.harmonic
+    if inp.model.kind == "gpaw":
+        raise InputError("harmonic: the gpaw backend is not supported yet (its H and S per displacement need "
+                         "PAW cross overlaps and ∂S/∂u); use model.kind = 'holstein' or 'grid'")
     if inp.model.kind == "grid" and inp.model.grid.potential_files:
         raise InputError("harmonic: model.grid.potential_files gives V only at the sampled positions; the "
                          "deformation potentials need the pseudopotential model (remove potential_files)")
