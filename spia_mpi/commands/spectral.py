@@ -69,6 +69,9 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     from spia_mpi.parallel.mpi import on_root
 
     sp = inp.spectral
+    if inp.model.kind not in ("holstein", "grid"):
+        raise InputError(f"spectral: model.kind = '{inp.model.kind}' is not supported (the PAW form of the "
+                         f"unfolding weights, Eq. S28, is not implemented); use 'holstein' or 'grid'")
     timings = {}
     resolved = to_dict(inp)
     if comm.rank == 0:
