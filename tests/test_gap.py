@@ -16,7 +16,6 @@ from spia_mpi.eliashberg import linearised as el
 from spia_mpi.eliashberg import nonlinear as nl
 from spia_mpi.eliashberg import pade
 from spia_mpi.eliashberg import superconducting as sc
-from spia_mpi.eliashberg import thermodynamics as th
 from spia_mpi.errors import InputError
 from spia_mpi.units import KB_EV_PER_K
 
