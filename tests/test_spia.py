@@ -115,7 +115,7 @@ def test_restart_is_bit_identical(tmp_path):
         from spia_mpi.engine.resolvent import projected_resolvent_dense as prd
         K = [[0, 0, 0], [0.5, 0, 0]][ik]
         ref = model.reference_states(K, 1)
-        g = np.array([prd(model.hamiltonian_dense(p, K), 0.0 + 1j * matsubara_eta(16, T), ref.vectors)
+        g = np.array([prd(model.hamiltonian_dense(p, K), full.fermi.z + 1j * matsubara_eta(16, T), ref.vectors)
                       for p in pos[c]])
         store.save(task, g=g)
     resumed = compute_lambda(model, pos, [[0, 0, 0], [0.5, 0, 0]], T, n_blocks=4, store=store)
@@ -557,7 +557,7 @@ def test_plain_estimator_gives_the_exact_harmonic_answer_off_half_filling():
     """λ_raw(m) = −Σ_K Σ_st w W w / N_γ on a 2×2×2 Holstein supercell with two K-sets of very different
     Fermi-surface weight, filling 0.625 electrons per site. The expectation is computed here from the
     analytic bands ε_k = −2t Σ cos 2πk_α of the folded k, ε_F from their electron count (Lorentzian
-    occupations of width 1 meV, the renormalised level of a weakly coupled band), own Lorentzian sums
+    occupations of width 1 meV: spia.fermi_level = 'renormalised' of a weakly coupled band), own Lorentzian sums
     N_K per K-set: Γ_st(m) = −g²/(M(κ + M_ion Ω_m²)) for every pair of an M-cell supercell, so
     λ_raw(m) = (Σ_K N_K²/N_γ) g²/(M(κ + M_ion Ω_m²)). Within 3σ; the same formula with ε_F shifted by
     0.7 eV, or with N_γ doubled, lies > 5σ away at some m for every γ (the test can fail)."""
@@ -566,7 +566,8 @@ def test_plain_estimator_gives_the_exact_harmonic_answer_off_half_filling():
     model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, g, electrons_per_site=filling, mass_amu=MASS)
     pos = sample_einstein_ring_polymers(240, nb, np.full(8, MASS), HW, T, model.reference_positions,
                                         np.random.default_rng(31))
-    res = compute_lambda(model, pos, kpts, T, gammas=(0.3, 1.0), mode="born", n_blocks=12)
+    res = compute_lambda(model, pos, kpts, T, gammas=(0.3, 1.0), mode="born", n_blocks=12,
+                         fermi_level="renormalised")
     # folded k of each K: k = (K + n)/2, n ∈ {0, 1}³ (diagonal 2×2×2 supercell)
     n = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
     eps = [-2 * np.cos(2 * np.pi * (np.asarray(K) + n) / 2).sum(axis=1) for K in kpts]
@@ -585,7 +586,7 @@ def test_plain_estimator_gives_the_exact_harmonic_answer_off_half_filling():
         assert np.all(np.abs(z) < 3), (gam, res.raw.value[ig], expected(gam, ef), z)
         for wrong in (expected(gam, ef + 0.7), expected(gam, ef, 0.5)):
             assert np.any(np.abs(res.raw.value[ig] - wrong) > 5 * res.raw.error[ig]), (gam, wrong)
-    assert abs(res.fermi_level_renormalised_ev - ef) < 1e-3
+    assert abs(res.fermi.weights - ef) < 1e-3 and res.fermi.choice == "renormalised"
 
 
 RUN_TOML = """
@@ -625,6 +626,9 @@ def test_multi_k_run_equals_combine_of_the_same_data(tmp_path, spia_cli):
         raw = f["lambda/lambda_m_raw"][...]
         assert f["lambda"].attrs["bead_correction"] == "interpolate"
         assert f["lambda_q"].attrs["n_kpoints"] == 8
+        b = f["bands"].attrs                     # every Fermi-level candidate recorded; the default is used
+        assert b["fermi_level_choice"] == "ensemble" and b["fermi_level_eV"] == b["fermi_level_ensemble_eV"]
+        assert np.isfinite(b["fermi_level_reference_eV"]) and np.isfinite(b["fermi_level_renormalised_eV"])
     prim = holstein_cubic(np.eye(3, dtype=int), 1.0, 1.0, 1.0).primitive
     comb = combine([tmp_path / "run.h5"], prim, (2, 2, 2))
     assert comb.bead_correction == "interpolate"
@@ -721,3 +725,111 @@ def test_einstein_tc_from_16_bead_corrected_lambda_within_one_percent():
     assert np.isfinite(tc["continuum"]) and tc["continuum"] > 10
     assert abs(tc["corrected"] / tc["continuum"] - 1) < 0.01, tc
     assert abs(tc["raw"] / tc["continuum"] - 1) > abs(tc["corrected"] / tc["continuum"] - 1), tc
+
+
+# --------------------------------------------------------------------------
+# Fermi level: ensemble, reference, renormalised, given
+# --------------------------------------------------------------------------
+
+def _own_smeared_level(levels_per_bead, n_per_spin, sigma):
+    """μ with (1/N_b) Σ_b Σ_i 1/(e^{(ε_bi − μ)/σ} + 1) = n_per_spin, by bisection."""
+    e = np.concatenate(levels_per_bead)
+    lo, hi = e.min() - 50 * sigma, e.max() + 50 * sigma
+    for _ in range(200):
+        mu = 0.5 * (lo + hi)
+        n = np.sum(0.5 * (1 - np.tanh(0.5 * (e - mu) / sigma))) / len(levels_per_bead)
+        lo, hi = (mu, hi) if n < n_per_spin else (lo, mu)
+    return 0.5 * (lo + hi)
+
+
+def test_fermi_level_candidates_against_independent_values():
+    """Holstein 2×2×2 supercell at K = Γ, filling 0.375, strong disorder (g = 1.5 eV/Å). Computed here
+    without the model code: H = −2t on the bonds of the periodic 2×2×2 cube (each neighbour is both
+    ±x image) + g·u_z on the diagonal; 'reference' = Fermi–Dirac at T in the clean levels (−6, −2×3,
+    2×3, 6) with 1.5 electrons per spin: the triple holds ½, f = 1/6, so ε_F = −2 − k_BT ln 5 analytically;
+    'ensemble' = per configuration the level with σ = 0.2 eV Fermi–Dirac occupations of all its beads'
+    eigenvalues, averaged; 'renormalised' = Lorentzian occupations of the run's renormalised bands. The
+    run records all three (to 1e-8); the disorder moves the ensemble level by ≈ 0.3 eV (≫ its error);
+    each choice centres the weights (and z, except 'renormalised') where it says."""
+    g, filling, nb, n_conf = 1.5, 0.375, 4, 16
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, g, electrons_per_site=filling, mass_amu=MASS)
+    pos = sample_einstein_ring_polymers(n_conf, nb, np.full(8, MASS), HW, T, model.reference_positions,
+                                        np.random.default_rng(77))
+    ref = model.reference_positions
+    coords = np.mod(np.round(ref), 2).astype(int)
+    bond = (np.abs(coords[:, None, :] - coords[None, :, :]).sum(axis=2) == 1)
+    h0 = -2.0 * bond
+    n_per_spin = 0.5 * filling * 8
+    ens = np.mean([_own_smeared_level([np.linalg.eigvalsh(h0 + np.diag(g * (p[:, 2] - ref[:, 2]))) for p in conf],
+                                      n_per_spin, 0.2) for conf in pos])
+    clean = np.linalg.eigvalsh(h0)
+    assert np.allclose(np.sort(clean), [-6, -2, -2, -2, 2, 2, 2, 6])
+    reference = -2 - units.KB_EV_PER_K * T * np.log(5)
+    runs = {c: compute_lambda(model, pos, [[0, 0, 0]], T, gammas=(0.5,), n_blocks=4, fermi_level=c,
+                              fermi_configurations=0) for c in ("ensemble", "reference", "renormalised", -1.7)}
+    b = runs["renormalised"].bands[0]
+    width = np.maximum(b["half_width"], 1e-3)
+    lo, hi = -10.0, 10.0
+    for _ in range(200):                       # Lorentzian occupations with the run's half widths
+        mu = 0.5 * (lo + hi)
+        lo, hi = (mu, hi) if np.sum(0.5 - np.arctan((b["energies"] - mu) / width) / np.pi) < n_per_spin else (lo, mu)
+    ren = 0.5 * (lo + hi)
+    f = runs["ensemble"].fermi
+    assert abs(f.ensemble - ens) < 1e-8 and f.ensemble_error > 0
+    assert abs(f.reference - reference) < 1e-8
+    assert abs(runs["renormalised"].fermi.renormalised - ren) < 1e-8
+    assert abs(f.ensemble - f.reference) > 10 * f.ensemble_error and abs(ren - ens) > 10 * f.ensemble_error
+    for choice, centre, z in (("ensemble", ens, ens), ("reference", reference, reference),
+                              ("renormalised", ren, reference), (-1.7, -1.7, -1.7)):
+        fl = runs[choice].fermi
+        assert abs(fl.weights - centre) < 1e-8 and abs(fl.z - z) < 1e-8, (choice, fl)
+    assert runs[-1.7].fermi.choice == "given"
+    with pytest.raises(InputError, match="not a number or one of"):
+        compute_lambda(model, pos, [[0, 0, 0]], T, n_blocks=4, fermi_level="fermi")
+
+
+# --------------------------------------------------------------------------
+# State space by energy window
+# --------------------------------------------------------------------------
+
+def _two_band_model():
+    """CsCl-type two-orbital tight binding (on-site ∓1 eV, inter-sublattice hopping −0.8 eV, same-sublattice
+    −0.3 eV), Holstein coupling 0.8 eV/Å on both, a quarter filled (ε_F = −1 eV, between threefold levels at
+    −1.6 and −0.4 eV): two bands from −8.3 to 4.7 eV on the 2×2×2 supercell's k-points."""
+    from ase import Atoms
+    from spia_mpi.models.tightbinding import TightBindingModel
+    prim = Atoms("H2", positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=np.eye(3), pbc=True)
+
+    def hop(d):
+        return -0.8 if abs(d - np.sqrt(3) / 2) < 1e-6 else (-0.3 if abs(d - 1) < 1e-6 else 0.0)
+    return TightBindingModel(prim, np.diag([2, 2, 2]), hop, 1.01, onsite=[-1.0, 1.0], coupling=0.8,
+                             electrons_per_site=0.5)
+
+
+def test_energy_window_converges_to_the_full_state_space():
+    """spia.window_ev on a two-band model: λ(m) with the states within ±w of ε_F (Ḡ, T, BSE and N_γ all
+    over the same set) converges to the full space (both bands at every k, dense): measured deviation of
+    λ at γ = 0.2 eV +9 %, +2.2 %, −0.06 % for w = 1, 2, 4 eV, decreasing and within 1 % at w = 4 eV,
+    where 2 of the 16 states are still outside; the reported captured fraction equals the Lorentzian
+    weight of the kept reference states over all of them, computed here, and grows towards 1."""
+    model = _two_band_model()
+    pos = sample_einstein_ring_polymers(48, 4, np.full(16, 1.0), 0.1, T, model.reference_positions,
+                                        np.random.default_rng(3))
+    kw = dict(n_per_k=2, gammas=(0.2, 0.5), n_blocks=4, fermi_level="reference")
+    full = compute_lambda(model, pos, [[0, 0, 0]], T, **kw)
+    assert full.state_space.n_states.tolist() == [16] and full.state_space.pool_complete
+    e_all = model.reference_states([0, 0, 0], 2).energies
+    ef = full.fermi.z
+    devs, captured = [], []
+    for w in (1.0, 2.0, 4.0):
+        r = compute_lambda(model, pos, [[0, 0, 0]], T, window_ev=(-w, w), **kw)
+        keep = np.abs(e_all - ef) <= w
+        assert r.state_space.n_states.tolist() == [int(keep.sum())] and keep.sum() < 16
+        wts = [(g / np.pi) / ((e_all - ef) ** 2 + g ** 2) for g in (0.2, 0.5)]
+        assert np.allclose(r.state_space.captured, [x[keep].sum() / x.sum() for x in wts], rtol=1e-12)
+        devs.append(np.max(np.abs(r.raw.value / full.raw.value - 1)))
+        captured.append(r.state_space.captured.min())
+    assert devs[0] > devs[1] > devs[2] and devs[2] < 0.01, devs
+    assert captured[0] < captured[1] < captured[2] < 1, captured
+    with pytest.raises(InputError, match="window"):
+        compute_lambda(model, pos, [[0, 0, 0]], T, window_ev=(-0.01, 0.01), **kw)

@@ -243,18 +243,20 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                       # not the resolvent options: a run stopped by a solver failure resumes with
                       # other options and keeps its finished tasks (each converged to its tolerance)
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
-                                                                  "fermi_level_ev")},
+                                                                  "fermi_level_ev", "fermi_level", "fermi_smearing_ev",
+                                                                  "fermi_smearing", "fermi_configurations",
+                                                                  "window_ev")},
                       "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k,
                       # regenerated potential files (same names) must not reuse old resolvents
                       "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
     store = TaskStore.open(ckpt, n_tasks, fp, comm, restart=inp.output.restart)
 
-    fermi = inp.spia.fermi_level_ev
-    if fermi is None and inp.model.kind == "gpaw":
+    fermi = None                     # the reference structure's level (a candidate of spia.fermi_level)
+    if inp.spia.fermi_level_ev is None and inp.model.kind == "gpaw":
         fermi = model.fermi_level_ev
         if comm.rank == 0:
             logger.info("reference Fermi level %.4f eV (GPAW reference SCF)", fermi)
-    if fermi is None and inp.model.kind == "grid":
+    if inp.spia.fermi_level_ev is None and inp.model.kind == "grid":
         from spia_mpi.models.grid import fermi_level_of_reference
         with Stage("reference Fermi level (reference bands)", logger, timings):
             fermi = on_root(comm, fermi_level_of_reference, model, kpoints, conf.temperature_k)
@@ -264,7 +266,11 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         res = compute_lambda(model, conf.positions, kpoints, conf.temperature_k, J=inp.spia.matsubara_j,
                              n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, mode=inp.spia.mode,
                              solver=inp.spia.resolvent, n_blocks=inp.spia.n_blocks,
-                             fermi_level_ev=fermi, comm=comm, store=store,
+                             fermi_level=inp.spia.fermi_level, fermi_level_ev=inp.spia.fermi_level_ev,
+                             reference_fermi_level_ev=fermi, fermi_smearing_ev=inp.spia.fermi_smearing_ev,
+                             fermi_smearing=inp.spia.fermi_smearing,
+                             fermi_configurations=inp.spia.fermi_configurations,
+                             window_ev=inp.spia.window_ev, comm=comm, store=store,
                              solver_options=dict(inp.spia.resolvent_options) or None,
                              ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver,
                              bead_correction=inp.spia.bead_correction, tau_refine=inp.spia.tau_refine,
@@ -376,6 +382,7 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         hdf5.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
         hdf5.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
         _write_raw_lambda(g, res)
+        _write_state_space(g, res.state_space)
         if res.lambda_m_jackknife is not None:
             hdf5.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
                              "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
@@ -416,8 +423,8 @@ def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, no
         hdf5.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
         e.attrs["notes"] = json.dumps(notes)
         b = f.create_group("bands")
-        b.attrs["fermi_level_eV"] = res.fermi_level_renormalised_ev
-        b.attrs["fermi_level_reference_eV"] = res.fermi_level_ev
+        for k, v in res.fermi.as_attrs().items():     # the level used and every candidate (NaN: n/a)
+            b.attrs[k] = v
         b.attrs["eta_eV"] = res.eta_ev
         b.attrs["gbar_offdiagonal_ratio"] = json.dumps(res.offdiag_ratio)
         en = np.concatenate([bb["energies"] for bb in res.bands])
@@ -445,6 +452,17 @@ def _write_raw_lambda(g, res):
     hdf5.write_dataset(g, "lambda_m_raw_error", res.raw.error, "1", "jackknife standard error of lambda_m_raw")
     hdf5.write_dataset(g, "lambda_m_raw_jackknife", res.raw.replicas, "1",
                        "lambda_m_raw with configuration block i deleted [block, gamma, m]")
+
+
+def _write_state_space(g, space):
+    """The state space of Ḡ, T, the BSE and N_γ: window, pool and captured Fermi-surface weight."""
+    from spia_mpi.io import hdf5
+    g.attrs["window_eV"] = json.dumps(None if space.window_ev is None else list(space.window_ev))
+    g.attrs["states_pool_per_k"] = space.pool_per_k
+    g.attrs["states_pool_complete"] = bool(space.pool_complete)
+    hdf5.write_dataset(g, "n_states_per_kpoint", space.n_states, "1", "reference states kept per supercell K")
+    hdf5.write_dataset(g, "window_captured_fraction", space.captured, "1",
+                       "Σ w over the kept states / Σ w over the states_per_k pool (reference energies) [gamma]")
 
 
 def _summary(path, res, mustars, tc, tc_err=None, notes=None):

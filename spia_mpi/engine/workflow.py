@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import spia
+from spia_mpi.engine import fermi, spia
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -91,8 +91,7 @@ class SpiaResult:
     n_beads: int
     n_conf: int
     mode: str
-    fermi_level_ev: float
-    fermi_level_renormalised_ev: float
+    fermi: fermi.FermiLevels
     eta_ev: float
     gamma_ev: np.ndarray
     lambda_m: np.ndarray
@@ -105,6 +104,7 @@ class SpiaResult:
     offdiag_ratio: list
     raw: LambdaEstimate
     bead_correction: BeadCorrection
+    state_space: "StateSpace"
     iterations: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     pair_sums_q: np.ndarray | None = None
@@ -256,7 +256,13 @@ class SpiaSettings:
     mode: str = "bse"
     solver: str = "dense"
     n_blocks: int = 8
+    fermi_level: str | float = "ensemble"
     fermi_level_ev: float | None = None
+    reference_fermi_level_ev: float | None = None
+    fermi_smearing_ev: float = 0.2
+    fermi_smearing: str = "fermi-dirac"
+    fermi_configurations: int = 16
+    window_ev: tuple | None = None
     solver_options: dict | None = None
     bse_solver: str = "dense"
     bead_correction: str = "interpolate"
@@ -266,6 +272,25 @@ class SpiaSettings:
     def check(self):
         if self.mode not in ("bse", "born"):
             raise InputError(f"mode '{self.mode}' is not one of: bse, born")
+        if isinstance(self.fermi_level, str) and self.fermi_level not in fermi.CHOICES:
+            raise InputError(f"spia.fermi_level = '{self.fermi_level}' is not a number or one of: "
+                             f"{', '.join(fermi.CHOICES)}")
+        fermi.occupations(np.zeros(1), self.fermi_smearing)                          # validates the kind
+        if self.window_ev is not None and not (len(self.window_ev) == 2 and self.window_ev[0] < self.window_ev[1]):
+            raise InputError(f"spia.window_ev = {list(self.window_ev)} must be [lower, upper] with lower < upper (eV)")
+
+    @property
+    def fermi_choice(self) -> str:
+        """'given' (a number: spia.fermi_level or spia.fermi_level_ev) or the named choice."""
+        if self.fermi_level_ev is not None or not isinstance(self.fermi_level, str):
+            return "given"
+        return self.fermi_level
+
+    @property
+    def fermi_given(self) -> float:
+        if self.fermi_level_ev is not None:
+            return float(self.fermi_level_ev)
+        return float("nan") if isinstance(self.fermi_level, str) else float(self.fermi_level)
         spia.bead_correction_factor(1, 2, self.bead_correction, self.tau_refine)   # validates both
 
 
@@ -289,8 +314,14 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm
         J — Matsubara index of z = ε_F + i(2J+1)πk_BT; n_per_k — reference states per
         primitive k; gammas — Lorentzian half widths (eV); mode — 'bse' (Bethe–Salpeter) or
         'born' (W = Γ); solver — 'dense' or 'petsc' resolvents; n_blocks — configuration
-        blocks (work units and jackknife error bars); fermi_level_ev — ε_F of z (default from
-        the electron count of the reference bands); solver_options — PETSc options of the
+        blocks (work units and jackknife error bars); fermi_level — 'ensemble', 'reference',
+        'renormalised' or a number (eV): the centre of the Lorentzian weights and of z
+        (:mod:`spia_mpi.engine.fermi`), with fermi_smearing_ev, fermi_smearing and
+        fermi_configurations for 'ensemble'; fermi_level_ev — a number that overrides
+        fermi_level; reference_fermi_level_ev — the reference structure's level when the
+        subspace does not hold every band (e.g. from the grid model's reference bands); window_ev —
+        [lower, upper] (eV): keep only the reference states with ε − ε_F in it (of the
+        n_per_k lowest per k, :func:`select_window`); solver_options — PETSc options of the
         resolvent KSP (:class:`ResolventSolver`); bse_solver — 'dense' (LAPACK) or 'petsc'
         (PETSc dense LU) for the Bethe–Salpeter slices; bead_correction — 'interpolate',
         'harmonic' or 'none' with tau_refine (:func:`spia.bead_correction_factor`);
@@ -351,8 +382,7 @@ class _Bands:
 
     bands: list                    # RenormalisedBands per K
     offdiag: list                  # ‖off-diagonal k blocks of Ḡ‖/‖Ḡ‖ per K
-    fermi_level_ev: float          # ε_F of z
-    fermi_level_renormalised_ev: float   # centre of the Lorentzian weights
+    fermi: fermi.FermiLevels       # every candidate, the centre of the weights and of z
     weights: list                  # float [n_gamma, n_s] per K (1/eV)
 
     @property
@@ -381,18 +411,74 @@ def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
 
 
 def _reference_states(model, plan: _Plan, cfg: SpiaSettings, temperature_k: float):
-    """(reference states per K, ε_F of z, whether the subspace holds every band)."""
+    """(reference states per K, reference ε_F or NaN, whether the subspace holds every band)."""
     refs = [model.reference_states(K, cfg.n_per_k) for K in plan.kpoints]
     complete = all(r.n_states == model.n_basis for r in refs)
-    fermi = cfg.fermi_level_ev
-    if fermi is None:
-        if not complete:
-            raise InputError("the reference subspace does not hold every band: give the Fermi level "
-                             "(spia.fermi_level_ev) explicitly")
-        fermi = reference_fermi_level(np.concatenate([r.energies for r in refs]),
-                                      0.5 * model.n_electrons * len(plan.kpoints), temperature_k)
-    check_fermi_surface_weight(np.concatenate([r.energies for r in refs]), fermi, plan.gammas, cfg.n_per_k)
-    return refs, float(fermi), complete
+    ref_level = cfg.reference_fermi_level_ev
+    if ref_level is None and complete:
+        ref_level = reference_fermi_level(np.concatenate([r.energies for r in refs]),
+                                          0.5 * model.n_electrons * len(plan.kpoints), temperature_k)
+    return refs, float("nan") if ref_level is None else float(ref_level), complete
+
+
+def _z_level(cfg: SpiaSettings, reference: float, ensemble: float, complete: bool) -> float:
+    """The real part of z: the chosen level (the reference one for 'renormalised')."""
+    choice = cfg.fermi_choice
+    value = {"given": cfg.fermi_given, "ensemble": ensemble, "reference": reference,
+             "renormalised": reference}[choice]
+    if choice == "renormalised" and not complete:
+        raise InputError("spia.fermi_level = 'renormalised' needs a subspace that holds every band (the "
+                         "Lorentzian occupations of all renormalised bands): choose 'ensemble' or 'reference'")
+    if not np.isfinite(value):
+        raise InputError("the reference subspace does not hold every band, so the reference Fermi level is "
+                         "unknown: choose spia.fermi_level = 'ensemble' or give it (spia.fermi_level_ev)")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class StateSpace:
+    """The reference states that span Ḡ, T, the BSE and the Fermi-surface sums (N_γ included).
+
+    window_ev        [lower, upper] relative to ε_F (eV), or None (the n_per_k lowest per k)
+    pool_per_k       states per k they were selected from (spia.states_per_k)
+    pool_complete    whether that pool holds every band
+    n_states         int [n_K] states kept per K
+    captured         float [n_gamma]: Σ w over the kept states / Σ w over the pool, with the
+                     reference energies (the fraction of the pool's — with a complete pool the
+                     full-band — Lorentzian Fermi-surface weight the window keeps)
+    """
+
+    window_ev: tuple | None
+    pool_per_k: int
+    pool_complete: bool
+    n_states: np.ndarray
+    captured: np.ndarray
+
+
+def select_window(refs, fermi_level_ev: float, window_ev, gammas, n_per_k: int, complete: bool):
+    """(reference states with ε − ε_F in ``window_ev`` per K, :class:`StateSpace`); ``window_ev``
+    None keeps every state. InputError if a K keeps no state, or if the window reaches beyond the
+    highest state of the pool at some k (raise spia.states_per_k)."""
+    from spia_mpi.models.base import ReferenceStates
+    pool_w = sum(spia.lorentzian_weights(r.energies, fermi_level_ev, gammas).sum(axis=1) for r in refs)
+    if window_ev is None:
+        return refs, StateSpace(None, n_per_k, complete, np.array([r.n_states for r in refs]), np.ones(len(gammas)))
+    lo, hi = fermi_level_ev + window_ev[0], fermi_level_ev + window_ev[1]
+    out = []
+    for r in refs:
+        top = np.array([r.energies[r.k_index == k].max() for k in np.unique(r.k_index)])
+        if not complete and np.any(top < hi):
+            raise InputError(f"spia.window_ev reaches {hi:.3f} eV, above the highest of the {n_per_k} reference "
+                             f"states per k at some k ({top.min():.3f} eV): raise spia.states_per_k")
+        keep = np.flatnonzero((r.energies >= lo) & (r.energies <= hi))
+        if keep.size == 0:
+            raise InputError(f"spia.window_ev = {list(window_ev)} eV around ε_F = {fermi_level_ev:.3f} eV keeps no "
+                             "reference state at one K-point: widen the window")
+        out.append(ReferenceStates(r.vectors[:, keep], r.k_index[keep], r.band_index[keep], r.kpoints_frac,
+                                   r.energies[keep]))
+    kept_w = sum(spia.lorentzian_weights(r.energies, fermi_level_ev, gammas).sum(axis=1) for r in out)
+    return out, StateSpace(tuple(window_ev), n_per_k, complete, np.array([r.n_states for r in out]),
+                           kept_w / pool_w)
 
 
 def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k: int,
@@ -467,8 +553,8 @@ def _report_checkpoint(comm, n_reused, store, iterations):
     return iterations
 
 
-def _bands(unit_g, plan: _Plan, refs, z, fermi_level_ev, complete, model) -> _Bands:
-    """Ḡ (per-unit sums added in unit order), renormalised bands, Lorentzian weights."""
+def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref_level, ens) -> _Bands:
+    """Ḡ (per-unit sums added in unit order), renormalised bands, Fermi levels, Lorentzian weights."""
     bands, offdiag = [], []
     for ik in range(len(plan.kpoints)):
         total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
@@ -477,13 +563,20 @@ def _bands(unit_g, plan: _Plan, refs, z, fermi_level_ev, complete, model) -> _Ba
         gbar, off = spia.average_greens(total, plan.n_conf * plan.n_beads, refs[ik].k_index)
         bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
         offdiag.append(off)
-    ef_ren = fermi_level_ev
-    if complete:           # renormalised Fermi level (only with a complete subspace)
-        ef_ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
-                                             np.concatenate([b.half_width for b in bands]),
-                                             0.5 * model.n_electrons * len(plan.kpoints))
-    weights = [spia.lorentzian_weights(b.energies, ef_ren, plan.gammas) for b in bands]
-    return _Bands(bands, offdiag, float(fermi_level_ev), float(ef_ren), weights)
+    ren = float("nan")
+    if complete:
+        ren = spia.fermi_level_lorentzian(np.concatenate([b.energies for b in bands]),
+                                          np.concatenate([b.half_width for b in bands]),
+                                          0.5 * model.n_electrons * len(plan.kpoints))
+    if cfg.fermi_choice == "renormalised" and not complete:
+        raise InputError("spia.fermi_level = 'renormalised' needs every band in the state space (spia.window_ev "
+                         "removed some): choose 'ensemble' or 'reference'")
+    centre = ren if cfg.fermi_choice == "renormalised" else float(np.real(z))
+    levels = fermi.FermiLevels(cfg.fermi_choice, float(centre), float(np.real(z)), float(ref_level),
+                               ens.value if ens else float("nan"), ens.error if ens else float("nan"),
+                               float(ren), cfg.fermi_given)
+    weights = [spia.lorentzian_weights(b.energies, centre, plan.gammas) for b in bands]
+    return _Bands(bands, offdiag, levels, weights)
 
 
 def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict:
@@ -590,9 +683,19 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     # (a KSP that does not converge, a bug) is raised on every rank before the next
     # collective instead of leaving the others waiting in it. Tasks finished before the
     # failure stay in the checkpoint (saved one by one).
+    with agree_on_failure(comm, "the reference states"):
+        refs, ref_level, complete = _reference_states(model, plan, cfg, temperature_k)
+    ens = None
+    if cfg.fermi_choice == "ensemble":
+        t0 = time.perf_counter()
+        ens = fermi.ensemble_fermi_level(model, positions_cbav, plan.kpoints, cfg.fermi_smearing_ev,
+                                         cfg.fermi_smearing, cfg.fermi_configurations, comm)
+        timings["fermi_level"] = time.perf_counter() - t0
     with agree_on_failure(comm, "the resolvent pass"):
-        refs, fermi, complete = _reference_states(model, plan, cfg, temperature_k)
-        z = fermi + 1j * plan.eta
+        z_level = _z_level(cfg, ref_level, ens.value if ens else float("nan"), complete)
+        refs, space = select_window(refs, z_level, cfg.window_ev, plan.gammas, cfg.n_per_k, complete)
+        check_fermi_surface_weight(np.concatenate([r.energies for r in refs]), z_level, plan.gammas, cfg.n_per_k)
+        z = z_level + 1j * plan.eta
         t0 = time.perf_counter()
         g_store, n_reused, iterations = _resolvent_pass(model, positions_cbav, plan, groups, refs, z, cfg, store)
         timings["resolvents"] = time.perf_counter() - t0
@@ -600,7 +703,8 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     unit_g = allgather_dict(unit_g, comm)
     iterations = _report_checkpoint(comm, n_reused, store, iterations if groups.leader else [])
     with agree_on_failure(comm, "the bands and T-matrix pass"):
-        bands = _bands(unit_g, plan, refs, z, fermi, complete, model)
+        bands = _bands(unit_g, plan, refs, z, all(r.n_states == model.n_basis for r in refs), model, cfg,
+                       ref_level, ens)
         t0 = time.perf_counter()
         unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader)
         g_store.clear()
@@ -628,8 +732,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         its = {"ksp_iterations_mean": float(np.mean(iterations)), "ksp_iterations_max": float(np.max(iterations))}
     summaries = {name: with_error(name)[:2] for name in ("gamma_fs", "w_fs", "gamma_diag_abs")}
     return SpiaResult(
-        temperature_k=temperature_k, n_beads=plan.n_beads, n_conf=plan.n_conf, mode=cfg.mode,
-        fermi_level_ev=bands.fermi_level_ev, fermi_level_renormalised_ev=bands.fermi_level_renormalised_ev,
+        temperature_k=temperature_k, n_beads=plan.n_beads, n_conf=plan.n_conf, mode=cfg.mode, fermi=bands.fermi,
         eta_ev=plan.eta, gamma_ev=plan.gammas, lambda_m=lam, lambda_m_error=lam_err,
         lambda_q=full["lambda_q"], qpoints_frac=all_q, n_gamma=n_gamma,
         n_gamma_per_cell=n_gamma / (m_cells * len(plan.kpoints)),
@@ -638,7 +741,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         offdiag_ratio=bands.offdiag, iterations=its, timings=timings,
         pair_sums_q=full["pair_q"], pair_sums_q_jackknife=np.array([r["pair_q"] for r in reps]),
         cells_per_supercell=m_cells, n_kpoints=len(plan.kpoints), lambda_m_jackknife=lam_jk,
-        raw=LambdaEstimate(raw, raw_err, raw_jk),
+        raw=LambdaEstimate(raw, raw_err, raw_jk), state_space=space,
         bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
         gamma_fs=summaries["gamma_fs"][0], gamma_fs_error=summaries["gamma_fs"][1],
         w_fs=summaries["w_fs"][0], w_fs_error=summaries["w_fs"][1],

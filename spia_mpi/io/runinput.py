@@ -221,8 +221,29 @@ class SpiaInput:
                                       "must divide the number of ranks; > 1 needs resolvent = 'petsc'. Use it when "
                                       "one Hamiltonian is too big for one rank's memory or there are fewer work units "
                                       "(K-points × blocks) than ranks")
+    window_ev: tuple[float, ...] | None = option(
+        None, units="eV", check=lambda v: None if len(v) == 2 and v[0] < v[1] else "must be [lower, upper], lower < upper",
+        doc="state space by energy: of the states_per_k lowest reference states per k keep those with "
+            "ε − ε_F in [lower, upper] (all k); Ḡ, T, the BSE and N_γ use the same set, and the fraction of "
+            "the Lorentzian Fermi-surface weight it captures is reported (/lambda/window_captured_fraction). "
+            "Default: no window (the states_per_k lowest per k)")
+    fermi_level: Literal["ensemble", "reference", "renormalised"] | float = option(
+        "ensemble", doc="the Fermi level that centres the Lorentzian Fermi-surface weights and z = ε_F + iη: "
+                        "'ensemble' (N_e electrons in the eigenvalues of the configuration-bead Hamiltonians, "
+                        "smeared by fermi_smearing_ev, per configuration, averaged over fermi_configurations "
+                        "configurations), 'reference' (the static reference structure's bands, Fermi–Dirac at T; "
+                        "for the grid model from its reference bands), 'renormalised' (Lorentzian occupations of "
+                        "the renormalised bands; needs a subspace with every band; z then uses the reference "
+                        "level) or a number in eV. Every available candidate is recorded in /bands")
     fermi_level_ev: float | None = option(None, units="eV",
-                                          doc="ε_F in z; default: from the electron count of the reference bands")
+                                          doc="a given ε_F (eV) for z and the weights; overrides fermi_level")
+    fermi_smearing_ev: float = option(0.2, units="eV", check=positive,
+                                      doc="smearing σ of the occupations of fermi_level = 'ensemble'")
+    fermi_smearing: Literal["fermi-dirac", "gaussian"] = option(
+        "fermi-dirac", doc="occupations of fermi_level = 'ensemble': 1/(e^{(ε−μ)/σ} + 1) or ½ erfc((ε−μ)/σ)")
+    fermi_configurations: int = option(16, check=nonnegative,
+                                       doc="configurations (evenly spaced, all beads) for fermi_level = 'ensemble'; "
+                                           "0: all")
     bead_correction: Literal["interpolate", "harmonic", "none"] = option(
         "interpolate", doc="finite-bead (Trotter) correction of λ(m), which the bead transform gives at the "
                            "ring-polymer frequencies Ω_m = 2N_b k_BT sin(πm/N_b) instead of ν_m: 'interpolate' "
