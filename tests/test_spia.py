@@ -833,3 +833,19 @@ def test_energy_window_converges_to_the_full_state_space():
     assert captured[0] < captured[1] < captured[2] < 1, captured
     with pytest.raises(InputError, match="window"):
         compute_lambda(model, pos, [[0, 0, 0]], T, window_ev=(-0.01, 0.01), **kw)
+
+
+def test_run_without_fermi_surface_weight_stops_early_with_advice():
+    """The lowest band only (states_per_k = 1 of a two-band model) with ε_F 5 eV above its top: every
+    Lorentzian weight is < 1 % of its peak, so the run stops before any resolvent with a message that
+    names the cause and spia.states_per_k (not λ = 0.0000 and T_c = nan)."""
+    model = _two_band_model()
+    pos = sample_einstein_ring_polymers(4, 2, np.full(16, 1.0), 0.1, T, model.reference_positions,
+                                        np.random.default_rng(1))
+    top = model.reference_states([0, 0, 0], 1).energies.max()
+    with pytest.raises(InputError, match="almost no Fermi-surface weight.*spia.states_per_k"):
+        compute_lambda(model, pos, [[0, 0, 0]], T, n_per_k=1, gammas=(0.5,), n_blocks=2,
+                       fermi_level=float(top + 5.0))
+    res = compute_lambda(model, pos, [[0, 0, 0]], T, n_per_k=1, gammas=(0.5,), n_blocks=2,
+                         fermi_level=float(top + 1.0))     # within ≈ 10γ: runs
+    assert np.all(np.isfinite(res.lambda_m))
