@@ -115,15 +115,18 @@ class EnsembleLevel:
 
 
 def ensemble_fermi_level(model, positions_cbav, kpoints, smearing_ev: float = 0.2, kind: str = "fermi-dirac",
-                         max_configurations: int = 0, comm=None) -> EnsembleLevel:
+                         max_configurations: int = 0, comm=None, groups=None) -> EnsembleLevel:
     """:class:`EnsembleLevel` from ``max_configurations`` evenly spaced configurations (0: all),
-    distributed over the ranks of ``comm`` (each configuration on one rank)."""
+    distributed over the configuration groups ``groups`` = (n_groups, this rank's group) of
+    ``comm`` (default: one rank each); every rank of a group computes the group's
+    configurations together (a model whose Hamiltonian is built collectively on the group,
+    e.g. GPAW, sees the same calls on all its ranks)."""
     from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
     n_conf = int(positions_cbav.shape[0])
     use = np.arange(n_conf)
     if 0 < max_configurations < n_conf:
         use = np.unique(np.round(np.linspace(0, n_conf - 1, max_configurations)).astype(int))
-    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    size, rank = groups if groups is not None else ((1, 0) if comm is None else (comm.size, comm.rank))
     with agree_on_failure(comm, "the ensemble Fermi level"):
         mine = {int(use[i]): configuration_level(model, np.asarray(positions_cbav[int(use[i])], float),
                                                  np.atleast_2d(kpoints), smearing_ev, kind)

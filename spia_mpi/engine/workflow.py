@@ -689,7 +689,8 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     if cfg.fermi_choice == "ensemble":
         t0 = time.perf_counter()
         ens = fermi.ensemble_fermi_level(model, positions_cbav, plan.kpoints, cfg.fermi_smearing_ev,
-                                         cfg.fermi_smearing, cfg.fermi_configurations, comm)
+                                         cfg.fermi_smearing, cfg.fermi_configurations, comm,
+                                         (groups.n_groups, groups.group))
         timings["fermi_level"] = time.perf_counter() - t0
     with agree_on_failure(comm, "the resolvent pass"):
         z_level = _z_level(cfg, ref_level, ens.value if ens else float("nan"), complete)
