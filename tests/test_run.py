@@ -175,7 +175,7 @@ def test_demo_small_produces_files(tmp_path, spia_cli):
     figs = tmp_path / "demo" / "demo_results_plots"
     for stem in ("lambda_m", "tc_vs_mustar", "bands"):
         assert (figs / f"{stem}.png").stat().st_size > 10_000
-    assert "exact Born" in r.stdout
+    assert "exact Born" in r.stdout and "Bethe–Salpeter ladder adds higher orders" in r.stdout
     assert "harmonic discrete-bead" in r.stdout and (tmp_path / "demo" / "harmonic_results.h5").exists()
 
 
