@@ -115,8 +115,8 @@ def group_runs(runs: list) -> list:
                 raise InputError(
                     f"{r.path} and {members[0].path} (same supercell, split K-points) centre their Fermi-surface "
                     f"weights at different ε_F ({r.fermi_level_ev:.6f} and {members[0].fermi_level_ev:.6f} eV, each "
-                    "from its own K-points): give every part the same spia.fermi_level_ev (with a reference "
-                    "subspace that is not complete, so that no run recomputes ε_F from its own bands)")
+                    "from its own K-points): give every part the same spia.fermi_level_ev (it then "
+                    "centres the weights of every part)")
         nb = {r.pair_sums_jackknife.shape[0] for r in members}
         if len(nb) > 1:
             raise InputError(f"runs of the supercell {np.asarray(members[0].supercell_matrix).tolist()} have "
