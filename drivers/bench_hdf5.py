@@ -11,8 +11,9 @@ their block replicas [block, gamma, q, m] dominate) — is written three ways on
   replicated  what spia_mpi did before: every rank holds every full dataset and writes all
               of it through ``mpio`` (independent I/O).
 
-Per mode: wall time (best of --repeat, max over ranks) and the peak resident memory of each
-rank added by holding its part of the result and writing it (VmHWM reset first). The three
+Per mode: wall time of the write (best of --repeat, max over ranks; the content exists before
+the clock starts) and the peak resident memory of each rank added by holding its part of the
+result and writing it (VmHWM reset before the content is made). The three
 files are compared byte for byte (datasets) so every mode writes the same thing.
 
   python drivers/bench_hdf5.py                           # 10⁴ states, 10³ q, 64 blocks; 1, 2, 4 ranks
@@ -161,16 +162,15 @@ def worker(a):
             comm.Barrier()
             _reset_peak_rss()
             base = _rss("VmRSS")
+            held = whole(a) if mode == "replicated" else my_part(a, comm)
+            comm.Barrier()
             t0 = time.perf_counter()
-            if mode == "replicated":
-                write_replicated(path, a, comm, whole(a))
-            else:
-                part = my_part(a, comm)
-                (write_collective if mode == "collective" else write_one_rank)(path, a, comm, part)
-                del part
+            {"replicated": write_replicated, "collective": write_collective,
+             "one-rank": write_one_rank}[mode](path, a, comm, held)
             comm.Barrier()
             times.append(comm.allreduce(time.perf_counter() - t0, op=_max()))
             peaks.append(_rss("VmHWM") - base)
+            del held
         out[mode] = {"seconds": min(times), "peak_MiB_per_rank": comm.gather(max(peaks), root=0)}
     if comm.rank == 0:
         out["file_MiB"] = (folder / f"one-rank_{comm.size}.h5").stat().st_size / 2**20

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -174,13 +175,13 @@ def _file_stamps(paths) -> list:
 
 
 def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") -> int:
-    from spia_mpi.eliashberg import linearised
     from spia_mpi.io import hdf5
     from spia_mpi.io.checkpoint import TaskStore, fingerprint
     from spia_mpi.io.inputs import to_dict
     from spia_mpi.io.log import Stage
-    from spia_mpi.parallel.mpi import on_root
+    from spia_mpi.io.results import write_results
     from spia_mpi.io.runinput import resolve
+    from spia_mpi.parallel.mpi import on_root
     from spia_mpi.engine.workflow import ConfigurationGroups, compute_lambda
 
     timings = {}
@@ -277,27 +278,16 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              symmetrize_m=inp.spia.symmetrize_m)
 
     with Stage("Eliashberg T_c", logger, timings):
-        tc, ad, mc, w2, wlog, notes = [], [], [], [], [], []
-        for ig, gam in enumerate(res.gamma_ev):
-            try:
-                r = linearised.solve_tc(res.lambda_m[ig], conf.temperature_k, inp.eliashberg.mustar,
-                                        n_freq=inp.eliashberg.nfreq, comm=comm)
-                tc.append(r.tc_k), ad.append(r.allen_dynes_k), mc.append(r.mcmillan_k)
-                w2.append(r.omega2_ev), wlog.append(r.omega_log_ev)
-                notes.append("; ".join(f"μ*={k}: {v}" for k, v in r.errors.items()))
-            except InputError as exc:
-                nan = [math.nan] * len(inp.eliashberg.mustar)
-                tc.append(nan), ad.append(nan), mc.append(nan), w2.append(math.nan), wlog.append(math.nan)
-                notes.append(str(exc))
-    tc_err = _tc_errors(inp, res, conf, tc, notes, comm, timings)
+        records = solve_tc_records(res, conf.temperature_k, inp.eliashberg, comm)
+    records = _add_tc_errors(records, res, conf.temperature_k, inp.eliashberg, comm, timings)
 
     with Stage("write results", logger, timings):
         timings.update({f"spia_{k}": v for k, v in res.timings.items()})
         timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (rank 0)
-        write_results(out_path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
-                      tc_err=tc_err)
+        content = results_content(inp, res, conf, records, timings) if comm.rank == 0 else None
+        write_results(out_path, content, comm, f"run {source}", resolved)
     if comm.rank == 0:
-        _summary(out_path, res, inp.eliashberg.mustar, tc, tc_err, notes)
+        _summary(out_path, res, records)
         if inp.output.plots:
             try:
                 from spia_mpi.io import plotting
@@ -309,27 +299,64 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     return 0
 
 
-def _tc_errors(inp, res, conf, tc, notes, comm, timings):
-    """σ(T_c) [gamma, mustar] (K) from the jackknife replicas of λ(m); NaN when switched off.
+@dataclass(frozen=True)
+class TcRecord:
+    """T_c of one (γ, μ*): temperatures K, energies eV; NaN where there is none.
 
-    One T_c solve per configuration block, μ* and γ (linearised.tc_errors = false skips
-    them); replica failures are appended to ``notes``.
+    ``omega2_ev`` and ``omega_log_ev`` belong to γ's λ(m) (the same for every μ*);
+    ``notes``: why a number is missing (solver and jackknife messages).
     """
+
+    gamma_index: int
+    mustar: float
+    tc_k: float
+    allen_dynes_k: float
+    mcmillan_k: float
+    omega2_ev: float
+    omega_log_ev: float
+    tc_error_k: float = math.nan
+    notes: tuple = ()
+
+
+def solve_tc_records(res, temperature_k: float, eli, comm) -> list:
+    """One :class:`TcRecord` per (γ, μ*) (γ-major) from the λ(m) of ``res``; ``eli``: the
+    input's [eliashberg] table. A γ whose λ(m) gives no T_c at all gets NaN records."""
+    from spia_mpi.eliashberg import linearised
+    records = []
+    for ig in range(len(res.gamma_ev)):
+        try:
+            r = linearised.solve_tc(res.lambda_m[ig], temperature_k, eli.mustar, n_freq=eli.nfreq, comm=comm)
+        except InputError as exc:
+            records += [TcRecord(ig, mu, math.nan, math.nan, math.nan, math.nan, math.nan, notes=(str(exc),))
+                        for mu in eli.mustar]
+            continue
+        records += [TcRecord(ig, mu, r.tc_k[j], r.allen_dynes_k[j], r.mcmillan_k[j], r.omega2_ev,
+                             r.omega_log_ev, notes=(r.errors[str(mu)],) if str(mu) in r.errors else ())
+                    for j, mu in enumerate(eli.mustar)]
+    return records
+
+
+def _add_tc_errors(records, res, temperature_k: float, eli, comm, timings) -> list:
+    """``records`` with σ(T_c) (K) from the jackknife replicas of λ(m) (one T_c solve per
+    configuration block, μ* and γ; ``eliashberg.tc_errors = false`` skips them) and the
+    replicas' failures in ``notes``."""
+    import dataclasses
+
     from spia_mpi.eliashberg import linearised
     from spia_mpi.io.log import Stage
-    mustars = inp.eliashberg.mustar
-    err = np.full((len(res.gamma_ev), len(mustars)), math.nan)
-    if not inp.eliashberg.tc_errors or res.lambda_m_jackknife is None:
-        return err
+    if not eli.tc_errors or res.lambda_m_jackknife is None:
+        return records
+    out = []
     with Stage("Eliashberg T_c errors (jackknife)", logger, timings):
         for ig in range(len(res.gamma_ev)):
-            jk = linearised.jackknife_tc(res.lambda_m_jackknife[:, ig], conf.temperature_k, mustars, tc[ig],
-                                         n_freq=inp.eliashberg.nfreq, comm=comm)
-            err[ig] = jk.tc_error_k
-            extra = [f"μ*={k}: T_c error: {v}" for k, v in jk.errors.items() if v != "no central T_c"]
-            if extra:
-                notes[ig] = "; ".join(x for x in [notes[ig], *extra] if x)
-    return err
+            mine = [r for r in records if r.gamma_index == ig]
+            jk = linearised.jackknife_tc(res.lambda_m_jackknife[:, ig], temperature_k, eli.mustar,
+                                         [r.tc_k for r in mine], n_freq=eli.nfreq, comm=comm)
+            for r, sigma in zip(mine, jk.tc_error_k):
+                why = jk.errors.get(str(r.mustar))
+                extra = (f"T_c error: {why}",) if why and why != "no central T_c" else ()
+                out.append(dataclasses.replace(r, tc_error_k=float(sigma), notes=r.notes + extra))
+    return out
 
 
 def _check_output(path: Path):
@@ -357,124 +384,130 @@ def model_matrix(inp):
     return as_supercell_matrix(inp.supercell.matrix)
 
 
-def write_results(path, comm, inp, resolved, res, conf, tc, ad, mc, w2, wlog, notes, timings, source,
-                  tc_err=None):
-    from spia_mpi.io import hdf5
-    info = hdf5.provenance(comm, f"run {source}")
-    if comm.size > 1:     # the collective write needs identical metadata on every rank (date, timings)
-        info, timings = comm.bcast((info, timings), root=0)
-    with hdf5.atomic_h5(path, comm, kind="results") as f:
-        hdf5.write_provenance(f, info, resolved)
-        t = f.create_group("timings")
-        for k, v in timings.items():
-            t.attrs[k] = float(v)
-        g = f.create_group("lambda")
-        g.attrs["temperature_K"] = conf.temperature_k
-        g.attrs["n_beads"] = conf.n_beads
-        g.attrs["n_configurations"] = conf.n_conf
-        g.attrs["mode"] = res.mode
-        g.attrs["error_method"] = f"jackknife over {inp.spia.n_blocks} configuration blocks"
-        m = np.arange(res.lambda_m.shape[1])
-        hdf5.write_dataset(g, "m", m, "1", "bosonic Matsubara index")
-        from spia_mpi.units import bosonic_frequency_ev
-        hdf5.write_dataset(g, "nu_eV", bosonic_frequency_ev(m, conf.temperature_k), "eV", "ν_m = 2πm k_B T")
-        hdf5.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
-        hdf5.write_dataset(g, "lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
-        hdf5.write_dataset(g, "lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
-        _write_raw_lambda(g, res)
-        _write_state_space(g, res.state_space)
-        if res.lambda_m_jackknife is not None:
-            hdf5.write_dataset(g, "lambda_m_jackknife", res.lambda_m_jackknife, "1",
-                             "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
-                             "jackknife replicas behind lambda_m_error; `tc` uses them for T_c errors)")
-        hdf5.write_dataset(g, "omega2_eV", np.array(w2), "eV", "ω̄₂ fitted to the tail of λ(m)")
-        hdf5.write_dataset(g, "omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
-                         "ω̄₂(m) = ν_m √(λ(m)/λ(0)) [gamma, m] (0 at m = 0; NaN where λ(m) ≤ 0 or λ(0) ≤ 0)")
-        for name, desc in (("gamma_fs", "Fermi-surface average ⟨Γ(m)⟩_FS = Σ w_s Γ_st(m) w_t / (Σ w_s)² "
-                                        "over the sampled pairs [gamma, m]"),
-                           ("w_fs", "Fermi-surface average ⟨W(m)⟩_FS of the interaction used for λ "
-                                    "(= ⟨Γ⟩_FS in Born mode) [gamma, m]; λ = −N_γ (M/N_cells) ⟨W⟩_FS"),
-                           ("gamma_diag_abs", "mean over all states s of |Γ_ss(m)| [m]")):
-            val = getattr(res, name, None)
-            if val is not None:
-                hdf5.write_dataset(g, f"{name}_eV", val, "eV", desc)
-                hdf5.write_dataset(g, f"{name}_error_eV", getattr(res, f"{name}_error"), "eV",
-                                 f"jackknife standard error of {name}_eV")
-        hdf5.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
-                         "Lorentzian DOS N_γ per primitive cell per spin")
-        q = f.create_group("lambda_q")
-        hdf5.write_dataset(q, "qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
-        hdf5.write_dataset(q, "lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
-        hdf5.write_dataset(q, "pair_sums", res.pair_sums_q, "1/eV",
-                         "Σ over pairs (k, k+q) of w W w [gamma, q, m] (for combining supercells)")
-        hdf5.write_dataset(q, "pair_sums_jackknife", res.pair_sums_q_jackknife, "1/eV",
-                         "pair_sums with one configuration block deleted [block, gamma, q, m]")
-        q.attrs["cells_per_supercell"] = res.cells_per_supercell
-        q.attrs["n_kpoints"] = res.n_kpoints
-        q.attrs["supercell_matrix"] = json.dumps(np.asarray(model_matrix(inp)).tolist())
-        e = f.create_group("eliashberg")
-        hdf5.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
-        hdf5.write_dataset(e, "tc_K", np.array(tc), "K", "T_c [gamma, mustar]")
-        hdf5.write_dataset(e, "tc_K_error", np.full(np.shape(tc), np.nan) if tc_err is None else np.asarray(tc_err),
-                         "K", "jackknife standard error of T_c from λ(m)'s block replicas [gamma, mustar]"
-                         " (NaN: not computed)")
-        hdf5.write_dataset(e, "allen_dynes_K", np.array(ad), "K")
-        hdf5.write_dataset(e, "mcmillan_K", np.array(mc), "K")
-        hdf5.write_dataset(e, "omega_log_eV", np.array(wlog), "eV", "ω_log of the α²F estimate")
-        e.attrs["notes"] = json.dumps(notes)
-        b = f.create_group("bands")
-        for k, v in res.fermi.as_attrs().items():     # the level used and every candidate (NaN: n/a)
-            b.attrs[k] = v
-        b.attrs["eta_eV"] = res.eta_ev
-        b.attrs["gbar_offdiagonal_ratio"] = json.dumps(res.offdiag_ratio)
-        en = np.concatenate([bb["energies"] for bb in res.bands])
-        hw = np.concatenate([bb["half_width"] for bb in res.bands])
-        ref = np.concatenate([bb["reference_energies"] for bb in res.bands])
-        kp = np.concatenate([bb["kpoints_frac"][bb["k_index"]] for bb in res.bands])
-        hdf5.write_dataset(b, "energies_eV", en[:, None], "eV", "renormalised band energies [state, 1]")
-        hdf5.write_dataset(b, "half_width_eV", hw[:, None], "eV", "half widths γ_nk")
-        hdf5.write_dataset(b, "reference_energies_eV", ref[:, None], "eV", "reference band energies")
-        hdf5.write_dataset(b, "kpoints_frac", kp, "1", "primitive k of each state")
-        for k, v in res.iterations.items():
-            b.attrs[k] = v
+def results_content(inp, res, conf, records, timings):
+    """Everything the results file holds (docs/output.md), as a ResultsContent."""
+    from spia_mpi.io.results import ResultsContent
+    out = ResultsContent()
+    out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
+    _lambda_entries(out, inp, res, conf, records)
+    _lambda_q_entries(out, inp, res)
+    _eliashberg_entries(out, inp, records, len(res.gamma_ev))
+    _band_entries(out, res)
+    return out
 
 
-def _write_raw_lambda(g, res):
+def _lambda_entries(out, inp, res, conf, records):
+    """/lambda: λ(m), its errors and replicas, ω̄₂, the Fermi-surface averages of Γ and W."""
+    from spia_mpi.units import bosonic_frequency_ev
+    out.set_attrs("lambda", temperature_K=conf.temperature_k, n_beads=conf.n_beads, n_configurations=conf.n_conf,
+                  mode=res.mode, error_method=f"jackknife over {inp.spia.n_blocks} configuration blocks")
+    m = np.arange(res.lambda_m.shape[1])
+    out.add("lambda/m", m, "1", "bosonic Matsubara index")
+    out.add("lambda/nu_eV", bosonic_frequency_ev(m, conf.temperature_k), "eV", "ν_m = 2πm k_B T")
+    out.add("lambda/gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
+    out.add("lambda/lambda_m", res.lambda_m, "1", "λ(m) [gamma, m]")
+    out.add("lambda/lambda_m_error", res.lambda_m_error, "1", "standard error of λ(m)")
+    _raw_lambda_entries(out, res)
+    _state_space_entries(out, res.state_space)
+    if res.lambda_m_jackknife is not None:
+        out.add("lambda/lambda_m_jackknife", res.lambda_m_jackknife, "1",
+                "λ(m) with configuration block i deleted [block, gamma, m] (delete-one "
+                "jackknife replicas behind lambda_m_error; `tc` uses them for T_c errors)")
+    omega2 = [next(r.omega2_ev for r in records if r.gamma_index == ig) for ig in range(len(res.gamma_ev))]
+    out.add("lambda/omega2_eV", np.array(omega2), "eV", "ω̄₂ fitted to the tail of λ(m)")
+    out.add("lambda/omega2_m_eV", _omega2_m(res, conf.temperature_k), "eV",
+            "ω̄₂(m) = ν_m √(λ(m)/λ(0)) [gamma, m] (0 at m = 0; NaN where λ(m) ≤ 0 or λ(0) ≤ 0)")
+    for name, desc in (("gamma_fs", "Fermi-surface average ⟨Γ(m)⟩_FS = Σ w_s Γ_st(m) w_t / (Σ w_s)² "
+                                    "over the sampled pairs [gamma, m]"),
+                       ("w_fs", "Fermi-surface average ⟨W(m)⟩_FS of the interaction used for λ "
+                                "(= ⟨Γ⟩_FS in Born mode) [gamma, m]; λ = −N_γ (M/N_cells) ⟨W⟩_FS"),
+                       ("gamma_diag_abs", "mean over all states s of |Γ_ss(m)| [m]")):
+        val = getattr(res, name, None)
+        if val is not None:
+            out.add(f"lambda/{name}_eV", val, "eV", desc)
+            out.add(f"lambda/{name}_error_eV", getattr(res, f"{name}_error"), "eV",
+                    f"jackknife standard error of {name}_eV")
+    out.add("lambda/n_gamma_per_cell", res.n_gamma_per_cell, "1/eV", "Lorentzian DOS N_γ per primitive cell per spin")
+
+
+def _raw_lambda_entries(out, res):
     """The uncorrected λ(m) and the finite-bead correction that turned it into /lambda/lambda_m."""
-    from spia_mpi.io import hdf5
     bc = res.bead_correction
-    g.attrs["bead_correction"] = bc.method
-    g.attrs["tau_refine"] = bc.tau_refine
-    hdf5.write_dataset(g, "bead_correction_factor", bc.factor, "1",
-                       f"f(m) with lambda_m = f · lambda_m_raw (bead_correction '{bc.method}')")
-    hdf5.write_dataset(g, "lambda_m_raw", res.raw.value, "1",
-                       "λ(m) before the finite-bead correction (at the ring-polymer frequencies Ω_m) [gamma, m]")
-    hdf5.write_dataset(g, "lambda_m_raw_error", res.raw.error, "1", "jackknife standard error of lambda_m_raw")
-    hdf5.write_dataset(g, "lambda_m_raw_jackknife", res.raw.replicas, "1",
-                       "lambda_m_raw with configuration block i deleted [block, gamma, m]")
+    out.set_attrs("lambda", bead_correction=bc.method, tau_refine=bc.tau_refine)
+    out.add("lambda/bead_correction_factor", bc.factor, "1",
+            f"f(m) with lambda_m = f · lambda_m_raw (bead_correction '{bc.method}')")
+    out.add("lambda/lambda_m_raw", res.raw.value, "1",
+            "λ(m) before the finite-bead correction (at the ring-polymer frequencies Ω_m) [gamma, m]")
+    out.add("lambda/lambda_m_raw_error", res.raw.error, "1", "jackknife standard error of lambda_m_raw")
+    out.add("lambda/lambda_m_raw_jackknife", res.raw.replicas, "1",
+            "lambda_m_raw with configuration block i deleted [block, gamma, m]")
 
 
-def _write_state_space(g, space):
+def _state_space_entries(out, space):
     """The state space of Ḡ, T, the BSE and N_γ: window, pool and captured Fermi-surface weight."""
-    from spia_mpi.io import hdf5
-    g.attrs["window_eV"] = json.dumps(None if space.window_ev is None else list(space.window_ev))
-    g.attrs["states_pool_per_k"] = space.pool_per_k
-    g.attrs["states_pool_complete"] = bool(space.pool_complete)
-    hdf5.write_dataset(g, "n_states_per_kpoint", space.n_states, "1", "reference states kept per supercell K")
-    hdf5.write_dataset(g, "window_captured_fraction", space.captured, "1",
-                       "Σ w over the kept states / Σ w over the states_per_k pool (reference energies) [gamma]")
+    out.set_attrs("lambda", window_eV=json.dumps(None if space.window_ev is None else list(space.window_ev)),
+                  states_pool_per_k=space.pool_per_k, states_pool_complete=bool(space.pool_complete))
+    out.add("lambda/n_states_per_kpoint", space.n_states, "1", "reference states kept per supercell K")
+    out.add("lambda/window_captured_fraction", space.captured, "1",
+            "Σ w over the kept states / Σ w over the states_per_k pool (reference energies) [gamma]")
 
 
-def _summary(path, res, mustars, tc, tc_err=None, notes=None):
+def _lambda_q_entries(out, inp, res):
+    """/lambda_q: q-resolved λ and the pair sums behind it (for combining supercells)."""
+    out.add("lambda_q/qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced")
+    out.add("lambda_q/lambda_qm", res.lambda_q, "1", "q-resolved λ [gamma, q, m]; Σ_q = λ(m)")
+    out.add("lambda_q/pair_sums", res.pair_sums_q, "1/eV",
+            "Σ over pairs (k, k+q) of w W w [gamma, q, m] (for combining supercells)")
+    out.add("lambda_q/pair_sums_jackknife", res.pair_sums_q_jackknife, "1/eV",
+            "pair_sums with one configuration block deleted [block, gamma, q, m]")
+    out.set_attrs("lambda_q", cells_per_supercell=res.cells_per_supercell, n_kpoints=res.n_kpoints,
+                  supercell_matrix=json.dumps(np.asarray(model_matrix(inp)).tolist()))
+
+
+def _eliashberg_entries(out, inp, records, n_gamma):
+    """/eliashberg: T_c and its estimates [gamma, mustar] from the (γ, μ*) records."""
+    mustars = inp.eliashberg.mustar
+
+    def table(field):
+        return np.array([getattr(r, field) for r in records], float).reshape(n_gamma, len(mustars))
+    out.add("eliashberg/mustar", np.array(mustars), "1")
+    out.add("eliashberg/tc_K", table("tc_k"), "K", "T_c [gamma, mustar]")
+    out.add("eliashberg/tc_K_error", table("tc_error_k"), "K",
+            "jackknife standard error of T_c from λ(m)'s block replicas [gamma, mustar] (NaN: not computed)")
+    out.add("eliashberg/allen_dynes_K", table("allen_dynes_k"), "K")
+    out.add("eliashberg/mcmillan_K", table("mcmillan_k"), "K")
+    out.add("eliashberg/omega_log_eV", table("omega_log_ev")[:, 0], "eV", "ω_log of the α²F estimate")
+    out.set_attrs("eliashberg", notes=json.dumps([gamma_notes(records, ig) for ig in range(n_gamma)]))
+
+
+def gamma_notes(records, ig: int) -> str:
+    """Why T_c numbers of γ number ``ig`` are missing: 'μ*=…: reason; …' ('' if none)."""
+    return "; ".join(f"μ*={r.mustar}: {n}" for r in records if r.gamma_index == ig for n in r.notes)
+
+
+def _band_entries(out, res):
+    """/bands: renormalised and reference energies and half widths of every state."""
+    out.set_attrs("bands", **res.fermi.as_attrs())      # the level used and every candidate (NaN: n/a)
+    out.set_attrs("bands", eta_eV=res.eta_ev, gbar_offdiagonal_ratio=json.dumps(res.offdiag_ratio), **res.iterations)
+
+    def column(key):
+        return np.concatenate([bb[key] for bb in res.bands])[:, None]
+    out.add("bands/energies_eV", column("energies"), "eV", "renormalised band energies [state, 1]")
+    out.add("bands/half_width_eV", column("half_width"), "eV", "half widths γ_nk")
+    out.add("bands/reference_energies_eV", column("reference_energies"), "eV", "reference band energies")
+    out.add("bands/kpoints_frac", np.concatenate([bb["kpoints_frac"][bb["k_index"]] for bb in res.bands]), "1",
+            "primitive k of each state")
+
+
+def _summary(path, res, records):
     lines = [f"results: {path}",
              f"T = {res.temperature_k:g} K, {res.n_conf} configurations × {res.n_beads} beads, mode {res.mode}"]
     for ig, gam in enumerate(res.gamma_ev):
         lam = ", ".join(f"{x:.4f}±{e:.4f}" for x, e in zip(res.lambda_m[ig], res.lambda_m_error[ig]))
         lines.append(f"γ = {gam:g} eV: λ(m) = {lam}")
-        errs = tc_err[ig] if tc_err is not None else [math.nan] * len(mustars)
         lines.append("          T_c = " + ", ".join(
-            (f"{t:.1f} ± {s:.2g} K" if math.isfinite(s) else f"{t:.1f} K") + f" (μ*={mu})"
-            for t, s, mu in zip(tc[ig], errs, mustars)))
-        if notes and notes[ig]:                   # why a T_c (or its error) is missing
-            lines.append(f"          ({notes[ig]})")
+            (f"{r.tc_k:.1f} ± {r.tc_error_k:.2g} K" if math.isfinite(r.tc_error_k) else f"{r.tc_k:.1f} K")
+            + f" (μ*={r.mustar})" for r in records if r.gamma_index == ig))
+        if gamma_notes(records, ig):              # why a T_c (or its error) is missing
+            lines.append(f"          ({gamma_notes(records, ig)})")
     print("\n".join(lines))
