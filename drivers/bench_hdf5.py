@@ -16,7 +16,7 @@ the clock starts) and the peak resident memory of each rank added by holding its
 result and writing it (VmHWM reset before the content is made). The three
 files are compared byte for byte (datasets) so every mode writes the same thing.
 
-  python drivers/bench_hdf5.py                           # 10⁴ states, 10³ q, 64 blocks; 1, 2, 4 ranks
+  python drivers/bench_hdf5.py      # 10⁴ states, 10³ q, 64 blocks; 1, 2, 4 ranks → docs/benchmarks/hdf5.md
   python drivers/bench_hdf5.py --states 2000 --qpoints 100 --blocks 8 --ranks 1 2   # quick
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 MODES = ("collective", "one-rank", "replicated")
 
@@ -200,10 +201,20 @@ def main(argv=None):
         return worker(a)
     from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
     folder = Path(a.folder or tempfile.mkdtemp(prefix="bench_hdf5_"))
-    print(f"results file: {a.states} states, {a.qpoints} q-points, {a.blocks} blocks, {a.gammas} γ, "
-          f"{a.m} m; best of {a.repeat}; files in {folder}\n")
-    print("| ranks | file (MiB) | mode | time (s) | peak memory per rank (MiB) | time / one-rank |")
-    print("|---|---|---|---|---|---|")
+    lines = ["## Writing the results file (`drivers/bench_hdf5.py`)", "",
+             f"A results file of realistic size — {a.states} states, {a.qpoints} q-points, {a.blocks} jackknife "
+             f"blocks, {a.gammas} γ, {a.m} Matsubara indices (the block replicas of the pair sums "
+             "[block, γ, q, m] dominate) — written by N ranks three ways: *collective* (each rank holds only "
+             "its blocks and states and writes them as hyperslabs through `mpio`, `dset.collective`), "
+             "*one-rank* (the parts are gathered on rank 0, which writes with serial h5py; the others wait), "
+             "*replicated* (every rank holds everything and writes every dataset through `mpio`: spia_mpi "
+             f"before issue 17). Time of the write, best of {a.repeat}, max over ranks; peak memory added per "
+             "rank by holding its part and writing it (VmHWM). 4 ranks on 2 cores are oversubscribed. "
+             f"Reproduce: `python drivers/bench_hdf5.py` (files in a temporary folder).", "",
+             "| ranks | file (MiB) | mode | time (s) | peak memory per rank (MiB) | time / one-rank |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    worst = {}
     for n in a.ranks:
         js = folder / f"bench_{n}.json"
         cmd = [*mpirun_prefix(), "-n", str(n), sys.executable, __file__, "--worker", "--json", str(js),
@@ -213,15 +224,33 @@ def main(argv=None):
         env["H5PY_ALWAYS_USE_MPI"] = "1"
         subprocess.run(cmd, check=True, env=env)
         r = json.loads(js.read_text())
+        if not r["same_content"]:
+            raise SystemExit(f"the three files of {n} rank(s) differ")
         for mode in MODES:
             x = r[mode]
-            print(f"| {n} | {r['file_MiB']:.1f} | {mode} | {x['seconds']:.3f} | "
-                  f"{' / '.join(f'{p:.0f}' for p in x['peak_MiB_per_rank'])} | "
-                  f"{x['seconds'] / r['one-rank']['seconds']:.2g} |")
-        if not r["same_content"]:
-            print(f"WARNING: the three files of {n} rank(s) differ")
+            row = (f"| {n} | {r['file_MiB']:.1f} | {mode} | {x['seconds']:.3f} | "
+                   f"{' / '.join(f'{p:.0f}' for p in x['peak_MiB_per_rank'])} | "
+                   f"{x['seconds'] / r['one-rank']['seconds']:.2g} |")
+            lines.append(row)
+            print(row, flush=True)
+            w = worst.setdefault(mode, [0.0, 0.0])
+            w[0], w[1] = max(w[0], x["seconds"]), max(w[1], max(x["peak_MiB_per_rank"]))
         for m in MODES:
             os.unlink(folder / f"{m}_{n}.h5")
+    lines += ["", "Worst case over the rank counts: " + "; ".join(
+        f"{m} {w[0]:.2f} s, {w[1]:.0f} MiB on one rank" for m, w in worst.items()) + ". The three files are "
+        "identical (checked). Every way takes well under a second for a file of this size — nothing next to a "
+        "run's resolvent stage (minutes to hours) — and the timings are at the noise level of this shared "
+        "machine; the largest memory is rank 0's in *one-rank* (the gathered file plus the concatenation, "
+        "≈ 2.5 × the file), tens of MiB next to a rank's PETSc working set of hundreds. So `run` writes its "
+        "results file from rank 0 alone (`spia_mpi/io/results.py`): no collective HDF5 call, no requirement "
+        "that every rank carry identical metadata, and a failure on one rank cannot hang the others in the "
+        "file. Files that really are large — configurations of long PIMD runs (10⁵ frames × 304 atoms × 16 "
+        "beads ≈ 12 GB) — are written collectively in per-rank slices instead (`sample convert` on several "
+        "ranks, docs/configurations.md)."]
+    if a.folder is None and a.states == 10000:
+        (ROOT / "docs" / "benchmarks" / "hdf5.md").write_text("\n".join(lines) + "\n")
+        print("wrote docs/benchmarks/hdf5.md")
     return 0
 
 
