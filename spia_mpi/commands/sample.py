@@ -12,7 +12,6 @@ logger = logging.getLogger(__name__)
 NAME = "sample"
 HELP = "make a configurations HDF5: exact harmonic ring-polymer samples or converted PIMD trajectories"
 ORDER = 25
-NEEDS_MPI = False
 DESCRIPTION = """\
 harmonic: independent exact draws of the N_b-bead discretised path integral of
   Einstein oscillators (every atom, ħΩ in eV) or of a force-constant matrix
@@ -20,7 +19,10 @@ harmonic: independent exact draws of the N_b-bead discretised path integral of
 convert:  per-bead PIMD trajectories (i-PI xyz 'PREFIX.pos_*.xyz', VASP XDATCAR,
   or any ASE format) into the configurations HDF5 layout, with equilibration
   skip (fs) and stride; --diffusion-path-window FS also writes the diffusion paths
-  (Eq. 4 moving average) as a second configurations file for λ_dif(m).
+  (Eq. 4 moving average) as a second configurations file for λ_dif(m). Under
+  mpirun the bead files are split over the ranks and written collectively (each
+  rank holds only its beads; not with --diffusion-path-window, which needs all).
+harmonic and pimd run on rank 0 (the other ranks wait).
 pimd:     run NVT PIMD in-process with i-PI (PILE-L thermostat, one rank) on a
   model ASE calculator (screened-Coulomb YukawaPair or Einstein springs).
 
@@ -156,6 +158,50 @@ def _run_pimd(args):
 
 
 def run(args, comm):
+    from spia_mpi.parallel.mpi import on_root
+    if args.how == "convert":
+        return _convert(args, comm)
+    return on_root(comm, _make_on_one_rank, args)
+
+
+def _convert(args, comm):
+    """``sample convert``: each rank reads its beads' trajectories and writes them collectively."""
+    from spia_mpi.ions import configurations as cf
+    if args.time_step <= 0:
+        raise InputError(f"--time-step {args.time_step} fs must be positive")
+    if args.stride < 1:
+        raise InputError(f"--stride {args.stride} must be ≥ 1")
+    if args.diffusion_path_window is not None:          # fail before reading big files
+        if comm.size > 1:
+            raise InputError("--diffusion-path-window needs every bead of an atom on one rank: run "
+                             "`sample convert` with it on one rank")
+        from spia_mpi.ions.analysis import moving_average_window
+        moving_average_window(args.time_step, args.diffusion_path_window, None, args.diffusion_edges)
+    spec = args.files if len(args.files) > 1 else args.files[0]
+    conf = cf.read_trajectories(spec, args.temperature, args.time_step, args.format, comm)
+    conf = conf.select(int(round(args.skip_fs / args.time_step)), 1)
+    if args.diffusion_path_window is not None:
+        from pathlib import Path
+
+        from spia_mpi.ions.analysis import diffusion_path_configurations
+        dif = diffusion_path_configurations(conf, args.diffusion_path_window, args.diffusion_edges)
+        dif = dif.select(0, args.stride)
+        out = Path(args.out)
+        dif_path = args.diffusion_out or str(out.with_name(out.stem + "_dif" + (out.suffix or ".h5")))
+        cf.write_h5(dif, dif_path)
+        print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
+              f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")
+    conf = conf.select(0, args.stride)
+    cf.write_h5(conf, args.out, comm, axis=1)
+    n_beads = comm.allreduce(conf.n_beads) if comm.size > 1 else conf.n_beads
+    if comm.rank == 0:
+        print(f"{args.out}: {conf.n_conf} configurations × {n_beads} beads × {conf.n_atoms} atoms "
+              f"at {conf.temperature_k:g} K" + (f" (written by {comm.size} ranks)" if comm.size > 1 else ""))
+    return 0
+
+
+def _make_on_one_rank(args):
+    """``sample harmonic`` / ``sample pimd`` (one rank): draw or simulate, write the file."""
     from spia_mpi.ions import configurations as cf
     if args.how == "pimd":
         conf = _run_pimd(args)
@@ -184,27 +230,6 @@ def run(args, comm):
             what = f"force constants {args.force_constants}"
         conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), args.temperature, 0.0,
                                  f"harmonic sampler {what} seed={args.seed}")
-    else:
-        if args.time_step <= 0:
-            raise InputError(f"--time-step {args.time_step} fs must be positive")
-        if args.diffusion_path_window is not None:          # fail before reading big files
-            from spia_mpi.ions.analysis import moving_average_window
-            moving_average_window(args.time_step, args.diffusion_path_window, None, args.diffusion_edges)
-        spec = args.files if len(args.files) > 1 else args.files[0]
-        conf = cf.read_trajectories(spec, args.temperature, args.time_step, args.format)
-        conf = conf.select(int(round(args.skip_fs / args.time_step)), 1)
-        if args.diffusion_path_window is not None:
-            from pathlib import Path
-
-            from spia_mpi.ions.analysis import diffusion_path_configurations
-            dif = diffusion_path_configurations(conf, args.diffusion_path_window, args.diffusion_edges)
-            dif = dif.select(0, args.stride)
-            out = Path(args.out)
-            dif_path = args.diffusion_out or str(out.with_name(out.stem + "_dif" + (out.suffix or ".h5")))
-            cf.write_h5(dif, dif_path)
-            print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
-                  f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")
-        conf = conf.select(0, args.stride)
     cf.write_h5(conf, args.out)
     print(f"{args.out}: {conf.n_conf} configurations × {conf.n_beads} beads × {conf.n_atoms} atoms "
           f"at {conf.temperature_k:g} K")

@@ -87,19 +87,41 @@ class Configurations:
                               self.temperature_k, self.time_step_fs * stride, self.source, dict(self.extra))
 
 
-def write_h5(conf: Configurations, path, comm=None):
-    """Write ``conf`` to ``path`` (atomically; rank 0 writes when comm.size > 1)."""
+def write_h5(conf: Configurations, path, comm=None, axis: int = 0):
+    """Write ``conf`` to ``path`` atomically.
+
+    With ``comm`` of several ranks the write is collective (parallel HDF5, ``mpio``): each
+    rank's ``conf`` holds only its own slice of the positions along ``axis`` (0:
+    configurations, 1: beads), slices in rank order, none empty; cell, numbers, masses,
+    temperature, time step, source and ``extra`` are the same on every rank. Each rank
+    writes its slice as a hyperslab, so no rank ever holds the whole file.
+    """
     from spia_mpi.io import hdf5
-    if comm is not None and comm.size > 1:
-        if comm.rank == 0:
-            write_h5(conf, path, None)
-        comm.Barrier()
-        return
-    with hdf5.atomic_h5(path, None, kind="configurations") as f:
+    from spia_mpi.parallel.mpi import allgather_dict
+    if axis not in (0, 1):
+        raise ValueError(f"axis {axis} must be 0 (configurations) or 1 (beads)")
+    rank = 0 if comm is None else comm.rank
+    shapes = allgather_dict({rank: conf.positions.shape}, comm)
+    sizes = [shapes[r][axis] for r in sorted(shapes)]
+    others = {tuple(np.delete(sh, axis)) for sh in shapes.values()}
+    if len(others) > 1 or min(sizes) == 0:
+        raise InputError(f"{path}: the ranks' position slices do not fit together along axis {axis} "
+                         f"(shapes {[shapes[r] for r in sorted(shapes)]}; every rank needs a non-empty slice)")
+    shape = list(conf.positions.shape)
+    shape[axis] = sum(sizes)
+    start = sum(sizes[:rank])
+    where = [slice(None)] * 4
+    where[axis] = slice(start, start + sizes[rank])
+    with hdf5.atomic_h5(path, comm, kind="configurations") as f:
         g = f.create_group("configurations")
-        chunk = (1,) + conf.positions.shape[1:]
-        hdf5.write_dataset(g, "positions", conf.positions, "Å", "[configuration, bead, atom, xyz]",
-                         chunks=chunk)
+        ds = g.create_dataset("positions", tuple(shape), dtype="f8", chunks=(1,) + tuple(shape[1:]))
+        ds.attrs["units"] = "Å"
+        ds.attrs["description"] = "[configuration, bead, atom, xyz]"
+        if comm is not None and comm.size > 1:
+            with ds.collective:
+                ds[tuple(where)] = conf.positions
+        else:
+            ds[...] = conf.positions
         hdf5.write_dataset(g, "cell", conf.cell, "Å", "lattice vectors as rows")
         hdf5.write_dataset(g, "numbers", conf.numbers.astype(np.int32), "1", "atomic numbers")
         hdf5.write_dataset(g, "masses", conf.masses, "amu")
@@ -111,7 +133,10 @@ def write_h5(conf: Configurations, path, comm=None):
 
 
 def read_h5(path, selection=None) -> Configurations:
-    """Read configurations (``selection``: a slice of configurations, default all)."""
+    """Read configurations; ``selection`` indexes the positions [configuration, bead, …]
+    (a slice of configurations, or a tuple such as ``(slice(None), slice(b0, b1))`` for
+    beads b0…b1−1; default all). Only the selected positions are read, so every rank of a
+    parallel job can read its own slice of a file larger than one rank's memory."""
     from pathlib import Path
 
     from spia_mpi.io import hdf5
@@ -528,16 +553,28 @@ def _bead_files(spec):
     return files
 
 
-def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str = "ipi") -> Configurations:
+def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str = "ipi",
+                      comm=None) -> Configurations:
     """Read per-bead trajectories: ``fmt`` 'ipi' (i-PI xyz), 'xdatcar' (VASP) or any ASE format.
 
     ``spec``: a glob like 'sim.pos_*.xyz' or a list of files, one per bead.
     ``time_step_fs``: time between stored frames.
+    ``comm`` of several ranks: the bead files are split over the ranks (contiguous, in
+    bead order; at most one rank per bead); each rank reads only its own and returns the
+    configurations of its beads (write them with ``write_h5(conf, path, comm, axis=1)``).
+    Frame counts, species and cells are checked across ranks (the same error everywhere).
     """
     import ase.io
+
+    from spia_mpi.parallel.mpi import allgather_dict, partition
     files = _bead_files(spec)
+    size = 1 if comm is None else comm.size
+    if size > len(files):
+        raise InputError(f"{len(files)} bead trajectory file(s) cannot be split over {size} ranks: "
+                         f"use at most {len(files)} ranks")
+    mine = [files[i] for i in partition(len(files), size, 0 if comm is None else comm.rank)]
     per_bead = []
-    for f in files:
+    for f in mine:
         if fmt == "ipi":
             per_bead.append(read_ipi_xyz(f))
         else:
@@ -550,7 +587,19 @@ def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str 
                 raise InputError(f"{f}: no frames")
             per_bead.append((np.array([a.get_positions() for a in frames]),
                              np.array([a.cell[:] for a in frames]), frames[0].get_chemical_symbols()))
-    return _assemble(per_bead, files, temperature_k, time_step_fs, f"{fmt}:{spec}")
+    conf = _assemble(per_bead, mine, temperature_k, time_step_fs, f"{fmt}:{spec}")
+    if size > 1:
+        seen = allgather_dict({comm.rank: (mine[0], conf.n_conf, conf.numbers.tolist(), conf.cell)}, comm)
+        first, n0, z0, cell0 = seen[0]
+        for r in sorted(seen):
+            path, n, z, cell = seen[r]
+            if n != n0:
+                raise InputError(f"bead trajectories have different lengths ({first}: {n0}, {path}: {n})")
+            if z != z0:
+                raise InputError(f"{path}: species differ from {first}")
+            if not np.allclose(cell, cell0, atol=1e-6):
+                raise InputError(f"{conf.source}: cells differ between beads")
+    return conf
 
 
 def write_ipi_xyz(conf: Configurations, prefix):
