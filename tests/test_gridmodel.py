@@ -625,3 +625,28 @@ def test_non_diagonal_supercell_bands_converge_to_folded_primitive_bands():
         diffs.append(np.max(np.abs(ev_s - ev_p)))
     assert diffs[1] < 0.4 * diffs[0] and diffs[1] < 0.05, diffs
     assert sup.n_electrons == 2 * p.n_electrons and len(sup.atoms) == 4
+
+
+def test_potential_files_read_once_per_configuration_bead_in_a_run(tmp_path, monkeypatch):
+    """The resolvent pass over 2 K-points × 4 configurations × 2 beads reads each of the 8 files
+    exactly once (not once per K), and λ equals that of the pseudopotential model the files hold."""
+    from spia_mpi.engine.workflow import compute_lambda
+    from spia_mpi.models import grid
+    m = fcc_lih_model(grid=(5, 5, 5))
+    pos = displaced(m, 4, 2, seed=4)
+    pattern = str(tmp_path / "c{c}_b{b}.LOCPOT")
+    for c in range(4):
+        for b in range(2):
+            write_locpot(pattern.format(c=c, b=b), atoms_at(m, pos[c, b]), m.potential(pos[c, b]))
+    reads = []
+    real = grid.read_potential_file
+    monkeypatch.setattr(grid, "read_potential_file", lambda path, *a: reads.append(str(path)) or real(path, *a))
+    mf = fcc_lih_model(grid=(5, 5, 5))
+    mf.external_potential = grid.PotentialFiles(mf, pattern, pos)
+    K = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.5]]
+    kw = dict(J=4, n_per_k=2, gammas=[0.5], mode="born", n_blocks=2, fermi_level_ev=0.0)
+    files = compute_lambda(mf, pos, K, 2000.0, **kw)
+    assert sorted(reads) == sorted(pattern.format(c=c, b=b) for c in range(4) for b in range(2))
+    direct = compute_lambda(m, pos, K, 2000.0, **kw)
+    assert np.allclose(files.lambda_m, direct.lambda_m, rtol=1e-6, atol=1e-10)
+    assert np.all(np.abs(direct.lambda_m) > 0)

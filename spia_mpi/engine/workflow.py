@@ -506,7 +506,9 @@ def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, st
     """
     engine = _ResolventEngine(model, cfg.solver, cfg.solver_options, groups.group_comm)
     g_store = {}
-    my_tasks = [(ik, c) for ik, blk in plan.mine for c in plan.confs(blk)]
+    # configuration-major: all K of one configuration in a row, so a model that reads each
+    # bead's potential from a file (models.grid.PotentialFiles) reads it once
+    my_tasks = sorted(((ik, int(c)) for ik, blk in plan.mine for c in plan.confs(blk)), key=lambda t: (t[1], t[0]))
     n_reused = 0
     for ik, c in progress(my_tasks, label="resolvents: configuration tasks on rank 0", logger=logger):
         task = ik * plan.n_conf + c

@@ -418,8 +418,10 @@ class PotentialFiles:
     the configuration's atoms (same numbers, every atom within 1e-3 Å modulo the supercell).
 
     Calls are matched to (c, b) by the exact positions (a SHA-1 of the float64 array), so the
-    model interface stays ``H(positions)``. Each call reads the whole file on the calling rank:
-    O(N_file) transient memory; the last potential is cached (several K-points in a row).
+    model interface stays ``H(positions)``. Each read takes the whole file on the calling rank
+    (O(N_file) transient memory); the potentials of the last ``n_beads`` (configuration, bead)
+    pairs are kept (n_beads grids), so the resolvent pass — configuration-major, every K of a
+    configuration's beads in turn — reads each file once.
     """
 
     CELL_ATOL = 1e-4
@@ -456,7 +458,8 @@ class PotentialFiles:
                 self._paths[self._key(pos[i, b])] = (Path(path), f"configuration {c}, bead {b}")
         if reference_file:
             self._paths.setdefault(self._key(model.reference_positions), (Path(reference_file), "reference structure"))
-        self._cache = (None, None)
+        self._cache = {}                     # positions key → V, the last n_beads in insertion order
+        self._cache_size = n_beads
 
     @staticmethod
     def _key(positions_av):
@@ -485,11 +488,13 @@ class PotentialFiles:
 
     def __call__(self, positions_av) -> np.ndarray:
         key = self._key(positions_av)          # cache by positions: one file may serve two beads only if valid for both
-        if self._cache[0] != key:
+        if key not in self._cache:
             path, what = self.path_for(positions_av)
-            self._cache = (None, None)
-            self._cache = (key, self.load(path, positions_av, what))
-        return self._cache[1]
+            v = self.load(path, positions_av, what)
+            while len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]       # the oldest
+            self._cache[key] = v
+        return self._cache[key]
 
     def load(self, path, positions_av, what: str = "") -> np.ndarray:
         """V on the model grid (eV), float [N1, N2, N3], from ``path`` checked against ``positions_av``."""
