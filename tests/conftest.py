@@ -47,3 +47,58 @@ def run_cli(args, ranks: int = 1, timeout: float = 300, cwd=None, env_extra=None
 @pytest.fixture
 def spia_cli():
     return run_cli
+
+
+# ---------------------------------------------------------------------------
+# The small Holstein run input shared by test_run, test_faults and test_tc_cli
+# ---------------------------------------------------------------------------
+
+SMALL_RUN_TOML = """
+[model.holstein]
+coupling_ev_per_ang = 4.0
+[supercell]
+matrix = [2, 2, 2]
+kpoints = [[0, 0, 0], [0.5, 0, 0]]
+[configurations.einstein]
+n_samples = 24
+n_beads = 8
+seed = 3
+[spia]
+gamma_ev = [0.5]
+n_blocks = 6
+resolvent = "{resolvent}"
+[eliashberg]
+mustar = [0.1]
+[output]
+file = "{out}"
+plots = false
+"""
+
+
+class SmallRun:
+    """The small run input: ``toml`` (with ``{out}`` and ``{resolvent}`` fields), ``write`` it into a
+    folder, ``read`` a finished results file's main datasets, resolved input and provenance."""
+
+    toml = SMALL_RUN_TOML
+
+    @staticmethod
+    def write(folder, out="res.h5", resolvent="dense", extra=""):
+        p = Path(folder) / "in.toml"
+        p.write_text(SMALL_RUN_TOML.format(out=out, resolvent=resolvent) + extra)
+        return p
+
+    @staticmethod
+    def read(path):
+        import json
+
+        import h5py
+        with h5py.File(path, "r") as f:
+            assert f.attrs["complete"]
+            return {k: f[k][...] for k in ("lambda/lambda_m", "lambda/lambda_m_error", "eliashberg/tc_K",
+                                            "lambda_q/lambda_qm")}, json.loads(f["input"].attrs["json"]), \
+                dict(f["provenance"].attrs)
+
+
+@pytest.fixture(scope="session")
+def small_run():
+    return SmallRun

@@ -6,7 +6,6 @@ from ase import Atoms
 from ase.build import bulk
 
 from spia_mpi.engine.spia import lorentzian_weights
-from spia_mpi.models import bands
 from spia_mpi.models.tightbinding import TightBindingModel, holstein_cubic
 from spia_mpi.lattice.supercells import folded_kpoints
 

@@ -14,7 +14,12 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-pytest.importorskip("ipi.scripting")
+from prerequisites import missing
+
+try:
+    import ipi.scripting  # noqa: F401
+except ImportError as exc:
+    missing("i-PI (ipi.scripting)", f"{exc}; install it into the venv: pip install ipi (docs/install.md)")
 
 from spia_mpi import units  # noqa: E402
 from spia_mpi.ions.calculators import EinsteinHarmonic, YukawaPair, thomas_fermi_length  # noqa: E402

@@ -94,8 +94,9 @@ def test_cover_reports_a_fitting_star_member_not_the_representative():
         assert not np.allclose(np.exp(2j * np.pi * (np.array(S) @ r)), 1.0)
         assert np.allclose(np.exp(2j * np.pi * (np.array(S) @ q)), 1.0)
     hit = [q for S, r, q in pairs if S == [[1, 0, 0], [0, 8, 0], [0, 6, 1]] and np.allclose(r, [0, 0.25, 0.625])]
-    if hit:                                        # the case of the bug report, if the greedy cover picks it
-        assert np.allclose(np.array([[1, 0, 0], [0, 8, 0], [0, 6, 1]]) @ hit[0] % 1, 0)
+    assert len(hit) == 1, pairs                    # the case of the bug report (the cover is deterministic)
+    assert np.allclose(hit[0], [0, 0.375, 0.75])
+    assert np.allclose(np.array([[1, 0, 0], [0, 8, 0], [0, 6, 1]]) @ hit[0] % 1, 0)
 
 
 def test_diagonal_grid_trivial_answer():

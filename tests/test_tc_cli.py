@@ -1,23 +1,21 @@
 """`spia_mpi tc --lambda RESULTS.h5`: the statistical error of T_c from the λ(m) jackknife
 replicas stored by `spia_mpi run` (/lambda/lambda_m_jackknife)."""
 import json
-import math
 import shutil
 
 import numpy as np
 import pytest
 
-from test_run import write_input
 
 MUSTARS = [0.1, 0.16]
 
 
 @pytest.fixture(scope="module")
-def two_gamma_run(tmp_path_factory):
+def two_gamma_run(tmp_path_factory, small_run):
     """A 2-rank tiny `run` (tests/test_run.py's SMALL input) with two γ and two μ*."""
     from conftest import run_cli
     folder = tmp_path_factory.mktemp("tc_cli")
-    p = write_input(folder)
+    p = small_run.write(folder)
     text = p.read_text().replace("gamma_ev = [0.5]", "gamma_ev = [0.5, 1.0]")
     p.write_text(text.replace("mustar = [0.1]", f"mustar = {MUSTARS}"))
     r = run_cli(["run", p], ranks=2)
