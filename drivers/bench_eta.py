@@ -6,10 +6,10 @@ ions displaced by σ = 0.1 Å), z = 10 eV + iη at 300 K for J = 0 … 32, 8 pla
 right-hand sides, one rank: the kinetic-energy FFT preconditioner (the grid model's
 default) against Jacobi. Writes docs/benchmarks/eta.md.
 """
+import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,4 +55,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

@@ -19,6 +19,7 @@ is displaced at random (σ = 0.1 Å), z = ε + i(2J+1)πk_BT with J = 16 at 300 
 Writes docs/benchmarks/gridresolvent.md. ``--one L KSP PC`` runs one measurement
 and prints it as JSON (used under mpirun for item 3).
 """
+import argparse
 import json
 import resource
 import subprocess
@@ -205,9 +206,14 @@ def rerun_memory_section():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        one(int(sys.argv[2]), sys.argv[3], sys.argv[4])
-    elif sys.argv[1:] == ["--memory"]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--memory", action="store_true", help="rerun only the memory table of "
+                    "docs/benchmarks/gridresolvent.md")
+    ap.add_argument("--one", nargs=3, metavar=("L", "KSP", "PC"), help=argparse.SUPPRESS)   # child process
+    args = ap.parse_args()
+    if args.one:
+        one(int(args.one[0]), args.one[1], args.one[2])
+    elif args.memory:
         rerun_memory_section()
     else:
         main()

@@ -7,6 +7,7 @@ on grids of 20³, 30³ and 40³ points, 4th-order finite differences: time to bu
 matrix-vector product, nonzeros and PETSc's memory for the matrix per grid point.
 Writes docs/benchmarks/models.md.
 """
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -62,4 +63,5 @@ def _time(fn):
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

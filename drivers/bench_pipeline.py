@@ -13,6 +13,7 @@ a scaling model for the paper's workload.
 
 Writes docs/benchmarks/pipeline.md.
 """
+import argparse
 import cProfile
 import io
 import math
@@ -135,4 +136,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

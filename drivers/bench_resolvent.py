@@ -10,6 +10,7 @@
 
 Writes docs/benchmarks/resolvent.md.
 """
+import argparse
 import re
 import resource
 import subprocess
@@ -140,4 +141,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Regenerate docs/input.md from the schema in spia_mpi/io/runinput.py and the demo input."""
+import argparse
 import sys
 from pathlib import Path
 
@@ -27,4 +28,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

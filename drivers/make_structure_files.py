@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Write the shipped Li2MgH16 structures (Table S1) to spia_mpi/data/ as extxyz and POSCAR."""
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,4 +22,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()
