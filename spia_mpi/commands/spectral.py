@@ -51,7 +51,7 @@ def reference_fermi_level(inp, model, temperature_k: float, comm) -> float:
     if inp.model.kind == "grid":
         from spia_mpi.models.grid import fermi_level_of_reference
         return on_root(comm, fermi_level_of_reference, model, kpoints, temperature_k)
-    from spia_mpi.engine.workflow import reference_fermi_level as fermi
+    from spia_mpi.models.bands import fermi_level as fermi
     n_prim = len(model.primitive)
     energies = np.concatenate([model.reference_states(K, n_prim).energies for K in kpoints])
     return fermi(energies, 0.5 * model.n_electrons * len(kpoints), temperature_k)

@@ -42,6 +42,7 @@ from spia_mpi.io.log import progress
 from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, chain_sum, on_root, partition
 from spia_mpi.engine.resolvent import matsubara_eta, projected_resolvent_dense
 from spia_mpi.engine.stats import jackknife_error
+from spia_mpi.models.bands import fermi_level
 
 logger = logging.getLogger(__name__)
 
@@ -123,22 +124,6 @@ class SpiaResult:
 def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
     """Block index of each configuration, int [n_conf] (contiguous, balanced)."""
     return (np.arange(n_conf) * n_blocks) // n_conf
-
-
-def reference_fermi_level(energies_all: np.ndarray, n_electrons_per_spin: float, temperature_k: float) -> float:
-    """μ with Σ Fermi–Dirac occupations = N per spin over the given reference energies."""
-    from scipy.optimize import brentq
-    e = np.asarray(energies_all, float)
-    kt = units.KB_EV_PER_K * temperature_k
-
-    def count(mu):
-        x = np.clip((e - mu) / kt, -700, 700)
-        return float(np.sum(1.0 / (np.exp(x) + 1.0))) - n_electrons_per_spin
-
-    lo, hi = e.min() - 50 * kt - 1.0, e.max() + 50 * kt + 1.0
-    if not count(lo) < 0 < count(hi):
-        raise InputError(f"cannot place {n_electrons_per_spin} electrons per spin in {e.size} reference states")
-    return brentq(count, lo, hi, xtol=1e-12)
 
 
 def transfer_index(kpoints_frac: np.ndarray):
@@ -416,8 +401,8 @@ def _reference_states(model, plan: _Plan, cfg: SpiaSettings, temperature_k: floa
     complete = all(r.n_states == model.n_basis for r in refs)
     ref_level = cfg.reference_fermi_level_ev
     if ref_level is None and complete:
-        ref_level = reference_fermi_level(np.concatenate([r.energies for r in refs]),
-                                          0.5 * model.n_electrons * len(plan.kpoints), temperature_k)
+        ref_level = fermi_level(np.concatenate([r.energies for r in refs]),
+                                0.5 * model.n_electrons * len(plan.kpoints), temperature_k)
     return refs, float("nan") if ref_level is None else float(ref_level), complete
 
 

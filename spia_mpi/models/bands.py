@@ -65,6 +65,19 @@ def _solve_lowest(eps, A, model, kpoint, n, tol, comm, PETSc, SLEPc):
 
 
 def fermi_level(energies, n_electrons_per_spin: float, temperature_k: float) -> float:
-    """ε_F (eV) with Σ Fermi–Dirac occupations = N per spin (energies of all bands and k)."""
-    from spia_mpi.engine.workflow import reference_fermi_level
-    return reference_fermi_level(np.asarray(energies).ravel(), n_electrons_per_spin, temperature_k)
+    """ε_F (eV) with Σ Fermi–Dirac occupations = N per spin over ``energies`` (eV, all bands
+    and k, any shape); InputError if the states cannot hold that many electrons."""
+    from scipy.optimize import brentq
+
+    from spia_mpi import units
+    e = np.asarray(energies, float).ravel()
+    kt = units.KB_EV_PER_K * temperature_k
+
+    def count(mu):
+        x = np.clip((e - mu) / kt, -700, 700)
+        return float(np.sum(1.0 / (np.exp(x) + 1.0))) - n_electrons_per_spin
+
+    lo, hi = e.min() - 50 * kt - 1.0, e.max() + 50 * kt + 1.0
+    if not count(lo) < 0 < count(hi):
+        raise InputError(f"cannot place {n_electrons_per_spin} electrons per spin in {e.size} reference states")
+    return brentq(count, lo, hi, xtol=1e-12)

@@ -563,17 +563,16 @@ def fermi_level_of_reference(model, kpoints, temperature_k: float, dense_max: in
     """
     from spia_mpi.models import bands
     from spia_mpi import units
-    from spia_mpi.engine.workflow import reference_fermi_level
     kpoints = np.atleast_2d(kpoints)
     n_per_spin = 0.5 * model.n_electrons * len(kpoints)
     if model.n_basis <= dense_max:
         ev = np.concatenate([np.linalg.eigvalsh(model.hamiltonian_dense(model.reference_positions, K))
                              for K in kpoints])
-        return reference_fermi_level(ev, n_per_spin, temperature_k)
+        return bands.fermi_level(ev, n_per_spin, temperature_k)
     n = min(model.n_basis, int(math.ceil(0.5 * model.n_electrons)) + 8)
     while True:
         ev = [bands.lowest_eigenpairs(model, K, n)[0] for K in kpoints]
-        ef = reference_fermi_level(np.concatenate(ev), n_per_spin, temperature_k)
+        ef = bands.fermi_level(np.concatenate(ev), n_per_spin, temperature_k)
         if n == model.n_basis or min(e[-1] for e in ev) - ef > 40 * units.KB_EV_PER_K * temperature_k:
             return ef
         n = min(model.n_basis, 2 * n)
