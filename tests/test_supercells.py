@@ -246,3 +246,25 @@ def test_shipped_structure_files_match_builders():
         ref = build()
         assert len(f) == len(ref) and list(f.numbers) == list(ref.numbers)
         assert np.allclose(f.cell[:], ref.cell[:]) and np.allclose(f.positions, ref.positions, atol=1e-8)
+
+
+def test_conventional_cell_is_noticed_and_primitive_option_uses_spglib(tmp_path, spia_cli):
+    """fcc Cu given as its 4-atom cubic cell: `supercells` says the cell is not primitive (its
+    q-grid differs), and --primitive finds the 1-atom cell, whose 4×4×4 grid has the textbook
+    8 irreducible points of the fcc lattice (the 4×4×4 grid of the cubic cell has 10)."""
+    import ase.io
+    ase.io.write(tmp_path / "cu_cubic.vasp", bulk("Cu", "fcc", a=3.6, cubic=True), format="vasp")
+    plain = spia_cli(["supercells", "--structure", tmp_path / "cu_cubic.vasp", "--qgrid", 4, 4, 4])
+    assert plain.returncode == 0, plain
+    assert "not a primitive cell (4 atoms = 4 primitive cells of 1)" in plain.stdout and "--primitive" in plain.stdout
+    assert "10 irreducible q" in plain.stdout
+    r = spia_cli(["supercells", "--structure", tmp_path / "cu_cubic.vasp", "--qgrid", 4, 4, 4, "--primitive",
+                  "--json"])
+    assert r.returncode == 0, r
+    s = json.loads(r.stdout)
+    assert s["n_atoms_primitive"] == 1 and s["primitive_cell_used"] and s["note"] is None
+    assert s["n_irreducible_q"] == 8
+    cell = np.array(s["cell"])                                   # an fcc primitive cell: volume a³/4
+    assert abs(np.linalg.det(cell)) == pytest.approx(3.6 ** 3 / 4, rel=1e-8)
+    cubic = sc.irreducible_qgrid(bulk("Cu", "fcc", a=3.6, cubic=True), (4, 4, 4))
+    assert len(cubic.irreducible) == 10                         # what the plain run used

@@ -19,7 +19,12 @@ makes its q-points commensurate (Lloyd-Williams & Monserrat, PRB 92, 184301),
 several q per supercell where possible. --structure takes any file ASE reads or a
 shipped example: li2mgh16-solid, li2mgh16-superionic (Table S1 of the paper).
 
+The q-grid refers to the reciprocal lattice of the cell given. A conventional
+(non-primitive) cell gives another grid than the primitive cell (the paper's
+convention): the command says so, and --primitive uses spglib's primitive cell.
+
   python -m spia_mpi supercells --structure li2mgh16-solid --qgrid 8 8 8 --out sc/
+  python -m spia_mpi supercells --structure li2mgh16-solid-conventional --primitive --qgrid 4 4 4
 """
 
 
@@ -27,6 +32,8 @@ def add_arguments(p):
     p.add_argument("--structure", required=True, help="primitive structure file or shipped example name")
     p.add_argument("--qgrid", type=int, nargs=3, required=True, metavar=("N1", "N2", "N3"))
     p.add_argument("--symprec", type=float, default=1e-4, help="spglib tolerance (Å, default 1e-4)")
+    p.add_argument("--primitive", action="store_true",
+                   help="use spglib's primitive cell of the structure (the paper's convention for the q-grid)")
     p.add_argument("--out", help="write each supercell (POSCAR, extxyz, i-PI xyz) and summary.json here "
                                  "(without it nothing is written)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -48,12 +55,21 @@ def run(args, comm):
     from spia_mpi.lattice.structures import load_structure
     if args.symprec <= 0:
         raise InputError(f"--symprec {args.symprec} must be positive")
-    atoms = load_structure(args.structure)
+    given = load_structure(args.structure)
+    atoms = sc.primitive_cell(given, args.symprec)
+    note = None
+    if len(atoms) < len(given) and not args.primitive:
+        note = (f"note: {args.structure} is not a primitive cell ({len(given)} atoms = {len(given) // len(atoms)} "
+                f"primitive cells of {len(atoms)}): the q-grid below is that of this cell's reciprocal lattice; "
+                f"add --primitive for the primitive cell's grid (the paper's convention)")
+        atoms = given
     qg = sc.irreducible_qgrid(atoms, args.qgrid, symprec=args.symprec)
     cover = sc.covering_supercells(atoms, qg)
     reduced = [reduced_matrix(s.matrix, atoms.cell[:]) for s in cover]      # the matrices the runs use
     summary = {
         "structure": args.structure, "n_atoms_primitive": len(atoms), "spacegroup": qg.spacegroup,
+        "cell": np.asarray(atoms.cell[:]).round(8).tolist(), "primitive_cell_used": len(atoms) < len(given),
+        "note": note,
         "qgrid": list(map(int, args.qgrid)), "n_irreducible_q": int(len(qg.irreducible)),
         "irreducible_q": [{"q": q.round(10).tolist(), "weight": int(w)}
                           for q, w in zip(qg.irreducible_qpoints, qg.weights)],
@@ -82,6 +98,10 @@ def run(args, comm):
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
+        if note:
+            print(note)
+        if len(atoms) < len(given):
+            print(f"primitive cell of {args.structure} (spglib): {len(atoms)} of its {len(given)} atoms")
         print(f"{args.structure}: {len(atoms)} atoms, {qg.spacegroup}; q-grid {args.qgrid[0]}×{args.qgrid[1]}×"
               f"{args.qgrid[2]}: {len(qg.irreducible)} irreducible q, {len(cover)} supercells")
         for i, (s, S) in enumerate(zip(cover, reduced)):

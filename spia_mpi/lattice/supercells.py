@@ -157,6 +157,21 @@ def spglib_cell(atoms):
     return (np.asarray(atoms.cell[:], float), atoms.get_scaled_positions(), atoms.numbers)
 
 
+def primitive_cell(atoms, symprec: float = 1e-4):
+    """The primitive cell of ``atoms`` found by spglib (``standardize_cell(to_primitive=True,
+    no_idealize=True)``: lattice and positions as found, not symmetrised), as ASE Atoms with
+    periodic boundaries; ``atoms`` itself (unchanged) if it is primitive already."""
+    import spglib
+    from ase import Atoms
+    found = spglib.standardize_cell(spglib_cell(atoms), to_primitive=True, no_idealize=True, symprec=symprec)
+    if found is None:
+        raise InputError(f"spglib could not find the symmetry of the structure (symprec = {symprec})")
+    lattice, scaled, numbers = found
+    if len(numbers) == len(atoms):
+        return atoms
+    return Atoms(numbers=numbers, scaled_positions=scaled, cell=lattice, pbc=True)
+
+
 def check_mesh(mesh) -> np.ndarray:
     mesh = np.asarray(mesh)
     if mesh.shape != (3,) or not np.all(np.equal(np.round(mesh), mesh)) or np.any(mesh < 1):
