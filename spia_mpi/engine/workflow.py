@@ -523,8 +523,8 @@ def _unit_greens_sums(g_store, plan: _Plan, refs) -> dict:
 
 
 def _report_checkpoint(comm, n_reused, store, iterations):
-    """Checkpoint reuse and KSP iterations of all ranks (every rank must write the same
-    attributes to the collectively written results file): (reused, iterations)."""
+    """Checkpoint reuse and KSP iterations of all ranks (the same on every rank; rank 0
+    reports them and writes them to the results file): (reused, iterations)."""
     recomputed = list(getattr(store, "recomputed", []))
     iterations = list(iterations)
     if comm is not None and comm.size > 1:
