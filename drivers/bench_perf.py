@@ -19,6 +19,7 @@ Dense simple-cubic hydrogen (a = 1.6 Å) on a grid of spacing 0.2 Å (4th-order 
 Writes docs/benchmarks/perf.md. ``--one NAME ARGS`` runs one measurement in this process
 (under mpirun for 2 ranks) and prints JSON.
 """
+import argparse
 import json
 import os
 import subprocess
@@ -290,8 +291,11 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "--one" and sys.argv[2] == "resolvent":
-        res = one_resolvent(int(sys.argv[3]), int(sys.argv[4]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", nargs="+", metavar="ARG", help=argparse.SUPPRESS)     # child measurement
+    one = ap.parse_args().one
+    if one and one[0] == "resolvent":
+        res = one_resolvent(int(one[1]), int(one[2]))
         from spia_mpi.parallel.mpi import world
         if world().rank == 0:
             print(json.dumps(res))

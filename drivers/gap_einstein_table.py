@@ -7,6 +7,7 @@ the T where Δ(T) vanishes relative to the linearised T_c, 2Δ₀/k_BT_c on the 
 (Δ(iω_0) at 0.1 T_c) and at the Padé gap edge, Carbotte's fit, ΔC/γT_c and its fit.
 The numbers are quoted in docs/eliashberg.md.
 """
+import argparse
 import numpy as np
 
 from spia_mpi.eliashberg import linearised as el
@@ -30,5 +31,6 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     np.set_printoptions(precision=4)
     main()
