@@ -237,7 +237,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     (any rank count gives the same numbers); everything else is computed on every rank.
     """
     from spia_mpi.engine.resolvent import matsubara_eta
-    from spia_mpi.engine.workflow import reference_fermi_level
+    from spia_mpi.models.bands import fermi_level
     from spia_mpi.ions.configurations import harmonic_modes, ring_polymer_frequencies_ev
     from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
     if n_beads < 1:
@@ -254,7 +254,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     if fermi_level_ev is None:
         if not complete:
             raise InputError("the reference subspace does not hold every band: give the Fermi level explicitly")
-        fermi_level_ev = reference_fermi_level(np.concatenate([r.energies for r in refs]),
+        fermi_level_ev = fermi_level(np.concatenate([r.energies for r in refs]),
                                                0.5 * model.n_electrons * len(kpoints), temperature_k)
     z = fermi_level_ev + 1j * eta
     n3 = 3 * len(masses)
