@@ -100,13 +100,7 @@ def read_anisotropic(path: Path):
     """(W_ij(m) [n_b, n_b, n_m], weights [n_b] normalised, T0 in K) from an HDF5 file."""
     from spia_mpi.eliashberg.anisotropic import check_inputs
     from spia_mpi.io import hdf5
-    if not path.exists():
-        raise InputError(f"anisotropic file {path} does not exist")
-    try:
-        f = hdf5.open_h5(path, "r", None)
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
-    with f:
+    with hdf5.open_existing(path, "anisotropic") as f:
         for name in ("w_ij_m", "weights"):
             if name not in f:
                 raise InputError(f"{path}: no dataset /{name}")

@@ -40,13 +40,7 @@ def run(args, comm):
     from spia_mpi.io import plotting
     path = Path(args.results)
     out = Path(args.out) if args.out else path.with_name(path.stem + "_plots")
-    if not path.exists():
-        raise InputError(f"results file {path} does not exist")
-    try:
-        f = hdf5.open_h5(path, "r", None)
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
-    with f:
+    with hdf5.open_existing(path, "results") as f:
         hdf5.require_complete(f, path, None)
         kind = f.attrs["spia_mpi_file"]
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)

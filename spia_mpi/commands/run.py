@@ -175,7 +175,6 @@ def _file_stamps(paths) -> list:
 
 
 def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") -> int:
-    from spia_mpi.io import hdf5
     from spia_mpi.io.checkpoint import TaskStore, fingerprint
     from spia_mpi.io.inputs import to_dict
     from spia_mpi.io.log import Stage
@@ -289,13 +288,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     if comm.rank == 0:
         _summary(out_path, res, records)
         if inp.output.plots:
-            try:
-                from spia_mpi.io import plotting
-                with hdf5.open_h5(out_path, "r", None) as f:
-                    written = plotting.plot_results(f, out_path.with_name(out_path.stem + "_plots"))
-                logger.info("figures: %s", ", ".join(str(p) for p in written if p.suffix == ".png"))
-            except ImportError:
-                logger.warning("matplotlib not available: no figures")
+            from spia_mpi.io import plotting
+            plotting.figures_beside(out_path)
     return 0
 
 

@@ -131,7 +131,8 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     if comm.rank == 0:
         print(format_summary(out_path, res, summary, fermi))
         if inp.output.plots:
-            _plots(out_path)
+            from spia_mpi.io import plotting
+            plotting.figures_beside(out_path)
     return 0
 
 
@@ -143,16 +144,6 @@ def _warn_incommensurate_grid(model, comm):
         logger.warning("the grid %s of this supercell is not commensurate with the primitive lattice: the "
                        "unfolding weights are approximate (a perfect crystal no longer gives weights 0/1); "
                        "a diagonal supercell repeats the primitive grid exactly", list(shape))
-
-
-def _plots(out_path):
-    try:
-        from spia_mpi.io import hdf5, plotting
-        with hdf5.open_h5(out_path, "r", None) as f:
-            written = plotting.plot_results(f, out_path.with_name(out_path.stem + "_plots"))
-        logger.info("figures: %s", ", ".join(str(p) for p in written if p.suffix == ".png"))
-    except ImportError:
-        logger.warning("matplotlib not available: no figures")
 
 
 def special_indices(path, wanted=()) -> list:

@@ -41,7 +41,7 @@ def add_arguments(p):
                    help="Coulomb pseudopotential μ* (repeat for several; default 0.10)")
     p.add_argument("--nfreq", type=int, metavar="N",
                    help="use exactly N positive fermionic frequencies at every T "
-                        f"(default: enough for a cutoff ω_c ≥ 12 ω̄₂)")
+                        "(default: enough for a cutoff ω_c ≥ 12 ω̄₂)")
     p.add_argument("--omega2", type=float, metavar="W",
                    help="fix ω̄₂ (eV) instead of fitting it to the tail of λ(m)")
     p.add_argument("--gamma", type=float, metavar="G",

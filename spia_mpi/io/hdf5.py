@@ -119,16 +119,22 @@ def _unlink_quietly(p: Path):
         pass
 
 
+def open_existing(path, what: str = "results"):
+    """Open an existing HDF5 file read-only (serial); a missing or non-HDF5 file is an
+    :class:`InputError` naming it (``what`` names the kind of file in the message)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        return open_h5(path, "r", None)
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
+
+
 def open_finished(path, kind: str):
     """Open an existing spia_mpi HDF5 file of ``kind`` read-only (serial), with clear errors
     for a missing file, a non-HDF5 file, an unfinished run or a file of another kind."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{kind} file {path} does not exist")
-    try:
-        f = open_h5(path, "r", None)
-    except OSError as exc:
-        raise InputError(f"{path}: not an HDF5 file ({exc})") from exc
+    f = open_existing(path, kind)
     try:
         require_complete(f, path, kind)
     except InputError:

@@ -466,6 +466,21 @@ def plot_results(f, out, formats=("png", "pdf"), reference=None) -> list[Path]:
     return written
 
 
+
+def figures_beside(path) -> list[Path]:
+    """All figures of the spia_mpi file ``path`` into the folder ``<stem>_plots`` next to it
+    (rank 0 only; logs what it wrote, or a warning when matplotlib is missing)."""
+    path = Path(path)
+    try:
+        from spia_mpi.io import hdf5
+        with hdf5.open_h5(path, "r", None) as f:
+            written = plot_results(f, path.with_name(path.stem + "_plots"))
+    except ImportError:
+        logger.warning("matplotlib not available: no figures")
+        return []
+    logger.info("figures: %s", ", ".join(str(p) for p in written if p.suffix == ".png"))
+    return written
+
 # --------------------------------------------------------------------------
 # harmonic baseline (``spia_mpi harmonic``)
 # --------------------------------------------------------------------------

@@ -65,8 +65,11 @@ def write_results(path, content: ResultsContent, comm=None, command: str = "", r
     """
     from spia_mpi.parallel.mpi import on_root
 
+    # on every rank: the version report may import libraries whose import is collective
+    # under mpirun (GPAW); rank 0 alone would leave the others waiting in its broadcast
+    info = hdf5.provenance(comm, command)
+
     def write():
-        info = hdf5.provenance(comm, command)
         with hdf5.atomic_h5(path, None, kind=kind) as f:
             hdf5.write_provenance(f, info, resolved_input)
             for group, attrs in content.attrs.items():
