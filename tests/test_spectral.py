@@ -321,10 +321,6 @@ def test_cli_bad_spectral_input_is_a_clean_error(tmp_path, spia_cli):
     k = bandpath(np.eye(3), "GXM", 9).kpoints_frac
     n_K = len({tuple(np.round((x @ np.diag([2, 2, 1]).T) % 1.0, 8) % 1.0) for x in k})
     assert r.returncode == 0 and f'"work_units": {n_K * 3}' in r.stdout, r     # K × 3 blocks × 1 bead group
-    bad.write_text(SPECTRAL_TOML.format(plots="false").replace('kind = "holstein"', 'kind = "gpaw"')
-                   + '[model.gpaw]\nstructure = "hydrogen-sc"\n')
-    r = spia_cli(["spectral", bad], cwd=tmp_path / "a")
-    assert r.returncode == 2 and "Eq. S28" in r.stderr and "Traceback" not in r.stderr, r
     bad.write_text(SPECTRAL_TOML.format(plots="false").replace('path = "GXM"', 'path = "GQ"'))
     r = spia_cli(["spectral", bad], cwd=tmp_path / "a", ranks=2)
     assert r.returncode == 2 and "k-path 'GQ'" in r.stderr and "Traceback" not in r.stderr, r

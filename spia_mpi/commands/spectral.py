@@ -44,6 +44,8 @@ def reference_fermi_level(inp, model, temperature_k: float, comm) -> float:
     from spia_mpi.parallel.mpi import on_root
     if inp.spia.fermi_level_ev is not None:
         return float(inp.spia.fermi_level_ev)
+    if inp.model.kind == "gpaw":
+        return float(model.fermi_level_ev)                 # GPAW's, of the reference SCF
     kpoints = np.asarray(inp.supercell.kpoints, float)
     if inp.supercell.kgrid is not None:
         from spia_mpi.lattice.supercells import supercell_kgrid
@@ -69,9 +71,6 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     from spia_mpi.parallel.mpi import on_root
 
     sp = inp.spectral
-    if inp.model.kind not in ("holstein", "grid"):
-        raise InputError(f"spectral: model.kind = '{inp.model.kind}' is not supported (the PAW form of the "
-                         f"unfolding weights, Eq. S28, is not implemented); use 'holstein' or 'grid'")
     timings = {}
     resolved = to_dict(inp)
     if comm.rank == 0:
@@ -82,12 +81,19 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     out_path = resolve(folder, sp.file)
     ckpt = resolve(folder, sp.checkpoint) if sp.checkpoint else out_path.with_name(out_path.name + ".ckpt")
     with Stage("model and configurations", logger, timings):
+        if inp.model.kind == "gpaw":             # importing GPAW is collective (its own MPI world)
+            from spia_mpi.models.gpaw import require_gpaw
+            require_gpaw()
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
         potentials = attach_potential_files(inp, folder, model, conf, comm)
         path = on_root(comm, bandpath, model.primitive.cell[:], sp.path, sp.n_kpoints)
         on_root(comm, special_indices, path, sp.summary_points)
+    if inp.model.kind == "gpaw":
+        if dry_run:
+            return _gpaw_dry_run(model, path, conf, inp, comm)
+        model = _prepare_gpaw(model, conf, ckpt, comm, timings)
     _warn_incommensurate_grid(model, comm)
     fermi = reference_fermi_level(inp, model, conf.temperature_k, comm)
     z = fermi + 1j * matsubara_eta(inp.spia.matsubara_j, conf.temperature_k) if sp.greens else None
@@ -133,6 +139,30 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
         if inp.output.plots:
             from spia_mpi.io import plotting
             plotting.figures_beside(out_path)
+    return 0
+
+
+def _prepare_gpaw(model, conf, ckpt, comm, timings):
+    """The GPAW reference SCF (all ranks, one GPAW group per rank: units are spread over the ranks)
+    and the model at the path's K-points (:class:`spia_mpi.models.gpaw_path.GpawPathModel`)."""
+    from spia_mpi.io.log import Stage
+    from spia_mpi.models.gpaw_path import GpawPathModel
+    with Stage("GPAW reference SCF", logger, timings):
+        model.prepare(comm, 1, ckpt / "gpaw", conf.positions)
+    return GpawPathModel(model)
+
+
+def _gpaw_dry_run(model, path, conf, inp, comm) -> int:
+    """--dry-run for kind = gpaw: the plan without the reference SCF (basis size and ε_F come from it)."""
+    from spia_mpi.engine.unfolding import group_by_supercell_k
+    K, _ = group_by_supercell_k(model.supercell_matrix, path.kpoints_frac)
+    n_units = K.shape[0] * min(inp.spia.n_blocks, conf.n_conf) * inp.spectral.bead_groups
+    if comm.rank == 0:
+        print(json.dumps({"ranks": comm.size, "path": path.path, "kpoints": len(path.kpoints_frac),
+                          "supercell_K": int(K.shape[0]), "work_units": n_units,
+                          "gpaw_evaluations": int(K.shape[0] * conf.n_conf * conf.n_beads),
+                          "note": "kind = gpaw: basis size and ε_F come from the reference SCF, not run here"},
+                         indent=1))
     return 0
 
 

@@ -85,7 +85,15 @@ class SpectralSetup:
 
 
 def eigenpairs(model, setup: SpectralSetup, K, positions_av):
-    """(ε float [n_bands] eV, ψ complex [n_basis, n_bands]) of H(R, K), serial."""
+    """(ε float [n_bands] eV, ψ complex [n_basis, n_bands]) of H(R, K), serial.
+
+    A model with an overlap (``overlap_dense``: a basis that moves with the ions, GPAW) gives
+    the generalized problem H c = ε S c, c†Sc = 1 (dense LAPACK)."""
+    overlap = getattr(model, "overlap_dense", None)
+    if overlap is not None:
+        from scipy.linalg import eigh
+        return eigh(model.hamiltonian_dense(positions_av, K), overlap(positions_av, K),
+                    subset_by_index=[0, setup.n_bands - 1])
     from spia_mpi.models.bands import lowest_eigenpairs
     return lowest_eigenpairs(model, K, setup.n_bands, positions_av=positions_av, method=setup.eigensolver)
 
@@ -110,7 +118,9 @@ def path_reference_states(model, setup: SpectralSetup, iK: int):
 
 
 class _Resolvent:
-    """P†[z − H(R)]⁻¹P of one K: from the eigenpairs when all are computed, else a solve."""
+    """Q†[zS − H(R)]⁻¹Q of one K (S = 1, Q = P unless the model has an overlap, see
+    :meth:`ElectronicModel.projected_problem_dense`): from the eigenpairs when all are computed
+    (S-orthonormal: [zS − H]⁻¹ = Σ_N c_N c_N†/(z − ε_N)), else a dense or PETSc solve."""
 
     def __init__(self, model, setup: SpectralSetup):
         self.model, self.setup = model, setup
@@ -123,17 +133,22 @@ class _Resolvent:
     def __call__(self, K, positions_av, p, e, v) -> np.ndarray:
         z = self.setup.z
         if self.setup.n_bands == self.model.n_basis:          # complete spectrum: exact spectral sum
-            a = v.conj().T @ p
+            cross = getattr(self.model, "cross_overlap", None)      # Q = X†P for a moving basis (GPAW)
+            q = p if cross is None else cross(positions_av, K).conj().T @ p
+            a = v.conj().T @ q
             return a.conj().T @ (a / (z - e)[:, None])
         if self.ksp is None:
             from spia_mpi.engine.resolvent import projected_resolvent_dense
-            return projected_resolvent_dense(self.model.hamiltonian_dense(positions_av, K), z, p)
-        h = self.model.hamiltonian_petsc(positions_av, K, self.ksp.comm)
+            h, s, q = self.model.projected_problem_dense(positions_av, K, p)
+            return projected_resolvent_dense(h, z, q, s)
+        h, s, q = self.model.projected_problem_petsc(positions_av, K, p, self.ksp.comm)
         make_pc = getattr(self.model, "resolvent_preconditioner", None)
         try:
-            g, _ = self.ksp.solve(h, z, p, make_pc(K) if make_pc else None)
+            g, _ = self.ksp.solve(h, z, q, make_pc(K) if make_pc else None, s_mat=s)
         finally:
             h.destroy()
+            if s is not None:
+                s.destroy()
         return g
 
 
@@ -155,7 +170,7 @@ def unit_sums(model, setup: SpectralSetup, iK: int, positions_ncav, resolvent=No
     for pos in positions_ncav:
         pos = np.asarray(pos, float)
         e, v = eigenpairs(model, setup, K, pos)
-        w = unfolding.unfolding_weights(model, v, K, kp)
+        w = unfolding.unfolding_weights(model, v, K, kp, pos)
         er = e - setup.fermi_level
         out["rho"] += lorentzian_spectrum(er, w, setup.grid_ev, setup.broadening)
         out["m0"] += w.sum(axis=1)
@@ -364,6 +379,9 @@ def make_setup(model, kpath_frac, grid_ev, broadening: float, fermi_level: float
     n = model.n_basis if n_bands == 0 else int(n_bands)
     if not 1 <= n <= model.n_basis:
         raise InputError(f"spectral.n_bands = {n_bands}: the supercell Hamiltonian has {model.n_basis} states")
+    if eigensolver != "dense" and hasattr(model, "overlap_dense"):
+        raise InputError(f"spectral.eigensolver = '{eigensolver}': the {type(model).__name__} model has an "
+                         f"overlap (generalized eigenproblem), use 'dense'")
     if broadening <= 0:
         raise InputError(f"spectral broadening {broadening} eV must be positive")
     if z is not None:                        # the Green's route's reference states exist (clear error early)

@@ -10,7 +10,7 @@ for a perfect crystal every non-degenerate eigenstate has weight 1 on one k and 
 the others. Summed over all N, Σ_N W_N(k) = tr P_k = basis functions per primitive cell
 (the number of primitive bands).
 
-Two forms of P_k, one per kind of basis (plain functions on numpy arrays, no I/O, no MPI):
+Three forms of P_k, one per kind of basis (plain functions on numpy arrays, no I/O, no MPI):
 
 * :func:`site_weights` — orbitals on sites (tight binding): the Bloch sums
   |k, p⟩ = M^{-1/2} Σ_{i ∈ p} e^{ik·R_i} |i⟩ of every primitive orbital p, so
@@ -18,7 +18,10 @@ Two forms of P_k, one per kind of basis (plain functions on numpy arrays, no I/O
 * :func:`plane_wave_weights` — a real-space grid spanning the supercell: the FFT of the
   periodic part u = e^{−iK·r}ψ gives the plane-wave coefficients c(K + n) (n integer,
   supercell reduced coordinates, taken in the centred range of the grid's FFT), and
-  W_N(k) = Σ_{n: (K+n)S⁻ᵀ ≡ k} |c(K+n)|², literally Eq. S27.
+  W_N(k) = Σ_{n: (K+n)S⁻ᵀ ≡ k} |c(K+n)|², literally Eq. S27;
+* :func:`paw_weights` — PAW in an LCAO basis that moves with the ions (GPAW, Eq. S28): the
+  projection of T̂(R)|ψ̃_N⟩ on the reference Bloch space of k, spanned by the reference
+  orbitals' Bloch sums B_k, W_N(k) = a†(B_k†S⁰B_k)⁻¹a with a = B_k†X c_N.
 
 :func:`unfolding_weights` picks the form from the model. Shapes: ``vectors`` complex
 [n_basis, n_states] (orthonormal columns, the supercell basis of the model's
@@ -129,6 +132,34 @@ def plane_wave_weights(vectors, grid_shape, supercell_matrix, kpoint, kpoints_fr
     return w
 
 
+def paw_weights(coefficients, cross_overlap, bloch_sums, reference_overlap) -> np.ndarray:
+    """W_N(k) in the PAW/LCAO form of Eq. S28; float [n_k, n_states].
+
+    coefficients       complex [n_basis, n_states]: c_N, generalized eigenvectors of H(R) c = ε S(R) c
+                       with c† S(R) c = 1 (LCAO basis at the configuration R)
+    cross_overlap      complex [n_basis, n_basis]: X = ⟨Φ̃(R⁽⁰⁾)|T̂†T̂|Φ̃(R)⟩ (rows at R⁽⁰⁾)
+    bloch_sums         sequence of n_k complex [n_basis, n_orb]: B_k, the primitive Bloch sums of the
+                       reference orbitals at each k
+    reference_overlap  complex [n_basis, n_basis]: S⁰ = S(R⁽⁰⁾) at the same K
+
+    The reference Bloch space of k is spanned by the functions T̂|Φ̃(R⁽⁰⁾)⟩B_k, with Gram matrix
+    G_k = B_k†S⁰B_k; the projection of the all-electron state T̂|ψ̃_N⟩ on it has the norm
+    W_N(k) = a_k† G_k⁻¹ a_k, a_k = B_k† X c_N (the overlaps with the spanning functions). The
+    paper's ⟨k + G̃(R⁽⁰⁾)|T̂†(R⁽⁰⁾)T̂(R)|ψ̃⟩ with plane waves replaced by the reference basis.
+    At R = R⁽⁰⁾ (X = S⁰, S⁰ block-diagonal in k) the weights sum to c†S⁰c = 1 over the folded k;
+    for R ≠ R⁽⁰⁾, Σ_k W_N(k) ≤ 1 measures the part of ψ_N the reference basis holds.
+    """
+    from scipy.linalg import cho_factor, cho_solve
+    xc = np.asarray(cross_overlap) @ np.asarray(coefficients)                   # [n_basis, n_states]
+    s0 = np.asarray(reference_overlap)
+    w = np.zeros((len(bloch_sums), xc.shape[1]))
+    for i, b in enumerate(bloch_sums):
+        a = b.conj().T @ xc                                                     # [n_orb, n_states]
+        g = cho_factor(b.conj().T @ s0 @ b)
+        w[i] = np.real(np.sum(a.conj() * cho_solve(g, a), axis=0))
+    return w
+
+
 def grid_is_commensurate(grid_shape, supercell_matrix) -> bool:
     """True when the grid maps onto itself under primitive translations (see :func:`plane_wave_weights`)."""
     S_inv_T = np.linalg.inv(np.asarray(supercell_matrix, float)).T
@@ -136,14 +167,23 @@ def grid_is_commensurate(grid_shape, supercell_matrix) -> bool:
     return bool(np.all(np.abs(_wrap(steps)) < 1e-8))
 
 
-def unfolding_weights(model, vectors, kpoint, kpoints_frac) -> np.ndarray:
+def unfolding_weights(model, vectors, kpoint, kpoints_frac, positions_av=None) -> np.ndarray:
     """W_N(k) of the supercell states ``vectors`` of ``model`` at K = ``kpoint``; float [n_k, n_states].
 
     Tight-binding models (orbitals on sites) use :func:`site_weights`, the grid model
-    :func:`plane_wave_weights`; other models raise :class:`InputError`.
+    :func:`plane_wave_weights`, the GPAW model at path K-points
+    (:class:`spia_mpi.models.gpaw_path.GpawPathModel`) :func:`paw_weights` with the cross
+    overlap of the configuration ``positions_av`` (Å; required there); other models raise
+    :class:`InputError`.
     """
+    from spia_mpi.models.gpaw_path import GpawPathModel
     from spia_mpi.models.grid import GridModel
     from spia_mpi.models.tightbinding import TightBindingModel
+    if isinstance(model, GpawPathModel):
+        k = _check_folding(model.supercell_matrix, kpoint, kpoints_frac)
+        pos = model.reference_positions if positions_av is None else positions_av
+        return paw_weights(vectors, model.cross_overlap(pos, kpoint), [model.bloch_sums(kk) for kk in k],
+                           model.reference_matrices(kpoint)[1])
     if isinstance(model, GridModel):
         return plane_wave_weights(vectors, model.shape, model.supercell_matrix, kpoint, kpoints_frac)
     if isinstance(model, TightBindingModel):
@@ -151,4 +191,4 @@ def unfolding_weights(model, vectors, kpoint, kpoints_frac) -> np.ndarray:
         M = abs(int(round(np.linalg.det(model.supercell_matrix))))
         return site_weights(vectors, model.reference_positions, model.primitive_index,
                             model.primitive.cell[:], k, M)
-    raise InputError(f"no band unfolding for the {type(model).__name__} model (tight binding and grid only)")
+    raise InputError(f"no band unfolding for the {type(model).__name__} model (tight binding, grid and GPAW only)")

@@ -246,17 +246,19 @@ class GpawModel(ElectronicModel):
         counts = [len(self._orbitals[int(np.flatnonzero(self.primitive_index == p)[0])]) for p in range(n_prim)]
         self._prim_offsets = np.concatenate([[0], np.cumsum(counts)])
 
-    def _extract(self, calc, comm) -> tuple[np.ndarray, np.ndarray]:
+    def _extract(self, calc, comm, kmap=None) -> tuple[np.ndarray, np.ndarray]:
         """H (eV) and S of GPAW's current state at every K of the model, on every rank of ``comm``:
-        complex [n_K, n_ao, n_ao] each (GPAW's lower triangles made Hermitian)."""
+        complex [n_K, n_ao, n_ao] each (GPAW's lower triangles made Hermitian). ``kmap``: GPAW's
+        k-point index of each wanted K (default: the model's K-points)."""
+        kmap = self._kmap if kmap is None else kmap
         from ase.units import Ha
         from gpaw.utilities.tools import tri2full
         wfs = calc.wfs
         n = wfs.setups.nao
-        h = np.zeros((len(self.kpoints), n, n), complex)
+        h = np.zeros((len(kmap), n, n), complex)
         s = np.zeros_like(h)
         for kpt in wfs.kpt_u:
-            hits = [i for i, k in enumerate(self._kmap) if k == kpt.k]
+            hits = [i for i, k in enumerate(kmap) if k == kpt.k]
             if kpt.s != 0 or not hits:
                 continue
             h_mm = wfs.eigensolver.calculate_hamiltonian_matrix(calc.hamiltonian, wfs, kpt)
@@ -293,7 +295,6 @@ class GpawModel(ElectronicModel):
         key = pos.tobytes()
         if self._cache[0] == key:
             return self._cache[1]
-        from gpaw import GPAW
         comm = self._group_comm
         log = None
         if comm.rank == 0:
@@ -301,13 +302,7 @@ class GpawModel(ElectronicModel):
             log.write(f"\n===== {self._label(pos)} ({self.settings.density}) =====\n")
         try:
             t0 = time.perf_counter()
-            if self.settings.density == "scf":
-                calc = self._scf_state(pos, comm, log)
-            else:
-                calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
-                atoms = calc.get_atoms()
-                atoms.set_positions(pos)
-                calc.set_positions(atoms)
+            calc = self._density_state(pos, comm, log)
             t1 = time.perf_counter()
             h, s = self._extract(calc, comm)
             t2 = time.perf_counter()
@@ -320,6 +315,43 @@ class GpawModel(ElectronicModel):
             if log is not None:
                 log.close()
         self._cache = (key, (h, s, x))
+        return h, s, x
+
+    def _density_state(self, pos, comm, log):
+        """GPAW on ``comm`` at positions ``pos`` with this configuration's density (scf or frozen)."""
+        if self.settings.density == "scf":
+            return self._scf_state(pos, comm, log)
+        from gpaw import GPAW
+        calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
+        atoms = calc.get_atoms()
+        atoms.set_positions(pos)
+        calc.set_positions(atoms)
+        return calc
+
+    def matrices_at(self, positions_av, kpoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(H eV, S, X) at any supercell wavevectors ``kpoints`` float [n, 3] (reduced), not only on the
+        SCF's k-grid: complex [n, n_basis, n_basis] each.
+
+        The configuration's density (scf or frozen, as :meth:`matrices`) is kept fixed and GPAW's
+        Hamiltonian is built at ``kpoints`` (GPAW's ``fixed_density``, symmetry off); ``positions_av``
+        equal to the reference positions give the reference state. Runs on the group communicator.
+        """
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        kpts = np.atleast_2d(np.asarray(kpoints, float))
+        comm = self._group_comm
+        log = open(self._workdir / f"gpaw_group{self.group}.txt", "a") if comm.rank == 0 else None
+        try:
+            if log is not None:
+                log.write(f"\n===== {self._label(pos)} ({self.settings.density}) at {len(kpts)} K-points =====\n")
+            state = self._density_state(pos, comm, log)
+            calc = state.fixed_density(kpts=kpts.tolist(), symmetry="off", communicator=comm, txt=log)
+            kk = np.asarray(calc.wfs.kd.ibzk_kc)
+            kmap = [int(np.flatnonzero(np.all(np.abs(kk - K) < 1e-10, axis=1))[0]) for K in kpts]
+            h, s = self._extract(calc, comm, kmap)
+            x = self._cross(calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c, self._spos_ref, calc.spos_ac, kpts)
+        finally:
+            if log is not None:
+                log.close()
         return h, s, x
 
     def _scf_state(self, pos, comm, log):
@@ -405,15 +437,18 @@ class GpawModel(ElectronicModel):
     def bloch_sums(self, kpoint_prim) -> np.ndarray:
         """B_k: supercell coefficients of the primitive Bloch sums at k, complex [n_basis, n_orb_prim].
 
-        B[(s, μ), (p(s), μ)] = exp(2πi k·t_s)/√M, with t_s the primitive lattice vector from
-        primitive atom p(s) to supercell atom s (reduced, as GPAW wraps the positions).
+        B[(s, μ), (p(s), μ)] = exp(−2πi k·t_s)/√M, with t_s the primitive lattice vector from
+        primitive atom p(s) to supercell atom s (reduced, as GPAW wraps the positions). The sign
+        is that of GPAW's LCAO matrices as extracted here (their Bloch phase is the complex
+        conjugate of e^{iK·L}): with it B_k†S B_k' = 0 for k ≠ k' at a complex K (at K = 0 or
+        1/2 the phases are real and both signs agree); tests/test_spectral_gpaw.py checks it.
         """
         k = np.asarray(kpoint_prim, float)
         m_cells = len(supercells.lattice_points(self.supercell_matrix))
         b = np.zeros((self.n_basis, int(self._prim_offsets[-1])), complex)
         for s_atom, orbs in enumerate(self._orbitals):
             p = self.primitive_index[s_atom]
-            phase = np.exp(2j * np.pi * (k @ self._translations[s_atom])) / math.sqrt(m_cells)
+            phase = np.exp(-2j * np.pi * (k @ self._translations[s_atom])) / math.sqrt(m_cells)
             cols = np.arange(self._prim_offsets[p], self._prim_offsets[p + 1])
             b[orbs, cols] = phase
         return b
