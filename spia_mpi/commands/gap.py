@@ -36,9 +36,11 @@ def add_arguments(p):
     p.add_argument("--lambda", dest="lambda_file", metavar="FILE",
                    help="λ(m): text file (m = 0, 1, …) or spia_mpi results HDF5")
     p.add_argument("--anisotropic", metavar="FILE",
-                   help="instead of --lambda: HDF5 with binned couplings /w_ij_m [n_b, n_b, n_m], bin "
-                        "weights /weights [n_b] and attrs['temperature_K']; adds T_c^aniso and the gap "
-                        "distribution at T_c⁻ (the isotropic part uses λ(m) = Σ w_i W_ij w_j)")
+                   help="instead of --lambda: a results file of a run with spia.anisotropy_bins (its "
+                        "/anisotropy group; --gamma picks the row) or an HDF5 with binned couplings /w_ij_m "
+                        "[n_b, n_b, n_m], bin weights /weights [n_b] and attrs['temperature_K']; adds "
+                        "T_c^aniso and the gap distribution at T_c⁻ (the isotropic part uses "
+                        "λ(m) = Σ w_i W_ij w_j)")
     p.add_argument("--temperature", type=float, metavar="T0",
                    help="temperature T0 (K) at which λ(m) was computed (required for text files)")
     p.add_argument("--mustar", type=float, action="append", metavar="MU",
@@ -96,20 +98,6 @@ def _validate(args):
         raise InputError(err)
 
 
-def read_anisotropic(path: Path):
-    """(W_ij(m) [n_b, n_b, n_m], weights [n_b] normalised, T0 in K) from an HDF5 file."""
-    from spia_mpi.eliashberg.anisotropic import check_inputs
-    from spia_mpi.io import hdf5
-    with hdf5.open_existing(path, "anisotropic") as f:
-        for name in ("w_ij_m", "weights"):
-            if name not in f:
-                raise InputError(f"{path}: no dataset /{name}")
-        if "temperature_K" not in f.attrs:
-            raise InputError(f"{path}: no attribute 'temperature_K' on /")
-        W, w = check_inputs(f["w_ij_m"][...], f["weights"][...])
-        return W, w, float(f.attrs["temperature_K"])
-
-
 def _load(args):
     from spia_mpi.commands.tc import load_lambda
     from spia_mpi.eliashberg.anisotropic import isotropic_average
@@ -118,8 +106,9 @@ def _load(args):
         raise InputError("give exactly one of --lambda FILE and --anisotropic FILE")
     aniso = None
     if args.anisotropic:
-        W, w, t0 = read_anisotropic(Path(args.anisotropic))
-        lam, meta, aniso = isotropic_average(W, w), {"source": str(args.anisotropic)}, (W, w)
+        from spia_mpi.io.anisotropyfile import read_anisotropy
+        W, w, t0, meta = read_anisotropy(Path(args.anisotropic), args.gamma)
+        lam, aniso = isotropic_average(W, w), (W, w)
     else:
         lam, t0, meta, _ = load_lambda(args)
     if t0 <= 0:

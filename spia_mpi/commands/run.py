@@ -274,7 +274,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              solver_options=dict(inp.spia.resolvent_options) or None,
                              ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver,
                              bead_correction=inp.spia.bead_correction, tau_refine=inp.spia.tau_refine,
-                             symmetrize_m=inp.spia.symmetrize_m)
+                             symmetrize_m=inp.spia.symmetrize_m, anisotropy_bins=inp.spia.anisotropy_bins,
+                             anisotropy_n_bins=inp.spia.anisotropy_n_bins)
 
     with Stage("Eliashberg T_c", logger, timings):
         records = solve_tc_records(res, conf.temperature_k, inp.eliashberg, comm)
@@ -387,6 +388,9 @@ def results_content(inp, res, conf, records, timings):
     _lambda_q_entries(out, inp, res)
     _eliashberg_entries(out, inp, records, len(res.gamma_ev))
     _band_entries(out, res)
+    if res.anisotropy is not None:
+        from spia_mpi.io.anisotropyfile import add_anisotropy
+        add_anisotropy(out, res.anisotropy, res.gamma_ev, res.lambda_m)
     return out
 
 

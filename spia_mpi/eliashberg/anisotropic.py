@@ -15,8 +15,9 @@ equations read ρ x = K x,
 With y_i = √w_i x_i the matrix is real symmetric: √(w_i w_j)[…] − δ_ij d_i. If W_ij = λ
 for all i, j its leading eigenvector is √w ⊗ (the isotropic one) with the isotropic
 eigenvalue, so T_c^aniso = T_c^iso; otherwise T_c^aniso ≥ T_c^iso (variational).
-Each W_ij(ν) is interpolated like the isotropic λ (:class:`LambdaOfNu`, one ω̄₂: the
-isotropic one). μ* is the same for all bins, with the same cutoff renormalisation.
+Each W_ij(ν) is the isotropic λ(ν) (:class:`LambdaOfNu`) times its share W_ij/λ, interpolated
+linearly in ν, so that the binned kernel averages to the isotropic one at every T
+(:class:`_PairCouplings`). μ* is the same for all bins, with the same cutoff renormalisation.
 """
 from __future__ import annotations
 
@@ -54,28 +55,26 @@ def check_inputs(w_ij_m, weights) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _PairCouplings:
-    """W_ij(ν) for every bin pair: LambdaOfNu per pair with the isotropic ω̄₂ (0 if W_ij ≡ 0)."""
+    """W_ij(ν) = R_ij(ν) λ(ν) for every bin pair, with λ(ν) the isotropic :class:`LambdaOfNu` and the
+    shares R_ij(ν_m) = W_ij(m)/λ(m) interpolated linearly in ν (constant beyond the computed
+    frequencies, and beyond the first m with λ(m) ≤ 0). Linear interpolation is linear in the data,
+    so Σ_ij w_i R_ij(ν) w_j = 1 and Σ_ij w_i W_ij(ν) w_j = λ(ν) at every ν, not only on the grid of
+    T0: the anisotropic kernel averages exactly to the isotropic one at any T."""
 
-    def __init__(self, W: np.ndarray, temperature_k: float, omega2_ev: float):
-        nb = W.shape[0]
-        self.nb = nb
-        self.pairs = {}
-        for i in range(nb):
-            for j in range(i, nb):
-                row = W[i, j]
-                if np.all(row == 0):
-                    continue
-                if row[0] <= 0:
-                    raise InputError(f"W_{i}{j}(0) = {row[0]:.4g}: a bin pair must couple "
-                                     "attractively at ν = 0 or not at all")
-                self.pairs[(i, j)] = LambdaOfNu(row, temperature_k, omega2_ev)
+    def __init__(self, W: np.ndarray, iso: LambdaOfNu):
+        lam = iso.lambda_m
+        good = int(np.argmax(lam <= 0)) if np.any(lam <= 0) else lam.size
+        self.iso = iso
+        self.nu = iso.nu_ev[:good]
+        self.share = W[:, :, :good] / lam[None, None, :good]
 
     def on_grid(self, temperature_k: float, n_values: int) -> np.ndarray:
         """W_ij(l) [n_b, n_b, n_values] at ν_l = 2πl k_BT."""
-        out = np.zeros((self.nb, self.nb, n_values))
-        for (i, j), lam in self.pairs.items():
-            out[i, j] = out[j, i] = lam.on_grid(temperature_k, n_values)
-        return out
+        from spia_mpi import units
+        nu = units.bosonic_frequency_ev(np.arange(n_values), temperature_k)
+        nb = self.share.shape[0]
+        share = np.array([[np.interp(nu, self.nu, self.share[i, j]) for j in range(nb)] for i in range(nb)])
+        return share * self.iso.on_grid(temperature_k, n_values)[None, None, :]
 
 
 class AnisotropicOperator:
@@ -137,7 +136,7 @@ class AnisotropicSolver(EliashbergSolver):
         """Solver for W_ij(m) [n_b, n_b, n_m] at T0 (K) and bin weights [n_b]."""
         W, w = check_inputs(w_ij_m, weights)
         iso = LambdaOfNu(isotropic_average(W, w), temperature_k, omega2_ev)
-        return cls(iso, n_freq, comm=comm, couplings=_PairCouplings(W, temperature_k, iso.omega2_ev),
+        return cls(iso, n_freq, comm=comm, couplings=_PairCouplings(W, iso),
                    weights=w, **kwargs)
 
     def operator(self, temperature_k: float, mustar: float) -> AnisotropicOperator:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import fermi, spia
+from spia_mpi.engine import anisotropy, fermi, spia
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -119,6 +119,25 @@ class SpiaResult:
     w_fs_error: np.ndarray | None = None
     gamma_diag_abs: np.ndarray | None = None       # float [n_m]
     gamma_diag_abs_error: np.ndarray | None = None
+    anisotropy: "BinnedCoupling | None" = None      # spia.anisotropy_bins ≠ 'none'
+
+
+@dataclass(frozen=True)
+class BinnedCoupling:
+    """W_st(m) binned on the Fermi surface (:mod:`spia_mpi.engine.anisotropy`), m = 0 … N_b/2.
+
+    bins           :class:`anisotropy.Bins` (kind, bin of every state per K, labels)
+    w_ij_m         float [n_gamma, n_b, n_b, n_m]  W_ij(m), bead-corrected; Σ_ij w_i W_ij w_j = λ(m)
+    w_ij_m_error   the same, jackknife standard error over blocks
+    weights        float [n_gamma, n_b]  w_i = N_i/N_γ (Σ_i = 1)
+    n_bin          float [n_gamma, n_b]  N_i = Σ_{s∈i} w_s (1/eV)
+    """
+
+    bins: anisotropy.Bins
+    w_ij_m: np.ndarray
+    w_ij_m_error: np.ndarray
+    weights: np.ndarray
+    n_bin: np.ndarray
 
 
 def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
@@ -253,6 +272,8 @@ class SpiaSettings:
     bead_correction: str = "interpolate"
     tau_refine: int = 16
     symmetrize_m: bool = True
+    anisotropy_bins: str = "none"
+    anisotropy_n_bins: int = 4
 
     def check(self):
         if self.mode not in ("bse", "born"):
@@ -261,6 +282,9 @@ class SpiaSettings:
             raise InputError(f"spia.fermi_level = '{self.fermi_level}' is not a number or one of: "
                              f"{', '.join(fermi.CHOICES)}")
         fermi.occupations(np.zeros(1), self.fermi_smearing)                          # validates the kind
+        if self.anisotropy_bins not in anisotropy.KINDS or self.anisotropy_n_bins < 1:
+            raise InputError(f"spia.anisotropy_bins = '{self.anisotropy_bins}' (one of {', '.join(anisotropy.KINDS)}) "
+                             f"with anisotropy_n_bins = {self.anisotropy_n_bins} ≥ 1")
         if self.window_ev is not None and not (len(self.window_ev) == 2 and self.window_ev[0] < self.window_ev[1]):
             raise InputError(f"spia.window_ev = {list(self.window_ev)} must be [lower, upper] with lower < upper (eV)")
 
@@ -310,7 +334,9 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm
         resolvent KSP (:class:`ResolventSolver`); bse_solver — 'dense' (LAPACK) or 'petsc'
         (PETSc dense LU) for the Bethe–Salpeter slices; bead_correction — 'interpolate',
         'harmonic' or 'none' with tau_refine (:func:`spia.bead_correction_factor`);
-        symmetrize_m — average Γ(m) and Γ(−m) (:func:`spia.symmetrize_bead_reversal`).
+        symmetrize_m — average Γ(m) and Γ(−m) (:func:`spia.symmetrize_bead_reversal`);
+        anisotropy_bins — 'none', 'band', 'kpoint' or 'energy' (with anisotropy_n_bins
+        clusters): also W_st(m) binned on the Fermi surface (:mod:`spia_mpi.engine.anisotropy`).
     """
     cfg = SpiaSettings(**settings)
     cfg.check()
@@ -359,6 +385,7 @@ class _KContribution:
     pair_gamma: np.ndarray
     diag_abs: np.ndarray
     n_states: int
+    pair_bins: np.ndarray | None = None   # float [n_gamma, n_bins, n_bins, n_b] (anisotropy_bins)
 
 
 @dataclass
@@ -577,18 +604,21 @@ def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict
     return out
 
 
-def _contribution(sums: spia.MomentSums, rb, weights, k_index, q_of_pair, plan: _Plan, cfg) -> _KContribution:
-    """Γ, W and their Fermi-surface sums of one K-point from one set's moment sums."""
+def _contribution(sums: spia.MomentSums, rb, weights, k_index, q_of_pair, plan: _Plan, cfg,
+                  bins=None) -> _KContribution:
+    """Γ, W and their Fermi-surface sums of one K-point from one set's moment sums (``bins``:
+    (bin of each state int [n_s], n_bins) to sum w W w by bin pair too, or None)."""
     gam = sums.gamma(plan.beta, cfg.symmetrize_m)
     w = gam
     if cfg.mode == "bse":
         w = spia.bethe_salpeter(gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta, cfg.bse_solver)
     return _KContribution(spia.pair_sums_by_q(w, weights, k_index, q_of_pair),
                           spia.fermi_surface_sums(gam, weights),
-                          np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1])
+                          np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1],
+                          anisotropy.pair_sums_by_bin(w, weights, *bins) if bins else None)
 
 
-def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg) -> dict:
+def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins=None) -> dict:
     """{(ik, exclude): _KContribution} for the full sample (exclude None) and every replica.
 
     Per K, the blocks' moment sums are added in block order along the chain of group
@@ -609,7 +639,8 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
         s1, s2, n = chain_sum(comm, chain, [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2,
                                               unit_sums[(ik, b)].count) for b in own], tag=ik)
         total = spia.MomentSums(s1, s2, n)
-        args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg)
+        args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg,
+                (bins.of_state[ik], bins.n_bins) if bins else None)
         try:
             if rank == chain[-1]:
                 parts[(ik, None)] = _contribution(total, *args)
@@ -700,11 +731,15 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
 
     t0 = time.perf_counter()
     all_q, q_of_pair = _transfers(refs)
-    parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg)
+    bins = anisotropy.assign_bins(cfg.anisotropy_bins, [b.energies for b in bands.bands],
+                                  [r.k_index for r in refs], [r.band_index for r in refs],
+                                  [r.kpoints_frac for r in refs], bands.fermi.weights, cfg.anisotropy_n_bins)
+    parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins)
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
     factor = spia.bead_correction_factor(plan.n_report, plan.n_beads, cfg.bead_correction, cfg.tau_refine)
     full = _estimate(parts, None, plan, n_gamma, all_q.shape[0], factor)
     reps = [_estimate(parts, k, plan, n_gamma, all_q.shape[0], factor) for k in range(plan.n_blocks)]
+    binned = _binned_coupling(parts, plan, bins, bands, factor) if bins else None
     timings["lambda"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
@@ -733,4 +768,18 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
         gamma_fs=summaries["gamma_fs"][0], gamma_fs_error=summaries["gamma_fs"][1],
         w_fs=summaries["w_fs"][0], w_fs_error=summaries["w_fs"][1],
-        gamma_diag_abs=summaries["gamma_diag_abs"][0], gamma_diag_abs_error=summaries["gamma_diag_abs"][1])
+        gamma_diag_abs=summaries["gamma_diag_abs"][0], gamma_diag_abs_error=summaries["gamma_diag_abs"][1],
+        anisotropy=binned)
+
+
+def _binned_coupling(parts, plan: _Plan, bins, bands: _Bands, factor) -> BinnedCoupling:
+    """W_ij(m) of the full sample and its jackknife error (bin-pair sums added in K order)."""
+    n_bin = anisotropy.bin_weights(bands.weights, bins)
+
+    def one(exclude):
+        p = sum(parts[(ik, exclude)].pair_bins for ik in range(len(plan.kpoints)))
+        return anisotropy.binned_coupling(p[..., :plan.n_report], n_bin, factor)
+
+    w, weights = one(None)
+    reps = np.array([one(k)[0] for k in range(plan.n_blocks)])
+    return BinnedCoupling(bins, w, jackknife_error(reps), weights, n_bin)

@@ -254,6 +254,12 @@ class SpiaInput:
     symmetrize_m: bool = option(True, doc="average Γ(m) and Γ(−m) before the Bethe–Salpeter equation (equal in "
                                           "expectation: the ring-polymer ensemble is invariant under reversing the "
                                           "bead order); halves part of the noise")
+    anisotropy_bins: Literal["none", "band", "kpoint", "energy"] = option(
+        "none", doc="also store the state-pair coupling W_st(m) summed over bins of the Fermi surface "
+                    "(/anisotropy, the input of `gap --anisotropic`): 'band' (band index), 'kpoint' (primitive "
+                    "k-point), 'energy' (anisotropy_n_bins clusters of the states by renormalised energy) or "
+                    "'none'; costs one more contraction of W per K-point and block")
+    anisotropy_n_bins: int = option(4, check=positive, doc="number of clusters of anisotropy_bins = 'energy'")
 
 
 @dataclass(frozen=True)
