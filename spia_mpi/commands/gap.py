@@ -22,8 +22,10 @@ linearised T_c is found first; then Z(iω_n), Δ(iω_n) are solved at T/T_c in
 ΔC/γT_c (Bardeen–Stephen free energy) and, by Padé continuation at the lowest T,
 Δ(ω), Z(ω) and the quasiparticle DOS N_s(ω)/N(0). Results go to an HDF5 file
 (--output, layout in docs/output.md); --plots draws Δ(T), Δ(ω) and N_s(ω).
-With --anisotropic FILE (binned couplings W_ij(m) and bin weights instead of λ(m)) the
-anisotropic linearised T_c and the gap distribution at T_c⁻ are added.
+With --anisotropic FILE (binned couplings W_ij(m) and bin weights instead of λ(m): a run's
+results file with /anisotropy, or a hand-made file) the anisotropic linearised T_c, the gap
+distribution at T_c⁻ and the nonlinear gaps Δ_i(T) of every bin at T/T_c^aniso in --fractions
+are added.
 See docs/eliashberg.md.
 
 examples:
@@ -120,14 +122,14 @@ def run(args, comm):
     from spia_mpi.eliashberg import superconducting
     from spia_mpi.eliashberg.linearised import LambdaOfNu
     from spia_mpi.parallel.mpi import on_root
-    from spia_mpi.eliashberg.anisotropic import solve_anisotropic_tc
+    from spia_mpi.eliashberg.anisotropic_gap import solve_anisotropic_state
     lam_m, t0, meta, fractions, aniso = on_root(comm, _load, args)
     lam = LambdaOfNu(lam_m, t0, args.omega2)
     mustars = args.mustar or [0.10]
     states = [superconducting.solve_state(lam, mu, fractions, args.npade, args.omega_max,
                                           args.n_omega, n_freq=args.nfreq, comm=comm)
               for mu in mustars]
-    anis = [solve_anisotropic_tc(aniso[0], aniso[1], t0, mu, args.omega2, args.nfreq, comm)
+    anis = [solve_anisotropic_state(aniso[0], aniso[1], t0, mu, fractions, args.omega2, args.nfreq, comm=comm)
             for mu in mustars] if aniso else [None] * len(mustars)
     out = Path(args.output)
     write_gap_file(out, states, lam, meta, comm, anis)
@@ -138,10 +140,6 @@ def run(args, comm):
             from spia_mpi.io.hdf5 import open_finished
             with open_finished(out, "gap") as f:
                 figures = gapplots.plot_gap_file(f, out.parent, out.stem)
-            for i, a in enumerate(anis):
-                if a is not None:
-                    figures += gapplots.plot_gap_histogram(a.gap_ratio, a.weights, out.parent,
-                                                           f"{out.stem}_gap_histogram_{i}")
             if not args.json:
                 print("\n".join(str(p) for p in figures))
         if args.json:
@@ -152,11 +150,17 @@ def run(args, comm):
 
 
 def _summary(s, aniso=None) -> dict:
+    from spia_mpi import units
     from spia_mpi.eliashberg import superconducting as sc
     from spia_mpi.commands.tc import _json_safe
-    extra = {} if aniso is None else {"tc_aniso_K": aniso.tc_aniso_k, "tc_iso_K": aniso.tc_iso_k,
-                                      "gap_ratio_min": float(aniso.gap_ratio.min()),
-                                      "gap_ratio_max": float(aniso.gap_ratio.max())}
+    extra = {}
+    if aniso is not None:
+        lin, low = aniso.linear, aniso.curve.solutions[0]
+        extra = {"tc_aniso_K": lin.tc_aniso_k, "tc_iso_K": lin.tc_iso_k,
+                 "gap_ratio_min": float(lin.gap_ratio.min()), "gap_ratio_max": float(lin.gap_ratio.max()),
+                 "aniso_temperature_K": low.temperature_k, "aniso_delta0_eV": low.delta0_ev,
+                 "aniso_ratio_2delta0_kTc": 2.0 * low.delta0_ev / (units.KB_EV_PER_K * lin.tc_aniso_k),
+                 "aniso_max_iterations": int(np.max(aniso.curve.iterations))}
     return _json_safe({**extra,
         "mustar": s.mustar, "tc_K": s.tc_k, "tc_from_gap_K": s.tc_from_gap_k,
         "delta0_imag_eV": s.delta0_imag_ev, "delta0_edge_eV": s.delta0_edge_ev,
@@ -181,7 +185,8 @@ def _print_table(summary, out):
         if "tc_aniso_K" in o:
             print(f"μ* = {o['mustar']}: anisotropic T_c = {o['tc_aniso_K']:.3f} K (isotropic average "
                   f"{o['tc_iso_K']:.3f} K), Δ_i/⟨Δ⟩ at T_c⁻ from {o['gap_ratio_min']:.3f} to "
-                  f"{o['gap_ratio_max']:.3f}")
+                  f"{o['gap_ratio_max']:.3f}; at T = {o['aniso_temperature_K']:.4g} K Δ_i(iω₀) = "
+                  + ", ".join(f"{1e3 * d:.4g}" for d in o["aniso_delta0_eV"]) + " meV")
     print(f"written: {out}")
 
 
@@ -203,9 +208,18 @@ def write_gap_file(path: Path, states, lam, meta: dict, comm, anisotropic=None):
 
 def _write_anisotropic(g, a):
     from spia_mpi.io.hdf5 import write_dataset as w
-    g.attrs.update({"tc_aniso_K": a.tc_aniso_k, "tc_iso_K": a.tc_iso_k})
-    w(g, "weights", a.weights, "1", "bin weights w_i (Σ = 1)")
-    w(g, "gap_ratio", a.gap_ratio, "1", "Δ_i(iω_0)/⟨Δ⟩ at T_c⁻ per bin (leading eigenvector)")
+    lin, c = a.linear, a.curve
+    g.attrs.update({"tc_aniso_K": lin.tc_aniso_k, "tc_iso_K": lin.tc_iso_k})
+    w(g, "weights", lin.weights, "1", "bin weights w_i (Σ = 1)")
+    w(g, "gap_ratio", lin.gap_ratio, "1", "Δ_i(iω_0)/⟨Δ⟩ at T_c⁻ per bin (leading eigenvector)")
+    w(g, "temperature_K", c.temperature_k, "K", "temperatures of Δ_i(T) (fractions of T_c^aniso)")
+    w(g, "delta0_eV", c.delta0_ev, "eV", "Δ_i(iω_0) at each T [T, bin] (nonlinear anisotropic equations)")
+    w(g, "z0", c.z0, "1", "Z_i(iω_0) at each T [T, bin]")
+    w(g, "iterations", c.iterations, "1", "Anderson iterations at each T")
+    low = c.solutions[0]
+    w(g, "matsubara_omega_eV", low.omega_ev, "eV", "ω_n at the lowest T")
+    w(g, "matsubara_delta_eV", low.delta_ev, "eV", "Δ_i(iω_n) at the lowest T [bin, n]")
+    w(g, "matsubara_z", low.z, "1", "Z_i(iω_n) at the lowest T [bin, n]")
 
 
 def _write_state(g, s):

@@ -4,15 +4,15 @@ from pathlib import Path
 from spia_mpi.errors import InputError
 
 NAME = "plot"
-HELP = ("figures from a results, analysis or spectral file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands, "
-        "ρ(k, E), MSD, density")
+HELP = ("figures from a results, analysis, spectral or gap file: λ(m) with ω̄₂ inset, λ vs γ, T_c vs μ*, bands, "
+        "ρ(k, E), MSD, density; Δ(T), Δ(ω), N_s(ω), gap histograms")
 ORDER = 60
 NEEDS_MPI = False
 
 
 def add_arguments(p):
-    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, analysis.h5 of `analyze`, or a "
-                                   "`spectral` file")
+    p.add_argument("results", help="results HDF5 file written by `spia_mpi run` or `demo`, analysis.h5 of `analyze`, a "
+                                   "`spectral` file or a `gap` file")
     p.add_argument("--out", help="output folder (default: RESULTS_plots next to the file)")
     p.add_argument("--reference", metavar="FILE",
                    help="overlay a reference λ(m) on lambda_m.png: a text file (one value per line, m = 0, 1, …; "
@@ -44,10 +44,14 @@ def run(args, comm):
         hdf5.require_complete(f, path, None)
         kind = f.attrs["spia_mpi_file"]
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-        if kind not in ("results", "analysis", "spectral"):
-            raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results', 'analysis' or 'spectral'")
-        ref = load_reference(Path(args.reference), args.reference_label) if args.reference else None
-        written = plotting.plot_results(f, out, reference=ref)
+        if kind not in ("results", "analysis", "spectral", "gap"):
+            raise InputError(f"{path}: is a spia_mpi '{kind}' file, expected 'results', 'analysis', 'spectral' or 'gap'")
+        if kind == "gap":
+            from spia_mpi.io import gapplots
+            written = gapplots.plot_gap_file(f, out, path.stem)
+        else:
+            ref = load_reference(Path(args.reference), args.reference_label) if args.reference else None
+            written = plotting.plot_results(f, out, reference=ref)
     if not written:
         raise InputError(f"{path}: nothing to plot (no /lambda, /eliashberg, /bands or /analysis groups)")
     for p in written:

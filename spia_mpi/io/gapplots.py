@@ -3,7 +3,9 @@
 * ``<stem>_gap_T``     — Δ(iω_0)(T) per μ*, with T_c marked;
 * ``<stem>_gap_omega`` — Re Δ(ω), Im Δ(ω) at the lowest T (Padé), the gap edge marked;
 * ``<stem>_dos``       — quasiparticle DOS N_s(ω)/N(0) at the lowest T;
-* ``gap_histogram(...)`` — the DOS-weighted distribution of Δ_i/⟨Δ⟩ of anisotropic bins.
+* ``<stem>_gap_histogram_<i>`` — with anisotropic bins (`gap --anisotropic`), per μ*: the
+  DOS-weighted distribution of Δ_i/⟨Δ⟩ at T_c⁻ (linearised) and at the lowest T (nonlinear);
+* ``<stem>_gap_T_bins_<i>`` — Δ_i(iω_0)(T) of every bin, per μ*.
 """
 from __future__ import annotations
 
@@ -88,17 +90,47 @@ def plot_gap_file(f, out: Path, stem: str = "gap") -> list[Path]:
     """All gap figures of an open gap file into folder ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return plot_gap_T(f, out, stem) + plot_gap_omega(f, out, stem) + plot_dos(f, out, stem)
+    figures = plot_gap_T(f, out, stem) + plot_gap_omega(f, out, stem) + plot_dos(f, out, stem)
+    for i, g in enumerate(_states(f)):
+        if "anisotropic" in g:
+            figures += plot_anisotropic(g["anisotropic"], out, stem, i)
+    return figures
 
 
-def plot_gap_histogram(gap_ratio, weights, out: Path, stem: str = "gap_histogram", bins: int = 20) -> list[Path]:
-    """Histogram of Δ_i/⟨Δ⟩ at T_c⁻ weighted by the bin weights (anisotropic solver)."""
-    from spia_mpi.eliashberg.anisotropic import gap_histogram
-    density, edges = gap_histogram(gap_ratio, weights, bins)
+def plot_anisotropic(a, out: Path, stem: str, index: int) -> list[Path]:
+    """The gap histograms and Δ_i(T) of one μ*'s /anisotropic group of a gap file."""
+    w = a["weights"][...]
+    low = a["delta0_eV"][0]
+    t_low = float(a["temperature_K"][0])
+    figures = plot_gap_histogram([("T_c⁻", a["gap_ratio"][...]), (f"T = {t_low:.3g} K", low / float(w @ low))], w,
+                                 out, f"{stem}_gap_histogram_{index}")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.stairs(density, edges, fill=True, alpha=0.6)
-    ax.set_xlabel("Δ_i / ⟨Δ⟩ at T_c⁻")
+    t, d = a["temperature_K"][...], a["delta0_eV"][...] * 1e3
+    tc = float(a.attrs["tc_aniso_K"])
+    for i in range(d.shape[1]):
+        ax.plot(np.r_[t, tc], np.r_[d[:, i], 0.0], "-", lw=0.8 + 2.0 * w[i], label=f"bin {i}" if d.shape[1] <= 8 else None)
+    ax.axvline(tc, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("Δ_i(iω₀) (meV)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    if d.shape[1] <= 8:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figures + _save(fig, out, f"{stem}_gap_T_bins_{index}")
+
+
+def plot_gap_histogram(ratios, weights, out: Path, stem: str = "gap_histogram", bins: int = 20) -> list[Path]:
+    """Histograms of Δ_i/⟨Δ⟩ weighted by the bin weights: ``ratios`` a list of (label, ratio [n_b])."""
+    from spia_mpi.eliashberg.anisotropic import gap_histogram
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for label, ratio in ratios:
+        density, edges = gap_histogram(ratio, weights, bins)
+        ax.stairs(density, edges, fill=True, alpha=0.45, label=label)
+    ax.legend(fontsize=8)
+    ax.set_xlabel("Δ_i / ⟨Δ⟩")
     ax.set_ylabel("DOS-weighted density")
     fig.tight_layout()
     Path(out).mkdir(parents=True, exist_ok=True)
