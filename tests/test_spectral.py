@@ -94,6 +94,58 @@ def test_grid_model_perfect_crystal_weights_are_0_or_1():
         assert np.allclose(np.sort(e[w[ik] > 0.5]), ev_p, atol=1e-9)
 
 
+def translation_phases(psi, shape, S, K):
+    """⟨ψ|T_i|ψ⟩ for the primitive translations a_i, computed on the grid directly: a_i moves grid
+    index j by s = N ⊙ (S⁻¹)_i steps (an integer vector on a commensurate grid), and leaving the
+    supercell by the lattice vector L = Σ w_β A_β multiplies by e^{2πi K·w} (Bloch gauge).
+    Returns complex [3, n_states]; a state of primitive k has e^{2πi k_i} (reduced k)."""
+    N = np.array(shape)
+    j = np.stack(np.unravel_index(np.arange(N.prod()), shape), axis=1)
+    out = []
+    for i in range(3):
+        step = N * np.linalg.inv(np.asarray(S, float))[i]
+        assert np.allclose(step, np.round(step))
+        jj = j + np.round(step).astype(int)
+        w = np.floor_divide(jj, N)
+        idx = np.ravel_multi_index((jj - w * N).T, shape)
+        shifted = np.exp(2j * np.pi * (w @ np.asarray(K)))[:, None] * psi[idx]
+        out.append(np.sum(psi.conj() * shifted, axis=0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("S", [NON_DIAGONAL, [[1, 1, 0], [-1, 1, 0], [0, 0, 1]]], ids=["paper", "rotated"])
+def test_grid_model_non_diagonal_supercell_unfolds_exactly(S):
+    """The grid model picks a grid commensurate with the primitive translations for any supercell:
+    fcc LiH in non-diagonal supercells, weights 0/1 to 1e-10, and each state's primitive k is the
+    one its translation eigenvalues e^{2πi k_i} (computed on the grid in the test) say."""
+    from ase.build import bulk
+    from spia_mpi.models.grid import GridModel
+    prim = bulk("LiH", "rocksalt", a=3.6)
+    m = GridModel(prim, S, (4, 4, 4), 4)
+    assert unfolding.grid_is_commensurate(m.shape, S)
+    K = [0.23, 0.11, 0.37]
+    e, v = np.linalg.eigh(m.hamiltonian_dense(m.reference_positions, K))
+    ks = folded_kpoints(S, K)
+    w = unfolding.unfolding_weights(m, v, K, ks)
+    assert np.abs(w.sum(axis=0) - 1).max() < 1e-10
+    assert np.abs(np.minimum(w, 1 - w)).max() < 1e-10                       # 0 or 1
+    assert np.abs(w.sum(axis=1) - m.n_basis / len(ks)).max() < 1e-8        # grid points per primitive cell
+    phases = translation_phases(v, m.shape, S, K)
+    assert np.abs(np.abs(phases) - 1).max() < 1e-10                         # translation eigenstates
+    for ik, k in enumerate(ks):
+        mine = w[ik] > 0.5
+        assert np.abs(phases[:, mine] - np.exp(2j * np.pi * k)[:, None]).max() < 1e-8
+
+
+def test_grid_unfolding_refuses_an_incommensurate_grid():
+    from spia_mpi.errors import InputError
+    from spia_mpi.models.grid import GridModel
+    prim = Atoms("H", positions=[[0, 0, 0]], cell=np.eye(3) * 2.0, pbc=True)
+    m = GridModel(prim, NON_DIAGONAL, (4, 4, 4), 2, grid_shape=(5, 4, 4))
+    with pytest.raises(InputError, match="not commensurate"):
+        unfolding.unfolding_weights(m, np.eye(m.n_basis)[:, :2], [0, 0, 0], [[0, 0, 0]])
+
+
 @pytest.mark.parametrize("S", [np.diag([2, 2, 2]), NON_DIAGONAL_3], ids=["diag", "nondiag"])
 def test_holstein_moment_sum_rules(S):
     """One-band Holstein, any configuration (V_i = g u_i,z): with |k⟩ the Bloch sum,

@@ -94,7 +94,6 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
         if dry_run:
             return _gpaw_dry_run(model, path, conf, inp, comm)
         model = _prepare_gpaw(model, conf, ckpt, comm, timings)
-    _warn_incommensurate_grid(model, comm)
     fermi = reference_fermi_level(inp, model, conf.temperature_k, comm)
     z = fermi + 1j * matsubara_eta(inp.spia.matsubara_j, conf.temperature_k) if sp.greens else None
     grid = np.linspace(sp.energy_min_ev, sp.energy_max_ev, sp.n_energies)
@@ -164,16 +163,6 @@ def _gpaw_dry_run(model, path, conf, inp, comm) -> int:
                           "note": "kind = gpaw: basis size and ε_F come from the reference SCF, not run here"},
                          indent=1))
     return 0
-
-
-def _warn_incommensurate_grid(model, comm):
-    """The plane-wave unfolding is exact only on a grid that primitive translations map onto itself."""
-    from spia_mpi.engine.unfolding import grid_is_commensurate
-    shape = getattr(model, "shape", None)
-    if shape is not None and comm.rank == 0 and not grid_is_commensurate(shape, model.supercell_matrix):
-        logger.warning("the grid %s of this supercell is not commensurate with the primitive lattice: the "
-                       "unfolding weights are approximate (a perfect crystal no longer gives weights 0/1); "
-                       "a diagonal supercell repeats the primitive grid exactly", list(shape))
 
 
 def special_indices(path, wanted=()) -> list:

@@ -185,6 +185,10 @@ def unfolding_weights(model, vectors, kpoint, kpoints_frac, positions_av=None) -
         return paw_weights(vectors, model.cross_overlap(pos, kpoint), [model.bloch_sums(kk) for kk in k],
                            model.reference_matrices(kpoint)[1])
     if isinstance(model, GridModel):
+        if not grid_is_commensurate(model.shape, model.supercell_matrix):
+            raise InputError(f"the grid {list(model.shape)} of this supercell is not commensurate with the primitive "
+                             f"lattice (a grid_shape set by hand?): its eigenstates have no primitive k; the grid "
+                             f"model's own grid choice always is")
         return plane_wave_weights(vectors, model.shape, model.supercell_matrix, kpoint, kpoints_frac)
     if isinstance(model, TightBindingModel):
         k = _check_folding(model.supercell_matrix, kpoint, kpoints_frac)

@@ -98,7 +98,8 @@ class GridInput:
                                     "also non-orthogonal; any supercell matrix)")
     grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive,
                                             doc="grid points per primitive cell along a, b, c (a non-diagonal "
-                                                "supercell gets its own grid at the finest of these spacings)")
+                                                "supercell gets its own grid at the finest of these spacings, commensurate with the "
+                                                "primitive translations)")
     spacing_ang: float | None = option(None, units="Å", check=positive,
                                        doc="target grid spacing h instead of grid_per_cell: ⌈|a_i|/h⌉ points "
                                            "(at least 2) along each primitive vector a_i, so the actual spacing is ≤ h")

@@ -11,8 +11,9 @@ treatment (METHOD.md §2, the "common pseudo space" with no projectors).
   the diagonal, products of first-derivative stencils for the mixed terms of a
   non-orthogonal cell. Any supercell matrix: a diagonal one repeats the primitive
   grid; a non-diagonal one gets its own grid along the supercell vectors at the
-  finest primitive spacing (``grid_per_cell`` docs), so the paper's non-diagonal
-  supercells run on the material model too.
+  finest primitive spacing (``grid_per_cell`` docs), commensurate with the primitive
+  translations, so the paper's non-diagonal supercells run on the material model too
+  and a perfect crystal keeps its primitive periodicity exactly.
 * Potential: V(r) = Σ_G V(G) e^{iG·r}, V(G) = (1/Ω) Σ_a v_a(|G|) e^{−iG·R_a}
   over the supercell reciprocal vectors resolved by the grid, with
   v_a(q) = −(4π Z_a e²/q²) cos(q r_c,a) e^{−(q/q_s,a)²} / ε(q): Ashcroft's
@@ -95,6 +96,26 @@ def grid_for_spacing(cell, spacing_ang: float) -> tuple:
     return tuple(max(2, int(math.ceil(L / spacing_ang - 1e-9))) for L in lengths)
 
 
+def commensurate_shape(supercell_matrix, shape) -> tuple:
+    """The smallest supercell grid ≥ ``shape`` that every primitive translation maps onto itself.
+
+    A primitive vector a_i = Σ_β (S⁻¹)_iβ A_β moves the grid point Σ_β (j_β/N_β) A_β by
+    N_β (S⁻¹)_iβ steps along A_β: an integer for every i exactly when N_β is a multiple of d_β,
+    the common denominator of column β of S⁻¹ (d_β = |det S| / gcd(|det S|, column β of adj S)).
+    On such a grid the Hamiltonian of a perfect crystal commutes with the primitive translations,
+    so its eigenstates have one primitive k each (exact band unfolding). Each N_β is rounded up
+    to a multiple of d_β (for a diagonal S, d_β = S_ββ: the repeated primitive grid g_β S_ββ is).
+    """
+    S = np.asarray(supercell_matrix, float)
+    det = int(round(abs(np.linalg.det(S))))
+    adj = np.rint(np.linalg.inv(S) * np.linalg.det(S)).astype(int)
+    out = []
+    for beta, n in enumerate(shape):
+        d = det // math.gcd(det, *(abs(int(c)) for c in adj[:, beta]))
+        out.append(int(d * math.ceil(int(n) / d)))
+    return tuple(out)
+
+
 class GridModel(ElectronicModel):
     """Real-space grid model of a supercell of ``primitive`` (see the module docstring).
 
@@ -105,7 +126,9 @@ class GridModel(ElectronicModel):
     grid_per_cell : 3 ints — grid points per primitive cell along each axis. For a diagonal
         supercell the supercell grid is this grid repeated (N_α = g_α S_αα). For a
         non-diagonal one the grid runs along the supercell vectors A_β with the finest
-        primitive spacing h = min_α |a_α|/g_α: N_β = ⌈|A_β|/h⌉ (spacing ≤ h along each A_β).
+        primitive spacing h = min_α |a_α|/g_α: N_β = ⌈|A_β|/h⌉ (spacing ≤ h along each A_β),
+        rounded up to the next grid that the primitive translations map onto itself
+        (:func:`commensurate_shape`), so a perfect crystal unfolds exactly.
     grid_shape : 3 ints or None — the supercell grid (N1, N2, N3) directly, overriding
         grid_per_cell.
     fd_order : 2, 4, 6 or 8.
@@ -141,7 +164,7 @@ class GridModel(ElectronicModel):
             shape = g * np.abs(np.diag(S))
         else:
             h = np.min(np.linalg.norm(a, axis=1) / g)
-            shape = np.array(grid_for_spacing(S @ a, h))
+            shape = np.array(commensurate_shape(S, grid_for_spacing(S @ a, h)))
         self.shape = tuple(int(x) for x in shape)
         self.n_basis = int(np.prod(self.shape))
         self.cell = np.asarray(self.atoms.cell[:], float)
