@@ -221,54 +221,56 @@ def format_summary(out_path, res, summary, fermi) -> str:
 
 
 def write_spectral(path, comm, resolved, res, setup, kpath, summary, conf, timings, source):
-    """The spectral HDF5 file (layout in docs/output.md, group /spectral)."""
-    from spia_mpi.io import hdf5
-    info = hdf5.provenance(comm, f"spectral {source}")
-    if comm.size > 1:      # identical metadata on every rank for the collective write
-        info, timings = comm.bcast((info, timings), root=0)
-    w = hdf5.write_dataset
-    with hdf5.atomic_h5(path, comm, kind="spectral") as f:
-        hdf5.write_provenance(f, info, resolved)
-        t = f.create_group("timings")
-        for k, v in timings.items():
-            t.attrs[k] = float(v)
-        g = f.create_group("spectral")
-        g.attrs.update({"fermi_level_eV": setup.fermi_level, "broadening_eV": setup.broadening,
-                        "path": kpath.path, "labels": json.dumps(kpath.labels), "n_samples": res.n_samples,
-                        "n_blocks": res.n_blocks, "n_bands": setup.n_bands, "temperature_K": conf.temperature_k})
-        w(g, "kpoints_frac", setup.kpath_frac, "1", "path k, reduced primitive reciprocal coordinates [k, 3]")
-        w(g, "x", kpath.x, "1/Å", "distance along the path [k]")
-        w(g, "special_x", kpath.special_x, "1/Å", "positions of the labelled points (attrs labels)")
-        w(g, "supercell_kpoints_frac", setup.K, "1", "supercell K of the path [K, 3]")
-        w(g, "k_to_K", setup.k_of_K, "1", "K index of every path k [k]")
-        w(g, "energies_eV", setup.grid_ev, "eV", "energy grid relative to ε_F [e]")
-        w(g, "rho", res.rho, "1/eV", "ρ(k, E) per primitive cell per spin, unfolded (Eq. S27) [k, e]")
-        w(g, "rho_error", res.rho_error, "1/eV", "jackknife standard error of rho [k, e]")
-        w(g, "weight", res.weight, "1", "⟨Σ_N W_N(k)⟩: bands per primitive cell in the window [k]")
-        w(g, "weight_error", res.weight_error, "1", "jackknife error of weight [k]")
-        w(g, "centroid_eV", res.centroid, "eV", "⟨Σ W ε⟩/⟨Σ W⟩ relative to ε_F [k]")
-        w(g, "centroid_error_eV", res.centroid_error, "eV", "jackknife error [k]")
-        w(g, "spread_eV", res.spread, "eV", "standard deviation of the spectral weight in energy [k]")
-        w(g, "spread_error_eV", res.spread_error, "eV", "jackknife error [k]")
-        w(g, "static_bands_eV", res.static_bands, "eV",
-          "reference-structure bands on the path relative to ε_F (unfolded; NaN-padded) [k, n]")
-        if res.greens is not None:
-            gg = g.create_group("greens")
-            gg.attrs["eta_eV"] = res.greens["eta"]
-            gg.attrs["states_per_k"] = setup.states_per_k
-            w(gg, "bands_eV", res.greens["bands"], "eV", "renormalised bands ε_nk relative to ε_F [k, n]")
-            w(gg, "bands_error_eV", res.greens["bands_error"], "eV", "jackknife error [k, n]")
-            w(gg, "half_width_eV", res.greens["half_width"], "eV", "half widths γ_nk [k, n]")
-            w(gg, "half_width_error_eV", res.greens["half_width_error"], "eV", "jackknife error [k, n]")
-            w(gg, "reference_bands_eV", res.greens["reference"], "eV", "reference states' energies [k, n]")
-            w(gg, "rho", res.greens["rho"], "1/eV", "−Im Ḡ(k, E + iγ)/π from the renormalised bands [k, e]")
-            w(gg, "rho_error", res.greens["rho_error"], "1/eV", "jackknife error [k, e]")
-            w(gg, "gbar_offdiagonal_ratio", res.greens["offdiag"], "1",
-              "‖k-off-diagonal blocks of Ḡ‖/‖Ḡ‖ per K (vanishes with sampling) [K]")
-        s = g.create_group("summary")
-        s.attrs["labels"] = json.dumps(summary["label"])
-        for key, unit in (("k_index", "1"), ("band", "1"), ("reference", "eV"), ("energy", "eV"),
-                          ("energy_error", "eV"), ("half_width", "eV"), ("half_width_error", "eV"),
-                          ("centroid", "eV"), ("centroid_error", "eV"), ("spread", "eV"),
-                          ("spread_error", "eV")):
-            w(s, key, summary[key], unit)
+    """The spectral HDF5 file (layout in docs/output.md, group /spectral): rank 0 writes it alone
+    (:func:`spia_mpi.io.results.write_results`, kind 'spectral'); every rank returns when it is complete."""
+    from spia_mpi.io.results import write_results
+    content = spectral_content(res, setup, kpath, summary, conf, timings) if comm.rank == 0 else None
+    write_results(path, content, comm, f"spectral {source}", resolved, kind="spectral")
+
+
+def spectral_content(res, setup, kpath, summary, conf, timings):
+    """Everything the spectral file holds, as a :class:`spia_mpi.io.results.ResultsContent`."""
+    from spia_mpi.io.results import ResultsContent
+    out = ResultsContent()
+    out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
+    out.set_attrs("spectral", fermi_level_eV=setup.fermi_level, broadening_eV=setup.broadening, path=kpath.path,
+                  labels=json.dumps(kpath.labels), n_samples=res.n_samples, n_blocks=res.n_blocks,
+                  n_bands=setup.n_bands, temperature_K=conf.temperature_k)
+    for name, data, unit, doc in (
+            ("kpoints_frac", setup.kpath_frac, "1", "path k, reduced primitive reciprocal coordinates [k, 3]"),
+            ("x", kpath.x, "1/Å", "distance along the path [k]"),
+            ("special_x", kpath.special_x, "1/Å", "positions of the labelled points (attrs labels)"),
+            ("supercell_kpoints_frac", setup.K, "1", "supercell K of the path [K, 3]"),
+            ("k_to_K", setup.k_of_K, "1", "K index of every path k [k]"),
+            ("energies_eV", setup.grid_ev, "eV", "energy grid relative to ε_F [e]"),
+            ("rho", res.rho, "1/eV", "ρ(k, E) per primitive cell per spin, unfolded (Eq. S27) [k, e]"),
+            ("rho_error", res.rho_error, "1/eV", "jackknife standard error of rho [k, e]"),
+            ("weight", res.weight, "1", "⟨Σ_N W_N(k)⟩: bands per primitive cell in the window [k]"),
+            ("weight_error", res.weight_error, "1", "jackknife error of weight [k]"),
+            ("centroid_eV", res.centroid, "eV", "⟨Σ W ε⟩/⟨Σ W⟩ relative to ε_F [k]"),
+            ("centroid_error_eV", res.centroid_error, "eV", "jackknife error [k]"),
+            ("spread_eV", res.spread, "eV", "standard deviation of the spectral weight in energy [k]"),
+            ("spread_error_eV", res.spread_error, "eV", "jackknife error [k]"),
+            ("static_bands_eV", res.static_bands, "eV",
+             "reference-structure bands on the path relative to ε_F (unfolded; NaN-padded) [k, n]")):
+        out.add(f"spectral/{name}", data, unit, doc)
+    if res.greens is not None:
+        g = res.greens
+        out.set_attrs("spectral/greens", eta_eV=g["eta"], states_per_k=setup.states_per_k)
+        for name, key, unit, doc in (
+                ("bands_eV", "bands", "eV", "renormalised bands ε_nk relative to ε_F [k, n]"),
+                ("bands_error_eV", "bands_error", "eV", "jackknife error [k, n]"),
+                ("half_width_eV", "half_width", "eV", "half widths γ_nk [k, n]"),
+                ("half_width_error_eV", "half_width_error", "eV", "jackknife error [k, n]"),
+                ("reference_bands_eV", "reference", "eV", "reference states' energies [k, n]"),
+                ("rho", "rho", "1/eV", "−Im Ḡ(k, E + iγ)/π from the renormalised bands [k, e]"),
+                ("rho_error", "rho_error", "1/eV", "jackknife error [k, e]"),
+                ("gbar_offdiagonal_ratio", "offdiag", "1",
+                 "‖k-off-diagonal blocks of Ḡ‖/‖Ḡ‖ per K (vanishes with sampling) [K]")):
+            out.add(f"spectral/greens/{name}", g[key], unit, doc)
+    out.set_attrs("spectral/summary", labels=json.dumps(summary["label"]))
+    for key, unit in (("k_index", "1"), ("band", "1"), ("reference", "eV"), ("energy", "eV"),
+                      ("energy_error", "eV"), ("half_width", "eV"), ("half_width_error", "eV"),
+                      ("centroid", "eV"), ("centroid_error", "eV"), ("spread", "eV"), ("spread_error", "eV")):
+        out.add(f"spectral/summary/{key}", summary[key], unit)
+    return out
