@@ -123,7 +123,8 @@ def test_binned_coupling_two_ranks_bit_identical_to_one():
 def test_run_writes_anisotropy_and_gap_reads_it(tmp_path, spia_cli, small_run):
     """`run` with spia.anisotropy_bins = 'energy' (2 clusters) writes /anisotropy (units on every dataset,
     Σ w W w = /lambda/lambda_m); `gap --anisotropic results.h5` on 2 ranks solves the isotropic part for
-    that λ (T_c = the run's /eliashberg/tc_K) and T_c^aniso ≥ T_c^iso."""
+    that λ (T_c = the run's /eliashberg/tc_K) and T_c^aniso ≥ T_c^iso; `tc --anisotropic` gives the same
+    T_c^aniso."""
     import h5py
     toml = small_run.toml.replace("[spia]\n", "[spia]\nanisotropy_bins = 'energy'\nanisotropy_n_bins = 2\n")
     (tmp_path / "in.toml").write_text(toml.format(out="res.h5", resolvent="dense"))
@@ -147,5 +148,9 @@ def test_run_writes_anisotropy_and_gap_reads_it(tmp_path, spia_cli, small_run):
     assert s["tc_K"] == pytest.approx(tc_run, rel=1e-7)
     assert s["tc_aniso_K"] >= s["tc_iso_K"] * (1 - 1e-9)
     assert o["bins"] == "energy"
+    t = spia_cli(["tc", "--lambda", res, "--mustar", 0.1, "--anisotropic", "--json"])
+    assert t.returncode == 0, t
+    ta = json.loads(t.stdout)["anisotropic"][0]
+    assert ta["tc_aniso_K"] == pytest.approx(s["tc_aniso_K"], rel=1e-9) and ta["n_bins"] == 2
     r = spia_cli(["gap", "--anisotropic", tmp_path / "g.h5", "--output", tmp_path / "x.h5"])
     assert r.returncode == 2 and "expected 'results'" in r.stderr, r

@@ -109,3 +109,25 @@ def test_tc_json_is_strict_json_when_there_is_no_tc(tmp_path, spia_cli):
         raise AssertionError(f"non-JSON constant {token} in the output")
     out = _json.loads(r.stdout, parse_constant=refuse)
     assert out["tc_K"] == [None] and "coupling too weak" in out["tc_errors"]["0.3"], out
+
+
+def test_tc_gap_option_gives_the_weak_coupling_bcs_numbers(tmp_path, spia_cli):
+    """`tc --gap` (2 ranks) on Einstein λ0 = 0.3, μ* = 0: 2Δ₀/k_BT_c = 2πe^{−γ_E} and ΔC/γT_c = 12/(7ζ(3))
+    (weak-coupling BCS, computed here) within 1.5 %; Δ vanishes at the printed T_c within 0.5 %; the text
+    table prints the line; `--anisotropic` with a text file is refused."""
+    import math
+
+    from spia_mpi.eliashberg.linearised import einstein_lambda
+    lam = tmp_path / "lam.dat"
+    lam.write_text("\n".join(f"{x:.15e}" for x in einstein_lambda(0.3, 0.05, 100.0, 200)) + "\n")
+    r = spia_cli(["tc", "--lambda", lam, "--temperature", 100, "--mustar", 0.0, "--omega2", 0.05, "--gap",
+                  "--json"], ranks=2)
+    assert r.returncode == 0, r
+    g = json.loads(r.stdout)["gap"][0]
+    assert abs(g["ratio_2delta0_kTc_edge"] / (2 * math.pi * math.exp(-0.5772156649015329)) - 1) < 0.015, g
+    assert abs(g["specific_heat_jump_ratio"] / (12 / (7 * 1.2020569031595942)) - 1) < 0.015, g
+    assert abs(g["tc_from_gap_K"] / g["tc_K"] - 1) < 0.005
+    t = spia_cli(["tc", "--lambda", lam, "--temperature", 100, "--mustar", 0.0, "--gap"])
+    assert t.returncode == 0 and "2Δ₀/k_BT_c" in t.stdout, t
+    bad = spia_cli(["tc", "--lambda", lam, "--temperature", 100, "--anisotropic"])
+    assert bad.returncode == 2 and "--anisotropic needs a results file" in bad.stderr, bad

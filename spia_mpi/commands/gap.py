@@ -20,7 +20,8 @@ linearised T_c is found first; then Z(iω_n), Δ(iω_n) are solved at T/T_c in
 --fractions (Anderson mixing; temperatures spread over the MPI ranks), giving
 Δ(T), 2Δ₀/k_BT_c (imaginary axis and real-axis gap edge), the T where Δ vanishes,
 ΔC/γT_c (Bardeen–Stephen free energy) and, by Padé continuation at the lowest T,
-Δ(ω), Z(ω) and the quasiparticle DOS N_s(ω)/N(0). Results go to an HDF5 file
+Δ(ω), Z(ω) and the quasiparticle DOS N_s(ω)/N(0) (or, with --real-axis iterative, by the
+Marsiglio–Schossmann–Carbotte real-axis equations). Results go to an HDF5 file
 (--output, layout in docs/output.md); --plots draws Δ(T), Δ(ω) and N_s(ω).
 With --anisotropic FILE (binned couplings W_ij(m) and bin weights instead of λ(m): a run's
 results file with /anisotropy, or a hand-made file) the anisotropic linearised T_c, the gap
@@ -55,6 +56,9 @@ def add_arguments(p):
     p.add_argument("--fractions", type=str, metavar="LIST",
                    help="comma-separated T/T_c for Δ(T), each in (0, 1) (default 0.1,0.2,…,0.99); "
                         "the lowest gives Δ₀ and the real-axis gap")
+    p.add_argument("--real-axis", choices=["pade", "iterative"], default="pade",
+                   help="real-axis continuation at the lowest T: 'pade' (default) or 'iterative' (the "
+                        "Marsiglio–Schossmann–Carbotte equations with α²F fitted to λ(m))")
     p.add_argument("--npade", type=int, default=120, metavar="M",
                    help="Matsubara points for the Padé continuation (default 120)")
     p.add_argument("--omega-max", type=float, metavar="E",
@@ -123,11 +127,12 @@ def run(args, comm):
     from spia_mpi.eliashberg.linearised import LambdaOfNu
     from spia_mpi.parallel.mpi import on_root
     from spia_mpi.eliashberg.anisotropic_gap import solve_anisotropic_state
+    from spia_mpi.io.gapfile import write_gap_file
     lam_m, t0, meta, fractions, aniso = on_root(comm, _load, args)
     lam = LambdaOfNu(lam_m, t0, args.omega2)
     mustars = args.mustar or [0.10]
     states = [superconducting.solve_state(lam, mu, fractions, args.npade, args.omega_max,
-                                          args.n_omega, n_freq=args.nfreq, comm=comm)
+                                          args.n_omega, n_freq=args.nfreq, comm=comm, real_axis=args.real_axis)
               for mu in mustars]
     anis = [solve_anisotropic_state(aniso[0], aniso[1], t0, mu, fractions, args.omega2, args.nfreq, comm=comm)
             for mu in mustars] if aniso else [None] * len(mustars)
@@ -188,62 +193,3 @@ def _print_table(summary, out):
                   f"{o['gap_ratio_max']:.3f}; at T = {o['aniso_temperature_K']:.4g} K Δ_i(iω₀) = "
                   + ", ".join(f"{1e3 * d:.4g}" for d in o["aniso_delta0_eV"]) + " meV")
     print(f"written: {out}")
-
-
-def write_gap_file(path: Path, states, lam, meta: dict, comm, anisotropic=None):
-    """The gap HDF5 file (kind 'gap'): one group /mustar_<i> per μ*; layout in docs/output.md."""
-    from spia_mpi.io import hdf5
-    with hdf5.atomic_h5(path, comm, kind="gap") as f:
-        hdf5.write_provenance(f, hdf5.provenance(comm, "gap"), {**meta, "omega2_eV": lam.omega2_ev})
-        g = f.create_group("lambda")
-        g.attrs["temperature_K"] = lam.temperature_k
-        hdf5.write_dataset(g, "lambda_m", lam.lambda_m, "1", "λ(m) used, at ν_m = 2πm k_B T0")
-        g.attrs["omega2_eV"] = lam.omega2_ev
-        for i, s in enumerate(states):
-            g = f.create_group(f"mustar_{i}")
-            _write_state(g, s)
-            if anisotropic and anisotropic[i] is not None:
-                _write_anisotropic(g.create_group("anisotropic"), anisotropic[i])
-
-
-def _write_anisotropic(g, a):
-    from spia_mpi.io.hdf5 import write_dataset as w
-    lin, c = a.linear, a.curve
-    g.attrs.update({"tc_aniso_K": lin.tc_aniso_k, "tc_iso_K": lin.tc_iso_k})
-    w(g, "weights", lin.weights, "1", "bin weights w_i (Σ = 1)")
-    w(g, "gap_ratio", lin.gap_ratio, "1", "Δ_i(iω_0)/⟨Δ⟩ at T_c⁻ per bin (leading eigenvector)")
-    w(g, "temperature_K", c.temperature_k, "K", "temperatures of Δ_i(T) (fractions of T_c^aniso)")
-    w(g, "delta0_eV", c.delta0_ev, "eV", "Δ_i(iω_0) at each T [T, bin] (nonlinear anisotropic equations)")
-    w(g, "z0", c.z0, "1", "Z_i(iω_0) at each T [T, bin]")
-    w(g, "iterations", c.iterations, "1", "Anderson iterations at each T")
-    low = c.solutions[0]
-    w(g, "matsubara_omega_eV", low.omega_ev, "eV", "ω_n at the lowest T")
-    w(g, "matsubara_delta_eV", low.delta_ev, "eV", "Δ_i(iω_n) at the lowest T [bin, n]")
-    w(g, "matsubara_z", low.z, "1", "Z_i(iω_n) at the lowest T [bin, n]")
-
-
-def _write_state(g, s):
-    from spia_mpi.io.hdf5 import write_dataset as w
-    g.attrs.update({"mustar": s.mustar, "tc_K": s.tc_k, "tc_from_gap_K": s.tc_from_gap_k,
-                    "delta0_imag_eV": s.delta0_imag_ev, "delta0_edge_eV": s.delta0_edge_ev,
-                    "ratio_2delta0_kTc_imag": s.ratio_imag, "ratio_2delta0_kTc_edge": s.ratio_edge,
-                    "specific_heat_jump_ratio": s.jump.ratio})
-    c = s.curve
-    w(g, "temperature_K", c.temperature_k, "K", "temperatures of the Δ(T) curve")
-    w(g, "delta0_eV", c.delta0_ev, "eV", "Δ(iω_0) at each T")
-    w(g, "z0", c.z0, "1", "Z(iω_0) at each T")
-    w(g, "iterations", c.iterations, "1", "Anderson iterations at each T")
-    low = c.solutions[0]
-    w(g, "matsubara_omega_eV", low.omega_ev, "eV", "ω_n at the lowest T")
-    w(g, "matsubara_delta_eV", low.delta_ev, "eV", "Δ(iω_n) at the lowest T")
-    w(g, "matsubara_z", low.z, "1", "Z(iω_n) at the lowest T")
-    r = s.real_axis
-    ra = g.create_group("real_axis")
-    ra.attrs.update({"n_pade": r.n_pade, "eta_eV": r.eta_ev, "temperature_K": low.temperature_k})
-    w(ra, "omega_eV", r.omega_ev, "eV", "real frequencies ω (evaluated at ω + iη)")
-    w(ra, "delta_eV", r.delta_ev, "eV", "Δ(ω), complex (Padé)")
-    w(ra, "z", r.z, "1", "Z(ω), complex (Padé)")
-    w(ra, "dos", r.dos, "1", "quasiparticle DOS N_s(ω)/N(0)")
-    j = g.create_group("specific_heat")
-    w(j, "temperature_K", s.jump.temperature_k, "K", "temperatures of the ΔF fit (fixed N)")
-    w(j, "free_energy_eV2", s.jump.free_energy_ev2, "eV^2", "ΔF/N(0) (Bardeen–Stephen)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spia_mpi.errors import InputError
+from spia_mpi.errors import ConvergenceError, InputError
 
 NAME = "tc"
 HELP = "superconducting T_c from λ(m) (linearised Eliashberg equation)"
@@ -23,7 +23,10 @@ last point) so it can be evaluated at other temperatures; μ* is renormalised to
 the frequency cutoff. With a results file that holds λ(m)'s jackknife
 replicas (/lambda/lambda_m_jackknife) the statistical error of T_c is reported
 too: T_c is solved for every delete-one-block replica (--no-tc-errors skips it).
-See docs/linearised.md.
+--gap adds, per μ*, the superconducting state below T_c (nonlinear Eliashberg: Δ₀,
+2Δ₀/k_BT_c, the T where Δ vanishes, ΔC/γT_c; `gap` writes all of it to a file);
+--anisotropic adds T_c^aniso and the gap spread at T_c⁻ from the /anisotropy group of a
+results file (run with spia.anisotropy_bins). See docs/eliashberg.md.
 
 examples:
   python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.10 --mustar 0.16
@@ -52,6 +55,12 @@ def add_arguments(p):
                         "one rank, SLEPc with a distributed matrix-free kernel otherwise)")
     p.add_argument("--no-tc-errors", action="store_true",
                    help="HDF5 input: skip the jackknife error of T_c (one T_c solve per block and μ*)")
+    p.add_argument("--gap", action="store_true",
+                   help="also solve the gap below T_c per μ* (Δ₀ at 0.1 T_c, 2Δ₀/k_BT_c from the Padé gap edge, "
+                        "ΔC/γT_c); the full curves and real axis: `spia_mpi gap`")
+    p.add_argument("--anisotropic", action="store_true",
+                   help="results file with /anisotropy (spia.anisotropy_bins): also T_c^aniso and Δ_i/⟨Δ⟩ at "
+                        "T_c⁻ of the binned couplings of the same γ row")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -168,12 +177,51 @@ def run(args, comm):
                                                             hdf5="gamma_eV" in meta)
     out["n_lambda"] = int(lam.size)
     out["mpi_ranks"] = comm.size
+    if args.gap:
+        out["gap"] = _gap_summary(lam, t0, mustars, args, comm)
+    if args.anisotropic:
+        out["anisotropic"] = _anisotropic_summary(args, mustars, comm)
     if comm.rank == 0:
         if args.json:
             print(json.dumps(_json_safe(out), indent=1))
         else:
             _print_table(out)
     return 0
+
+
+def _gap_summary(lam, t0, mustars, args, comm) -> list:
+    """Per μ*: the nonlinear gap at 0.1 T_c (the `gap` command's numbers, no file)."""
+    from spia_mpi.eliashberg import superconducting
+    from spia_mpi.eliashberg.linearised import LambdaOfNu
+    lam_nu = LambdaOfNu(lam, t0, args.omega2)
+    out = []
+    for mu in mustars:
+        try:
+            s = superconducting.solve_state(lam_nu, mu, (0.1,), n_omega=1000, n_freq=args.nfreq, comm=comm)
+        except (InputError, ConvergenceError) as exc:
+            out.append({"mustar": mu, "error": str(exc)})
+            continue
+        out.append({"mustar": mu, "tc_K": s.tc_k, "tc_from_gap_K": s.tc_from_gap_k, "delta0_imag_eV": s.delta0_imag_ev,
+                    "delta0_edge_eV": s.delta0_edge_ev, "ratio_2delta0_kTc_edge": s.ratio_edge,
+                    "ratio_2delta0_kTc_imag": s.ratio_imag, "specific_heat_jump_ratio": s.jump.ratio})
+    return out
+
+
+def _anisotropic_summary(args, mustars, comm) -> list:
+    """Per μ*: T_c^aniso, T_c^iso and the spread of Δ_i/⟨Δ⟩ at T_c⁻ from the file's /anisotropy."""
+    from spia_mpi.eliashberg.anisotropic import solve_anisotropic_tc
+    from spia_mpi.io.anisotropyfile import read_anisotropy
+    from spia_mpi.parallel.mpi import on_root
+    path = Path(args.lambda_file)
+    if not _is_hdf5(path):
+        raise InputError(f"--anisotropic needs a results file with /anisotropy, not the text file {path}")
+    W, w, t0, _ = on_root(comm, read_anisotropy, path, args.gamma)
+    out = []
+    for mu in mustars:
+        a = solve_anisotropic_tc(W, w, t0, mu, args.omega2, args.nfreq, comm)
+        out.append({"mustar": mu, "tc_aniso_K": a.tc_aniso_k, "tc_iso_K": a.tc_iso_k, "n_bins": int(w.size),
+                    "gap_ratio_min": float(a.gap_ratio.min()), "gap_ratio_max": float(a.gap_ratio.max())})
+    return out
 
 
 def _tc_errors(reps, t0, mustars, tc_k, args, comm, hdf5=True):
@@ -218,3 +266,15 @@ def _print_table(o):
     for mu, msg in o["tc_K_error_notes"].items():
         if msg != "no central T_c":            # that reason is already printed above
             print(f"T_c error{'' if mu == 'all' else f' (μ* = {mu})'}: {msg}")
+    for g in o.get("gap", []):
+        if "error" in g:
+            print(f"μ* = {g['mustar']}: gap not solved: {g['error']}")
+            continue
+        edge = g["delta0_edge_eV"]
+        print(f"μ* = {g['mustar']}: Δ(iω₀) = {1e3 * g['delta0_imag_eV']:.4g} meV at 0.1 T_c, 2Δ₀/k_BT_c = "
+              f"{g['ratio_2delta0_kTc_edge'] if math.isfinite(edge) else g['ratio_2delta0_kTc_imag']:.3f}, "
+              f"ΔC/γT_c = {g['specific_heat_jump_ratio']:.3f}, Δ → 0 at {g['tc_from_gap_K']:.2f} K")
+    for a in o.get("anisotropic", []):
+        print(f"μ* = {a['mustar']}: anisotropic T_c = {a['tc_aniso_K']:.2f} K over {a['n_bins']} bins (isotropic "
+              f"average {a['tc_iso_K']:.2f} K), Δ_i/⟨Δ⟩ at T_c⁻ from {a['gap_ratio_min']:.3f} to "
+              f"{a['gap_ratio_max']:.3f}")

@@ -15,13 +15,15 @@ import numpy as np
 
 from spia_mpi import units
 from spia_mpi.errors import InputError
-from spia_mpi.eliashberg import nonlinear, pade, thermodynamics
+from spia_mpi.eliashberg import nonlinear, pade, realaxis, thermodynamics
 from spia_mpi.eliashberg.linearised import DEFAULT_CUTOFF_OMEGA2, EliashbergSolver, LambdaOfNu
 
 logger = logging.getLogger(__name__)
 
 #: Default T/T_c grid for Δ(T) (the lowest one gives Δ₀ and the real-axis gap).
 DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99)
+#: Real-axis continuations offered.
+REAL_AXIS_METHODS = ("pade", "iterative")
 #: T/T_c used for the specific-heat jump fit (one fixed N for all of them).
 JUMP_FRACTIONS = (0.94, 0.96, 0.98, 0.99)
 #: T/T_c used to locate the zero of Δ(T).
@@ -59,13 +61,17 @@ def solve_state(lam: LambdaOfNu, mustar: float, fractions=DEFAULT_FRACTIONS,
                 n_omega: int = 2000, eta_ev: float | None = None,
                 cutoff_omega2: float = DEFAULT_CUTOFF_OMEGA2, n_freq: int | None = None,
                 opts: nonlinear.MixingOptions = nonlinear.MixingOptions(),
-                comm=None) -> SuperconductingState:
+                comm=None, real_axis: str = "pade") -> SuperconductingState:
     """Solve everything for λ(ν) and μ* (see :class:`SuperconductingState`).
 
     ``fractions``: T/T_c for the Δ(T) curve (each in (0, 1)); ``omega_max_ev``: top of the
     real-axis grid (default 3 ω̄₂); ``eta_ev``: height above the real axis (default
-    10⁻⁴ Δ(iω_0)). The Δ(T) temperatures are spread over the ranks of ``comm``.
+    10⁻⁴ Δ(iω_0)); ``real_axis``: 'pade' (Vidberg–Serene) or 'iterative' (Marsiglio–Schossmann–
+    Carbotte with the α²F fitted to λ(m), :mod:`spia_mpi.eliashberg.realaxis`). The Δ(T)
+    temperatures are spread over the ranks of ``comm``.
     """
+    if real_axis not in REAL_AXIS_METHODS:
+        raise InputError(f"real-axis method '{real_axis}' is not one of: {', '.join(REAL_AXIS_METHODS)}")
     fr = np.asarray(sorted(float(x) for x in fractions))
     if fr.size == 0 or fr[0] <= 0 or fr[-1] >= 1:
         raise InputError(f"T/T_c fractions must lie in (0, 1), got {list(fr)}")
@@ -83,7 +89,12 @@ def solve_state(lam: LambdaOfNu, mustar: float, fractions=DEFAULT_FRACTIONS,
     d0 = low.delta0_ev
     w_max = omega_max_ev if omega_max_ev else 3.0 * lam.omega2_ev
     omega = np.linspace(0.0, w_max, n_omega)
-    real = pade.continue_gap(low, omega, n_pade, eta_ev if eta_ev is not None else 1e-4 * d0)
+    eta = eta_ev if eta_ev is not None else 1e-4 * d0
+    if real_axis == "pade":
+        real = pade.continue_gap(low, omega, n_pade, eta)
+    else:
+        spectrum = realaxis.Spectrum.from_lambda(lam.lambda_m, lam.temperature_k)
+        real = realaxis.continue_gap_iterative(low, spectrum, omega, eta)
     return SuperconductingState(mustar, float(lam.lambda_m[0]), lam.omega2_ev, tc, curve, d0,
                                 real.gap_edge_ev, tc_gap, jump, real)
 
