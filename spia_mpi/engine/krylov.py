@@ -10,15 +10,19 @@ bases of all columns are one array [n_cols, k, n_local], so the projections are 
 matrix–vector products (BLAS).
 
 Right preconditioning: GMRES runs on A M⁻¹ y = r₀ and x = x₀ + M⁻¹ y. Convergence: the true
-residual ‖b − A x‖ ≤ max(rtol ‖b‖, atol) per column, checked with ``apply_a`` at the end of every
-restart cycle (the GMRES estimate only decides when a cycle ends), so the result satisfies the
-tolerance whatever rounding the estimates carry.
+residual ‖b − A x‖ ≤ max(rtol ‖b‖, atol) per column, checked with ``apply_a`` once the restart
+cycles (whose residuals are Arnoldi updates, no ``apply_a``) say every column has converged, so
+the result satisfies the tolerance whatever rounding the updates carry. Because the kinetic
+preconditioner leaves A M⁻¹ close to the identity, short cycles (restart 2–4) converge in nearly
+as few iterations as unrestarted GMRES and keep the Gram–Schmidt work (k² vector operations for
+k steps) small: then the FFTs are the cost (docs/benchmarks.md, "Blocks of right-hand sides").
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import zgemv
 
 from spia_mpi.errors import ConvergenceError
 
@@ -41,7 +45,7 @@ class BatchedOperators:
 
 def _norms(v: np.ndarray, reduce) -> np.ndarray:
     """Euclidean norm of every column over all ranks, float [c]."""
-    return np.sqrt(reduce(np.einsum("cn,cn->c", v.real, v.real) + np.einsum("cn,cn->c", v.imag, v.imag)))
+    return np.sqrt(reduce(np.array([np.vdot(row, row).real for row in v])))          # BLAS, no temporaries
 
 
 def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float,
@@ -50,31 +54,60 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
 
     ``x0``: initial guess of the same shape, or None (zero). Raises :class:`ConvergenceError`
     when a column has not converged after ``max_it`` iterations.
+
+    Restarted GMRES(``restart``) in which a restart costs no operator application: the residual
+    of the next cycle is the Arnoldi image r − V_{k+1} H y (no A x), and the corrections stay
+    unpreconditioned, u = Σ_cycles V y, until every column's residual has met its target; then
+    x += M⁻¹u (one preconditioner application for all cycles) and the true residual b − A x is
+    checked — a column that misses its target (rounding drift) runs again from it.
     """
     x = np.zeros(b.shape, dtype=complex) if x0 is None else np.array(x0, dtype=complex)
     target = np.maximum(rtol * _norms(b, ops.reduce), atol)
     its = np.zeros(b.shape[0], dtype=int)
+    fresh = x0 is None
     while True:
-        r = b - ops.apply_a(x) if x0 is not None or its.any() else np.array(b, dtype=complex)
+        r = np.array(b, dtype=complex) if fresh else b - ops.apply_a(x)
+        fresh = False
         beta = _norms(r, ops.reduce)
         active = np.flatnonzero(beta > target)
         if active.size == 0:
             return x, its
-        if its[active].max() >= max_it:
-            worst = active[np.argmax(beta[active] / target[active])]
-            raise ConvergenceError(f"batched GMRES: column {worst} not converged after {its[worst]} iterations "
-                                   f"(residual {beta[worst]:.3g}, target {target[worst]:.3g})")
-        steps = min(restart, max_it - int(its[active].min()))
-        x[active] += _cycle(ops, r[active], beta[active], target[active], steps, its, active)
+        u = np.zeros_like(r)
+        live = active
+        while live.size:
+            _check_budget(its, live, beta[live], target[live], max_it)
+            steps = min(restart, max_it - int(its[live].min()))
+            whole = live.size == r.shape[0]                    # no fancy-index copies in the usual case
+            du, r_live = _cycle(ops, r if whole else r[live], beta[live], target[live], steps, its, live)
+            if whole:
+                u += du
+                r = r_live
+            else:
+                u[live] += du
+                r[live] = r_live
+            beta[live] = _norms(r_live, ops.reduce)
+            live = live[beta[live] > target[live]]
+        x[active] += ops.apply_m_inv(u if active.size == r.shape[0] else u[active])
 
 
-def _cycle(ops, r, beta, target, steps, its, active) -> np.ndarray:
-    """One GMRES cycle of at most ``steps`` iterations from residuals r [c, n] (vectors ``active``);
-    returns the correction M⁻¹ V y and adds the iterations each vector needed to ``its``."""
+def _check_budget(its, active, beta, target, max_it):
+    """Raise :class:`ConvergenceError` when an unconverged column has used its ``max_it`` iterations."""
+    if its[active].max() >= max_it:
+        worst = active[np.argmax(beta / target)]
+        raise ConvergenceError(f"batched GMRES: column {worst} not converged after {its[worst]} iterations "
+                               f"(residual {np.max(beta / target):.3g} × its target)")
+
+
+def _cycle(ops, r, beta, target, steps, its, active) -> tuple[np.ndarray, np.ndarray]:
+    """One GMRES cycle of at most ``steps`` iterations from residuals r [c, n] (vectors ``active``)
+    on A M⁻¹; returns (V y, r − A M⁻¹ V y) [c, n] each — the unpreconditioned correction and the
+    new residual, both from the Arnoldi basis without applying A — and adds the iterations each
+    vector needed to ``its``."""
     c, n = r.shape
-    basis = np.empty((c, min(steps + 1, 16), n), dtype=complex)       # grows by doubling
-    basis[:, 0] = r / beta[:, None]
-    h = np.zeros((steps + 1, steps, c), dtype=complex)
+    basis = np.empty((c, steps + 1, n), dtype=complex)
+    _scaled(r, beta, basis[:, 0])
+    h = np.zeros((steps + 1, steps, c), dtype=complex)         # rotated into R by Givens rotations
+    arnoldi = np.zeros((c, steps + 1, steps), dtype=complex)   # the Hessenberg matrix as computed
     g = np.zeros((steps + 1, c), dtype=complex)
     g[0] = beta
     cs = np.zeros((steps, c))
@@ -84,14 +117,14 @@ def _cycle(ops, r, beta, target, steps, its, active) -> np.ndarray:
     for j in range(steps):
         w = ops.apply_am(basis[:, j])
         v = basis[:, :j + 1]
-        proj = ops.reduce(np.matmul(v, w.conj()[:, :, None])[:, :, 0].conj())      # [c, j+1]
-        w -= np.matmul(proj[:, None, :], v)[:, 0]              # classical Gram–Schmidt (as PETSc's)
-        h[:j + 1, j] = proj.T
+        proj = ops.reduce(np.array([zgemv(1.0, v[i].T, w[i], trans=2) for i in range(c)]))   # V^H w, [c, j+1]
+        for i in range(c):                                     # classical Gram–Schmidt (as PETSc's), in
+            zgemv(-1.0, v[i].T, proj[i], beta=1.0, y=w[i], overwrite_y=True)   # place: w −= V proj
         hn = _norms(w, ops.reduce)
+        h[:j + 1, j] = proj.T
         h[j + 1, j] = hn
-        if j + 1 == basis.shape[1]:
-            basis = np.concatenate([basis, np.empty_like(basis)[:, :min(basis.shape[1], steps + 1 - j - 1)]], axis=1)
-        basis[:, j + 1] = w / np.where(hn > 0, hn, 1.0)[:, None]
+        arnoldi[:, :j + 2, j] = h[:j + 2, j].T
+        _scaled(w, hn, basis[:, j + 1])
         for i in range(j):                                     # earlier rotations on the new column
             top = cs[i] * h[i, j] + sn[i] * h[i + 1, j]
             h[i + 1, j] = -sn[i].conj() * h[i, j] + cs[i] * h[i + 1, j]
@@ -115,5 +148,18 @@ def _cycle(ops, r, beta, target, steps, its, active) -> np.ndarray:
     for i in range(k - 1, -1, -1):                              # back substitution, all vectors
         diag = np.where(h[i, i] != 0, h[i, i], 1.0)
         y[i] = (g[i] - np.einsum("kc,kc->c", h[i, i + 1:k], y[i + 1:k])) / diag
-    update = np.matmul(y.T[:, None, :], basis[:, :k])[:, 0]
-    return ops.apply_m_inv(update)
+    coef = np.zeros((c, 2, k + 1), dtype=complex)               # rows: y (correction), βe₁ − H y (residual)
+    coef[:, 0, :k] = y.T
+    coef[:, 1, 0] = beta
+    coef[:, 1] -= np.matmul(arnoldi[:, :k + 1, :k], y.T[:, :, None])[:, :, 0]
+    both = np.empty((2, c, n), dtype=complex)
+    for i in range(c):                                          # one pass over each basis
+        np.matmul(coef[i], basis[i, :k + 1], out=both[:, i])
+    return both[0], both[1]
+
+
+def _scaled(v: np.ndarray, norms: np.ndarray, out: np.ndarray):
+    """out[i] = v[i] / norms[i] (0 stays 0), row by row: a scalar times a vector is several times
+    faster in numpy than a complex array times a broadcast real column."""
+    for i, nrm in enumerate(norms):
+        np.multiply(v[i], 1.0 / nrm if nrm > 0 else 1.0, out=out[i])

@@ -221,5 +221,8 @@ class KineticPreconditioner:
         shift = np.asarray(diagonal) - diagonal_mean
 
         def apply(v):
-            return v + shift * self.apply_block(v)
+            out = self.apply_block(v)
+            out *= shift
+            out += v
+            return out
         return apply

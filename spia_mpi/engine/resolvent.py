@@ -57,13 +57,18 @@ class ResolventSolver:
     ----------
     comm : MPI communicator of the PETSc objects (a configuration group).
     options : dict of PETSc options (without the prefix) overriding ``defaults``,
-        e.g. ``{"ksp_type": "bcgs", "pc_type": "bjacobi", "ksp_rtol": 1e-12}``, and one
-        two options of ours: ``warm_start`` (bool, default true): :class:`spia_mpi.engine.workflow`
+        e.g. ``{"ksp_type": "bcgs", "pc_type": "bjacobi", "ksp_rtol": 1e-12}``, and
+        options of ours: ``warm_start`` (bool, default true): :class:`spia_mpi.engine.workflow`
         starts the Krylov solves of bead b from the solution of bead b − 1 of the same
-        configuration (``guess`` of :meth:`solve`) instead of from zero; ``block_size`` (int,
+        configuration (``guess`` of :meth:`solve`) instead of from zero; ``warm_projection`` (bool,
+        default false): that guess is first improved by :func:`minimal_residual_guess` (fewer
+        Krylov iterations, but it costs about as many operator applications as it saves:
+        docs/benchmarks.md); ``block_size`` (int,
         default 1): 1 solves the columns one by one with PETSc's KSP; n > 1 solves them n at a
         time with the batched GMRES of :mod:`spia_mpi.engine.krylov` (right-preconditioned,
-        ksp_rtol/ksp_atol/ksp_max_it/ksp_gmres_restart apply; pc_type auto, model or jacobi). With
+        ksp_rtol/ksp_atol/ksp_max_it apply; pc_type auto, model or jacobi), restarted every
+        ``block_restart`` iterations (int, default 4: short cycles cost little Gram–Schmidt work and
+        converge almost as fast as long ones with the kinetic preconditioner). With
         the grid model's kinetic preconditioner M = z − V̄ − T the batched solver applies
         A M⁻¹ = 1 − (V − V̄) M⁻¹ by FFTs alone, without the sparse matrix (checked against the matrix
         at set-up; the final residuals are always the matrix's).
@@ -81,9 +86,9 @@ class ResolventSolver:
     prefix = "spia_resolvent_"
     defaults = {"ksp_type": "gmres", "pc_type": "auto", "ksp_rtol": 1e-11,
                 "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100, "warm_start": True,
-                "block_size": 1}
+                "warm_projection": False, "block_size": 1, "block_restart": 4}
     #: options read by this class, never passed to PETSc
-    own_options = ("warm_start", "block_size")
+    own_options = ("warm_start", "warm_projection", "block_size", "block_restart")
 
     def __init__(self, comm, options: dict | None = None):
         from spia_mpi.parallel import stack
@@ -91,9 +96,9 @@ class ResolventSolver:
         self.comm = comm
         self.options = {**self.defaults, **(options or {})}
         self.warm_start = _as_bool(self.options["warm_start"], "warm_start")
-        self.block_size = self.options["block_size"]
-        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1:
-            raise InputError(f"resolvent option block_size = {self.block_size!r} must be an integer ≥ 1")
+        self.warm_projection = _as_bool(self.options["warm_projection"], "warm_projection")
+        self.block_size = _as_count(self.options["block_size"], "block_size")
+        _as_count(self.options["block_restart"], "block_restart")
         if self.block_size > 1:
             if self.options["ksp_type"] != "gmres":
                 raise InputError(f"resolvent block_size = {self.block_size} uses batched GMRES: ksp_type "
@@ -162,6 +167,8 @@ class ResolventSolver:
         or None. Returns this rank's rows of X, complex [n_local, n_rhs], and the iteration
         count of every column. Raises :class:`ConvergenceError` if a column does not converge.
         """
+        if guess is not None and self.warm_projection:
+            guess = self._projected_guess(A, b_local, preconditioner, guess)
         if self.block_size > 1:
             return self._solve_blocks(A, b_local, preconditioner, guess)
         PETSc = self.PETSc
@@ -196,14 +203,23 @@ class ResolventSolver:
         return local, its
 
 
-    def _solve_blocks(self, A, b_local, preconditioner, guess) -> tuple[np.ndarray, list]:
-        """:meth:`solve_operator` by batched GMRES, ``block_size`` columns at a time."""
-        from spia_mpi.engine.krylov import batched_gmres
+    def _projected_guess(self, A, b_local, preconditioner, guess) -> np.ndarray:
+        """:func:`minimal_residual_guess` for this rank's rows (complex [n_local, n_rhs], as ``guess``)."""
+        ops = _batched_operators(A, self._model_preconditioner(preconditioner))
+        x = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
+        return np.ascontiguousarray(x.T)
+
+    def _model_preconditioner(self, preconditioner):
+        """The model's preconditioner when ``pc_type`` selects it (auto, model), else None (Jacobi)."""
         if self.options["pc_type"] == "model" and preconditioner is None:
             raise InputError("resolvent pc_type = 'model': this electronic model supplies no "
                              "preconditioner (use a PETSc one, e.g. 'jacobi')")
-        use_model = self.options["pc_type"] != "jacobi" and preconditioner is not None
-        ops = _batched_operators(A, preconditioner if use_model else None)
+        return preconditioner if self.options["pc_type"] in ("auto", "model") else None
+
+    def _solve_blocks(self, A, b_local, preconditioner, guess) -> tuple[np.ndarray, list]:
+        """:meth:`solve_operator` by batched GMRES, ``block_size`` columns at a time."""
+        from spia_mpi.engine.krylov import batched_gmres
+        ops = _batched_operators(A, self._model_preconditioner(preconditioner))
         o = self.options
         b = np.ascontiguousarray(b_local.T)
         x0 = None if guess is None else np.ascontiguousarray(guess.T)
@@ -213,8 +229,28 @@ class ResolventSolver:
             part = slice(s, s + self.block_size)
             x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
                                                rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
-                                               max_it=int(o["ksp_max_it"]), restart=int(o["ksp_gmres_restart"]))
+                                               max_it=int(o["ksp_max_it"]), restart=o["block_restart"])
         return np.ascontiguousarray(x.T), [int(i) for i in its]
+
+
+def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray) -> np.ndarray:
+    """A better initial guess than ``x_prev`` (e.g. the previous bead's solution) for A X = B.
+
+    X₀ = S Y with S = [X_prev, M⁻¹R] (R = B − A X_prev, M the preconditioner of ``ops``) and Y
+    minimising ‖B − A S Y‖_F over all 2n columns of S together (a minimal-residual / one
+    block-GMRES step shared by the right-hand sides). Cost: one A and one A M⁻¹ per column.
+    ``b``, ``x_prev``: complex [n_rhs, n_local] (vectors as rows, this rank's entries); the
+    normal equations of the small least-squares problem are summed over the ranks by ``ops.reduce``.
+    """
+    from scipy.linalg import lstsq
+    ax = ops.apply_a(x_prev)
+    d = ops.apply_m_inv(b - ax)
+    s = np.concatenate([x_prev, d])
+    c = np.concatenate([ax, ops.apply_a(d)])                   # A S
+    gram = ops.reduce(c.conj() @ c.T)                          # (A S)^H (A S), [2n, 2n]
+    rhs = ops.reduce(c.conj() @ b.T)                           # (A S)^H B, [2n, n_rhs]
+    y = lstsq(gram, rhs, check_finite=False)[0]
+    return y.T @ s
 
 
 def _batched_operators(A, preconditioner=None):
@@ -269,6 +305,13 @@ def shifted_operator(h_mat, z: complex, s_mat=None):
         from spia_mpi.parallel import stack
         A.axpy(z, s_mat, structure=stack.petsc().Mat.Structure.DIFFERENT_NONZERO_PATTERN)
     return A
+
+
+def _as_count(value, name: str) -> int:
+    """A resolvent option that must be an integer ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"resolvent option {name} = {value!r} must be an integer ≥ 1")
+    return value
 
 
 def _as_bool(value, name: str) -> bool:
