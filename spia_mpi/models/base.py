@@ -85,14 +85,16 @@ class ElectronicModel:
         return self.hamiltonian_petsc(positions_av, kpoint, comm), None, p
 
 
-def dense_rows_to_petsc(model, positions_av, kpoint, comm):
-    """A complex MPIAIJ Mat on ``comm`` holding ``model``'s Hamiltonian (sparse rows)."""
+def dense_rows_to_petsc(model, positions_av, kpoint, comm, n_local=None):
+    """A complex MPIAIJ Mat on ``comm`` holding ``model``'s Hamiltonian (sparse rows);
+    ``n_local``: this rank's number of rows (and columns), default PETSc's split."""
     from spia_mpi.parallel import stack
     PETSc = stack.petsc()
     n = model.n_basis
     rows_fn = getattr(model, "hamiltonian_rows", None)
     A = PETSc.Mat().create(comm=PETSc.Comm(comm))
-    A.setSizes([[PETSc.DECIDE, n], [PETSc.DECIDE, n]])
+    local = PETSc.DECIDE if n_local is None else n_local
+    A.setSizes([[local, n], [local, n]])
     A.setType(PETSc.Mat.Type.AIJ)
     A.setUp()
     r0, r1 = A.getOwnershipRange()

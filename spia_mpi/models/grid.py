@@ -257,6 +257,18 @@ class GridModel(ElectronicModel):
         self._stencil_terms = {k: v for k, v in terms.items() if v != 0.0}
         return self._stencil_terms
 
+    def hamiltonian_petsc(self, positions_av, kpoint, comm):
+        """H(K) as a PETSc Mat on ``comm`` with its rows split in whole x-planes, ⌊q N1/P⌋ …
+        ⌊(q+1) N1/P⌋ − 1 on rank q: the slabs of the kinetic preconditioner's distributed FFT
+        (:class:`spia_mpi.engine.preconditioners.SlabFFT`), which then needs no redistribution of
+        the rows before and after its FFTs (PETSc's own split agrees only when P divides N1)."""
+        from spia_mpi.engine.preconditioners import slab_bounds
+        from spia_mpi.models.base import dense_rows_to_petsc
+        planes = slab_bounds(self.shape[0], comm.Get_size())
+        rank = comm.Get_rank()
+        n_local = int(planes[rank + 1] - planes[rank]) * self.shape[1] * self.shape[2]
+        return dense_rows_to_petsc(self, positions_av, kpoint, comm, n_local)
+
     def hamiltonian_rows(self, positions_av, kpoint, r0, r1):
         """CSR arrays (indptr, indices, data) of rows r0 … r1−1 of H(K), generated locally.
 
