@@ -29,6 +29,7 @@ reported one-rank CPU times twice the wall times for that reason.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -375,7 +376,13 @@ def main(parts):
         raise SystemExit(f"bench_perf: no earlier results for {missing} in {path}: run those parts too")
     text = ["\n".join(HEADER)]
     for name, (_, run) in SECTIONS.items():
-        text.append("\n".join(run()) if name in parts else kept[name])
+        if name in parts:
+            text.append("\n".join(run()))
+        elif re.search(r"Measured \d{4}-\d\d-\d\d|_Not remeasured", kept[name]):
+            text.append(kept[name])
+        else:                                   # from a run before this driver pinned the threads
+            text.append(kept[name].rstrip("\n") + f"\n\n_Not remeasured since the driver pins one BLAS thread "
+                        f"per process (OpenBLAS ran two per process in this run); rerun with `--parts {name}`._\n")
     path.write_text("\n".join(t.rstrip("\n") + "\n" for t in text))
 
 
