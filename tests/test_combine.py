@@ -140,7 +140,8 @@ def test_a_diagonal_run_split_into_k_point_subsets_combines_to_the_single_run(tm
         n_gamma = f["lambda/n_gamma_per_cell"][...] * 8
         fm = f["lambda/bead_correction_factor"][...]
         lam = -f["lambda_q/pair_sums"][...].sum(axis=1) / n_gamma[:, None] * fm
-        reps = -f["lambda_q/pair_sums_jackknife"][...].sum(axis=2) / n_gamma[None, :, None] * fm
+        n_gamma_jk = f["lambda/n_gamma_per_cell_jackknife"][...] * 8               # each replica's own N_γ
+        reps = -f["lambda_q/pair_sums_jackknife"][...].sum(axis=2) / n_gamma_jk[:, :, None] * fm
         np.testing.assert_allclose(c["lambda/lambda_m"][...], lam, rtol=1e-12)
         np.testing.assert_allclose(c["lambda/lambda_m_jackknife"][...], reps, rtol=1e-12)
         for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife"):     # = the single run's own

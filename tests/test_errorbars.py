@@ -17,6 +17,47 @@ def _driver():
     return mod
 
 
+def test_t_matrices_from_the_bead_transform_equal_the_direct_route():
+    """T(m) from ĝ(m) (:func:`spia.t_matrices_m`, the replicas' route) equals the bead transform of
+    T_b = Ĝ⁻¹U†(g_b − Ḡ)UĜ⁻¹ (the full sample's route) for a Ḡ that is not the mean of the g_b
+    (a replica's), with two states per k (a non-trivial rotation U) and random resolvents."""
+    from spia_mpi.engine import spia
+    rng = np.random.default_rng(4)
+    nb, k_index = 6, np.array([0, 0, 1, 1, 2])
+    g = rng.standard_normal((nb, 5, 5)) + 1j * rng.standard_normal((nb, 5, 5))
+    other = rng.standard_normal((5, 5)) + 1j * rng.standard_normal((5, 5))
+    gbar, _ = spia.average_greens(g.sum(axis=0) + 3 * other, nb + 3, k_index)
+    bands = spia.renormalised_bands(gbar, 0.1 + 0.3j, k_index)
+    assert np.max(np.abs(bands.rotation - np.diag(np.diag(bands.rotation)))) > 0.1
+    direct = spia.bead_transform(spia.t_matrices(g, bands))
+    assert np.allclose(spia.t_matrices_m(spia.bead_transform(g), bands), direct, rtol=0, atol=1e-12 * np.abs(direct).max())
+
+
+@pytest.mark.mpi(ranks=2)
+@pytest.mark.parametrize("mode", ["bse", "born"])
+def test_each_replica_is_the_run_without_its_block(mode):
+    """A delete-one replica is the whole estimator on the other blocks: on 2 ranks (blocks and the
+    replica sums split over the ranks), replica k's raw λ(m) and N_γ equal a serial run on the
+    configurations of the other blocks alone (its own Ḡ, bands, weights, T, Γ, W; Fermi level
+    given, so z and the weights' centre are the same) to 1e-10, for every k, 2 K-points."""
+    from spia_mpi.engine.workflow import block_of, compute_lambda
+    from spia_mpi.ions.configurations import sample_einstein_ring_polymers
+    from spia_mpi.models.tightbinding import holstein_cubic
+    from spia_mpi.parallel.mpi import world
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 1.5)
+    pos = sample_einstein_ring_polymers(15, 4, np.full(8, 1.0), 0.1, 300.0, model.reference_positions,
+                                        np.random.default_rng(21))
+    kpts = [[0, 0, 0], [0, 0, 0.5]]
+    opts = dict(gammas=(0.4, 0.8), mode=mode, fermi_level_ev=0.05)
+    res = compute_lambda(model, pos, kpts, 300.0, n_blocks=4, comm=world(), **opts)
+    blocks = block_of(15, 4)
+    for k in range(4):
+        sub = compute_lambda(model, pos[blocks != k], kpts, 300.0, n_blocks=3, comm=None, **opts)
+        np.testing.assert_allclose(res.raw.replicas[k], sub.raw.value, rtol=1e-10, err_msg=str(k))
+        np.testing.assert_allclose(res.n_gamma_jackknife[k], sub.n_gamma, rtol=1e-12)
+    assert not np.allclose(res.n_gamma_jackknife[0], res.n_gamma, rtol=1e-9, atol=0)   # Ḡ's noise is in
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """20 seeds of a 3×3×3 Holstein supercell (Γ only, 64 samples × 8 beads, γ = 0.4 and 0.8 eV) in

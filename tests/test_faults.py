@@ -305,7 +305,7 @@ def _drop_masses(f):
     (_set("configurations/numbers", np.array([1] * 7 + [0], np.int32)),
      ["conf.h5", "/configurations/numbers", "not an atomic number"]),
     (_set("configurations/numbers", np.array([3] * 8, np.int32)),
-     ["conf.h5", "atom 0 is Li", "has H there"]),
+     ["conf.h5", "species (Li8) differ", "supercell's (H8)"]),
     (_set("configurations/cell", np.eye(3) * 3.0), ["conf.h5", "cell", "differs from the model supercell"]),
     (_nan_position, ["conf.h5", "non-finite position", "configuration 4, bead 3, atom 7"]),
     (_not_spia, ["conf.h5", "not a spia_mpi HDF5 file"]),

@@ -226,7 +226,7 @@ def test_run_tc_error_from_jackknife(tmp_path, spia_cli, small_run):
     """`run` on 2 ranks writes /eliashberg/tc_K_error: finite, positive, smaller than T_c, and
     equal to the jackknife over T_c solved (here, independently of the run) for the λ(m)
     replicas rebuilt from the stored /lambda_q/pair_sums_jackknife (λ is proportional to the
-    pair sums summed over q, with one factor per γ). Summary prints T_c ± σ; with
+    pair sums summed over q over N_γ, with one factor per γ; each replica has its own N_γ). Summary prints T_c ± σ; with
     eliashberg.tc_errors = false the dataset is NaN."""
     import h5py
     from spia_mpi.eliashberg import linearised as el
@@ -241,6 +241,8 @@ def test_run_tc_error_from_jackknife(tmp_path, spia_cli, small_run):
         assert f["eliashberg/tc_K_error"].attrs["units"] == "K"
         lam = f["lambda/lambda_m"][...]
         pair, pair_jk = f["lambda_q/pair_sums"][...].sum(axis=1), f["lambda_q/pair_sums_jackknife"][...].sum(axis=2)
+        pair = pair / f["lambda/n_gamma_per_cell"][...][:, None]                       # λ ∝ P/N_γ
+        pair_jk = pair_jk / f["lambda/n_gamma_per_cell_jackknife"][...][:, :, None]     # each replica's own N_γ
         t0 = float(f["lambda"].attrs["temperature_K"])
     assert err.shape == tc.shape == (1, 2)
     assert np.all(np.isfinite(err)) and np.all(err > 0) and np.all(err < tc), (tc, err)

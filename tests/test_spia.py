@@ -385,9 +385,9 @@ def test_bse_correction_sign_and_ladder_removal_on_holstein_oracle():
     assert np.all(np.abs(delta["bse"][:, hi]) < 3 * sigma["bse"][:, hi]), (delta, sigma)
     assert np.all(np.abs(delta["bse"]) < 0.025)       # m = 0, 1: non-ladder terms, measured ≤ 1.7 %
     # the replicas used for σ are the ones behind the run's error bars: rebuilt from the stored
-    # pair sums (λ_raw = −Σ_q P_q/N_γ with N_γ fixed by the full sample's bands) they give its errors
+    # pair sums (λ_raw = −Σ_q P_q/N_γ, each replica with the N_γ of its own Ḡ) they give its errors
     r = runs[3.0, "bse"]
-    jk = r.raw.value[None] * r.pair_sums_q_jackknife.sum(axis=2) / r.pair_sums_q.sum(axis=1)[None]
+    jk = -r.pair_sums_q_jackknife.sum(axis=2) / r.n_gamma_jackknife[:, :, None]
     err = np.sqrt((nblk - 1) / nblk * np.sum((jk - jk.mean(0)) ** 2, axis=0))
     assert np.allclose(err, r.raw.error, rtol=1e-10)
 

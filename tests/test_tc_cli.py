@@ -35,7 +35,8 @@ def _tc_json(spia_cli, path, *extra, ranks=1):
 def test_results_file_holds_the_lambda_replicas(two_gamma_run):
     """/lambda/lambda_m_jackknife [n_blocks, n_γ, n_m] is what lambda_m_error was computed from
     (σ = √((n−1)/n Σ(λ_i − λ̄)²), the formula written out here) and equals the replicas rebuilt
-    independently from /lambda_q/pair_sums_jackknife (λ ∝ Σ_q pair sums, one factor per γ)."""
+    independently from /lambda_q/pair_sums_jackknife (λ ∝ Σ_q pair sums / N_γ, one factor per γ,
+    each replica with its own N_γ)."""
     import h5py
     with h5py.File(two_gamma_run, "r") as f:
         ds = f["lambda/lambda_m_jackknife"]
@@ -43,6 +44,8 @@ def test_results_file_holds_the_lambda_replicas(two_gamma_run):
         reps, lam, err = ds[...], f["lambda/lambda_m"][...], f["lambda/lambda_m_error"][...]
         pair = f["lambda_q/pair_sums"][...].sum(axis=1)                 # [γ, m]
         pair_jk = f["lambda_q/pair_sums_jackknife"][...].sum(axis=2)    # [block, γ, m]
+        pair = pair / f["lambda/n_gamma_per_cell"][...][:, None]                        # λ ∝ P/N_γ
+        pair_jk = pair_jk / f["lambda/n_gamma_per_cell_jackknife"][...][:, :, None]      # each replica's N_γ
     assert reps.shape == (6, 2, lam.shape[1]), reps.shape               # n_blocks = 6 in SMALL
     n = reps.shape[0]
     sigma = np.sqrt((n - 1) / n * ((reps - reps.mean(axis=0)) ** 2).sum(axis=0))

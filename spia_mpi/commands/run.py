@@ -153,16 +153,11 @@ def load_configurations(inp, folder, model):
     if bad:
         raise InputError(f"{conf.source}: /configurations/numbers holds {bad[0]}, not an atomic number "
                          f"(expected 1 … {len(chemical_symbols) - 1})")
-    want = np.asarray(model.atoms.numbers)
-    if not np.array_equal(conf.numbers, want):
-        a = int(np.flatnonzero(conf.numbers != want)[0])
-        raise InputError(f"{conf.source}: atom {a} is {chemical_symbols[conf.numbers[a]]}, the model's "
-                         f"supercell has {chemical_symbols[want[a]]} there (the configurations must hold the "
-                         f"model's atoms in the same order)")
     if not np.allclose(conf.cell, model.atoms.cell[:], atol=1e-6):
         raise InputError(f"{conf.source}: configuration cell {conf.cell.tolist()} differs from the model "
                          f"supercell {np.asarray(model.atoms.cell[:]).tolist()}")
-    return conf
+    from spia_mpi.ions.atomorder import to_model_order
+    return to_model_order(conf, model.atoms, model.reference_positions)
 
 
 def _file_stamps(paths) -> list:
@@ -426,6 +421,8 @@ def _lambda_entries(out, inp, res, conf, records):
             out.add(f"lambda/{name}_error_eV", getattr(res, f"{name}_error"), "eV",
                     f"jackknife standard error of {name}_eV")
     out.add("lambda/n_gamma_per_cell", res.n_gamma_per_cell, "1/eV", "Lorentzian DOS N_γ per primitive cell per spin")
+    out.add("lambda/n_gamma_per_cell_jackknife", res.n_gamma_jackknife / (res.n_gamma / res.n_gamma_per_cell), "1/eV",
+            "N_γ per primitive cell of each jackknife replica (its own Ḡ) [block, gamma]")
 
 
 def _raw_lambda_entries(out, res):

@@ -88,7 +88,7 @@ def run(args, comm):
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for i, S in enumerate(reduced):
-            atoms_sc, _, _ = sc.build_supercell(atoms, S)
+            atoms_sc = sc.species_grouped(sc.build_supercell(atoms, S)[0])
             stem = out / f"supercell_{i:02d}"
             ase.io.write(f"{stem}.vasp", atoms_sc, format="vasp", direct=True, parallel=False)
             ase.io.write(f"{stem}.extxyz", atoms_sc, format="extxyz", parallel=False)
@@ -114,7 +114,9 @@ def run(args, comm):
             print(f"written to {args.out}: supercell_NN.vasp (POSCAR), supercell_NN.extxyz and supercell_NN.ipi.xyz "
                   f"(i-PI initial structure) for NN = 00 … {len(cover) - 1:02d}, and summary.json; run each with "
                   "the supercell.matrix above (Minkowski-reduced cell, same lattice as the HNF matrix in "
-                  "summary.json) and supercell.kgrid = the q-grid")
+                  "summary.json) and supercell.kgrid = the q-grid; atoms are grouped by species (POSCAR "
+                  "convention) in all three files, and `run` matches trajectories in that order to its own "
+                  "atom order by position")
         else:
             print("no files written: give --out FOLDER for the POSCAR/extxyz/i-PI files of every supercell")
     return 0

@@ -14,8 +14,8 @@ k-grid is finer than the q-grid, P_q sums over all N_k k and λ_q is the coarse-
 estimate of (N_k/N_q) Σ of the fine transfers it represents.)
 
 Runs of the same supercell matrix with disjoint K-point sets (one run split into
-jobs, all with the same Fermi level of the weights) form one *group*: their pair sums, their N_γ and their jackknife replicas add
-block by block (the blocks are the same configurations, or independent ones — in
+jobs, all with the same Fermi level of the weights) form one *group*: their pair sums, their N_γ and their jackknife replicas
+(pair sums and N_γ of each replica) add block by block (the blocks are the same configurations, or independent ones — in
 both cases the delete-one replicas of the sum are the sums of the replicas). The
 groups are independent samples: their errors add in quadrature. The combined
 replicas keep that property for any later use (T_c errors): group r's replicas,
@@ -49,6 +49,8 @@ class SupercellRun:
     n_beads: int
     settings: dict = field(default_factory=dict)   # inputs that must agree between runs (model, spia …)
     bead_factor: np.ndarray | None = None          # [n_m] f(m) of its finite-bead correction (None: 1)
+    n_gamma_jackknife: np.ndarray | None = None    # [n_blocks, n_gamma] N_γ of each replica (None: n_gamma,
+                                                   # as in results files written before replicas had their own Ḡ)
 
 
 @dataclass
@@ -175,7 +177,8 @@ def combine(runs, atoms, qgrid, symprec: float = 1e-5) -> CombinedLambda:
             np.add.at(pair_jk, (slice(None), slice(None), idx), r.pair_sums_jackknife)
         M = members[0].cells_per_supercell
         lam_q_of.append((np.array(keys), lambda_q(pair, ngam, M / n_q)))
-        lam_q_jk_of.append(lambda_q(pair_jk, ngam, M / n_q))
+        ngam_jk = sum(r.n_gamma if r.n_gamma_jackknife is None else r.n_gamma_jackknife for r in members)
+        lam_q_jk_of.append(lambda_q(pair_jk, np.broadcast_to(ngam_jk, pair_jk.shape[:2]), M / n_q))
         ngam_of.append(ngam / n_k)
     irr_q = qg.irreducible_qpoints
     lam_irr = np.zeros((n_gam, len(irr_q), n_m))

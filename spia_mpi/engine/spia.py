@@ -132,6 +132,21 @@ def t_matrices(g_bss: np.ndarray, bands: RenormalisedBands) -> np.ndarray:
     return np.einsum("ij,bjk,kl->bil", ginv, gb - bands.gbar_band[None], ginv, optimize=True)
 
 
+def t_matrices_m(g_hat_mss: np.ndarray, bands: RenormalisedBands) -> np.ndarray:
+    """T(m) of one configuration from the bead transform of its resolvents, complex [n_b, n_s, n_s].
+
+    ``g_hat_mss``: ĝ(m) = (1/N_b) Σ_b g_b e^{2πimb/N_b} (P basis, :func:`bead_transform` of g).
+    T is linear in g, so with Ĝ = U†ḠU, T(m) = Ĝ⁻¹U† ĝ(m) U Ĝ⁻¹ − Ĝ⁻¹ δ_m0 — the same as
+    ``bead_transform(t_matrices(g, bands))`` to round-off, for the Ḡ of any configuration set;
+    the jackknife replicas recompute T with their own Ḡ from ĝ stored once per configuration.
+    """
+    ginv = np.linalg.inv(bands.gbar_band)
+    left, right = ginv @ bands.rotation.conj().T, bands.rotation @ ginv
+    t = np.einsum("ij,mjk,kl->mil", left, g_hat_mss, right, optimize=True)
+    t[0] -= ginv
+    return t
+
+
 def bead_transform(t_bss: np.ndarray) -> np.ndarray:
     """T(m) = (1/N_b) Σ_b T_b e^{2πimb/N_b} for m = 0 … N_b−1, complex [n_b, n_s, n_s]."""
     nb = t_bss.shape[0]
@@ -141,10 +156,11 @@ def bead_transform(t_bss: np.ndarray) -> np.ndarray:
 @dataclass
 class MomentSums:
     """Σ_c T_c(m), Σ_c |T_c(m)|² and the number of configurations c of one set (a block, or
-    the sum of blocks): the sufficient statistics of Γ.
+    the sum of blocks): the sufficient statistics of Γ for one Ḡ (T depends on Ḡ, so a jackknife
+    replica with its own Ḡ needs its own sums: :func:`t_matrices_m`).
 
     s1 complex [n_m, n_s, n_s], s2 float [n_m, n_s, n_s], count int. Sums of blocks added in a
-    fixed order are layout independent; ``total - block`` is the delete-one jackknife set.
+    fixed order are layout independent.
     """
 
     s1: np.ndarray
@@ -163,9 +179,6 @@ class MomentSums:
 
     def __add__(self, other: "MomentSums") -> "MomentSums":
         return MomentSums(self.s1 + other.s1, self.s2 + other.s2, self.count + other.count)
-
-    def __sub__(self, other: "MomentSums") -> "MomentSums":
-        return MomentSums(self.s1 - other.s1, self.s2 - other.s2, self.count - other.count)
 
     def gamma(self, beta: float, symmetrize_m: bool = False) -> np.ndarray:
         """Γ(m) of this set (:func:`gamma_from_moments`, then optionally :func:`symmetrize_bead_reversal`)."""
@@ -275,7 +288,8 @@ def lambda_q(pair_sums, n_gamma, weight=1.0) -> np.ndarray:
 
     ``pair_sums``: P_q(m) = Σ over pairs (s, t) with transfer q of w_s W_st(m) w_t, float
     [..., n_gamma, n_q, n_m] (1/eV), with W of the supercell the pairs were computed in;
-    ``n_gamma``: N_γ = Σ_s w_s over every state of the k-grid (1/eV), [n_gamma];
+    ``n_gamma``: N_γ = Σ_s w_s over every state of the k-grid (1/eV), [n_gamma] (or [..., n_gamma]
+    matching the leading axes of ``pair_sums``, e.g. one N_γ per jackknife replica);
     ``weight``: c_q, a number or float [n_q]. Returns the same shape as ``pair_sums``.
 
     Derivation (docs/spia.md, "One λ estimator"): the crystal of N_k cells has
@@ -287,7 +301,7 @@ def lambda_q(pair_sums, n_gamma, weight=1.0) -> np.ndarray:
     p = np.asarray(pair_sums, float)
     c = np.asarray(weight, float)
     c = c[:, None] if c.ndim == 1 else c
-    return -c * p / np.asarray(n_gamma, float)[:, None, None]
+    return -c * p / np.asarray(n_gamma, float)[..., None, None]
 
 
 def lambda_from_pair_sums(pair_sums, n_gamma, weight=1.0) -> np.ndarray:

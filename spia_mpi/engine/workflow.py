@@ -13,10 +13,9 @@ then, from the same resolvents kept in memory, the T-matrices and their
 fluctuation sums (pass 2). The fluctuation sums are the large arrays
 (n_b·n_s² per unit): per K they are added in block order along the chain of
 group leaders that own the blocks (:func:`spia_mpi.parallel.mpi.chain_sum`), the
-last leader forms Γ, W and their Fermi-surface sums for the full sample, every
-owner of block k those of the jackknife replica without k, and only those small
-sums are gathered. Memory per rank is therefore its own units plus two totals,
-whatever the number of ranks.
+last leader forms Γ, W and their Fermi-surface sums for the full sample, and only
+those small sums are gathered. Memory per rank is therefore its own units plus
+two totals, whatever the number of ranks.
 
 Because blocks do not depend on the layout and every reduction adds per-unit
 partial sums in a fixed order, results are bit-identical for any number of
@@ -25,7 +24,12 @@ resolvents are deterministic); groups of several ranks agree to the KSP
 tolerance. Ranks without units take part in the collectives only.
 
 The fixed blocks also give the statistical errors: every λ(m) is reported with
-a jackknife error over blocks (delete one block, recompute Γ, W and λ).
+a delete-one-block jackknife error. A replica (block k deleted) is the whole estimator
+on the other blocks: its own Ḡ (from the per-unit sums of g), renormalised bands,
+Lorentzian weights and N_γ, T-matrices recomputed with that Ḡ from the bead
+transform of the stored resolvents (:func:`spia.t_matrices_m`; no new solves),
+their moment sums chained in block order like the full sample's, Γ, W and λ
+(:func:`_replica_pass`); the owner of block k finishes replica k.
 """
 from __future__ import annotations
 
@@ -82,6 +86,7 @@ class SpiaResult:
     bands             dict per K: energies, half_width, k_index, kpoints_frac, reference energies
     pair_sums_q       float [n_gamma, n_q, n_m]  Σ_{pairs with q} w W w (1/eV), uncorrected
     pair_sums_q_jackknife  the same with one block deleted, [n_blocks, ...]
+    n_gamma_jackknife float [n_blocks, n_gamma]  N_γ of each replica (its own Ḡ and weights)
     Γ/W summaries for m = 0 … N_b/2 (eV), each with its jackknife error (same shape):
     ⟨X(m)⟩_FS = Σ_K Σ_st w_s X_st(m) w_t / (N_γ² M/N_cells), with one K the Fermi-surface average
     of X over all pairs, and λ_raw = −N_γ (M/N_cells) ⟨W⟩_FS for any number of K;
@@ -110,6 +115,7 @@ class SpiaResult:
     timings: dict = field(default_factory=dict)
     pair_sums_q: np.ndarray | None = None
     pair_sums_q_jackknife: np.ndarray | None = None
+    n_gamma_jackknife: np.ndarray | None = None
     cells_per_supercell: int = 1                   # M
     n_kpoints: int = 1                             # supercell K-points (N_cells = M · n_K)
     lambda_m_jackknife: np.ndarray | None = None
@@ -567,14 +573,18 @@ def _report_checkpoint(comm, n_reused, store, iterations):
     return iterations
 
 
-def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref_level, ens) -> _Bands:
-    """Ḡ (per-unit sums added in unit order), renormalised bands, Fermi levels, Lorentzian weights."""
+def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref_level, ens,
+           exclude: int | None = None) -> _Bands:
+    """Ḡ (per-unit sums added in unit order), renormalised bands, Fermi levels, Lorentzian weights
+    of the full sample, or of the jackknife replica without block ``exclude``."""
     bands, offdiag = [], []
+    keep = [blk for blk in range(plan.n_blocks) if blk != exclude]
+    count = sum(len(plan.confs(blk)) for blk in keep) * plan.n_beads
     for ik in range(len(plan.kpoints)):
         total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-        for blk in range(plan.n_blocks):
+        for blk in keep:
             total += unit_g[(ik, blk)]
-        gbar, off = spia.average_greens(total, plan.n_conf * plan.n_beads, refs[ik].k_index)
+        gbar, off = spia.average_greens(total, count, refs[ik].k_index)
         bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
         offdiag.append(off)
     ren = float("nan")
@@ -619,14 +629,13 @@ def _contribution(sums: spia.MomentSums, rb, weights, k_index, q_of_pair, plan: 
 
 
 def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins=None) -> dict:
-    """{(ik, exclude): _KContribution} for the full sample (exclude None) and every replica.
+    """{(ik, None): _KContribution} of the full sample.
 
     Per K, the blocks' moment sums are added in block order along the chain of group
     leaders that own them (each adds its own blocks to the partial sum it receives and
     passes it on), so the total is the same sum in the same order for any layout, and no
     rank ever holds more than its own blocks plus two totals. The last leader of the chain
-    computes the full-sample Γ, W; every owner of a block k computes the jackknife replica
-    (total − block k); only the small Fermi-surface sums travel.
+    computes the full-sample Γ, W; only the small Fermi-surface sums travel.
     """
     rank = 0 if comm is None else comm.rank
     parts = {}
@@ -641,11 +650,11 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
         total = spia.MomentSums(s1, s2, n)
         args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg,
                 (bins.of_state[ik], bins.n_bins) if bins else None)
+        for b in own:
+            del unit_sums[(ik, b)]
         try:
             if rank == chain[-1]:
                 parts[(ik, None)] = _contribution(total, *args)
-            for b in own:
-                parts[(ik, b)] = _contribution(total - unit_sums.pop((ik, b)), *args)
         except Exception as exc:  # noqa: BLE001 - raised on every rank just below
             failure = failure or exc
         del total, s1, s2
@@ -653,6 +662,63 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
         if failure is not None:
             raise failure
     return allgather_dict(parts, comm)
+
+
+def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q_of_pair, cfg, bins=None) -> dict:
+    """{(ik, k): _KContribution} of every jackknife replica k (block k deleted), each with its own Ḡ.
+
+    ``g_hat``: ĝ(m) of this group's configurations {(ik, c): complex [n_b, n_s, n_s]} (the bead
+    transform of the stored resolvents); ``replica_bands``: the :class:`_Bands` of each replica;
+    ``bins``: the full sample's Fermi-surface bins of the states (anisotropy), or None.
+    Per K and replica k, every leader of the chain forms the moment sums of its own blocks ≠ k
+    with T recomputed from replica k's Ḡ (:func:`spia.t_matrices_m`), they are added in block
+    order along the chain as for the full sample (same sums in the same order for any layout),
+    and the owner of block k forms Γ, W and the Fermi-surface sums with the replica's Ḡ and
+    weights. Cost: ≈ n_blocks/2 times the full sample's T-matrix pass, no resolvent solves.
+    """
+    rank = 0 if comm is None else comm.rank
+    n_k = len(plan.kpoints)
+    parts = {}
+    failure = None
+    for ik in range(n_k):
+        chain = sorted({plan.owner[ik * plan.n_blocks + b] for b in range(plan.n_blocks)})
+        if rank not in chain or not groups.leader:
+            continue
+        own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == rank]
+        for k in range(plan.n_blocks):
+            rb = replica_bands[k]
+            terms = [spia.MomentSums.zeros(plan.n_beads, refs[ik].n_states)]      # a rank may own only block k
+            try:
+                for b in own:
+                    if b != k:
+                        terms.append(_block_moments(g_hat, plan, ik, b, rb.bands[ik]))
+            except Exception as exc:  # noqa: BLE001 - raised on every rank below; the chain must go on
+                failure = failure or exc
+            # every rank runs its chains in the same order, so MPI's in-order delivery makes the
+            # (bounded, below MPI's minimum tag limit 32767 / 3) tags unambiguous even when they repeat
+            s1, s2, n = chain_sum(comm, chain, [(t.s1, t.s2, t.count) for t in terms],
+                                  tag=(ik * plan.n_blocks + k) % 10000)
+            del terms
+            try:
+                if k in own:
+                    parts[(ik, k)] = _contribution(spia.MomentSums(s1, s2, n), rb.bands[ik], rb.weights[ik],
+                                                   refs[ik].k_index, q_of_pair[ik], plan, cfg,
+                                                   (bins.of_state[ik], bins.n_bins) if bins else None)
+            except Exception as exc:  # noqa: BLE001 - raised on every rank just below
+                failure = failure or exc
+    with agree_on_failure(comm, "the jackknife replicas"):
+        if failure is not None:
+            raise failure
+    return allgather_dict(parts, comm)
+
+
+def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb) -> spia.MomentSums:
+    """Moment sums of T(m) over the configurations of block ``blk`` at K-point ``ik``, with T
+    from the bead-transformed resolvents and the renormalised bands ``rb`` of some Ḡ."""
+    sums = spia.MomentSums.zeros(plan.n_beads, rb.energies.size)
+    for c in plan.confs(blk):
+        sums.add(spia.t_matrices_m(g_hat[(ik, c)], rb))
+    return sums
 
 
 def _transfers(refs):
@@ -722,11 +788,14 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     unit_g = allgather_dict(unit_g, comm)
     iterations = _report_checkpoint(comm, n_reused, store, iterations if groups.leader else [])
     with agree_on_failure(comm, "the bands and T-matrix pass"):
-        bands = _bands(unit_g, plan, refs, z, all(r.n_states == model.n_basis for r in refs), model, cfg,
-                       ref_level, ens)
+        every_band = all(r.n_states == model.n_basis for r in refs)
+        bands = _bands(unit_g, plan, refs, z, every_band, model, cfg, ref_level, ens)
         t0 = time.perf_counter()
         unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader)
-        g_store.clear()
+        replica_bands = [_bands(unit_g, plan, refs, z, every_band, model, cfg, ref_level, ens, exclude=k)
+                         for k in range(plan.n_blocks)]
+        for key in list(g_store):                                            # in place: ĝ(m) replaces g_b
+            g_store[key] = spia.bead_transform(g_store[key])
     timings["t_matrices"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -735,12 +804,17 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
                                   [r.k_index for r in refs], [r.band_index for r in refs],
                                   [r.kpoints_frac for r in refs], bands.fermi.weights, cfg.anisotropy_n_bins)
     parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins)
+    timings["lambda"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    parts.update(_replica_pass(g_store, plan, groups, comm, refs, replica_bands, q_of_pair, cfg, bins))
+    g_store.clear()
+    timings["jackknife"] = time.perf_counter() - t0
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
+    n_gamma_jk = np.array([rb.n_gamma_k.sum(axis=0) for rb in replica_bands])
     factor = spia.bead_correction_factor(plan.n_report, plan.n_beads, cfg.bead_correction, cfg.tau_refine)
     full = _estimate(parts, None, plan, n_gamma, all_q.shape[0], factor)
-    reps = [_estimate(parts, k, plan, n_gamma, all_q.shape[0], factor) for k in range(plan.n_blocks)]
-    binned = _binned_coupling(parts, plan, bins, bands, factor) if bins else None
-    timings["lambda"] = time.perf_counter() - t0
+    reps = [_estimate(parts, k, plan, n_gamma_jk[k], all_q.shape[0], factor) for k in range(plan.n_blocks)]
+    binned = _binned_coupling(parts, plan, bins, bands, replica_bands, factor) if bins else None
     timings["total"] = time.perf_counter() - t_start
 
     def with_error(name):
@@ -763,6 +837,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
                     reference_energies=r.energies, band_index=r.band_index) for b, r in zip(bands.bands, refs)],
         offdiag_ratio=bands.offdiag, iterations=its, timings=timings,
         pair_sums_q=full["pair_q"], pair_sums_q_jackknife=np.array([r["pair_q"] for r in reps]),
+        n_gamma_jackknife=n_gamma_jk,
         cells_per_supercell=m_cells, n_kpoints=len(plan.kpoints), lambda_m_jackknife=lam_jk,
         raw=LambdaEstimate(raw, raw_err, raw_jk), state_space=space,
         bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
@@ -772,14 +847,15 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         anisotropy=binned)
 
 
-def _binned_coupling(parts, plan: _Plan, bins, bands: _Bands, factor) -> BinnedCoupling:
-    """W_ij(m) of the full sample and its jackknife error (bin-pair sums added in K order)."""
+def _binned_coupling(parts, plan: _Plan, bins, bands: _Bands, replica_bands: list, factor) -> BinnedCoupling:
+    """W_ij(m) of the full sample and its jackknife error (bin-pair sums added in K order; each
+    replica with the bin weights of its own bands)."""
     n_bin = anisotropy.bin_weights(bands.weights, bins)
 
-    def one(exclude):
+    def one(exclude, nb):
         p = sum(parts[(ik, exclude)].pair_bins for ik in range(len(plan.kpoints)))
-        return anisotropy.binned_coupling(p[..., :plan.n_report], n_bin, factor)
+        return anisotropy.binned_coupling(p[..., :plan.n_report], nb, factor)
 
-    w, weights = one(None)
-    reps = np.array([one(k)[0] for k in range(plan.n_blocks)])
+    w, weights = one(None, n_bin)
+    reps = np.array([one(k, anisotropy.bin_weights(replica_bands[k].weights, bins))[0] for k in range(plan.n_blocks)])
     return BinnedCoupling(bins, w, jackknife_error(reps), weights, n_bin)

@@ -54,7 +54,9 @@ def read_supercell_run(path):
             gamma_ev=lam["gamma_eV"][...], n_gamma=lam["n_gamma_per_cell"][...] * M * n_k,
             fermi_level_ev=float(f["bands"].attrs["fermi_level_eV"]), temperature_k=float(lam.attrs["temperature_K"]), n_beads=int(lam.attrs["n_beads"]),
             settings=_settings(resolved),
-            bead_factor=lam["bead_correction_factor"][...] if "bead_correction_factor" in lam else None)
+            bead_factor=lam["bead_correction_factor"][...] if "bead_correction_factor" in lam else None,
+            n_gamma_jackknife=lam["n_gamma_per_cell_jackknife"][...] * M * n_k
+            if "n_gamma_per_cell_jackknife" in lam else None)
 
 
 def run_provenance(path) -> dict:

@@ -147,6 +147,19 @@ def build_supercell(primitive, matrix):
     return atoms, lattice_index, primitive_index
 
 
+def species_grouped(atoms):
+    """The atoms reordered with each species in one contiguous run (the VASP POSCAR convention),
+    species in order of first appearance, atoms of a species in their original order.
+
+    ``build_supercell`` orders atoms lattice point by lattice point (the models' order); a
+    trajectory computed from the grouped file comes back in the grouped order, and
+    :func:`spia_mpi.ions.atomorder.to_model_order` maps it back by position when `run` reads it.
+    """
+    numbers = np.asarray(atoms.numbers)
+    first = {z: i for i, z in reversed(list(enumerate(numbers)))}
+    return atoms[np.argsort([first[z] for z in numbers], kind="stable")]
+
+
 # --------------------------------------------------------------------------
 # q-grids, symmetry and minimal commensurate supercells
 # (Lloyd-Williams & Monserrat, PRB 92, 184301 (2015))
