@@ -84,6 +84,19 @@ def test_scalar_accepted_for_list():
     ("[model.holstein]\nlattice_constant_ang = 300\n", "is above 50 Å: in bohr or pm?"),
     ("[model.holstein]\nmass_amu = 1836\n", "is above 300 amu: in units of the electron mass?"),
     ("[model.holstein]\nmass_amu = 0\n", "mass_amu' = 0 amu must be > 0"),
+    ("[spia]\ngamma_ev = [0.2, 200.0]\n", "gamma_ev' = [0.2, 200.0] eV entry 1 (200) is above 10 eV: in meV?"),
+    ("[spia]\ngamma_ev = [0.0]\n", "entry 0 (0) must be > 0"),
+    ("[spia]\nwindow_ev = [0.1, 0.5]\n", "window_ev' = [0.1, 0.5] eV must contain ε_F (lower < 0 < upper)"),
+    ("[spia]\nwindow_ev = [-500.0, 1.0]\n", "reaches more than 100 eV from ε_F: in meV?"),
+    ("[spia]\nfermi_smearing_ev = 50.0\n", "fermi_smearing_ev' = 50.0 eV is above 10 eV: in meV?"),
+    ("[spia]\nmatsubara_j = -1\n", "matsubara_j' = -1 must be in [0, 10000]"),
+    ("[spia]\nfermi_level = 5000.0\n", "fermi_level' = 5000.0 must be in [-1000.0, 1000.0]"),
+    ("[spia]\nfermi_level_ev = -2000.0\n", "fermi_level_ev' = -2000.0 eV must be in [-1000.0, 1000.0]"),
+    ("[spia]\ntau_refine = 0\n", "tau_refine' = 0 must be in [1, 10000]"),
+    ("[model.grid]\ngrid_per_cell = [1, 4, 4]\n", "grid_per_cell' = [1, 4, 4] must be ≥ 2 along every vector"),
+    ("[model.grid]\ngrid_per_cell = [4, 4]\n", "must have 3 entries"),
+    ("[model.grid]\nspacing_ang = 5.0\n", "spacing_ang' = 5.0 Å is above 2 Å: in bohr or pm?"),
+    ("[model.grid]\nfd_order = 3\n", "fd_order' = 3 must be 2, 4, 6 or 8"),
 ])
 def test_run_input_unit_sanity_bounds(tmp_path, text, needle):
     """Values outside physical bounds are refused with the likely unit mix-up named; the

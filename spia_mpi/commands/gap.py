@@ -66,6 +66,7 @@ def add_arguments(p):
     p.add_argument("--n-omega", type=int, default=2000, metavar="K",
                    help="real-frequency points (default 2000)")
     p.add_argument("--output", default="gap.h5", metavar="FILE", help="HDF5 output (default gap.h5)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.add_argument("--plots", action="store_true", help="also write gap_T, gap_omega and dos figures "
                    "(PNG + PDF) next to the output")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -99,6 +100,8 @@ def _validate(args):
         if not 0.0 <= mu < 1.0:
             raise InputError(f"--mustar {mu} out of range [0, 1)")
     from spia_mpi.io import hdf5
+    from spia_mpi.io.outputs import refuse_overwrite
+    refuse_overwrite(args.output, args.force, "--output")
     err = hdf5.check_writable(Path(args.output))
     if err:
         raise InputError(err)

@@ -65,8 +65,6 @@ def build_model(inp, folder=None):
         if name not in EXAMPLES and folder is not None:
             from spia_mpi.io.runinput import resolve
             name = str(resolve(folder, name))
-        if len(g.grid_per_cell) != 3:
-            raise InputError(f"model.grid.grid_per_cell must have 3 entries, got {list(g.grid_per_cell)}")
         prim = load_structure(name)
         grid = g.grid_per_cell
         if g.spacing_ang is not None:

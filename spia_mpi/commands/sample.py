@@ -49,6 +49,7 @@ def add_arguments(p):
     h.add_argument("--samples", type=int, default=64)
     h.add_argument("--seed", type=int, default=1)
     h.add_argument("--out", required=True, help="output HDF5 file")
+    h.add_argument("--force", action="store_true", help="replace an existing --out file")
     c = sub.add_parser("convert", help="per-bead PIMD trajectories → configurations HDF5")
     c.add_argument("files", nargs="+", help="one file per bead, or a quoted glob")
     c.add_argument("--format", default="ipi", help="ipi (default), xdatcar, or an ASE format name")
@@ -57,6 +58,7 @@ def add_arguments(p):
     c.add_argument("--skip-fs", type=float, default=0.0, help="equilibration to drop (fs)")
     c.add_argument("--stride", type=int, default=1, help="keep every stride-th frame")
     c.add_argument("--out", required=True, help="output HDF5 file")
+    c.add_argument("--force", action="store_true", help="replace existing --out / --diffusion-out files")
     c.add_argument("--diffusion-path-window", type=float, metavar="FS",
                    help="also write the diffusion paths R_dif (paper Eq. 4): centred moving average over FS fs "
                         "of every unwrapped bead trajectory (before --stride), e.g. 250")
@@ -90,6 +92,7 @@ def _add_pimd_arguments(sub):
     p.add_argument("--einstein", type=float, default=None, metavar="HBAR_OMEGA_EV",
                    help="einstein: ħΩ (eV)")
     p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def _run_pimd(args):
@@ -158,7 +161,9 @@ def _run_pimd(args):
 
 
 def run(args, comm):
+    from spia_mpi.io.outputs import refuse_overwrite
     from spia_mpi.parallel.mpi import on_root
+    refuse_overwrite(args.out, args.force)              # before any work (every rank sees the same files)
     if args.how == "convert":
         return _convert(args, comm)
     return on_root(comm, _make_on_one_rank, args)
@@ -184,10 +189,12 @@ def _convert(args, comm):
         from pathlib import Path
 
         from spia_mpi.ions.analysis import diffusion_path_configurations
+        from spia_mpi.io.outputs import refuse_overwrite
         dif = diffusion_path_configurations(conf, args.diffusion_path_window, args.diffusion_edges)
         dif = dif.select(0, args.stride)
         out = Path(args.out)
         dif_path = args.diffusion_out or str(out.with_name(out.stem + "_dif" + (out.suffix or ".h5")))
+        refuse_overwrite(dif_path, args.force, "--diffusion-out")
         cf.write_h5(dif, dif_path)
         print(f"{dif_path}: diffusion paths, {dif.n_conf} configurations, moving average over "
               f"{dif.extra['split_window_frames']} frames = {dif.extra['split_window_fs']:g} fs")

@@ -50,6 +50,38 @@ def _bounded(lo, hi, unit: str, low_hint: str, high_hint: str):
     return check
 
 
+def _each(check):
+    """``check`` applied to every entry of a list (the first message, naming the entry)."""
+    def each(v):
+        for i, x in enumerate(v):
+            msg = check(x)
+            if msg:
+                return f"entry {i} ({x:g}) {msg}"
+        return None
+    return each
+
+
+def _window(v):
+    if len(v) != 2 or not v[0] < v[1]:
+        return "must be [lower, upper], lower < upper"
+    if not v[0] < 0 < v[1]:
+        return ("must contain ε_F (lower < 0 < upper): the window is relative to ε_F and the Fermi-surface "
+                "weights are centred there")
+    if max(abs(x) for x in v) > 100.0:
+        return "reaches more than 100 eV from ε_F: in meV? (give eV)"
+    return None
+
+
+def _fd_order(v):
+    return None if v in (2, 4, 6, 8) else "must be 2, 4, 6 or 8"
+
+
+def _grid_points(v):
+    if len(v) != 3:
+        return "must have 3 entries (points along a, b, c)"
+    return None if all(n >= 2 for n in v) else "must be ≥ 2 along every vector (one point has no kinetic energy)"
+
+
 _TEMPERATURE = _bounded(1.0, 1e5, "K", "a temperature in eV? (290 K = 0.025 eV; give kelvin)",
                         "a temperature in meV or °F? (give kelvin)")
 
@@ -96,14 +128,16 @@ class HolsteinInput:
 class GridInput:
     structure: str = option("", doc="primitive structure: file ASE reads or shipped example name (any cell, "
                                     "also non-orthogonal; any supercell matrix)")
-    grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=positive,
-                                            doc="grid points per primitive cell along a, b, c (a non-diagonal "
+    grid_per_cell: tuple[int, ...] = option((6, 6, 6), check=_grid_points,
+                                            doc="grid points per primitive cell along a, b, c (each ≥ 2; a non-diagonal "
                                                 "supercell gets its own grid at the finest of these spacings, commensurate with the "
                                                 "primitive translations)")
-    spacing_ang: float | None = option(None, units="Å", check=positive,
-                                       doc="target grid spacing h instead of grid_per_cell: ⌈|a_i|/h⌉ points "
-                                           "(at least 2) along each primitive vector a_i, so the actual spacing is ≤ h")
-    fd_order: int = option(4, doc="finite-difference order of the kinetic energy: 2, 4, 6 or 8")
+    spacing_ang: float | None = option(None, units="Å", check=_bounded(0.01, 2.0, "Å", "in nm? (give Å: 0.01 nm = 0.1 Å)",
+                                                                        "in bohr or pm? (give Å; typical 0.1–0.3 Å)"),
+                                       doc="target grid spacing h (0.01–2 Å) instead of grid_per_cell: ⌈|a_i|/h⌉ "
+                                           "points (at least 2) along each primitive vector a_i, so the actual "
+                                           "spacing is ≤ h")
+    fd_order: int = option(4, check=_fd_order, doc="finite-difference order of the kinetic energy: 2, 4, 6 or 8")
     screening: Literal["lindhard", "thomas-fermi", "none"] = option("lindhard", doc="dielectric screening of the pseudopotentials")
     potential_files: str | tuple[str, ...] = option(
         "", doc="V(r) per configuration and bead from DFT local-potential files instead of the pseudopotentials: "
@@ -196,10 +230,12 @@ class ConfigurationsInput:
 
 @dataclass(frozen=True)
 class SpiaInput:
-    matsubara_j: int = option(16, check=nonnegative, doc="z = ε_F + i(2J+1)πk_BT: the Matsubara index J")
-    states_per_k: int = option(1, check=positive, doc="reference Bloch states per primitive k")
-    gamma_ev: tuple[float, ...] = option((0.2, 0.4, 0.8), units="eV", check=all_of(nonempty, positive),
-                                         doc="Lorentzian half widths γ of the Fermi-surface weights")
+    matsubara_j: int = option(16, check=in_range(0, 10000), doc="z = ε_F + i(2J+1)πk_BT: the Matsubara index J")
+    states_per_k: int = option(1, check=in_range(1, 100000), doc="reference Bloch states per primitive k")
+    gamma_ev: tuple[float, ...] = option((0.2, 0.4, 0.8), units="eV",
+                                         check=all_of(nonempty, _each(_bounded(1e-4, 10.0, "eV", "give eV (1 meV = 0.001)",
+                                                                               "in meV? (give eV: 200 meV = 0.2)"))),
+                                         doc="Lorentzian half widths γ of the Fermi-surface weights (each 0.1 meV – 10 eV)")
     mode: Literal["bse", "born"] = option("bse", doc="'bse': Bethe–Salpeter W; 'born': W = Γ")
     bse_solver: Literal["dense", "petsc"] = option(
         "dense", doc="linear solver of each Bethe–Salpeter bead slice: LAPACK (numpy) or PETSc's dense LU")
@@ -224,23 +260,24 @@ class SpiaInput:
                                       "one Hamiltonian is too big for one rank's memory or there are fewer work units "
                                       "(K-points × blocks) than ranks")
     window_ev: tuple[float, ...] | None = option(
-        None, units="eV", check=lambda v: None if len(v) == 2 and v[0] < v[1] else "must be [lower, upper], lower < upper",
+        None, units="eV", check=_window,
         doc="state space by energy: of the states_per_k lowest reference states per k keep those with "
-            "ε − ε_F in [lower, upper] (all k); Ḡ, T, the BSE and N_γ use the same set, and the fraction of "
+            "ε − ε_F in [lower, upper] (lower < 0 < upper, within ±100 eV; all k); Ḡ, T, the BSE and N_γ use the same set, and the fraction of "
             "the Lorentzian Fermi-surface weight it captures is reported (/lambda/window_captured_fraction). "
             "Default: no window (the states_per_k lowest per k)")
     fermi_level: Literal["ensemble", "reference", "renormalised"] | float = option(
-        "ensemble", doc="the Fermi level that centres the Lorentzian Fermi-surface weights and z = ε_F + iη: "
+        "ensemble", check=lambda v: None if isinstance(v, str) else in_range(-1000.0, 1000.0)(v), doc="the Fermi level that centres the Lorentzian Fermi-surface weights and z = ε_F + iη: "
                         "'ensemble' (N_e electrons in the eigenvalues of the configuration-bead Hamiltonians, "
                         "smeared by fermi_smearing_ev, per configuration, averaged over fermi_configurations "
                         "configurations), 'reference' (the static reference structure's bands, Fermi–Dirac at T; "
                         "for the grid model from its reference bands), 'renormalised' (Lorentzian occupations of "
                         "the renormalised bands; needs a subspace with every band; z then uses the reference "
                         "level) or a number in eV. Every available candidate is recorded in /bands")
-    fermi_level_ev: float | None = option(None, units="eV",
+    fermi_level_ev: float | None = option(None, units="eV", check=in_range(-1000.0, 1000.0),
                                           doc="a given ε_F (eV) for z and the weights; overrides fermi_level")
-    fermi_smearing_ev: float = option(0.2, units="eV", check=positive,
-                                      doc="smearing σ of the occupations of fermi_level = 'ensemble'")
+    fermi_smearing_ev: float = option(0.2, units="eV", check=_bounded(1e-4, 10.0, "eV", "give eV (1 meV = 0.001)",
+                                                                     "in meV? (give eV: 200 meV = 0.2)"),
+                                      doc="smearing σ of the occupations of fermi_level = 'ensemble' (0.1 meV – 10 eV)")
     fermi_smearing: Literal["fermi-dirac", "gaussian"] = option(
         "fermi-dirac", doc="occupations of fermi_level = 'ensemble': 1/(e^{(ε−μ)/σ} + 1) or ½ erfc((ε−μ)/σ)")
     fermi_configurations: int = option(16, check=nonnegative,
@@ -252,7 +289,7 @@ class SpiaInput:
                            "(W(τ) interpolated linearly onto tau_refine points per bead interval, the authors' "
                            "choice), 'harmonic' (λ(m)·(Ω_m/ν_m)², exact for a harmonic tail) or 'none'. The raw "
                            "λ(m) is stored too (/lambda/lambda_m_raw); T_c, ω̄₂ and plots use the corrected one")
-    tau_refine: int = option(16, check=positive, doc="τ-points per bead interval of bead_correction = 'interpolate'")
+    tau_refine: int = option(16, check=in_range(1, 10000), doc="τ-points per bead interval of bead_correction = 'interpolate'")
     symmetrize_m: bool = option(True, doc="average Γ(m) and Γ(−m) before the Bethe–Salpeter equation (equal in "
                                           "expectation: the ring-polymer ensemble is invariant under reversing the "
                                           "bead order); halves part of the noise")
