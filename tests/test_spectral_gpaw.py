@@ -243,3 +243,21 @@ def test_cli_gpaw_two_ranks_equal_one_rank(tmp_path, spia_cli):
         assert np.all(w < N_ORB + 1e-8) and np.all(w > N_ORB - 0.5)
         static = a["spectral/static_bands_eV"][...]
         assert np.isfinite(static[:, :N_ORB]).all()
+
+
+@pytest.mark.slow
+def test_scf_density_is_solved_once_per_configuration_bead_for_all_path_k(tmp_path):
+    """density = 'scf': every path K of a configuration–bead reuses that bead's SCF (one
+    scf_*.gpw per configuration–bead, not per K), and the spectrum differs from the frozen one."""
+    pos = np.stack([[displaced(path_model(tmp_path / "f", [2, 1, 1], (2, 1, 1)), seed, 0.15)] for seed in (5, 6)])
+    out = {}
+    for density in ("scf", "frozen"):
+        model = path_model(tmp_path / density, [2, 1, 1], (2, 1, 1), density=density)
+        setup = _setup(model)
+        assert setup.K.shape[0] == 2
+        out[density] = spectral.compute_spectral(model, pos, setup, n_blocks=2)
+    assert len(list((tmp_path / "scf").glob("scf_*.gpw"))) == 2
+    assert not list((tmp_path / "frozen").glob("scf_*.gpw"))
+    assert np.abs(out["scf"].greens["bands"] - out["frozen"].greens["bands"]).max() > 1e-4
+    for res in out.values():                    # 0.15 Å: the displaced basis holds most of each k space
+        assert np.all(res.weight < N_ORB + 1e-2) and np.all(res.weight > N_ORB - 1)

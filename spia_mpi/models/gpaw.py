@@ -318,8 +318,9 @@ class GpawModel(ElectronicModel):
         return h, s, x
 
     def _density_state(self, pos, comm, log):
-        """GPAW on ``comm`` at positions ``pos`` with this configuration's density (scf or frozen)."""
-        if self.settings.density == "scf":
+        """GPAW on ``comm`` at positions ``pos`` with this configuration's density (scf or frozen;
+        the reference positions have the reference SCF's own density, no new SCF)."""
+        if self.settings.density == "scf" and not np.array_equal(pos, self.reference_positions):
             return self._scf_state(pos, comm, log)
         from gpaw import GPAW
         calc = GPAW(str(self._reference_file), communicator=comm, txt=log)

@@ -40,9 +40,13 @@ class GpawPathModel(ElectronicModel):
         self._reference = {}
 
     def matrices(self, positions_av, kpoint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(H eV, S, X) of one configuration–bead at K, complex [n_basis, n_basis] each."""
+        """(H eV, S, X) of one configuration–bead at K, complex [n_basis, n_basis] each (at the
+        reference positions the cached reference matrices, X = S⁰)."""
         pos = np.ascontiguousarray(positions_av, dtype=float)
         K = np.asarray(kpoint, float).reshape(3)
+        if np.array_equal(pos, self.reference_positions):
+            h, s = self.reference_matrices(K)
+            return h, s, s
         key = pos.tobytes() + K.tobytes()
         if self._last[0] != key:
             h, s, x = self.base.matrices_at(pos, K[None, :])
