@@ -12,7 +12,8 @@ R_{j,m} = √(ω_m² + Δ_{j,m}²) and an even gap in ω the isotropic equations
 The first bracket is the exact infinite sgn ω sum (the diagonal d_{i,n} of the linearised
 anisotropic kernel), so for Δ → 0 the equations become that kernel and Δ_i vanishes at
 T_c^aniso. If W_ij = λ for all i, j every bin carries the isotropic solution. Each sum is
-Toeplitz + Hankel per bin pair (FFT, :class:`~spia_mpi.eliashberg.linearised.KernelOperator`);
+Toeplitz + Hankel per bin pair (all pairs in one batched FFT product,
+:class:`~spia_mpi.eliashberg.anisotropic.BinnedToeplitzHankel`);
 the fixed point Δ = G(Δ) on the [n_b·N] vector uses the Anderson mixing of the isotropic solver.
 Internally in units of πk_BT; results in eV and K.
 """
@@ -69,17 +70,7 @@ class AnisotropicGapMap:
 
     def _pair_sums(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Σ_j w_j Σ_m W_ij(|n−m|) x_{j,m}, Σ_j w_j Σ_m W_ij(n+m+1) x_{j,m}) for x [n_b, N]."""
-        t = np.zeros_like(x)
-        h = np.zeros_like(x)
-        for (i, j), kop in self.op.ops.items():
-            tt, hh = kop.toeplitz_hankel(x[j])
-            t[i] += self.w[j] * tt
-            h[i] += self.w[j] * hh
-            if i != j:
-                tt, hh = kop.toeplitz_hankel(x[i])
-                t[j] += self.w[i] * tt
-                h[j] += self.w[i] * hh
-        return t, h
+        return self.op.pairs(self.w[:, None] * x)
 
     def z(self, d: np.ndarray) -> np.ndarray:
         """Z_{i,n} [n_b, N] for the gap d [n_b, N] (units of πT)."""
