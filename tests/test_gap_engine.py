@@ -102,10 +102,13 @@ def test_kpoint_and_energy_bins(runs):
 
 
 def test_no_bins_by_default_and_bad_kind():
+    """No /anisotropy by default; an unknown kind and k-point bins with two supercell K-points are refused."""
     res = run_bins("none", n_conf=4)
     assert res.anisotropy is None
     with pytest.raises(InputError, match="anisotropy_bins"):
         run_bins("orbital", n_conf=4)
+    with pytest.raises(InputError, match="'kpoint' needs one supercell K-point"):
+        run_bins("kpoint", kpoints=((0, 0, 0), (0.5, 0, 0)), n_conf=4)
 
 
 @pytest.mark.mpi(ranks=2)

@@ -4,7 +4,7 @@ Every reference state s of every supercell K-point gets a bin i(s) (:func:`assig
 
 * ``band``   — its band: within each primitive k the j-th lowest renormalised state gets the
   j-th lowest reference band index of that k;
-* ``kpoint`` — its primitive k-point (reduced coordinates, all K together);
+* ``kpoint`` — its primitive k-point (one supercell K only, :func:`check_bins`);
 * ``energy`` — a clustering by renormalised energy: the states of all K sorted by ε_s and cut
   into ``n_bins`` groups of (nearly) equal size.
 
@@ -50,6 +50,19 @@ class Bins:
         return int(self.labels.shape[0])
 
 
+def check_bins(kind: str, n_kpoints: int):
+    """InputError for an unknown kind, or 'kpoint' with several supercell K-points: a supercell
+    couples only the states of one K (its transfers q), so k-bins of different K would form
+    uncoupled blocks of the anisotropic equations (each with its own gap and sign); 'band' and
+    'energy' bins collect states of every K and are coupled through each K's pairs."""
+    if kind not in KINDS:
+        raise InputError(f"spia.anisotropy_bins = '{kind}' is not one of: {', '.join(KINDS)}")
+    if kind == "kpoint" and n_kpoints > 1:
+        raise InputError(f"spia.anisotropy_bins = 'kpoint' needs one supercell K-point, the run has {n_kpoints}: "
+                         "states of different K are never paired in a supercell, so their k-bins would not "
+                         "couple; use 'band' or 'energy', or one K with a larger supercell")
+
+
 def assign_bins(kind: str, energies, k_index, band_index, kpoints_frac, fermi_level_ev: float,
                 n_bins: int = 4) -> Bins | None:
     """Bins of ``kind`` (None for 'none').
@@ -58,8 +71,7 @@ def assign_bins(kind: str, energies, k_index, band_index, kpoints_frac, fermi_le
     ascending within each primitive k), primitive k index int [n_s], reference band index int
     [n_s], reduced primitive k-points float [n_k, 3]. ``n_bins``: clusters of ``energy``.
     """
-    if kind not in KINDS:
-        raise InputError(f"spia.anisotropy_bins = '{kind}' is not one of: {', '.join(KINDS)}")
+    check_bins(kind, len(energies))
     if kind == "none":
         return None
     if kind == "band":

@@ -296,7 +296,7 @@ class SpiaInput:
     anisotropy_bins: Literal["none", "band", "kpoint", "energy"] = option(
         "none", doc="also store the state-pair coupling W_st(m) summed over bins of the Fermi surface "
                     "(/anisotropy, the input of `gap --anisotropic`): 'band' (band index), 'kpoint' (primitive "
-                    "k-point), 'energy' (anisotropy_n_bins clusters of the states by renormalised energy) or "
+                    "k-point; one supercell K-point only: states of different K are never paired), 'energy' (anisotropy_n_bins clusters of the states by renormalised energy) or "
                     "'none'; costs one more contraction of W per K-point and block")
     anisotropy_n_bins: int = option(4, check=positive, doc="number of clusters of anisotropy_bins = 'energy'")
 
