@@ -249,6 +249,16 @@ class DensityPeaks:
 _IMAGES = np.array(np.meshgrid(*[(-1.0, 0.0, 1.0)] * 3, indexing="ij")).reshape(3, -1).T     # [27, 3]
 LOCALISED = 0.4        # an atom is on a site if its RMS spread < this × the distance to the nearest other atom
 GAUSSIAN_KURTOSIS = 13.0   # Mardia's kurtosis: 15 for a 3D Gaussian, ≈ 11.4 for a uniform (Voronoi) cell
+MAX_SITES_PER_ATOM = 4.0   # a diffusing species has sites only if its peaks are at most this many per atom
+
+
+def diffusion_extent(conf, mask) -> tuple[float, float]:
+    """(largest RMS displacement of the bead centroids from the first configuration over the
+    trajectory, mean spacing (V/N)^{1/3} of the N atoms selected by ``mask``), both Å: an atom that
+    moves farther than half the spacing has left its own cell (meaningful for trajectories only)."""
+    cen = unwrap(conf.centroids()[:, mask], conf.cell)
+    rms = np.sqrt(((cen - cen[0]) ** 2).sum(-1).mean(-1))
+    return float(rms.max()), float((abs(np.linalg.det(conf.cell)) / int(np.sum(mask))) ** (1 / 3))
 
 
 def density_maxima(hist, threshold: float = 0.1, radius: int = 2, smooth: float = 1.0) -> np.ndarray:
@@ -376,20 +386,43 @@ def fit_species_peaks(conf, bins=(40, 40, 40), threshold: float = 0.1, min_weigh
         localised = bool(np.all(spread < LOCALISED * nearest))
         seeds = mean if localised else density_maxima(h, threshold)
         peaks, b2 = cluster_peaks(per_atom.reshape(-1, 3), seeds, conf.cell, n_frames, number=z)
-        if not localised and not b2 >= GAUSSIAN_KURTOSIS:
-            why = (f"kurtosis {b2:.1f} < {GAUSSIAN_KURTOSIS:g}" if np.isfinite(b2)
-                   else "no density maximum gathers 4 samples")
-            logger.warning("%s: the density has no Gaussian peaks (%s; atoms move %.2f Å RMS around their mean, "
-                           "nearest neighbour %.2f Å): a diffusing, liquid-like sublattice — no density peaks "
-                           "reported for it", name, why, np.median(spread), np.median(nearest))
-            parts.append(DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0), (int(z),)))
-            continue
         keep = peaks.weights >= min_weight
         peaks = DensityPeaks(peaks.numbers[keep], peaks.centres_frac[keep], peaks.covariances_a2[keep],
                              peaks.weights[keep])
+        why = None if localised else _liquid_like(conf, conf.numbers == z, peaks, b2)
+        if why:
+            logger.warning("%s: %s (atoms move %.2f Å RMS around their mean, nearest neighbour %.2f Å): a diffusing, "
+                           "liquid-like sublattice — no density peaks reported for it", name, why, np.median(spread),
+                           np.median(nearest))
+            parts.append(DensityPeaks(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 3, 3)), np.zeros(0), (int(z),)))
+            continue
         _check_peaks(name, peaks, conf.cell)
         parts.append(peaks)
     return hists, DensityPeaks.concatenate(parts)
+
+
+def _liquid_like(conf, mask, peaks: DensityPeaks, b2: float) -> str | None:
+    """Why a species that is not localised has no density peaks, or None if its peaks are sites.
+
+    (1) The peaks are not Gaussian-shaped (Mardia's kurtosis b₂ < GAUSSIAN_KURTOSIS: the density
+    fills space). (2) In a trajectory the atoms move farther than half their mean spacing (out of
+    their own cell: they diffuse, :func:`diffusion_extent`)
+    and the density maxima number more than MAX_SITES_PER_ATOM per atom (mean occupancy below
+    1/MAX_SITES_PER_ATOM): the maxima are segments of the atoms' own paths, too few samples of a
+    flat density, not sites that atoms return to (a superionic sublattice hops between a few sites
+    per atom, each with a sizeable occupancy).
+    """
+    if not b2 >= GAUSSIAN_KURTOSIS:
+        return (f"the density has no Gaussian peaks (kurtosis {b2:.1f} < {GAUSSIAN_KURTOSIS:g})" if np.isfinite(b2)
+                else "no density maximum gathers 4 samples")
+    n_atoms = int(np.sum(mask))
+    if conf.time_step_fs > 0 and conf.n_conf > 1 and len(peaks) > MAX_SITES_PER_ATOM * n_atoms:
+        moved, spacing = diffusion_extent(conf, mask)
+        if moved > 0.5 * spacing:
+            return (f"the atoms diffuse ({moved:.2f} Å RMS from their start in {conf.time_step_fs * (conf.n_conf - 1):g} "
+                    f"fs, more than half their mean spacing {spacing:.2f} Å) and the {len(peaks)} density maxima are "
+                    f"more than {MAX_SITES_PER_ATOM:g} per atom ({n_atoms} atoms): they trace the paths, not sites")
+    return None
 
 
 def _check_peaks(name: str, peaks: DensityPeaks, cell):
