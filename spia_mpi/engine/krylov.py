@@ -6,8 +6,8 @@ at once, so that a model can apply them as batched FFTs or a fused operator, and
 run needs one reduction per projection for all columns. A block of vectors is an array
 complex [n_cols, n_local] (one vector per row: this rank's rows of the grid function or basis
 function); ``reduce`` sums a small array over the ranks that hold the other rows. The Krylov
-bases of all columns are one array [n_cols, k, n_local], so the projections are batched
-matrix–vector products (BLAS).
+bases of all columns are one array [n_cols, k, n_local]; the projections are BLAS matrix–vector
+products per column, the subtraction in place.
 
 Right preconditioning: GMRES runs on A M⁻¹ y = r₀ and x = x₀ + M⁻¹ y. Convergence: the true
 residual ‖b − A x‖ ≤ max(rtol ‖b‖, atol) per column, checked with ``apply_a`` once the restart
@@ -115,7 +115,7 @@ def _cycle(ops, r, beta, target, steps, its, active) -> tuple[np.ndarray, np.nda
     converged = np.zeros(c, dtype=bool)
     k = 0
     for j in range(steps):
-        w = ops.apply_am(basis[:, j])
+        w = np.ascontiguousarray(ops.apply_am(basis[:, j]))     # rows updated in place by zgemv
         v = basis[:, :j + 1]
         proj = ops.reduce(np.array([zgemv(1.0, v[i].T, w[i], trans=2) for i in range(c)]))   # V^H w, [c, j+1]
         for i in range(c):                                     # classical Gram–Schmidt (as PETSc's), in
