@@ -363,6 +363,7 @@ def test_sample_and_analyze_cli(tmp_path, spia_cli):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_analyze_reports_the_tutorials_diffusing_yukawa_hydrogen_as_liquid_like(tmp_path, spia_cli):
     """The tutorial's i-PI PIMD of Yukawa hydrogen (hydrogen-sc 2×2×2, 8 beads, 300 K; 1400 steps of
     0.5 fs instead of 4000 of 0.25 fs, ≈ 1 min): the H move ≈ 1.5 Å from their start (mean spacing

@@ -107,6 +107,7 @@ def _expected_sd(key):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)          # the fixture's 80 runs took > 600 s on the loaded 2-core machine
 def test_jackknife_errors_beyond_m1_match_the_scatter_over_seeds(study):
     """r = (λ − ⟨λ⟩_seeds)/σ at m = 2 … 4 over 20 seeds and both γ: SD(r) within [0.7, 1.35] × the
     honest value for Born and BSE, 8 and 32 blocks (20 seeds: an SD is known to ±16 %, and the
@@ -118,6 +119,7 @@ def test_jackknife_errors_beyond_m1_match_the_scatter_over_seeds(study):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_jackknife_errors_at_m0_and_m1_match_the_scatter_over_seeds(study_m01):
     """The same at m = 0 (the coupling constant λ itself) and m = 1, where Ḡ's own noise matters, over
     60 seeds with 32 blocks: (N−1)·SD(r)²/SD_honest² is χ²-distributed with N − 1 degrees of freedom (r
