@@ -175,7 +175,7 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
         fermi = on_root(comm, fermi_level_of_reference, model, kpoints, temperature_k)
     with Stage("harmonic λ(m)", logger, timings):
         res = compute_harmonic(model, phi, kpoints, temperature_k, n_beads, J=inp.spia.matsubara_j,
-                               n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
+                               n_per_k=inp.spia.states_per_k or 1, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
                                step_ang=h.deformation_step_ang, vertex=h.vertex, comm=comm)
     with Stage("Eliashberg T_c (harmonic)", logger, timings):
         tc = harmonic_tc(res, inp.eliashberg.mustar, inp.eliashberg.nfreq, comm)
@@ -254,7 +254,7 @@ def write_results(path, inp, model, phi, kpoints, res, tc, source, timings):
     from spia_mpi.units import bosonic_frequency_ev
     from spia_mpi.ions.configurations import ring_polymer_frequencies_ev
     info = hdf5.provenance(None, f"harmonic {source}")
-    refs0 = model.reference_states(kpoints[0], inp.spia.states_per_k)
+    refs0 = model.reference_states(kpoints[0], inp.spia.states_per_k or 1)
     qs, _ = transfer_index(refs0.kpoints_frac)
     _, lat_idx, prim_idx = build_supercell(model.primitive, model.supercell_matrix)
     w_q = phonons_at_q(phi, model.atoms.get_masses(), lattice_points(model.supercell_matrix), lat_idx, prim_idx, qs)

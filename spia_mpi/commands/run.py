@@ -175,6 +175,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     from spia_mpi.io.runinput import resolve
     from spia_mpi.parallel.mpi import on_root
     from spia_mpi.engine.workflow import ConfigurationGroups, compute_lambda
+    from spia_mpi.engine.statespace import initial_pool_per_k
 
     timings = {}
     resolved = to_dict(inp)
@@ -210,7 +211,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     rpg = inp.spia.ranks_per_group
     ConfigurationGroups.check(comm.size, rpg, inp.spia.resolvent)
     n_groups = comm.size // rpg
-    ns = model.reference_states(kpoints[0], inp.spia.states_per_k).n_states
+    ns = model.reference_states(kpoints[0], inp.spia.states_per_k or initial_pool_per_k(model)).n_states   # automatic: the first pool
     units_per_group = -(-n_units // n_groups)
     # per leader: resolvents of its configurations (n_b·n_s² complex each) + 2 fluctuation sums per
     # unit (n_b·n_s², complex + real) + the running and total sums of one K; plus one Hamiltonian

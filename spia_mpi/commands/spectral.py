@@ -98,7 +98,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     z = fermi + 1j * matsubara_eta(inp.spia.matsubara_j, conf.temperature_k) if sp.greens else None
     grid = np.linspace(sp.energy_min_ev, sp.energy_max_ev, sp.n_energies)
     setup = on_root(comm, spectral.make_setup, model, path.kpoints_frac, grid, sp.broadening_ev, fermi,
-                    sp.n_bands, sp.eigensolver, z, inp.spia.states_per_k, inp.spia.resolvent,
+                    sp.n_bands, sp.eigensolver, z, inp.spia.states_per_k or 1, inp.spia.resolvent,
                     dict(inp.spia.resolvent_options) or None)
     n_blocks = min(inp.spia.n_blocks, conf.n_conf)
     if sp.bead_groups > conf.n_beads:

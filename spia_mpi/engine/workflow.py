@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import anisotropy, fermi, spia
+from spia_mpi.engine import anisotropy, fermi, spia, statespace
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -261,7 +261,7 @@ class SpiaSettings:
     """The numerical choices of one SPIA run (see :func:`compute_lambda` for each)."""
 
     J: int = 16
-    n_per_k: int = 1
+    n_per_k: int | None = 1
     gammas: tuple = (0.8,)
     mode: str = "bse"
     solver: str = "dense"
@@ -290,6 +290,8 @@ class SpiaSettings:
         fermi.occupations(np.zeros(1), self.fermi_smearing)                          # validates the kind
         if self.anisotropy_n_bins < 1:
             raise InputError(f"spia.anisotropy_n_bins = {self.anisotropy_n_bins} must be ≥ 1")
+        if self.n_per_k is not None and self.n_per_k < 1:
+            raise InputError(f"spia.states_per_k = {self.n_per_k} must be ≥ 1 (or absent: automatic)")
         if self.window_ev is not None and not (len(self.window_ev) == 2 and self.window_ev[0] < self.window_ev[1]):
             raise InputError(f"spia.window_ev = {list(self.window_ev)} must be [lower, upper] with lower < upper (eV)")
 
@@ -326,7 +328,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm
         rank is its own group and solves serially.
     settings : the fields of :class:`SpiaSettings`:
         J — Matsubara index of z = ε_F + i(2J+1)πk_BT; n_per_k — reference states per
-        primitive k; gammas — Lorentzian half widths (eV); mode — 'bse' (Bethe–Salpeter) or
+        primitive k, or None: the automatic state space (:func:`state_space`); gammas — Lorentzian half widths (eV); mode — 'bse' (Bethe–Salpeter) or
         'born' (W = Γ); solver — 'dense' or 'petsc' resolvents; n_blocks — configuration
         blocks (work units and jackknife error bars); fermi_level — 'ensemble', 'reference',
         'renormalised' or a number (eV): the centre of the Lorentzian weights and of z
@@ -430,7 +432,7 @@ def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
 
 def _reference_states(model, plan: _Plan, cfg: SpiaSettings, temperature_k: float):
     """(reference states per K, reference ε_F or NaN, whether the subspace holds every band)."""
-    refs = [model.reference_states(K, cfg.n_per_k) for K in plan.kpoints]
+    refs = [model.reference_states(K, cfg.n_per_k or statespace.initial_pool_per_k(model)) for K in plan.kpoints]
     complete = all(r.n_states == model.n_basis for r in refs)
     ref_level = cfg.reference_fermi_level_ev
     if ref_level is None and complete:
@@ -499,22 +501,38 @@ def select_window(refs, fermi_level_ev: float, window_ev, gammas, n_per_k: int, 
                            kept_w / pool_w)
 
 
-def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k: int,
+def state_space(model, plan: _Plan, refs, fermi_level_ev: float, cfg: SpiaSettings, complete: bool):
+    """:func:`select_window` on the chosen pool. Given spia.states_per_k (``cfg.n_per_k``): that pool,
+    cut by spia.window_ev if given. Automatic (``cfg.n_per_k`` None, the default): the window
+    spia.window_ev or ±W (:func:`statespace.automatic_window_ev`), the pool grown until it holds
+    the window (:func:`statespace.grow_pool`); a pool that holds every band is kept whole (the
+    exact state space) unless spia.window_ev is given."""
+    if cfg.n_per_k is not None:
+        return select_window(refs, fermi_level_ev, cfg.window_ev, plan.gammas, cfg.n_per_k, complete)
+    window = cfg.window_ev or statespace.automatic_window_ev(plan.gammas, plan.eta)
+    refs, n_per_k, complete = statespace.grow_pool(model, plan.kpoints, refs, fermi_level_ev + window[1])
+    cut = None if complete and cfg.window_ev is None else window
+    return select_window(refs, fermi_level_ev, cut, plan.gammas, n_per_k, complete)
+
+
+def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k: int | None,
                                min_peak_fraction: float = 0.01):
     """InputError when no reference state lies near ε_F: every Lorentzian weight below
     ``min_peak_fraction`` of its peak 1/(πγ) for the widest γ, i.e. all states farther than
     ≈ 10γ from ε_F; λ would be ≈ 0 and T_c undefined (e.g. a multi-band material with the
-    lowest state per k only)."""
+    lowest state per k only, or, with the automatic state space (``n_per_k`` None), a gap at ε_F)."""
     e = np.asarray(energies, float)
     g = float(np.max(gammas))
     peak = np.max(g ** 2 / ((e - fermi_level_ev) ** 2 + g ** 2))
     if peak < min_peak_fraction:
+        advice = (f"raise spia.states_per_k (now {n_per_k}) until the states reach ε_F" if n_per_k is not None else
+                  "the reference bands have a gap at ε_F (an insulator: no electron–phonon T_c) or ε_F is not "
+                  "the one meant (spia.fermi_level)")
         raise InputError(
             f"the reference states carry almost no Fermi-surface weight: their energies span "
             f"[{e.min():.3f}, {e.max():.3f}] eV but ε_F = {fermi_level_ev:.3f} eV (nearest state "
             f"{np.min(np.abs(e - fermi_level_ev)):.3f} eV away, largest Lorentzian weight {peak:.1e} of its peak at "
-            f"γ = {g:g} eV), so λ(m) would be ≈ 0: raise spia.states_per_k (now {n_per_k}) until the "
-            f"states reach ε_F")
+            f"γ = {g:g} eV), so λ(m) would be ≈ 0: {advice}")
 
 
 def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, store):
@@ -778,7 +796,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         timings["fermi_level"] = time.perf_counter() - t0
     with agree_on_failure(comm, "the resolvent pass"):
         z_level = _z_level(cfg, ref_level, ens.value if ens else float("nan"), complete)
-        refs, space = select_window(refs, z_level, cfg.window_ev, plan.gammas, cfg.n_per_k, complete)
+        refs, space = state_space(model, plan, refs, z_level, cfg, complete)
         check_fermi_surface_weight(np.concatenate([r.energies for r in refs]), z_level, plan.gammas, cfg.n_per_k)
         z = z_level + 1j * plan.eta
         t0 = time.perf_counter()

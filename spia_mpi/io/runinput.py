@@ -231,7 +231,12 @@ class ConfigurationsInput:
 @dataclass(frozen=True)
 class SpiaInput:
     matsubara_j: int = option(16, check=in_range(0, 10000), doc="z = ε_F + i(2J+1)πk_BT: the Matsubara index J")
-    states_per_k: int = option(1, check=in_range(1, 100000), doc="reference Bloch states per primitive k")
+    states_per_k: int | None = option(
+        None, check=in_range(1, 100000),
+        doc="reference Bloch states per primitive k (the lowest ones; all of them span Ḡ, T, the BSE and N_γ unless "
+            "window_ev is given). Default: automatic — the states with ε − ε_F within ±W, W = max(20 γ_max, 4η), "
+            "η = (2J+1)πk_BT, out of a pool grown until it holds them, or every band when the model has few enough "
+            "to hold them all (docs/spia.md, 'The default state space')")
     gamma_ev: tuple[float, ...] = option((0.2, 0.4, 0.8), units="eV",
                                          check=all_of(nonempty, _each(_bounded(1e-4, 10.0, "eV", "give eV (1 meV = 0.001)",
                                                                                "in meV? (give eV: 200 meV = 0.2)"))),
@@ -261,10 +266,11 @@ class SpiaInput:
                                       "(K-points × blocks) than ranks")
     window_ev: tuple[float, ...] | None = option(
         None, units="eV", check=_window,
-        doc="state space by energy: of the states_per_k lowest reference states per k keep those with "
-            "ε − ε_F in [lower, upper] (lower < 0 < upper, within ±100 eV; all k); Ḡ, T, the BSE and N_γ use the same set, and the fraction of "
-            "the Lorentzian Fermi-surface weight it captures is reported (/lambda/window_captured_fraction). "
-            "Default: no window (the states_per_k lowest per k)")
+        doc="state space by energy: of the states_per_k lowest reference states per k (automatic: a pool that "
+            "holds the window) keep those with ε − ε_F in [lower, upper] (lower < 0 < upper, within ±100 eV; all k); "
+            "Ḡ, T, the BSE and N_γ use the same set, and the fraction of the Lorentzian Fermi-surface weight it "
+            "captures is reported (/lambda/window_captured_fraction). Default: the automatic window ±W of "
+            "states_per_k when states_per_k is not given, no window when it is")
     fermi_level: Literal["ensemble", "reference", "renormalised"] | float = option(
         "ensemble", check=lambda v: None if isinstance(v, str) else in_range(-1000.0, 1000.0)(v), doc="the Fermi level that centres the Lorentzian Fermi-surface weights and z = ε_F + iη: "
                         "'ensemble' (N_e electrons in the eigenvalues of the configuration-bead Hamiltonians, "

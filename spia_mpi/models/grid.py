@@ -339,7 +339,8 @@ class GridModel(ElectronicModel):
 
     # ------------------------------------------------------------ reference states
     def reference_states(self, kpoint, n_per_k: int) -> ReferenceStates:
-        """The n_per_k lowest plane waves e^{i(k+G)·r}/√N at every folded primitive k."""
+        """The n_per_k lowest plane waves e^{i(k+G)·r}/√N at every folded primitive k (of the |G| ≤ 3
+        shells, distinct on the grid: a k + G that equals a lower one on every grid point is skipped)."""
         if n_per_k < 1:
             raise InputError(f"states per k = {n_per_k} must be ≥ 1")
         kpts = supercells.folded_kpoints(self.supercell_matrix, kpoint)
@@ -355,13 +356,24 @@ class GridModel(ElectronicModel):
             kc = k @ b
             kg = kc[None, :] + G
             e = HBAR2_OVER_2ME_EV_A2 * np.sum(kg ** 2, axis=1)
-            order = np.argsort(e, kind="stable")[:n_per_k]
+            order = _distinct_on_grid(kg[np.argsort(e, kind="stable")], e, self.cell, self.shape)[:n_per_k]
             for nb, gi in enumerate(order):
                 vecs.append(np.exp(1j * grid @ kg[gi]) / math.sqrt(self.n_basis))
                 kidx.append(ik)
                 bidx.append(nb)
                 ens.append(e[gi])
         return ReferenceStates(np.array(vecs).T, np.array(kidx), np.array(bidx), kpts, np.array(ens))
+
+
+def _distinct_on_grid(kg_sorted, energies, cell, shape) -> np.ndarray:
+    """Indices (into ``energies``, by rising energy) of the wavevectors whose plane waves differ on
+    the grid: k + G and k + G' coincide on every grid point when (G − G')·A_β/2π is a multiple of
+    N_β along every supercell vector A_β."""
+    order = np.argsort(energies, kind="stable")
+    c = kg_sorted @ np.asarray(cell, float).T / (2 * np.pi)            # same k: integer differences
+    m = np.rint(c - c[0]).astype(int) % np.asarray(shape, int)
+    _, first = np.unique(m, axis=0, return_index=True)
+    return order[np.sort(first)]
 
 
 # ---------------------------------------------------------------- DFT local potentials
