@@ -50,7 +50,8 @@ def spia_cli():
 
 
 # ---------------------------------------------------------------------------
-# The small Holstein run input shared by test_run, test_faults and test_tc_cli
+# The small Holstein run inputs shared by test_run, test_faults, test_tc_cli, test_cli, test_scan,
+# test_jobscripts
 # ---------------------------------------------------------------------------
 
 SMALL_RUN_TOML = """
@@ -75,11 +76,29 @@ plots = false
 """
 
 
+#: the tiny Holstein input (2×2×2, 8 configurations × 4 beads, no [model] or [output] table) of the
+#: CLI, scan and job-script tests; they append the tables they need
+TINY_RUN_TOML = """
+[supercell]
+matrix = [2, 2, 2]
+[configurations.einstein]
+n_samples = 8
+n_beads = 4
+[spia]
+gamma_ev = [0.5]
+n_blocks = 4
+[eliashberg]
+mustar = [0.1]
+"""
+
+
 class SmallRun:
     """The small run input: ``toml`` (with ``{out}`` and ``{resolvent}`` fields), ``write`` it into a
-    folder, ``read`` a finished results file's main datasets, resolved input and provenance."""
+    folder, ``read`` a finished results file's main datasets, resolved input and provenance;
+    ``tiny``: the tiny input (:data:`TINY_RUN_TOML`)."""
 
     toml = SMALL_RUN_TOML
+    tiny = TINY_RUN_TOML
 
     @staticmethod
     def write(folder, out="res.h5", resolvent="dense", extra=""):

@@ -5,20 +5,10 @@ from spia_mpi.cli import build_parser
 WEAK = """
 [model.holstein]
 coupling_ev_per_ang = 0.3
-[supercell]
-matrix = [2, 2, 2]
-[configurations.einstein]
-n_samples = 8
-n_beads = 4
-[spia]
-gamma_ev = [0.5]
-n_blocks = 4
-[eliashberg]
-mustar = [0.1]
 [output]
 file = "weak.h5"
 plots = {plots}
-"""
+"""      # appended to the tiny input of conftest (small_run.tiny)
 
 
 def test_quiet_and_verbose_before_or_after_the_subcommand():
@@ -31,7 +21,7 @@ def test_quiet_and_verbose_before_or_after_the_subcommand():
         assert (a.quiet, a.verbose) == (quiet, verbose), argv
 
 
-def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, spia_cli):
+def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, spia_cli, small_run):
     """Weak coupling (g = 0.3 eV/Å: λ ≈ 0.01, no T_c for μ* = 0.1): the summary says why; the
     log is a few lines (the resolved input is in the file, not the log) and has no Python
     warnings (figures on); `run -q` prints no log lines at all."""
@@ -39,7 +29,7 @@ def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, sp
 
     import h5py
     p = tmp_path / "weak.toml"
-    p.write_text(WEAK.format(plots="true"))
+    p.write_text(small_run.tiny + WEAK.format(plots="true"))
     r = spia_cli(["run", p])
     assert r.returncode == 0, r
     assert "T_c = nan K" in r.stdout and "(μ*=0.1: no T_c above" in r.stdout, r
@@ -47,7 +37,7 @@ def test_run_log_is_short_quiet_works_and_a_missing_tc_is_explained(tmp_path, sp
     assert 5 < len(log) < 30 and "Warning" not in r.stderr, r.stderr
     with h5py.File(tmp_path / "weak.h5") as f:
         assert json.loads(f["input"].attrs["json"])["model"]["holstein"]["coupling_ev_per_ang"] == 0.3
-    p.write_text(WEAK.format(plots="false"))
+    p.write_text(small_run.tiny + WEAK.format(plots="false"))
     r = spia_cli(["run", "-q", p])
     assert r.returncode == 0 and "[spia" not in r.stderr and "results:" in r.stdout, r
 

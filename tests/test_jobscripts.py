@@ -62,10 +62,10 @@ def test_scan_array_runs_and_resubmission_skips_done(cluster, tmp_path):
 
 
 @pytest.mark.slow        # a real small `spia_mpi run` (6–12 s on 2 shared cores)
-def test_scan_array_input_file_lines(cluster, tmp_path):
+def test_scan_array_input_file_lines(cluster, tmp_path, small_run):
     """A task line that is only an input file means `run <file>`."""
     inp = tmp_path / "pt.toml"
-    inp.write_text(SMALL_INPUT.replace("[output]", f'[output]\nfile = "{tmp_path}/pt.h5"'))
+    inp.write_text(small_run.tiny + NO_PLOTS + f'file = "{tmp_path}/pt.h5"\n')
     tasks = tmp_path / "tasks.txt"
     tasks.write_text(f"{inp}\n")
     jid = cluster.sbatch(SCRIPTS / "slurm" / "scan_array.sbatch", "--array=1", "--export=ALL",
@@ -87,8 +87,8 @@ def test_run_script_two_ranks(cluster, tmp_path):
 
 
 @pytest.mark.slow        # a real small `spia_mpi run` (6–12 s on 2 shared cores)
-def test_run_script_real_spia_run(cluster, tmp_path):
-    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+def test_run_script_real_spia_run(cluster, tmp_path, small_run):
+    (tmp_path / "in.toml").write_text(small_run.tiny + NO_PLOTS)
     env = dict(job_env(tmp_path), INPUT="in.toml")
     jid = cluster.sbatch(SCRIPTS / "slurm" / "run.sbatch", "--ntasks=2", "--export=ALL", env_extra=env, cwd=tmp_path)
     cluster.wait(jid, timeout=180)
@@ -97,9 +97,9 @@ def test_run_script_real_spia_run(cluster, tmp_path):
     assert "on 2 rank(s)" in log, log          # the launcher really gave one MPI world of 2 ranks
 
 
-def test_run_script_dry_run_sees_two_ranks(cluster, tmp_path):
+def test_run_script_dry_run_sees_two_ranks(cluster, tmp_path, small_run):
     """`run --dry-run` through run.sbatch reports MPI_COMM_WORLD.size == --ntasks."""
-    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+    (tmp_path / "in.toml").write_text(small_run.tiny + NO_PLOTS)
     env = dict(job_env(tmp_path), INPUT="in.toml", SPIA_COMMAND="run --dry-run in.toml")
     jid = cluster.sbatch(SCRIPTS / "slurm" / "run.sbatch", "--ntasks=2", "--export=ALL", env_extra=env, cwd=tmp_path)
     cluster.wait(jid)
@@ -109,20 +109,7 @@ def test_run_script_dry_run_sees_two_ranks(cluster, tmp_path):
     assert info["ranks"] == 2, out
 
 
-SMALL_INPUT = """
-[supercell]
-matrix = [2, 2, 2]
-[configurations.einstein]
-n_samples = 12
-n_beads = 4
-[spia]
-gamma_ev = [0.5]
-n_blocks = 4
-[eliashberg]
-mustar = [0.1]
-[output]
-plots = false
-"""
+NO_PLOTS = "[output]\nplots = false\n"     # appended to the tiny input of conftest (small_run.tiny)
 
 
 def test_task_list_generator(tmp_path):
@@ -140,13 +127,13 @@ def test_task_list_generator(tmp_path):
 
 
 @pytest.mark.parametrize("index_var", ["PBS_ARRAY_INDEX", "PBS_ARRAYID"])
-def test_pbs_scripts_in_emulated_pbs_environment(tmp_path, index_var):
+def test_pbs_scripts_in_emulated_pbs_environment(tmp_path, index_var, small_run):
     """No PBS server is packaged for Debian: run the PBS scripts with bash and the variables
     PBS Pro / Torque would set (2-line PBS_NODEFILE → 2 ranks). Checks array indexing, the
     DONE marker and skip, and the rank count; not the #PBS directives."""
     nodefile = tmp_path / "nodes"
     nodefile.write_text("localhost\nlocalhost\n")
-    (tmp_path / "in.toml").write_text(SMALL_INPUT)
+    (tmp_path / "in.toml").write_text(small_run.tiny + NO_PLOTS)
     tasks = tmp_path / "tasks.txt"
     tasks.write_text("check-stack --json\nrun --dry-run ../../in.toml\n")
     env = dict(os.environ, **job_env(tmp_path), PBS_O_WORKDIR=str(tmp_path), PBS_NODEFILE=str(nodefile),

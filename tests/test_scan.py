@@ -6,22 +6,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-BASE = """
-[supercell]
-matrix = [2, 2, 2]
-[configurations.einstein]
-n_samples = 8
-n_beads = 4
-[spia]
-gamma_ev = [0.5]
-n_blocks = 4
-[eliashberg]
-mustar = [0.1]
-"""
 
 
-def test_scan_runs_collects_and_resumes(tmp_path):
-    (tmp_path / "base.toml").write_text(BASE)
+def test_scan_runs_collects_and_resumes(tmp_path, small_run):
+    (tmp_path / "base.toml").write_text(small_run.tiny)
     (tmp_path / "scan.toml").write_text('base = "base.toml"\nout = "sc"\nranks = 1\n[parameters]\n'
                                         '"configurations.einstein.n_beads" = [2, 4]\n'
                                         '"model.holstein.coupling_ev_per_ang" = [3.0, 4.0]\n')
@@ -49,13 +37,13 @@ def _load_scan_module():
     return mod
 
 
-def test_scan_list_and_string_parameters(tmp_path):
+def test_scan_list_and_string_parameters(tmp_path, small_run):
     """k-grid (list-valued) × mode (string) scan: runs, collects a table with canonical values,
     plots on a categorical axis (either parameter first), carries T_c ± σ, resumes, and refuses
     to collect results left over from an edited scan description."""
     import h5py
     import numpy as np
-    (tmp_path / "base.toml").write_text(BASE.replace("[supercell]", "[model.holstein]\ncoupling_ev_per_ang = 8.0\n"
+    (tmp_path / "base.toml").write_text(small_run.tiny.replace("[supercell]", "[model.holstein]\ncoupling_ev_per_ang = 8.0\n"
                                                                       "[supercell]"))
     spec = tmp_path / "scan.toml"
     spec.write_text('base = "base.toml"\nout = "sc"\nranks = 1\n[parameters]\n'
@@ -106,11 +94,11 @@ def test_scan_value_helpers():
     assert not scan.same("born", "bse") and not scan.same(True, 1)
 
 
-def test_scan_exits_nonzero_and_marks_failed_points(tmp_path):
+def test_scan_exits_nonzero_and_marks_failed_points(tmp_path, small_run):
     """One point of two fails at run time (its configurations file does not exist): the driver
     says which, still collects the other, marks the failed one in the table and exits with 1;
     a misspelled parameter key stops the scan before anything runs (exit 2, "did you mean")."""
-    (tmp_path / "base.toml").write_text(BASE.replace("[configurations.einstein]",
+    (tmp_path / "base.toml").write_text(small_run.tiny.replace("[configurations.einstein]",
                                                      '[configurations]\nfile = "missing.h5"\n'
                                                      '[configurations.einstein]'))
     spec = tmp_path / "scan.toml"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,8 @@ baseline of `spia_mpi harmonic` (λ_harm(m), α²F, T_c^harm) next to the SPIA r
 
   mpirun -n 2 python -m spia_mpi demo
   python -m spia_mpi demo --small          # a smaller, faster variant (used by the tests)
+
+SPIA_SMALL=1 in the environment has the effect of --small (docs/tutorial.md's size knob).
 """
 
 logger = logging.getLogger("spia_mpi")
@@ -49,12 +52,13 @@ def run(args, comm):
         with resources.as_file(src) as p:
             shutil.copyfile(p, target)
         data = inputs.load_toml(target)
-        if args.small and args.model == "holstein":
+        small = args.small or os.environ.get("SPIA_SMALL", "") not in ("", "0")
+        if small and args.model == "holstein":
             data["supercell"]["matrix"] = [3, 3, 3]
             data["supercell"]["kpoints"] = [[0.0, 0.0, 0.0]]
             data["configurations"]["einstein"].update(n_samples=32, n_beads=8)
             data["spia"]["n_blocks"] = 4
-        elif args.small:
+        elif small:
             data["configurations"]["einstein"].update(n_samples=8, n_beads=4)
             data["spia"]["n_blocks"] = 4
         return inputs.build(runinput.RunInput, data, str(target)), out.resolve()

@@ -1,6 +1,7 @@
 """``tutorial``: write every input file docs/tutorial.md uses into one folder."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,17 @@ Write the inputs of docs/tutorial.md into OUT (default ./tutorial), so every tut
 command runs as written from inside that folder:
 
   input.toml          the λ(m)/T_c run of step 3 (Holstein metal, exact Einstein samples)
+  grid.toml           step 3b: Li₂MgH₁₆ with the real-space grid model on conf_harmonic.h5
+  spectral.toml       step 3c: input.toml with a [spectral] table (ρ(k, E) along a path)
   scan.toml           a convergence scan over it (step 4: make_task_list.py, drivers/scan.py)
   lambda.dat          λ(m) as a text file for `tc --lambda lambda.dat --temperature 290`
   sim.pos_<b>.xyz     an i-PI trajectory (one file per bead; Li₂MgH₁₆, 4 beads, 48 frames
                       20 fs apart, exact harmonic samples) for `sample convert --format ipi`
   README.txt          the commands, each writing its own output file
 
-Existing files are kept unless --force is given.
+Existing files are kept unless --force is given. With SPIA_SMALL=1 in the environment the
+inputs are smaller (test sizes: fewer configurations, beads, path points; the commands of
+docs/tutorial.md stay the same — tests/test_tutorial_commands.py runs them that way).
 
   python -m spia_mpi tutorial --out tutorial && cd tutorial
 """
@@ -53,6 +58,48 @@ mustar = [0.10, 0.16]
 file = "spia_results.h5"
 """
 
+GRID = """\
+# The tutorial's material example (docs/tutorial.md, step 3b): Li₂MgH₁₆ (Fd-3m, primitive cell,
+# 38 atoms) with the real-space grid model (screened local model pseudopotentials, 4th-order
+# finite differences on a coarse 6³ grid per cell, plane-wave reference states) at K = Γ, on the
+# exact harmonic ring polymers of step 2 (conf_harmonic.h5: ħΩ = 0.08 eV, 290 K, 64 × 16 beads).
+# No [spia] states: the default state space keeps the plane waves within ±W of ε_F
+# (W = max(20 γ_max, 4η) = 16 eV here; docs/spia.md "The default state space").
+[model]
+kind = "grid"
+[model.grid]
+structure = "li2mgh16-solid"
+grid_per_cell = [6, 6, 6]
+[supercell]
+matrix = [1, 1, 1]
+[configurations]
+source = "file"
+file = "conf_harmonic.h5"
+stride = 1
+[spia]
+n_blocks = 16
+[output]
+file = "grid_results.h5"
+"""
+
+SPECTRAL = INPUT + """\
+[spectral]
+path = "GXMGR"
+n_kpoints = 40
+energy_min_ev = -8.0
+energy_max_ev = 8.0
+n_energies = 401
+broadening_ev = 0.05
+file = "spectral.h5"
+"""
+
+#: SPIA_SMALL=1: (text, replacement) pairs applied to the inputs (test sizes)
+SMALL = {"input.toml": [("n_samples = 96", "n_samples = 16"), ("n_beads = 16", "n_beads = 8")],
+         "grid.toml": [("stride = 1", "stride = 8"), ("n_blocks = 16", "n_blocks = 4")],
+         "spectral.toml": [("n_samples = 96", "n_samples = 8"), ("n_beads = 16", "n_beads = 4"),
+                           ("matrix = [4, 4, 4]", "matrix = [2, 2, 2]"), ("n_kpoints = 40", "n_kpoints = 6"),
+                           ("n_energies = 401", "n_energies = 41")]}
+
 SCAN = """\
 # Convergence scan over input.toml (docs/tutorial.md, step 4; docs/jobscripts.md)
 base = "input.toml"
@@ -64,21 +111,23 @@ ranks = 1
 """
 
 README = """\
-Inputs of docs/tutorial.md (written by `python -m spia_mpi tutorial`). From this folder:
+Inputs of docs/tutorial.md (written by `python -m spia_mpi tutorial`); the page has every command
+and what it shows. From this folder, in order:
 
   python -m spia_mpi sample convert --format ipi 'sim.pos_*.xyz' --temperature 290 --time-step 20 --out conf_ipi.h5
-  python -m spia_mpi analyze conf_ipi.h5
-  python -m spia_mpi sample harmonic --structure li2mgh16-solid --einstein 0.15 --temperature 290 --beads 16 \\
+  python -m spia_mpi analyze conf_ipi.h5 --split-window 100
+  python -m spia_mpi sample harmonic --structure li2mgh16-solid --einstein 0.08 --temperature 290 --beads 16 \\
          --samples 64 --out conf_harmonic.h5
   python -m spia_mpi run input.toml --dry-run
-  $(python -m spia_mpi.parallel.mpi --mpirun-prefix) -n 2 python -m spia_mpi run input.toml
+  mpirun -n 2 python -m spia_mpi run input.toml         (Holstein metal: λ(m) against an exact answer)
   python -m spia_mpi plot spia_results.h5
-  python -m spia_mpi tc --lambda spia_results.h5 --gamma 0.4 --mustar 0.1 --mustar 0.13
+  python -m spia_mpi tc --lambda spia_results.h5 --gamma 0.4 --mustar 0.1 --mustar 0.13 --json
+  mpirun -n 2 python -m spia_mpi run grid.toml          (Li₂MgH₁₆ with the grid model, on conf_harmonic.h5)
+  mpirun -n 2 python -m spia_mpi spectral spectral.toml
   python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.1
-  python jobscripts/make_task_list.py scan.toml > tasks.txt     (from the repository: give the path)
 
-On a machine with fewer cores than ranks, Open MPI needs --oversubscribe (the prefix helper
-above adds it, and --allow-run-as-root when run as root).
+As root, or with more ranks than cores, Open MPI needs --allow-run-as-root / --oversubscribe:
+$(python -m spia_mpi.parallel.mpi --mpirun-prefix) -n 2 gives the launcher this machine needs.
 """
 
 LAMBDA_T0_K, LAMBDA0, OMEGA_EV = 290.0, 1.2, 0.08
@@ -109,17 +158,29 @@ def _lambda_text() -> str:
     return head + "".join(f"{x:.10f}\n" for x in lam)
 
 
+def _inputs(small: bool) -> dict:
+    """{file name: text} of the TOML inputs, at test sizes when ``small`` (:data:`SMALL`)."""
+    texts = {"input.toml": INPUT, "grid.toml": GRID, "spectral.toml": SPECTRAL, "scan.toml": SCAN}
+    for name, pairs in (SMALL.items() if small else ()):
+        for old, new in pairs:
+            if old not in texts[name]:
+                raise AssertionError(f"tutorial: '{old}' is not in {name}")
+            texts[name] = texts[name].replace(old, new)
+    return texts
+
+
 def run(args, comm):
     out = Path(args.out)
-    names = ["input.toml", "scan.toml", "lambda.dat", "README.txt"] + [f"sim.pos_{b}.xyz" for b in range(4)]
+    texts = _inputs(os.environ.get("SPIA_SMALL", "") not in ("", "0"))
+    names = [*texts, "lambda.dat", "README.txt"] + [f"sim.pos_{b}.xyz" for b in range(4)]
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
     present = [n for n in names if (out / n).exists()]
     if present and not args.force:
         raise InputError(f"--out {out} already holds {', '.join(present)}: give another folder or --force")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "input.toml").write_text(INPUT)
-    (out / "scan.toml").write_text(SCAN)
+    for name, text in texts.items():
+        (out / name).write_text(text)
     (out / "lambda.dat").write_text(_lambda_text())
     (out / "README.txt").write_text(README)
     _ipi_trajectory(out / "sim")
