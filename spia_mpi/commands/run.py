@@ -197,10 +197,17 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         model = build_model(inp, folder)
         conf = on_root(comm, load_configurations, inp, folder, model)
         potentials = attach_potential_files(inp, folder, model, conf, comm)
+    gpaw_plan = None
     if inp.model.kind == "gpaw":
         ConfigurationGroups.check(comm.size, inp.spia.ranks_per_group, inp.spia.resolvent)
-        with Stage("GPAW reference SCF", logger, timings):
-            model.prepare(comm, inp.spia.ranks_per_group, ckpt / "gpaw", conf.positions)
+        if dry_run:                  # sizes from GPAW's setups; no reference SCF
+            model.count_orbitals()
+            gpaw_plan = model.plan(inp.spia.states_per_k or initial_pool_per_k(model), conf.n_conf * conf.n_beads,
+                                   inp.spia.ranks_per_group)
+        else:
+            with Stage("GPAW reference SCF", logger, timings):
+                model.prepare(comm, inp.spia.ranks_per_group, ckpt / "gpaw", conf.positions,
+                              keep_scf=inp.model.gpaw.keep_scf)
     kpoints = run_kpoints(inp)
     if inp.supercell.kgrid is not None:
         if comm.rank == 0:
@@ -211,7 +218,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     rpg = inp.spia.ranks_per_group
     ConfigurationGroups.check(comm.size, rpg, inp.spia.resolvent)
     n_groups = comm.size // rpg
-    ns = model.reference_states(kpoints[0], inp.spia.states_per_k or initial_pool_per_k(model)).n_states   # automatic: the first pool
+    ns = gpaw_plan["states_per_K"] if gpaw_plan else \
+        model.reference_states(kpoints[0], inp.spia.states_per_k or initial_pool_per_k(model)).n_states
     units_per_group = -(-n_units // n_groups)
     # per leader: resolvents of its configurations (n_b·n_s² complex each) + 2 fluctuation sums per
     # unit (n_b·n_s², complex + real) + the running and total sums of one K; plus one Hamiltonian
@@ -221,6 +229,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     if comm.rank == 0:
         logger.info("system: %d sites, %d states per K, %d K-point(s); %d configurations × %d beads at %g K",
                     model.n_basis, ns, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
+        if gpaw_plan:
+            logger.info("GPAW (no SCF run by --dry-run): %s", json.dumps(gpaw_plan))
         logger.info("decomposition: %d work units (K × blocks) over %d group(s) of %d rank(s); %d resolvent "
                     "tasks; ≈ %.1f MiB per rank", n_units, n_groups, rpg, n_tasks, mem)
     if dry_run:
@@ -228,12 +238,15 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
             print(json.dumps({"ranks": comm.size, "ranks_per_group": rpg, "groups": n_groups,
                               "work_units": n_units, "tasks": n_tasks, "states_per_K": ns,
                               "n_configurations": conf.n_conf, "n_beads": conf.n_beads,
-                              "memory_per_rank_MiB": round(mem, 2)}, indent=1))
+                              "memory_per_rank_MiB": round(mem, 2),
+                              **({"gpaw": gpaw_plan} if gpaw_plan else {})}, indent=1))
         return 0
 
     # fail early on an unwritable output before hours of work
     on_root(comm, _check_output, out_path)
-    fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
+    model_keys = {**resolved["model"], "gpaw": {k: v for k, v in resolved["model"]["gpaw"].items()
+                                                if k != "keep_scf"}}       # housekeeping, not physics
+    fp = fingerprint({"model": model_keys, "supercell": resolved["supercell"],
                       # not the resolvent options: a run stopped by a solver failure resumes with
                       # other options and keeps its finished tasks (each converged to its tolerance)
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",

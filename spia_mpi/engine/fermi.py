@@ -71,7 +71,9 @@ def configuration_eigenvalues(model, positions_bav, kpoints, n_levels: int | Non
     out = []
     for pos in positions_bav:
         for K in kpoints:
-            if n_levels is None:
+            if n_levels is None and hasattr(model, "generalized_eigenvalues"):   # e.g. GPAW's, cached per bead
+                out.append(model.generalized_eigenvalues(pos, K))
+            elif n_levels is None:
                 h = model.hamiltonian_dense(pos, K)
                 out.append(eigh(h, overlap(pos, K), eigvals_only=True) if overlap else np.linalg.eigvalsh(h))
             elif overlap:

@@ -554,12 +554,22 @@ def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, st
         if got is not None:
             g_store[(ik, c)] = got["g"]
             n_reused += groups.leader
-            continue
-        g = engine(np.asarray(positions_cbav[c], dtype=float), plan.kpoints[ik], z, refs[ik].vectors)
-        g_store[(ik, c)] = g
-        if store is not None:
-            on_root(groups.group_comm, store.save, task, g=g)
+        else:
+            g = engine(np.asarray(positions_cbav[c], dtype=float), plan.kpoints[ik], z, refs[ik].vectors)
+            g_store[(ik, c)] = g
+            if store is not None:
+                on_root(groups.group_comm, store.save, task, g=g)
+        _release_finished(model, positions_cbav, plan, store, c)
     return g_store, n_reused, engine.iterations
+
+
+def _release_finished(model, positions_cbav, plan: _Plan, store, c: int):
+    """Tell a model with per-configuration work files (GPAW's SCF densities) that configuration
+    ``c`` is done once the tasks of all its K are in the checkpoint (whichever group stored them)."""
+    done = getattr(model, "configuration_done", None)
+    if done is not None and store is not None and all(
+            store.path(ik * plan.n_conf + c).exists() for ik in range(len(plan.kpoints))):
+        done(positions_cbav[c])
 
 
 def _unit_greens_sums(g_store, plan: _Plan, refs) -> dict:

@@ -183,6 +183,9 @@ class GpawInput:
     convergence_density: float = option(1e-6, check=positive,
                                          doc="GPAW's SCF density criterion (electrons per valence electron)")
     maxiter: int = option(100, check=positive, doc="SCF iterations before a configuration–bead counts as failed")
+    keep_scf: bool = option(False, doc="keep each configuration–bead's SCF file (<checkpoint>/gpaw/scf_*.gpw) "
+                                       "after its resolvents are in the checkpoint (default: deleted then; a "
+                                       "resumed run never needs them again)")
 
 
 @dataclass(frozen=True)

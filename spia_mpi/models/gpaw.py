@@ -100,6 +100,20 @@ class GpawSettings:
                     maxiter=int(self.maxiter), spinpol=False)
 
 
+# Cost fit for ``run --dry-run`` (docs/benchmarks/gpaw.md, "scaling with cell size"): core-seconds of
+# one LCAO SCF iteration ≈ COST_PREFACTOR · n_k · (n_orbitals/100)^COST_EXPONENT, measured on this
+# machine's cores (bcc Li 2/4/8-atom and Li₂MgH₁₆ 38-atom cells); typical iteration counts.
+COST_PREFACTOR = 1.0
+COST_EXPONENT = 1.5
+REFERENCE_SCF_ITERATIONS = 20
+SCF_ITERATIONS_PER_BEAD = 15
+
+
+def estimated_scf_seconds(n_orbitals: int, n_kpoints: int, iterations: int) -> float:
+    """Core-seconds of ``iterations`` LCAO SCF iterations (fit above; order of magnitude)."""
+    return iterations * n_kpoints * COST_PREFACTOR * (n_orbitals / 100.0) ** COST_EXPONENT
+
+
 class GpawModel(ElectronicModel):
     """LCAO PAW model of a supercell of ``primitive`` (see the module docstring).
 
@@ -156,14 +170,50 @@ class GpawModel(ElectronicModel):
                                      f"'{self.settings.xc}', basis = '{self.settings.basis}') in "
                                      f"{list(self.gpaw.setup_paths)}") from exc
 
+    # ------------------------------------------------------------------ plan (no SCF)
+    def plan(self, n_per_k: int, n_configuration_beads: int, ranks_per_group: int) -> dict:
+        """Sizes and a rough cost of the run, from GPAW's setups only (no SCF): for ``run --dry-run``.
+
+        Sets ``n_basis`` and ``n_electrons``. The cost is :func:`estimated_scf_seconds`' fit of
+        this machine's measurements (docs/benchmarks/gpaw.md) — an order of magnitude, not a promise.
+        """
+        self.count_orbitals()
+        m_cells = len(supercells.lattice_points(self.supercell_matrix))
+        n_orb = self.n_basis // m_cells
+        if not 1 <= n_per_k <= n_orb:
+            raise InputError(f"spia.states_per_k = {n_per_k}: the GPAW primitive cell has {n_orb} orbitals")
+        n_k = int(np.prod(self.settings.kpts))
+        iterations = SCF_ITERATIONS_PER_BEAD if self.settings.density == "scf" else 1
+        reference = estimated_scf_seconds(self.n_basis, n_k, REFERENCE_SCF_ITERATIONS)
+        per_bead = estimated_scf_seconds(self.n_basis, n_k, iterations)
+        return {"atoms": len(self.atoms), "orbitals": self.n_basis, "valence_electrons": self.n_electrons,
+                "primitive_cells": m_cells, "gpaw_kpoints": n_k, "density": self.settings.density,
+                "states_per_K": n_per_k * m_cells,
+                "dense_H_S_X_MiB_per_rank": round(3 * len(self.kpoints) * self.n_basis ** 2 * 16 / 2**20, 1),
+                "estimated_core_hours": {
+                    "reference_scf": float(f"{reference / 3600:.3g}"),
+                    "per_configuration_bead": float(f"{per_bead / 3600:.3g}"),
+                    "all_configuration_beads": float(f"{per_bead * n_configuration_beads / 3600:.3g}")},
+                "ranks_per_group": ranks_per_group}
+
+    def count_orbitals(self):
+        """Set ``n_basis`` and ``n_electrons`` from GPAW's setups and basis files (no calculation)."""
+        from gpaw.setup import Setups
+        from gpaw.xc import XC
+        setups = Setups(self.atoms.numbers, "paw", self.settings.basis, XC(self.settings.xc))
+        self.n_basis = int(setups.nao)
+        self.n_electrons = float(setups.nvalence)
+
     # ------------------------------------------------------------------ set-up
-    def prepare(self, comm, ranks_per_group: int, workdir, positions_cbav=None):
+    def prepare(self, comm, ranks_per_group: int, workdir, positions_cbav=None, keep_scf: bool = False):
         """Reference SCF on all ranks of ``comm`` (MPI_COMM_WORLD), GPAW group communicators.
 
         ``workdir``: folder for the reference file and the GPAW logs (the checkpoint folder);
         ``positions_cbav``: the run's configurations, used only to name configuration and
-        bead in error messages. Collective over every rank.
+        bead in error messages; ``keep_scf``: :meth:`configuration_done` keeps the SCF files.
+        Collective over every rank.
         """
+        self._keep_scf = bool(keep_scf)
         from gpaw import GPAW
         from gpaw.mpi import world
         if world.size != (1 if comm is None else comm.size):
@@ -188,8 +238,6 @@ class GpawModel(ElectronicModel):
         reuse = self._reference_file.exists() and stamp_file.exists() and stamp_file.read_text() == stamp
         reuse = bool(world.sum(int(reuse)) == world.size)
         if reuse:
-            calc = GPAW(str(self._reference_file), communicator=world, txt=None)
-            calc.set_positions(calc.get_atoms())      # basis functions and H of the stored density
             logger.info("GPAW reference state reused from %s", self._reference_file)
         else:
             calc = GPAW(**self.settings.calculator_parameters(), communicator=world,
@@ -205,6 +253,10 @@ class GpawModel(ElectronicModel):
             calc.write(str(self._reference_file))
             if world.rank == 0:
                 stamp_file.write_text(stamp)
+        # H of the stored density, also right after the SCF, so a resumed run has the same reference
+        world.barrier()
+        calc = GPAW(str(self._reference_file), communicator=world, txt=None)
+        calc.set_positions(calc.get_atoms())
         self._kmap = self._gpaw_kpoint_indices(calc)
         self.fermi_level_ev = float(calc.get_fermi_level())
         self.n_electrons = float(calc.wfs.nvalence)
@@ -362,11 +414,9 @@ class GpawModel(ElectronicModel):
         folder (density, no wave functions; atomically), and H is always built from that file,
         so a resumed run that finds the file skips the SCF and gets bit-identical matrices.
         """
-        import hashlib
         import os
         from gpaw import GPAW
-        digest = hashlib.sha1(self._stamp.encode() + pos.tobytes()).hexdigest()[:24]
-        saved = self._workdir / f"scf_{digest}.gpw"
+        saved = self._scf_file(pos)
         if not bool(comm.sum(int(saved.exists())) == comm.size):
             calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
             atoms = calc.get_atoms()
@@ -388,6 +438,48 @@ class GpawModel(ElectronicModel):
         calc = GPAW(str(saved), communicator=comm, txt=log)
         calc.set_positions(calc.get_atoms())
         return calc
+
+    def _scf_file(self, pos, prefix="scf", suffix=".gpw") -> Path:
+        """Work-folder file of one configuration–bead: name from the reference stamp and the positions."""
+        import hashlib
+        digest = hashlib.sha1(self._stamp.encode() + np.ascontiguousarray(pos, float).tobytes()).hexdigest()[:24]
+        return self._workdir / f"{prefix}_{digest}{suffix}"
+
+    def generalized_eigenvalues(self, positions_av, kpoint) -> np.ndarray:
+        """Eigenvalues ε of H c = ε S c at K (eV, ascending, float [n_basis]); collective on the group.
+
+        With density = "scf" they are also written to ``eig_<hash>.npy`` (all K) beside the SCF
+        file, so the ensemble Fermi level of a resumed run needs no SCF file (deleted by
+        :meth:`configuration_done`) and no SCF.
+        """
+        from scipy.linalg import eigh
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        ik = self._k_index(kpoint)
+        if self.settings.density != "scf":
+            h, s, _ = self.matrices(pos)
+            return eigh(h[ik], s[ik], eigvals_only=True)
+        comm = self._group_comm
+        record = self._scf_file(pos, "eig", ".npy")
+        if bool(comm.sum(int(record.exists())) == comm.size):
+            return np.load(record)[ik]
+        h, s, _ = self.matrices(pos)
+        eps = np.array([eigh(a, b, eigvals_only=True) for a, b in zip(h, s)])
+        if comm.rank == 0:
+            import os
+            tmp = record.with_name(record.stem + f".tmp{self.group}.npy")
+            np.save(tmp, eps)
+            os.replace(tmp, record)
+        comm.barrier()
+        return eps[ik]
+
+    def configuration_done(self, positions_bav):
+        """The resolvents of every bead of this configuration are in the run's checkpoint: delete
+        their SCF files (unless ``keep_scf``; the small eigenvalue records stay). Not collective:
+        only rank 0 of a group deletes, so the caller may be the group leader alone."""
+        if self.settings.density != "scf" or self._keep_scf or self._group_comm.rank != 0:
+            return
+        for pos in positions_bav:
+            self._scf_file(pos).unlink(missing_ok=True)
 
     def _k_index(self, kpoint) -> int:
         d = np.abs(self.kpoints - np.asarray(kpoint, float).reshape(3)).max(axis=1)
