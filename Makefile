@@ -8,12 +8,13 @@ NP      ?= 2
 # OpenMPI refuses root without these; --oversubscribe lets NP exceed the core count.
 MPIRUN  ?= $(shell $(PY) -m spia_mpi.parallel.mpi --mpirun-prefix 2>/dev/null || echo mpirun)
 
-.PHONY: env test test-fast demo demo-grid bench clean help
+.PHONY: env test test-fast demo demo-grid example-li2mgh16 bench clean help
 
 help:
 	@echo "make demo   - install (if needed) and run the built-in example on $(NP) ranks"
 	@echo "make test   - install (if needed) and run the full test suite (incl. mpirun -n 2)"
 	@echo "make demo-grid - the real-space dense-hydrogen example on $(NP) ranks"
+	@echo "make example-li2mgh16 - Li2MgH16 with the GPAW backend end to end on $(NP) ranks (≈ 30 min)"
 	@echo "make bench  - run the benchmarks and rewrite docs/benchmarks.md"
 
 env:
@@ -30,6 +31,11 @@ demo: env
 
 demo-grid: env
 	$(MPIRUN) -n $(NP) $(PY) -m spia_mpi demo --model grid --out demo-grid-output
+
+example-li2mgh16: env
+	mkdir -p li2mgh16-output
+	cp spia_mpi/data/li2mgh16_gpaw.toml li2mgh16-output/
+	cd li2mgh16-output && $(MPIRUN) -n $(NP) $(abspath $(PY)) -m spia_mpi run li2mgh16_gpaw.toml
 
 bench: env
 	$(PY) drivers/run_benchmarks.py

@@ -147,7 +147,7 @@ class GpawModel(ElectronicModel):
         self.n_electrons = None
         self.fermi_level_ev = None
         self._cache = (None, None)
-        self.timings = {}       # seconds spent on this rank: GPAW density (SCF or frozen), H/S, cross overlaps
+        self.timings = {}       # seconds on this rank: GPAW density (SCF or frozen), H/S, cross overlaps (wall; *_cpu: CPU)
 
     # ------------------------------------------------------------------ checks
     def _check_kpoints(self):
@@ -353,16 +353,18 @@ class GpawModel(ElectronicModel):
             log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
             log.write(f"\n===== {self._label(pos)} ({self.settings.density}) =====\n")
         try:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             calc = self._density_state(pos, comm, log)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             h, s = self._extract(calc, comm)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             x = self._cross(calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c, self._spos_ref, calc.spos_ac,
                             self.kpoints)
-            for name, dt in (("gpaw_density", t1 - t0), ("gpaw_hs_extraction", t2 - t1),
-                             ("gpaw_cross_overlap", time.perf_counter() - t2)):
+            t3, c3 = time.perf_counter(), time.process_time()
+            for name, dt, dc in (("gpaw_density", t1 - t0, c1 - c0), ("gpaw_hs_extraction", t2 - t1, c2 - c1),
+                                 ("gpaw_cross_overlap", t3 - t2, c3 - c2)):
                 self.timings[name] = self.timings.get(name, 0.0) + dt
+                self.timings[name + "_cpu"] = self.timings.get(name + "_cpu", 0.0) + dc
         finally:
             if log is not None:
                 log.close()
