@@ -9,8 +9,15 @@ GPAW density, the H/S extraction, the cross overlaps and the dense resolvents of
 reference states in a ±2 eV window (one K = Γ). Prints one markdown table row per stage.
 
     mpirun -n 2 python drivers/bench_gpaw.py li2mgh16-solid 1 1 1 --kpts 2 2 2
+
+With ``--reference-only`` it runs only the reference SCF and prints one row of the scaling
+table of docs/benchmarks/gpaw.md: atoms, orbitals, SCF iterations, wall and CPU seconds
+(summed over the ranks) and CPU seconds per iteration, e.g.
+
+    python drivers/bench_gpaw.py bcc-li 4 2 2 --reference-only
 """
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -20,6 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from ase.build import bulk  # noqa: E402
 
 from spia_mpi.engine.resolvent import projected_resolvent_dense  # noqa: E402
 from spia_mpi.lattice.structures import load_structure  # noqa: E402
@@ -34,17 +43,25 @@ def main(argv=None):
     p.add_argument("--basis", default="dzp")
     p.add_argument("--h", type=float, default=0.2)
     p.add_argument("--workdir", default=None)
+    p.add_argument("--reference-only", action="store_true", help="time the reference SCF only (scaling row)")
     args = p.parse_args(argv)
     require_gpaw()
     from gpaw.mpi import world
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_gpaw_"))
-    prim = load_structure(args.structure)
+    prim = bulk("Li", "bcc", a=3.44) if args.structure == "bcc-li" else load_structure(args.structure)
     rows = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     base = dict(basis=args.basis, kpts=tuple(args.kpts), h_ang=args.h)
     model = GpawModel(prim, args.supercell, GpawSettings(density="frozen", **base), [[0, 0, 0]])
     model.prepare(world, world.size, work)
-    rows.append(("reference SCF", time.perf_counter() - t0))
+    wall, cpu = time.perf_counter() - t0, world.sum(time.process_time() - c0)
+    rows.append(("reference SCF", wall))
+    if args.reference_only:
+        n_iter = len(re.findall(r"^iter:", (work / "gpaw_reference.txt").read_text(), re.M))
+        if world.rank == 0:
+            print(f"| {args.structure} {args.supercell} | {len(model.atoms)} | {model.n_basis} | "
+                  f"{np.prod(args.kpts)} | {world.size} | {n_iter} | {wall:.1f} | {cpu:.1f} | {cpu / n_iter:.2f} |")
+        return
     pos = model.reference_positions + 0.1 * np.random.default_rng(7).standard_normal(model.reference_positions.shape)
     window = None
     for density in ("frozen", "scf"):
