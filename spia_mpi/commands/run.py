@@ -89,7 +89,16 @@ def build_gpaw_model(inp, folder, S):
         from spia_mpi.io.runinput import resolve
         name = str(resolve(folder, name))
     settings = GpawSettings(**{f.name: getattr(g, f.name) for f in fields(GpawSettings)})
-    return GpawModel(load_structure(name), S, settings, run_kpoints(inp))
+    prim = load_structure(name)
+    if g.reference:                          # superionic R⁽⁰⁾: sites at the density peaks of `analyze`
+        from spia_mpi.io.analysisfile import read_peaks
+        from spia_mpi.io.runinput import resolve
+        from spia_mpi.lattice.reference import primitive_from_peaks
+        path = resolve(folder, g.reference) if folder is not None else g.reference
+        peaks = read_peaks(path)
+        prim = primitive_from_peaks(prim, peaks.cell, peaks.numbers, peaks.centres_frac, peaks.liquid_like,
+                                    f"model.gpaw.reference ({path})")
+    return GpawModel(prim, S, settings, run_kpoints(inp))
 
 
 def run_kpoints(inp):

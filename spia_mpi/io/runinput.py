@@ -167,6 +167,10 @@ def _three_positive(v):
 class GpawInput:
     structure: str = option("", doc="primitive reference structure: file ASE reads or shipped example name; the "
                                     "supercell (supercell.matrix) of it is R⁽⁰⁾")
+    reference: str = option("", doc="superionic phase: `spia_mpi analyze`'s results file (analysis.h5); R⁽⁰⁾ is then "
+                                    "structure with every atom at the mean of its density peaks (the solid-like "
+                                    "sites and the peaks of the diffusing ions, paper Sec. S-D; one peak per ion and "
+                                    "primitive cell). Default '': R⁽⁰⁾ = structure")
     mode: Literal["lcao"] = option("lcao", doc="GPAW mode: 'lcao' (atom-centred orbitals; the only mode so far)")
     basis: str = option("dzp", doc="LCAO basis set, e.g. 'dzp' or 'sz(dzp)' (its single-zeta part); "
                                    "Debian's gpaw-data ships dzp")
