@@ -100,18 +100,21 @@ class GpawSettings:
                     maxiter=int(self.maxiter), spinpol=False)
 
 
-# Cost fit for ``run --dry-run`` (docs/benchmarks/gpaw.md, "scaling with cell size"): core-seconds of
-# one LCAO SCF iteration ≈ COST_PREFACTOR · n_k · (n_orbitals/100)^COST_EXPONENT, measured on this
-# machine's cores (bcc Li 2/4/8-atom and Li₂MgH₁₆ 38-atom cells); typical iteration counts.
-COST_PREFACTOR = 1.0
-COST_EXPONENT = 1.5
-REFERENCE_SCF_ITERATIONS = 20
-SCF_ITERATIONS_PER_BEAD = 15
+# Cost model for ``run --dry-run`` (docs/benchmarks/gpaw.md, "scaling with cell size"), measured on this
+# machine's cores: one LCAO SCF iteration costs ≈ n_k (COST_PER_ORBITAL · n_orb + COST_CUBIC · n_orb³)
+# core-seconds — the potential matrix grows linearly with the cell (bcc Li 40–160 orbitals and Li₂MgH₁₆
+# 218/436 orbitals give the same 0.023 s per orbital), the dense generalized diagonalisation as n³
+# (scipy eigh, complex). Iteration counts: Li₂MgH₁₆ reference SCFs took 19 (38 atoms) and 42 (76 atoms),
+# a displaced bead (σ = 0.1 Å) restarted from the reference 22.
+COST_PER_ORBITAL = 0.023
+COST_CUBIC = 1.05e-9
+REFERENCE_SCF_ITERATIONS = 30
+SCF_ITERATIONS_PER_BEAD = 22
 
 
 def estimated_scf_seconds(n_orbitals: int, n_kpoints: int, iterations: int) -> float:
     """Core-seconds of ``iterations`` LCAO SCF iterations (fit above; order of magnitude)."""
-    return iterations * n_kpoints * COST_PREFACTOR * (n_orbitals / 100.0) ** COST_EXPONENT
+    return iterations * n_kpoints * (COST_PER_ORBITAL * n_orbitals + COST_CUBIC * float(n_orbitals) ** 3)
 
 
 class GpawModel(ElectronicModel):
