@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - install (if needed) and run the built-in example on $(NP) ranks"
 	@echo "make test   - install (if needed) and run the full test suite (incl. mpirun -n 2)"
 	@echo "make demo-grid - the real-space dense-hydrogen example on $(NP) ranks"
-	@echo "make example-li2mgh16 - Li2MgH16 with the GPAW backend end to end on $(NP) ranks (≈ 30 min)"
+	@echo "make example-li2mgh16 - Li2MgH16 with the GPAW backend end to end on $(NP) ranks (≈ 1 h on 2 cores)"
 	@echo "make bench  - run the benchmarks and rewrite docs/benchmarks.md"
 
 env:

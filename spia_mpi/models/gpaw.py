@@ -102,8 +102,8 @@ class GpawSettings:
 
 # Cost model for ``run --dry-run`` (docs/benchmarks/gpaw.md, "scaling with cell size"), measured on this
 # machine's cores: one LCAO SCF iteration costs ≈ n_k (COST_PER_ORBITAL · n_orb + COST_CUBIC · n_orb³)
-# core-seconds — the potential matrix grows linearly with the cell (bcc Li 40–160 orbitals and Li₂MgH₁₆
-# 218/436 orbitals give the same 0.023 s per orbital), the dense generalized diagonalisation as n³
+# core-seconds — the potential matrix grows linearly with the cell (bcc Li 40–160 orbitals: 0.024–0.023 s
+# per orbital, Li₂MgH₁₆ 436 orbitals: 0.024), the dense generalized diagonalisation as n³
 # (scipy eigh, complex). Iteration counts: Li₂MgH₁₆ reference SCFs took 19 (38 atoms) and 42 (76 atoms),
 # a displaced bead (σ = 0.1 Å) restarted from the reference 22.
 COST_PER_ORBITAL = 0.023
@@ -186,7 +186,8 @@ class GpawModel(ElectronicModel):
         if not 1 <= n_per_k <= n_orb:
             raise InputError(f"spia.states_per_k = {n_per_k}: the GPAW primitive cell has {n_orb} orbitals")
         n_k = int(np.prod(self.settings.kpts))
-        iterations = SCF_ITERATIONS_PER_BEAD if self.settings.density == "scf" else 1
+        # + one iteration's worth for H/S extraction and cross overlaps (measured ≈ 1.1 at 76 atoms)
+        iterations = (SCF_ITERATIONS_PER_BEAD if self.settings.density == "scf" else 1) + 1
         reference = estimated_scf_seconds(self.n_basis, n_k, REFERENCE_SCF_ITERATIONS)
         per_bead = estimated_scf_seconds(self.n_basis, n_k, iterations)
         return {"atoms": len(self.atoms), "orbitals": self.n_basis, "valence_electrons": self.n_electrons,
