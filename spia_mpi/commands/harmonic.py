@@ -77,10 +77,29 @@ def temperature_and_beads(inp, folder):
             h.n_beads if h.n_beads is not None else nb)
 
 
-def force_constants(inp, folder, model) -> np.ndarray:
-    """Φ of the model's supercell (eV/Å², [3N, 3N]) from the [harmonic] table (rank-0 work)."""
+def force_constants(inp, folder, model, comm) -> np.ndarray:
+    """Φ of the model's supercell (eV/Å², [3N, 3N]) from the [harmonic] table, on every rank.
+
+    Finite displacements with the model's forces (``force_constants = "model"``, e.g. GPAW's
+    SCF forces) are shared by the ranks; the other sources and the checks run on rank 0."""
     from spia_mpi.ions import forceconstants as fc
-    from spia_mpi.ions.configurations import harmonic_modes, validate_force_constants
+    from spia_mpi.parallel.mpi import on_root
+    h = inp.harmonic
+    if h.force_constants != "model":
+        return on_root(comm, _rank0_force_constants, inp, folder, model)
+    forces = getattr(model, "forces", None)
+    if forces is None:
+        raise InputError(f"harmonic.force_constants = 'model': the {inp.model.kind} model has no ionic forces "
+                         "(use 'calculator', 'file' or 'einstein')")
+    if comm.rank == 0:
+        logger.info("force constants: %d finite displacements (δ = %g Å) with the %s model's forces on %d rank(s)",
+                    6 * len(model.atoms), h.displacement_ang, inp.model.kind, comm.size)
+    phi = fc.finite_displacement_force_constants(model.reference_positions, forces, h.displacement_ang, comm)
+    return on_root(comm, _checked_force_constants, phi, inp, model, f"{inp.model.kind} model forces")
+
+
+def _rank0_force_constants(inp, folder, model) -> np.ndarray:
+    from spia_mpi.ions import forceconstants as fc
     h = inp.harmonic
     atoms = model.atoms
     if h.force_constants == "einstein":
@@ -90,25 +109,25 @@ def force_constants(inp, folder, model) -> np.ndarray:
             raise InputError("harmonic.force_constants = 'file' needs harmonic.force_constants_file")
         from spia_mpi.io.runinput import resolve
         path = resolve(folder, h.force_constants_file)
-        phi = _read_force_constants(path, len(atoms))
-        source = str(path)
-    else:
-        if h.force_constants == "model":
-            forces = getattr(model, "forces", None)
-            if forces is None:
-                raise InputError(f"harmonic.force_constants = 'model': the {inp.model.kind} model has no ionic forces "
-                                 "(use 'calculator', 'file' or 'einstein')")
-            source = f"{inp.model.kind} model forces"
-        else:
-            forces = fc.calculator_forces(atoms, _calculator(inp, model))
-            source = f"{h.calculator} calculator"
-        logger.info("force constants: %d finite displacements (δ = %g Å) with the %s", 6 * len(atoms),
-                    h.displacement_ang, source)
-        phi = fc.finite_displacement_force_constants(model.reference_positions, forces, h.displacement_ang)
+        return _checked_force_constants(_read_force_constants(path, len(atoms)), inp, model, str(path))
+    source = f"{h.calculator} calculator"
+    logger.info("force constants: %d finite displacements (δ = %g Å) with the %s", 6 * len(atoms),
+                h.displacement_ang, source)
+    phi = fc.finite_displacement_force_constants(model.reference_positions,
+                                                 fc.calculator_forces(atoms, _calculator(inp, model)),
+                                                 h.displacement_ang)
+    return _checked_force_constants(phi, inp, model, source)
+
+
+def _checked_force_constants(phi, inp, model, source: str) -> np.ndarray:
+    """Φ with the acoustic sum rule imposed (or validated as given), stable, or a clear InputError."""
+    from spia_mpi.ions import forceconstants as fc
+    from spia_mpi.ions.configurations import harmonic_modes, validate_force_constants
+    atoms = model.atoms
     logger.info("force constants: asymmetry %.3g eV/Å², acoustic-sum-rule violation %.3g eV/Å² (%s)",
                 float(np.abs(phi - phi.T).max()), fc.acoustic_sum_rule_violation(phi),
-                "imposed" if h.acoustic_sum_rule else "kept")
-    phi = fc.enforce_acoustic_sum_rule(phi) if h.acoustic_sum_rule else \
+                "imposed" if inp.harmonic.acoustic_sum_rule else "kept")
+    phi = fc.enforce_acoustic_sum_rule(phi) if inp.harmonic.acoustic_sum_rule else \
         validate_force_constants(phi, len(atoms), source, symmetry_tol=1e-3)
     harmonic_modes(phi, atoms.get_masses(), source=source)            # stable, or a clear InputError
     return phi
@@ -150,14 +169,19 @@ def kpoints_of(inp, model) -> np.ndarray:
 def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = "") -> int:
     from spia_mpi.commands.run import build_model
     from spia_mpi.engine.harmonic import compute_harmonic
+    from spia_mpi.io.inputs import to_dict
     from spia_mpi.io.log import Stage
+    from spia_mpi.io.results import write_results
     from spia_mpi.io.runinput import resolve
     from spia_mpi.parallel.mpi import on_root
     timings = {}
     h = inp.harmonic
-    if inp.model.kind == "gpaw":
-        raise InputError("harmonic: the gpaw backend is not supported yet (its H and S per displacement need "
-                         "PAW cross overlaps and ∂S/∂u); use model.kind = 'holstein' or 'grid'")
+    if inp.model.kind == "gpaw":                 # importing GPAW is collective (its own MPI world)
+        from spia_mpi.models.gpaw import require_gpaw
+        require_gpaw()
+        if h.vertex != "quasi_static":
+            raise InputError(f"harmonic.vertex = '{h.vertex}' is defined for an orthonormal basis only; the gpaw "
+                             "model's basis moves with the ions: use the generalised 'quasi_static' vertex")
     if inp.model.kind == "grid" and inp.model.grid.potential_files:
         raise InputError("harmonic: model.grid.potential_files gives V only at the sampled positions; the "
                          "deformation potentials need the pseudopotential model (remove potential_files)")
@@ -166,25 +190,36 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         temperature_k, n_beads = on_root(comm, temperature_and_beads, inp, folder)
-        phi = on_root(comm, force_constants, inp, folder, model)
         on_root(comm, _check_output, out_path)
+    if inp.model.kind == "gpaw":
+        with Stage("GPAW reference SCF", logger, timings):      # one GPAW group per rank: ranks share displacements
+            model.prepare(comm, 1, out_path.with_name(out_path.stem + "_gpaw"))
+    with Stage("force constants", logger, timings):
+        phi = force_constants(inp, folder, model, comm)
+    if h.mass_scale != 1.0:                     # after Φ: the same springs, heavier ions
+        model.atoms.set_masses(h.mass_scale * model.atoms.get_masses())
     kpoints = kpoints_of(inp, model)
     fermi = inp.spia.fermi_level_ev
+    if fermi is None and inp.model.kind == "gpaw":
+        fermi = model.fermi_level_ev
     if fermi is None and inp.model.kind == "grid":
         from spia_mpi.models.grid import fermi_level_of_reference
         fermi = on_root(comm, fermi_level_of_reference, model, kpoints, temperature_k)
     with Stage("harmonic λ(m)", logger, timings):
         res = compute_harmonic(model, phi, kpoints, temperature_k, n_beads, J=inp.spia.matsubara_j,
                                n_per_k=inp.spia.states_per_k or 1, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
-                               step_ang=h.deformation_step_ang, vertex=h.vertex, comm=comm)
+                               step_ang=h.deformation_step_ang, vertex=h.vertex,
+                               centre_ev=inp.spia.fermi_level_ev, comm=comm)
+    timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (this rank)
     with Stage("Eliashberg T_c (harmonic)", logger, timings):
         tc = harmonic_tc(res, inp.eliashberg.mustar, inp.eliashberg.nfreq, comm)
     if h.samples_file:
         with Stage("exact harmonic ring-polymer samples", logger, timings):
             on_root(comm, write_samples, model, phi, temperature_k, n_beads, h, resolve(folder, h.samples_file))
+    with Stage("write results", logger, timings):
+        content = on_root(comm, results_content, inp, model, phi, kpoints, res, tc, timings)
+        write_results(out_path, content, comm, f"harmonic {source}", to_dict(inp), kind="harmonic")
     if comm.rank == 0:
-        with Stage("write results", logger, timings):
-            write_results(out_path, inp, model, phi, kpoints, res, tc, source, timings)
         print(summary(out_path, res, inp.eliashberg.mustar, tc))
         if compare is not None:
             print(comparison_text(res, compare, tc, inp.eliashberg.mustar))
@@ -244,16 +279,14 @@ def write_samples(model, phi, temperature_k, n_beads, h, path):
     logger.info("%s: %d exact harmonic samples × %d beads", path, conf.n_conf, conf.n_beads)
 
 
-def write_results(path, inp, model, phi, kpoints, res, tc, source, timings):
-    """The harmonic results HDF5 (serial, rank 0); layout in docs/output.md."""
+def results_content(inp, model, phi, kpoints, res, tc, timings):
+    """The harmonic results file's datasets and attributes (rank-0 work); layout in docs/output.md."""
     from spia_mpi.ions.forceconstants import phonons_at_q
     from spia_mpi.engine.workflow import transfer_index
-    from spia_mpi.io import hdf5
-    from spia_mpi.io.inputs import to_dict
+    from spia_mpi.io.results import ResultsContent
     from spia_mpi.lattice.supercells import build_supercell, lattice_points
     from spia_mpi.units import bosonic_frequency_ev
     from spia_mpi.ions.configurations import ring_polymer_frequencies_ev
-    info = hdf5.provenance(None, f"harmonic {source}")
     refs0 = model.reference_states(kpoints[0], inp.spia.states_per_k or 1)
     qs, _ = transfer_index(refs0.kpoints_frac)
     _, lat_idx, prim_idx = build_supercell(model.primitive, model.supercell_matrix)
@@ -261,51 +294,53 @@ def write_results(path, inp, model, phi, kpoints, res, tc, source, timings):
     n_m = res.lambda_bead.shape[1]
     m = np.arange(n_m)
     omega_grid = np.linspace(0.0, 1.2 * max(res.hbar_omega.max(), 1e-3), 600)
-    with hdf5.atomic_h5(path, None, kind="harmonic") as f:
-        hdf5.write_provenance(f, info, to_dict(inp))
-        t = f.create_group("timings")
-        for k, v in timings.items():
-            t.attrs[k] = float(v)
-        g = f.create_group("lambda")
-        g.attrs.update(temperature_K=res.temperature_k, n_beads=res.n_beads, vertex=res.vertex,
-                       fermi_level_eV=res.fermi_level_ev, z_fermi_level_eV=res.z_fermi_level_ev, eta_eV=res.eta_ev,
-                       cells_per_supercell=res.cells_per_supercell, n_kpoints=res.n_kpoints)
-        hdf5.write_dataset(g, "m", m, "1", "bosonic Matsubara index")
-        hdf5.write_dataset(g, "nu_eV", bosonic_frequency_ev(m, res.temperature_k), "eV", "ν_m = 2πm k_B T")
-        hdf5.write_dataset(g, "Omega_m_eV", ring_polymer_frequencies_ev(res.n_beads, res.temperature_k)[:n_m], "eV",
-                           "Ω_m = 2N_b k_B T sin(πm/N_b) (discrete beads)")
-        hdf5.write_dataset(g, "gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
-        hdf5.write_dataset(g, "lambda_m_bead", res.lambda_bead, "1",
-                           "discrete-bead λ_harm(m) [gamma, m] (Ω_m; compare with raw SPIA λ(m))")
-        hdf5.write_dataset(g, "lambda_m", res.lambda_continuum, "1",
-                           "continuum λ_harm(ν_m) [gamma, m] (ν_m; no zero modes; used for T_c)")
-        hdf5.write_dataset(g, "lambda_m_zero_modes_bead", res.lambda_zero_bead, "1",
-                           "the zero (acoustic Γ) modes' share of lambda_m_bead [gamma, m] (m ≥ 1 only)")
-        hdf5.write_dataset(g, "n_gamma_per_cell", res.n_gamma_per_cell, "1/eV",
-                           "Lorentzian DOS N_γ per primitive cell per spin")
-        hdf5.write_dataset(g, "band_energies_eV", np.concatenate(res.energies), "eV",
-                           "band energies of the weights, all K in order [state]")
-        p = f.create_group("phonons")
-        hdf5.write_dataset(p, "force_constants_eV_A2", phi, "eV/Å²", "Φ of the supercell [3N, 3N], row 3a + α")
-        hdf5.write_dataset(p, "hbar_omega_eV", res.hbar_omega, "eV", "supercell (Γ) modes ħω_k [3N]")
-        hdf5.write_dataset(p, "zero_mode", res.zero.astype(np.int8), "1", "1 for a zero (acoustic translation) mode")
-        hdf5.write_dataset(p, "lambda_mode", res.lambda_mode, "1", "λ_k of every supercell mode [gamma, 3N]")
-        hdf5.write_dataset(p, "qpoints_frac", qs, "1", "transfers q commensurate with the supercell (primitive reduced)")
-        hdf5.write_dataset(p, "hbar_omega_q_eV", w_q, "eV", "ħω_qν [q, branch] (negative: imaginary)")
-        a = f.create_group("alpha2f")
-        hdf5.write_dataset(a, "omega_eV", omega_grid, "eV", "phonon energy grid")
-        hdf5.write_dataset(a, "alpha2f", res.alpha2f(omega_grid, inp.harmonic.alpha2f_smearing_ev), "1",
-                           "α²F(ω) [gamma, ω], Gaussian smearing harmonic.alpha2f_smearing_ev")
-        hdf5.write_dataset(a, "lambda", res.lambda0, "1", "λ = 2∫α²F/ω = Σ_k λ_k [gamma]")
-        hdf5.write_dataset(a, "omega_log_eV", res.omega_log_ev, "eV", "ω_log [gamma]")
-        hdf5.write_dataset(a, "omega2_eV", res.omega2_ev, "eV", "ω̄₂ [gamma]")
-        a.attrs["smearing_eV"] = inp.harmonic.alpha2f_smearing_ev
-        e = f.create_group("eliashberg")
-        hdf5.write_dataset(e, "mustar", np.array(inp.eliashberg.mustar), "1")
-        hdf5.write_dataset(e, "tc_K", tc["tc_K"], "K", "T_c^harm [gamma, mustar] (linearised Eliashberg)")
-        hdf5.write_dataset(e, "allen_dynes_K", tc["allen_dynes_K"], "K", "Allen–Dynes with the exact ω_log, ω̄₂")
-        hdf5.write_dataset(e, "mcmillan_K", tc["mcmillan_K"], "K", "McMillan with the exact ω_log")
-        e.attrs["notes"] = json.dumps(tc["notes"])
+    out = ResultsContent()
+    out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
+    out.set_attrs("lambda", temperature_K=res.temperature_k, n_beads=res.n_beads, vertex=res.vertex,
+                  fermi_level_eV=res.fermi_level_ev, z_fermi_level_eV=res.z_fermi_level_ev, eta_eV=res.eta_ev,
+                  cells_per_supercell=res.cells_per_supercell, n_kpoints=res.n_kpoints)
+    out.add("lambda/m", m, "1", "bosonic Matsubara index")
+    out.add("lambda/nu_eV", bosonic_frequency_ev(m, res.temperature_k), "eV", "ν_m = 2πm k_B T")
+    out.add("lambda/Omega_m_eV", ring_polymer_frequencies_ev(res.n_beads, res.temperature_k)[:n_m], "eV",
+            "Ω_m = 2N_b k_B T sin(πm/N_b) (discrete beads)")
+    out.add("lambda/gamma_eV", res.gamma_ev, "eV", "Lorentzian half widths")
+    out.add("lambda/lambda_m_bead", res.lambda_bead, "1",
+            "discrete-bead λ_harm(m) [gamma, m] (Ω_m; compare with raw SPIA λ(m))")
+    out.add("lambda/lambda_m", res.lambda_continuum, "1",
+            "continuum λ_harm(ν_m) [gamma, m] (ν_m; no zero modes; used for T_c)")
+    out.add("lambda/lambda_m_zero_modes_bead", res.lambda_zero_bead, "1",
+            "the zero (acoustic Γ) modes' share of lambda_m_bead [gamma, m] (m ≥ 1 only)")
+    out.add("lambda/n_gamma_per_cell", res.n_gamma_per_cell, "1/eV", "Lorentzian DOS N_γ per primitive cell per spin")
+    out.add("lambda/band_energies_eV", np.concatenate(res.energies), "eV",
+            "band energies of the weights, all K in order [state]")
+    out.add("lambda_q/qpoints_frac", res.qpoints_frac, "1", "q = k' − k, primitive reduced (run's transfers)")
+    out.add("lambda_q/lambda_qm", res.lambda_q_continuum, "1",
+            "q-resolved continuum λ_harm(ν_m) [gamma, q, m]; Σ_q = lambda/lambda_m")
+    out.add("lambda_q/lambda_qm_bead", res.lambda_q_bead, "1",
+            "q-resolved discrete-bead λ_harm(m) [gamma, q, m]; Σ_q = lambda/lambda_m_bead (compare with a run's "
+            "raw λ_q = −pair_sums/N_γ)")
+    out.set_attrs("lambda_q", cells_per_supercell=res.cells_per_supercell, n_kpoints=res.n_kpoints,
+                  supercell_matrix=json.dumps(np.asarray(model.supercell_matrix).tolist()))
+    out.add("phonons/force_constants_eV_A2", phi, "eV/Å²", "Φ of the supercell [3N, 3N], row 3a + α")
+    out.add("phonons/masses_amu", model.atoms.get_masses(), "amu", "ionic masses of the baseline [N]")
+    out.add("phonons/hbar_omega_eV", res.hbar_omega, "eV", "supercell (Γ) modes ħω_k [3N]")
+    out.add("phonons/zero_mode", res.zero.astype(np.int8), "1", "1 for a zero (acoustic translation) mode")
+    out.add("phonons/lambda_mode", res.lambda_mode, "1", "λ_k of every supercell mode [gamma, 3N]")
+    out.add("phonons/qpoints_frac", qs, "1", "transfers q commensurate with the supercell (primitive reduced)")
+    out.add("phonons/hbar_omega_q_eV", w_q, "eV", "ħω_qν [q, branch] (negative: imaginary)")
+    out.add("alpha2f/omega_eV", omega_grid, "eV", "phonon energy grid")
+    out.add("alpha2f/alpha2f", res.alpha2f(omega_grid, inp.harmonic.alpha2f_smearing_ev), "1",
+            "α²F(ω) [gamma, ω], Gaussian smearing harmonic.alpha2f_smearing_ev")
+    out.add("alpha2f/lambda", res.lambda0, "1", "λ = 2∫α²F/ω = Σ_k λ_k [gamma]")
+    out.add("alpha2f/omega_log_eV", res.omega_log_ev, "eV", "ω_log [gamma]")
+    out.add("alpha2f/omega2_eV", res.omega2_ev, "eV", "ω̄₂ [gamma]")
+    out.set_attrs("alpha2f", smearing_eV=inp.harmonic.alpha2f_smearing_ev)
+    out.add("eliashberg/mustar", np.array(inp.eliashberg.mustar), "1")
+    out.add("eliashberg/tc_K", tc["tc_K"], "K", "T_c^harm [gamma, mustar] (linearised Eliashberg)")
+    out.add("eliashberg/allen_dynes_K", tc["allen_dynes_K"], "K", "Allen–Dynes with the exact ω_log, ω̄₂")
+    out.add("eliashberg/mcmillan_K", tc["mcmillan_K"], "K", "McMillan with the exact ω_log")
+    out.set_attrs("eliashberg", notes=json.dumps(tc["notes"]))
+    return out
 
 
 def summary(path, res, mustars, tc) -> str:

@@ -18,6 +18,21 @@ quasi-static frequency z = ε_F + iη of SPIA:
    ``vertex = "projected"``: the bare P†(∂H/∂u_i)P in the eigenbasis of P†H(R⁰)P (the
    conventional deformation potential; differs from the former when P is not an
    invariant subspace, e.g. the grid model's plane waves).
+
+   **Moving basis** (``model.moving_basis``: GPAW's atom-centred PAW orbitals, overlap
+   S ≠ 1). SPIA's resolvent is g = Q†A⁻¹Q with A = zS − H and Q = X†c (c the reference
+   LCAO coefficients, X the PAW cross overlap into the reference basis; Q₀ = S₀c). Its
+   first-order change is δg = δQ†A₀⁻¹Q₀ + Q₀†A₀⁻¹δQ − Q₀†A₀⁻¹(z δS − δH)A₀⁻¹Q₀, so
+   ∂H/∂u is replaced by the generalised vertex (in the same band basis)
+
+       V_i = L†(∂H/∂u_i − z ∂S/∂u_i)R + E_l†(∂Q/∂u_i)†R + L†(∂Q/∂u_i)E_r,
+       R = A₀⁻¹Q₀UḠ_b⁻¹, L = A₀⁻†Q₀UḠ_b⁻†, E_r = UḠ_b⁻¹, E_l = UḠ_b⁻†,
+
+   with ∂H, ∂S, ∂Q = (∂X/∂u)†c central differences of the model's own (H, S, Q). For
+   reference states that are generalised eigenvectors (H₀c = S₀cε, c†S₀c = 1) this is
+   V_st = c_s†(∂H − z∂S)c_t + (z − ε_s)(c†∂X c)_st + (c†∂X†c)_st(z − ε_t): on the
+   Fermi surface (z → ε_s = ε_t) the familiar ⟨ψ_s|∂H − ε∂S|ψ_t⟩ of a non-orthogonal
+   basis; the X terms carry SPIA's projection into the fixed reference pseudo space.
 2. **Phonons**: D = M^-½ Φ M^-½ = Σ_k e_k ω_k² e_kᵀ of the supercell (its Γ point: every
    q commensurate with S), zero modes (acoustic translations) as in the exact sampler
    (:func:`spia_mpi.ions.configurations.harmonic_modes`). Mode couplings
@@ -32,6 +47,7 @@ quasi-static frequency z = ε_F + iη of SPIA:
 4. **λ(m)** with run's estimator (:func:`spia_mpi.engine.spia.lambda_from_pair_sums`):
    Lorentzian weights w_s(γ), N_γ = Σ_K Σ_s w_s, λ(m) = −Σ_K Σ_st w_s W₀_st(m) w_t / N_γ
    = (1/N_γ) Σ_{k,q,ν} w w' |g|² 2ω/(ω² + ν_m²) over the pairs inside each K.
+   Pairs grouped by their transfer q = k_t − k_s (the run's /lambda_q) give λ_q(m), Σ_q λ_q = λ.
 5. **Spectra**: λ_k = λ's share of mode k at ν = 0, so λ(ν) = Σ_k λ_k ω_k²/(ω_k² + ν²),
    α²F(ω) = ½ Σ_k λ_k ω_k δ(ω − ω_k), ω_log = exp(Σ λ_k ln ω_k / Σ λ_k),
    ω̄₂² = Σ λ_k ω_k² / Σ λ_k.
@@ -67,11 +83,7 @@ def hamiltonian_csr(model, positions_av, kpoint):
 def deformation_potential(model, kpoint, direction: int, step_ang: float):
     """∂H/∂u_i (eV/Å, scipy CSR [n_basis, n_basis]) at the reference structure by central
     differences with step δ = ``step_ang``; i = 3a + α (atom a, Cartesian α)."""
-    ref = np.asarray(model.reference_positions, float)
-    a, alpha = divmod(int(direction), 3)
-    plus, minus = ref.copy(), ref.copy()
-    plus[a, alpha] += step_ang
-    minus[a, alpha] -= step_ang
+    plus, minus = displaced(model.reference_positions, direction, step_ang)
     return (hamiltonian_csr(model, plus, kpoint) - hamiltonian_csr(model, minus, kpoint)) / (2 * step_ang)
 
 
@@ -84,6 +96,9 @@ class StaticBands:
     k_index    int [n_s]
     left       complex [n_basis, n_s]  L with V = L† (∂H/∂u) R  (band basis)
     right      complex [n_basis, n_s]  R
+    z          complex  the quasi-static frequency (eV)
+    ends_left  complex [n_s, n_s] or None  E_l of a moving basis (module docstring); None: S = 1
+    ends_right complex [n_s, n_s] or None  E_r
     """
 
     energies: np.ndarray
@@ -91,6 +106,9 @@ class StaticBands:
     k_index: np.ndarray
     left: np.ndarray
     right: np.ndarray
+    z: complex = 0j
+    ends_left: np.ndarray | None = None
+    ends_right: np.ndarray | None = None
 
 
 def static_bands(model, kpoint, refs, z: complex, vertex: str = "quasi_static") -> StaticBands:
@@ -114,6 +132,8 @@ def static_bands(model, kpoint, refs, z: complex, vertex: str = "quasi_static") 
             energies[idx] = e
             U[np.ix_(idx, idx)] = u
         return StaticBands(energies, np.zeros_like(energies), refs.k_index, P @ U, P @ U)
+    if getattr(model, "moving_basis", False):
+        return _moving_basis_bands(model, kpoint, refs, z)
     from scipy.sparse import identity
     from scipy.sparse.linalg import splu
     a_mat = (z * identity(model.n_basis, dtype=complex, format="csc") - h0.tocsc()).tocsc()
@@ -125,17 +145,61 @@ def static_bands(model, kpoint, refs, z: complex, vertex: str = "quasi_static") 
     ginv = np.linalg.inv(bands.gbar_band)
     U = bands.rotation
     return StaticBands(bands.energies, bands.half_width, refs.k_index,
-                       g0hp @ U @ ginv.conj().T, g0p @ U @ ginv)
+                       g0hp @ U @ ginv.conj().T, g0p @ U @ ginv, z)
+
+
+def _moving_basis_bands(model, kpoint, refs, z: complex) -> StaticBands:
+    """:func:`static_bands` (quasi_static) of a model with an overlap: dense (H₀, S₀, Q₀) of the
+    reference structure from ``model.projected_problem_dense``, g₀ = Q₀†A₀⁻¹Q₀."""
+    from scipy.linalg import lu_factor, lu_solve
+    h0, s0, q0 = model.projected_problem_dense(model.reference_positions, kpoint, refs.vectors)
+    lu = lu_factor(z * np.asarray(s0, complex) - h0, check_finite=False)
+    a0q = lu_solve(lu, q0, check_finite=False)                   # A₀⁻¹Q₀
+    a0hq = lu_solve(lu, q0, trans=2, check_finite=False)         # A₀⁻†Q₀
+    gbar, _ = spia.average_greens(q0.conj().T @ a0q, 1, refs.k_index)
+    bands = spia.renormalised_bands(gbar, z, refs.k_index)
+    ginv = np.linalg.inv(bands.gbar_band)
+    U = bands.rotation
+    return StaticBands(bands.energies, bands.half_width, refs.k_index, a0hq @ U @ ginv.conj().T,
+                       a0q @ U @ ginv, z, U @ ginv.conj().T, U @ ginv)
 
 
 def vertex_matrices(model, kpoint, bands: StaticBands, directions, step_ang: float) -> np.ndarray:
     """V_i = L† (∂H/∂u_i) R in the band basis for the given displacement ``directions``:
-    complex [len(directions), n_s, n_s] (eV/Å)."""
+    complex [len(directions), n_s, n_s] (eV/Å). (Orthonormal basis; see :func:`moving_basis_vertices`.)"""
     out = np.empty((len(directions), bands.left.shape[1], bands.left.shape[1]), dtype=complex)
     for j, i in enumerate(directions):
         dh = deformation_potential(model, kpoint, i, step_ang)
         out[j] = bands.left.conj().T @ (dh @ bands.right)
     return out
+
+
+def displaced(reference_positions, direction: int, step_ang: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R⁰ + δê_i, R⁰ − δê_i), float [N, 3] each (Å); i = 3a + α."""
+    a, alpha = divmod(int(direction), 3)
+    plus, minus = np.array(reference_positions, float), np.array(reference_positions, float)
+    plus[a, alpha] += step_ang
+    minus[a, alpha] -= step_ang
+    return plus, minus
+
+
+def problem_derivatives(model, kpoints, refs, direction: int, step_ang: float) -> list:
+    """Central differences (∂H, ∂S, ∂Q)/∂u_i (eV/Å, 1/Å, 1/Å; dense [n_basis, n_basis], [n_basis, n_basis],
+    [n_basis, n_s]) of ``model.projected_problem_dense`` at every K, one tuple per K. All K of one
+    displaced structure are asked for together (a GPAW model computes them in one calculation)."""
+    plus, minus = displaced(model.reference_positions, direction, step_ang)
+    p = [model.projected_problem_dense(plus, K, r.vectors) for K, r in zip(kpoints, refs)]
+    m = [model.projected_problem_dense(minus, K, r.vectors) for K, r in zip(kpoints, refs)]
+    return [tuple((np.asarray(x, complex) - np.asarray(y, complex)) / (2 * step_ang) for x, y in zip(a, b))
+            for a, b in zip(p, m)]
+
+
+def moving_basis_vertex(bands: StaticBands, dh, ds, dq) -> np.ndarray:
+    """The generalised vertex V = L†(∂H − z∂S)R + E_l†∂Q†R + L†∂Q E_r of a moving basis
+    (module docstring), complex [n_s, n_s] (eV/Å)."""
+    left, right = bands.left.conj().T, bands.right
+    return (left @ ((dh - bands.z * ds) @ right) + bands.ends_left.conj().T @ (dq.conj().T @ right)
+            + (left @ dq) @ bands.ends_right)
 
 
 # --------------------------------------------------------------------------
@@ -158,6 +222,17 @@ def mode_fermi_surface_sums(couplings_kst, weights_gs) -> np.ndarray:
     return np.einsum("gs,kst,gt->gk", weights_gs, g2, weights_gs, optimize=True)
 
 
+def mode_pair_sums_by_q(couplings_kst, weights_gs, k_index, q_of_pair, n_q: int) -> np.ndarray:
+    """F_gqk = Σ over pairs (s, t) with transfer q of w_s |G_k,st|² w_t (eV), float [n_gamma, n_q, 3N];
+    Σ_q F_gqk = :func:`mode_fermi_surface_sums`. ``q_of_pair`` int [n_k, n_k] (the run's transfer index)."""
+    g2 = couplings_kst.real ** 2 + couplings_kst.imag ** 2
+    kk = np.asarray(q_of_pair)[np.asarray(k_index)[:, None], np.asarray(k_index)[None, :]]
+    out = np.zeros((weights_gs.shape[0], n_q, g2.shape[0]))
+    for q in np.unique(kk):
+        out[:, q, :] = np.einsum("gs,kst,gt->gk", weights_gs, np.where(kk == q, g2, 0.0), weights_gs, optimize=True)
+    return out
+
+
 def mode_propagator(omega2_ev2, frequencies_ev) -> np.ndarray:
     """1/(ω_k² + Ω²) (1/eV²) for every mode k and frequency Ω: float [3N, n_freq].
 
@@ -175,6 +250,9 @@ class HarmonicResult:
     lambda_bead        float [n_gamma, n_m]  λ(m) with Ω_m (discrete beads, compare with raw SPIA)
     lambda_continuum   float [n_gamma, n_m]  λ(ν_m) with ν_m = 2πm k_BT (no zero modes)
     lambda_zero_bead   float [n_gamma, n_m]  the zero modes' share of lambda_bead
+    qpoints_frac       float [n_q, 3]        transfers q = k' − k of the pairs (primitive reduced; run's set)
+    lambda_q_bead      float [n_gamma, n_q, n_m]  q-resolved lambda_bead (Σ_q = lambda_bead)
+    lambda_q_continuum float [n_gamma, n_q, n_m]  q-resolved lambda_continuum
     lambda_mode        float [n_gamma, 3N]   λ_k of every supercell mode (0 for zero modes)
     hbar_omega         float [3N]            ħω_k of the supercell modes (eV)
     zero               bool [3N]
@@ -192,6 +270,9 @@ class HarmonicResult:
     lambda_bead: np.ndarray
     lambda_continuum: np.ndarray
     lambda_zero_bead: np.ndarray
+    qpoints_frac: np.ndarray
+    lambda_q_bead: np.ndarray
+    lambda_q_continuum: np.ndarray
     lambda_mode: np.ndarray
     hbar_omega: np.ndarray
     zero: np.ndarray
@@ -228,25 +309,30 @@ class HarmonicResult:
 
 def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_beads: int, *, J: int = 16,
                      n_per_k: int = 1, gammas=(0.2,), fermi_level_ev: float | None = None,
-                     step_ang: float = 0.01, vertex: str = "quasi_static", comm=None) -> HarmonicResult:
+                     step_ang: float = 0.01, vertex: str = "quasi_static", centre_ev: float | None = None,
+                     masses_amu=None, comm=None) -> HarmonicResult:
     """The harmonic baseline for ``model`` with force constants Φ (eV/Å², [3N, 3N]).
 
     kpoints float [n_K, 3] (supercell reduced); λ(m) for m = 0 … N_b/2. ``fermi_level_ev``:
     ε_F of z (default: the reference bands' electron count at T, which needs a complete
-    subspace). The (K, displacement) vertex evaluations are shared by the ranks of ``comm``
-    (any rank count gives the same numbers); everything else is computed on every rank.
+    subspace). ``centre_ev``: centre of the Lorentzian weights (default: the Lorentzian Fermi level of
+    the static bands when the subspace is complete, else ε_F of z); give it when ``run`` is given
+    spia.fermi_level_ev. ``masses_amu`` float [N] (default: the model's atoms). The displacement
+    directions (each with every K) are shared by the ranks of ``comm`` (any rank count gives the
+    same numbers); everything else is computed on every rank.
     """
     from spia_mpi.engine.resolvent import matsubara_eta
     from spia_mpi.models.bands import fermi_level
     from spia_mpi.ions.configurations import harmonic_modes, ring_polymer_frequencies_ev
     from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
+    from spia_mpi.engine.workflow import transfers
     if n_beads < 1:
         raise InputError(f"n_beads = {n_beads} must be ≥ 1")
     if not step_ang > 0:
         raise InputError(f"deformation-potential step {step_ang} Å must be positive")
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
     gammas = np.atleast_1d(np.asarray(gammas, float))
-    masses = model.atoms.get_masses()
+    masses = model.atoms.get_masses() if masses_amu is None else np.asarray(masses_amu, float)
     modes = harmonic_modes(force_constants, masses)
     eta = matsubara_eta(J, temperature_k)
     refs = [model.reference_states(K, n_per_k) for K in kpoints]
@@ -259,16 +345,25 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     z = fermi_level_ev + 1j * eta
     n3 = 3 * len(masses)
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    jobs = [(ik, i) for ik in range(len(kpoints)) for i in range(n3)]
+    moving = bool(getattr(model, "moving_basis", False))
+    if moving and vertex != "quasi_static":
+        raise InputError(f"harmonic vertex '{vertex}' is defined for an orthonormal basis only; a model whose "
+                         "basis moves with the ions (gpaw) has the generalised quasi_static vertex")
     mine = {}
     with agree_on_failure(comm, "the harmonic vertex"):
         bands = [static_bands(model, K, r, z, vertex) for K, r in zip(kpoints, refs)]
-        for j in partition(len(jobs), size, rank):
-            ik, i = jobs[j]
-            mine[(ik, i)] = vertex_matrices(model, kpoints[ik], bands[ik], [i], step_ang)[0]
+        for i in partition(n3, size, rank):                      # one displaced structure: all K
+            if moving:
+                for ik, d in enumerate(problem_derivatives(model, kpoints, refs, i, step_ang)):
+                    mine[(ik, i)] = moving_basis_vertex(bands[ik], *d)
+            else:
+                for ik in range(len(kpoints)):
+                    mine[(ik, i)] = vertex_matrices(model, kpoints[ik], bands[ik], [i], step_ang)[0]
     mine = allgather_dict(mine, comm)
     energies = [b.energies for b in bands]
-    if complete:
+    if centre_ev is not None:
+        ef = float(centre_ev)
+    elif complete:
         ef = spia.fermi_level_lorentzian(np.concatenate(energies), np.concatenate([b.half_width for b in bands]),
                                          0.5 * model.n_electrons * len(kpoints))
     else:
@@ -277,10 +372,13 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     n_gamma_kg = np.array([w.sum(axis=1) for w in weights])
     m_cells = len(refs[0].kpoints_frac)
     scale = 1.0 / n_gamma_kg.sum(axis=0)                    # λ = −Σ_K Σ wWw / N_γ, as run; [n_gamma], eV
-    f_gk = np.zeros((gammas.size, n3))
+    all_q, q_of_pair = transfers(refs)
+    f_gqk = np.zeros((gammas.size, len(all_q), n3))
     for ik in range(len(kpoints)):                                            # fixed order on every rank
         v = np.array([mine[(ik, i)] for i in range(n3)])
-        f_gk += mode_fermi_surface_sums(mode_couplings(v, modes, masses), weights[ik])
+        f_gqk += mode_pair_sums_by_q(mode_couplings(v, modes, masses), weights[ik], refs[ik].k_index,
+                                     q_of_pair[ik], len(all_q))
+    f_gk = f_gqk.sum(axis=1)
     w2 = modes.hbar_omega ** 2
     n_m = n_beads // 2 + 1
     big_omega = ring_polymer_frequencies_ev(n_beads, temperature_k)[:n_m]
@@ -292,7 +390,10 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
                         scale[:, None] * f_gk / np.where(modes.zero, 1.0, w2)[None, :])
     chi_cont = mode_propagator(w2, nu) * w2[:, None]             # ω²/(ω² + ν²), 0 for zero modes
     lam_cont = lam_mode @ chi_cont
+    lam_q_bead = scale[:, None, None] * (f_gqk @ chi_bead)
+    lam_q_cont = scale[:, None, None] * ((f_gqk * np.where(modes.zero, 0.0, 1.0 / np.where(modes.zero, 1.0, w2)))
+                                         @ chi_cont)
     n_cells = m_cells * len(kpoints)
     return HarmonicResult(float(temperature_k), int(n_beads), gammas, float(ef), float(fermi_level_ev), eta, vertex,
-                          lam_bead, lam_cont, lam_zero, lam_mode, modes.hbar_omega, modes.zero,
+                          lam_bead, lam_cont, lam_zero, all_q, lam_q_bead, lam_q_cont, lam_mode, modes.hbar_omega, modes.zero,
                           n_gamma_kg.sum(axis=0) / n_cells, energies, m_cells, len(kpoints))

@@ -749,7 +749,7 @@ def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb) -> spia.MomentSums
     return sums
 
 
-def _transfers(refs):
+def transfers(refs):
     """All transfers q of the run (float [n_q, 3]) and per K the q index of every pair (int [n_k, n_k])."""
     qsets = [transfer_index(r.kpoints_frac) for r in refs]
     all_q = np.unique(np.round(np.concatenate([q for q, _ in qsets]), 8), axis=0)
@@ -827,7 +827,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     timings["t_matrices"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    all_q, q_of_pair = _transfers(refs)
+    all_q, q_of_pair = transfers(refs)
     bins = anisotropy.assign_bins(cfg.anisotropy_bins, [b.energies for b in bands.bands],
                                   [r.k_index for r in refs], [r.band_index for r in refs],
                                   [r.kpoints_frac for r in refs], bands.fermi.weights, cfg.anisotropy_n_bins)

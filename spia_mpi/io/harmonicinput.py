@@ -43,6 +43,10 @@ class HarmonicInput:
         "quasi_static", doc="'quasi_static': ∂H/∂u seen through SPIA's projected resolvent at z (the exact linear "
                             "limit of SPIA; the bare matrix element when the reference states are eigenstates); "
                             "'projected': bare P†(∂H/∂u)P in the eigenbasis of P†HP")
+    mass_scale: float = option(1.0, check=positive,
+                               doc="factor on every ionic mass of the baseline and its samples (Φ unchanged): a heavier "
+                                   "mass shrinks the zero-point motion, so that the linear-coupling limit holds in a "
+                                   "reduction test")
     temperature_k: float | None = option(None, units="K", check=positive,
                                          doc="temperature; default: configurations.einstein.temperature_k, or the "
                                              "configurations file's temperature when configurations.source = 'file'")

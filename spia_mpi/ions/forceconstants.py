@@ -29,27 +29,32 @@ from spia_mpi import units
 from spia_mpi.errors import InputError
 
 
-def finite_displacement_force_constants(reference_positions, forces, step_ang: float = 0.01) -> np.ndarray:
+def finite_displacement_force_constants(reference_positions, forces, step_ang: float = 0.01, comm=None) -> np.ndarray:
     """Φ (eV/Å², float [3N, 3N]) by central differences of ``forces``.
 
     reference_positions float [N, 3] Å; ``forces(positions [N, 3]) -> float [N, 3]`` eV/Å;
-    ``step_ang`` the displacement δ (Å). 6N force calls. The raw Φ is returned
-    (no symmetrisation: its asymmetry measures the finite-difference error).
+    ``step_ang`` the displacement δ (Å). 6N force calls, the rows shared by the ranks of
+    ``comm`` (each rank calls ``forces`` for its own rows only) and gathered on every rank.
+    The raw Φ is returned (no symmetrisation: its asymmetry measures the finite-difference error).
     """
+    from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
     if not step_ang > 0:
         raise InputError(f"finite-displacement step {step_ang} Å must be positive")
     ref = np.asarray(reference_positions, float)
     n3 = ref.size
-    phi = np.empty((n3, n3))
-    for i in range(n3):
-        a, alpha = divmod(i, 3)
-        plus, minus = ref.copy(), ref.copy()
-        plus[a, alpha] += step_ang
-        minus[a, alpha] -= step_ang
-        f_p = np.asarray(forces(plus), float).reshape(n3)
-        f_m = np.asarray(forces(minus), float).reshape(n3)
-        phi[i] = -(f_p - f_m) / (2 * step_ang)
-    return phi
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    rows = {}
+    with agree_on_failure(comm, "the finite-displacement forces"):
+        for i in partition(n3, size, rank):
+            a, alpha = divmod(i, 3)
+            plus, minus = ref.copy(), ref.copy()
+            plus[a, alpha] += step_ang
+            minus[a, alpha] -= step_ang
+            f_p = np.asarray(forces(plus), float).reshape(n3)
+            f_m = np.asarray(forces(minus), float).reshape(n3)
+            rows[i] = -(f_p - f_m) / (2 * step_ang)
+    rows = allgather_dict(rows, comm)
+    return np.array([rows[i] for i in range(n3)])
 
 
 def calculator_forces(atoms, calculator):

@@ -59,6 +59,9 @@ class ReferenceStates:
 class ElectronicModel:
     """Base class; see the module docstring for the interface."""
 
+    #: True when the basis functions move with the ions (overlap S ≠ 1, projections Q ≠ P: GPAW)
+    moving_basis = False
+
     n_basis: int
     n_electrons: float
     supercell_matrix: np.ndarray

@@ -131,6 +131,8 @@ class GpawModel(ElectronicModel):
     :meth:`prepare` must run (collectively) before matrices or reference states are asked for.
     """
 
+    moving_basis = True
+
     def __init__(self, primitive, supercell_matrix, settings: GpawSettings, kpoints):
         self.gpaw = require_gpaw()
         if settings.mode != "lcao":
@@ -486,6 +488,32 @@ class GpawModel(ElectronicModel):
             return
         for pos in positions_bav:
             self._scf_file(pos).unlink(missing_ok=True)
+
+    def forces(self, positions_av) -> np.ndarray:
+        """Self-consistent forces (eV/Å, float [N, 3]) at ``positions_av`` (Å), whatever
+        ``settings.density`` is: GPAW restarts from the reference state on this rank's group
+        communicator and iterates to self-consistency (used by ``spia_mpi harmonic`` for Φ)."""
+        from gpaw import GPAW
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        comm = self._group_comm
+        log = open(self._workdir / f"gpaw_group{self.group}.txt", "a") if comm.rank == 0 else None
+        try:
+            if log is not None:
+                log.write("\n===== forces of a displaced structure =====\n")
+            calc = GPAW(str(self._reference_file), communicator=comm, txt=log)
+            atoms = calc.get_atoms()
+            calc.scf.maxiter = int(self.settings.maxiter)
+            atoms.set_positions(pos)
+            atoms.calc = calc
+            try:
+                return np.array(atoms.get_forces(), float)
+            except self.gpaw.KohnShamConvergenceError as exc:
+                raise ConvergenceError(f"GPAW SCF of a displaced structure (forces) did not converge in "
+                                       f"{self.settings.maxiter} iterations (log {self._workdir}/gpaw_group"
+                                       f"{self.group}.txt)") from exc
+        finally:
+            if log is not None:
+                log.close()
 
     def _k_index(self, kpoint) -> int:
         d = np.abs(self.kpoints - np.asarray(kpoint, float).reshape(3)).max(axis=1)
