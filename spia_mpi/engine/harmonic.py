@@ -188,10 +188,22 @@ def problem_derivatives(model, kpoints, refs, direction: int, step_ang: float) -
     [n_basis, n_s]) of ``model.projected_problem_dense`` at every K, one tuple per K. All K of one
     displaced structure are asked for together (a GPAW model computes them in one calculation)."""
     plus, minus = displaced(model.reference_positions, direction, step_ang)
-    p = [model.projected_problem_dense(plus, K, r.vectors) for K, r in zip(kpoints, refs)]
-    m = [model.projected_problem_dense(minus, K, r.vectors) for K, r in zip(kpoints, refs)]
+    p = [continuous_problem(model, plus, K, r.vectors) for K, r in zip(kpoints, refs)]
+    m = [continuous_problem(model, minus, K, r.vectors) for K, r in zip(kpoints, refs)]
     return [tuple((np.asarray(x, complex) - np.asarray(y, complex)) / (2 * step_ang) for x, y in zip(a, b))
             for a, b in zip(p, m)]
+
+
+def continuous_problem(model, positions_av, kpoint, p):
+    """``model.projected_problem_dense`` (H, S, Q) in a Bloch gauge continuous in the positions
+    (``model.bloch_gauge``: an atom crossing a cell face does not flip its orbitals' phases)."""
+    h, s, q = model.projected_problem_dense(positions_av, kpoint, p)
+    gauge = getattr(model, "bloch_gauge", None)
+    if gauge is None:
+        return h, s, q
+    d = gauge(positions_av, kpoint)
+    dc = d.conj()
+    return dc[:, None] * h * d[None, :], None if s is None else dc[:, None] * s * d[None, :], dc[:, None] * q
 
 
 def moving_basis_vertex(bands: StaticBands, dh, ds, dq) -> np.ndarray:

@@ -515,6 +515,29 @@ class GpawModel(ElectronicModel):
             if log is not None:
                 log.close()
 
+    def bloch_gauge(self, positions_av, kpoint) -> np.ndarray:
+        """Phases D (complex [n_basis]) that make H, S and Q continuous functions of the positions.
+
+        GPAW builds its Bloch sums at K on the positions wrapped into the cell (scaled % 1), so
+        an atom that crosses a cell face relative to R⁰ (a supercell lattice translation L_a)
+        multiplies its orbitals by e^{2πiK·L_a}. D = e^{−2πiK·L_a} on atom a's orbitals undoes
+        that: D*HD, D*SD and D*Q are continuous (needed for finite differences ∂/∂u); g =
+        Q†(zS − H)⁻¹Q is the same either way.
+        """
+        def translations(positions, wrapped):
+            unwrapped = np.linalg.solve(np.asarray(self.atoms.cell[:], float).T, np.asarray(positions, float).T).T
+            return np.round(unwrapped - wrapped)
+
+        atoms = self.atoms.copy()
+        atoms.set_positions(positions_av)
+        wrapped = atoms.get_scaled_positions() % 1.0           # GPAW's own wrapping (calculator.initialize_positions)
+        shift = translations(positions_av, wrapped) - translations(self.reference_positions, self._spos_ref)
+        phase_a = np.exp(-2j * np.pi * (shift @ np.asarray(kpoint, float).reshape(3)))
+        d = np.empty(self.n_basis, complex)
+        for a, orbs in enumerate(self._orbitals):
+            d[orbs] = phase_a[a]
+        return d
+
     def _k_index(self, kpoint) -> int:
         d = np.abs(self.kpoints - np.asarray(kpoint, float).reshape(3)).max(axis=1)
         if d.min() > 1e-10:
