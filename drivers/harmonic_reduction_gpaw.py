@@ -23,10 +23,10 @@ SUPERCELLS = {"diagonal 2×1×1": (np.diag([2, 1, 1]), (2, 2, 2)),
               "non-diagonal [[1,1,0],[0,1,0],[0,0,2]]": (np.array([[1, 1, 0], [0, 1, 0], [0, 0, 2]]), (2, 2, 2))}
 KPOINTS = [[0.0, 0.0, 0.0]]        # the supercell's Γ: both primitive k it folds (q = 0 and the zone boundary)
 SETTINGS = dict(basis="dzp", xc="PBE", smearing_ev=0.1, h_ang=0.25, convergence_density=1e-7, density="frozen")
-T, NB, GAMMAS, N_PER_K = 100.0, 4, (0.3, 0.6), 2
+NB, GAMMAS, N_PER_K = 4, (0.3, 0.6), 2
 
 
-def reduction(matrix, kpts, workdir, samples, seed, mass_scale, blocks, log=print):
+def reduction(matrix, kpts, workdir, samples, seed, mass_scale, blocks, T, log=print):
     """(harmonic result, {mode: SPIA result}, modes) of one supercell."""
     from ase.build import bulk
     from spia_mpi.engine.harmonic import compute_harmonic
@@ -63,7 +63,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument("--mass-scale", type=float, default=8.0, help="factor on the Li mass")
+    ap.add_argument("--mass-scale", type=float, default=30.0, help="factor on the Li mass")
+    ap.add_argument("--temperature", type=float, default=5.0, help="K")
+    ap.add_argument("--supercell", type=int, choices=range(len(SUPERCELLS)), default=None,
+                    help="only this supercell (0 diagonal, 1 non-diagonal; default both)")
     ap.add_argument("--blocks", type=int, default=16)
     ap.add_argument("--workdir", default=None, help="folder for GPAW files (default: a temporary one)")
     args = ap.parse_args()
@@ -71,8 +74,10 @@ def main():
     print("| supercell | mode | γ (eV) | m | λ_SPIA ± σ | λ_harm (beads) | Δ/σ | Δ/λ_harm | within 3σ + 3 % |")
     print("|---|---|---|---|---|---|---|---|---|")
     for j, (name, (matrix, kpts)) in enumerate(SUPERCELLS.items()):
+        if args.supercell is not None and j != args.supercell:
+            continue
         harm, res, _ = reduction(matrix, kpts, work / f"sc{j}", args.samples, args.seed, args.mass_scale,
-                                 args.blocks, log=lambda s: print(s, file=sys.stderr))
+                                 args.blocks, args.temperature, log=lambda s: print(s, file=sys.stderr))
         for mode, r in res.items():
             for ig, g in enumerate(GAMMAS):
                 for m in range(r.raw.value.shape[1]):
