@@ -9,7 +9,7 @@ import numpy as np
 from spia_mpi.errors import InputError
 
 NAME = "tutorial"
-HELP = "write the tutorial's input files (run input, scan, λ(m) text file, i-PI trajectory) into a folder"
+HELP = "write the tutorial's input files (run inputs, spectral input, scan, λ(m) text file, i-PI trajectory) into a folder"
 ORDER = 15
 NEEDS_MPI = False
 DESCRIPTION = """\
