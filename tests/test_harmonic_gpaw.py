@@ -129,7 +129,7 @@ kind = "gpaw"
 [model.gpaw]
 structure = "li.xyz"
 basis = "dzp"
-kpts = [2, 1, 1]
+kpts = [2, 2, 2]
 h_ang = 0.25
 density = "frozen"
 convergence_density = 1e-7
@@ -159,7 +159,8 @@ def test_cli_on_two_ranks_equals_the_kernels_on_one(tmp_path, spia_cli):
     """`spia_mpi harmonic` with model.kind = 'gpaw' on 2 ranks (Φ from GPAW's SCF forces, the 12
     displacements and the vertex shared by the ranks): Φ obeys the acoustic sum rule and is
     symmetric, the masses are scaled, λ_q sums to λ in both forms, and λ_harm(m) equals
-    compute_harmonic called here on one rank with the stored Φ (a fresh GPAW reference)."""
+    compute_harmonic called here on one rank with the stored Φ (a fresh GPAW reference). (A 2×1×1
+    SCF k-grid gives an unstable Φ — an imaginary mode, refused with a clear error: 2×2×2.)"""
     import h5py
     from spia_mpi.ions import configurations as cf
     _gpaw()
@@ -183,7 +184,7 @@ def test_cli_on_two_ranks_equals_the_kernels_on_one(tmp_path, spia_cli):
     assert lam[:, 0].min() > 0
     conf = cf.read_h5(tmp_path / "samples.h5")
     assert conf.positions.shape == (4, 4, 2, 3) and np.allclose(conf.masses, masses)
-    model = make_model(tmp_path / "one", kpoints=KPOINTS)
+    model = make_model(tmp_path / "one", kpoints=KPOINTS, kpts=(2, 2, 2))
     model.atoms.set_masses(masses)
     one = hm.compute_harmonic(model, phi, KPOINTS, 100.0, 4, J=4, n_per_k=2, gammas=(0.3, 0.6),
                               fermi_level_ev=model.fermi_level_ev)
