@@ -15,23 +15,14 @@ from scipy.linalg import eigh
 
 from spia_mpi.engine.resolvent import ResolventSolver, projected_resolvent_dense
 from spia_mpi.errors import ConvergenceError, InputError, StackError
+from prerequisites import require_gpaw, BCC_LI_A as A_LI, BCC_LI_SETTINGS as SETTINGS
 
-A_LI = 3.44
 SUPERCELL = [2, 1, 1]
 KPOINTS = [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]
-SETTINGS = dict(basis="dzp", xc="PBE", kpts=(2, 1, 1), smearing_ev=0.1, h_ang=0.25, convergence_density=1e-7)
-
-
-def _gpaw():
-    try:
-        import gpaw
-    except ImportError as exc:                # a missing prerequisite fails, never skips
-        pytest.fail(f"GPAW is not installed ({exc}): apt-get install gpaw (tools/bootstrap.sh)")
-    return gpaw
 
 
 def make_model(tmp, density="frozen", supercell=SUPERCELL, kpoints=KPOINTS, **over):
-    _gpaw()
+    require_gpaw()
     from spia_mpi.models.gpaw import GpawModel, GpawSettings
     model = GpawModel(bulk("Li", "bcc", a=A_LI), supercell, GpawSettings(density=density, **{**SETTINGS, **over}),
                       kpoints)
@@ -223,7 +214,7 @@ def test_scf_failure_names_configuration_and_bead(workdir, li):
 
 
 def test_unknown_element_and_offgrid_kpoint_are_input_errors(tmp_path):
-    _gpaw()
+    require_gpaw()
     from ase import Atoms
     from spia_mpi.models.gpaw import GpawModel, GpawSettings
     la = Atoms("La", cell=np.eye(3) * 3.0, pbc=True)
@@ -305,7 +296,7 @@ def test_run_one_rank_equals_two_groups_and_one_group_of_two(tmp_path, spia_cli)
 
 def test_shipped_li2mgh16_example_input_builds_its_model():
     """spia_mpi/data/li2mgh16_gpaw.toml: valid schema, a 76-atom non-diagonal supercell of Table S1."""
-    _gpaw()
+    require_gpaw()
     from importlib.resources import files
     from spia_mpi.commands.run import build_model
     from spia_mpi.io.runinput import load_run_input

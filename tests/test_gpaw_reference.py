@@ -11,6 +11,7 @@ from spia_mpi.errors import InputError
 from spia_mpi.lattice import supercells
 from spia_mpi.lattice.reference import primitive_from_peaks
 from spia_mpi.lattice.structures import load_structure
+from prerequisites import require_gpaw
 
 LIH_A = 4.02            # rocksalt LiH (Å)
 SHIFT_H = np.array([0.12, -0.05, 0.03])         # the H sites of the "superionic" sample, off the static lattice
@@ -87,10 +88,7 @@ def test_reference_from_the_analyze_command(tmp_path, spia_cli):
 def test_run_input_takes_the_reference_from_the_analysis_file(tmp_path, spia_cli):
     """model.gpaw.reference: the model's R⁽⁰⁾ is the supercell of the peak structure, and the dry
     run plans on it (no SCF)."""
-    try:
-        import gpaw  # noqa: F401
-    except ImportError as exc:
-        pytest.fail(f"GPAW is not installed ({exc}): apt-get install gpaw (tools/bootstrap.sh)")
+    require_gpaw()
     conf_path, _, _ = _write_superionic_sample(tmp_path, n_conf=10)
     assert spia_cli(["analyze", conf_path, "--out", tmp_path / "ana"]).returncode == 0
     bulk("LiH", "rocksalt", a=LIH_A).write(tmp_path / "lih.xyz")

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import pytest
 from ase.build import bulk
+from prerequisites import require_gpaw, BCC_LI_A as A_LI
 
-A_LI = 3.44
 
 RUN = """
 [model]
@@ -49,14 +49,6 @@ plots = false
 """
 
 
-def _gpaw():
-    try:
-        import gpaw
-    except ImportError as exc:                # a missing prerequisite fails, never skips
-        pytest.fail(f"GPAW is not installed ({exc}): apt-get install gpaw (tools/bootstrap.sh)")
-    return gpaw
-
-
 def _write(folder, density="scf", keep="false", n_samples=4):
     folder.mkdir(exist_ok=True)
     bulk("Li", "bcc", a=A_LI).write(folder / "li.xyz")
@@ -73,7 +65,7 @@ def _dzp_orbitals(symbol):
 def test_dry_run_plans_without_any_scf(tmp_path, spia_cli):
     """--dry-run validates input, structure, setups and supercell, prints the plan (sizes from
     the basis files, the SCF count, a cost estimate) and runs no GPAW calculation at all."""
-    _gpaw()
+    require_gpaw()
     inp = _write(tmp_path, n_samples=6)
     r = spia_cli(["run", inp, "--dry-run"], ranks=2)
     assert r.returncode == 0, r
@@ -90,7 +82,7 @@ def test_dry_run_plans_without_any_scf(tmp_path, spia_cli):
 
 
 def test_dry_run_rejects_too_many_states_per_k(tmp_path, spia_cli):
-    _gpaw()
+    require_gpaw()
     inp = _write(tmp_path)
     inp.write_text(inp.read_text().replace("states_per_k = 5", "states_per_k = 6"))
     r = spia_cli(["run", inp, "--dry-run"])
@@ -119,7 +111,7 @@ def test_scf_files_deleted_after_checkpoint_and_resume_repeats_no_scf(tmp_path, 
        recomputed, λ bit-identical; then every SCF file is gone (all resolvents are stored).
     3. Rerun of the finished run: still no SCF iteration (the ensemble Fermi level reads the
        eigenvalue records), λ identical."""
-    _gpaw()
+    require_gpaw()
     inp = _write(tmp_path, keep="true")
     gdir = tmp_path / "res.h5.ckpt" / "gpaw"
     r = spia_cli(["run", inp], timeout=900)

@@ -11,22 +11,13 @@ from ase.build import bulk
 
 from spia_mpi.engine import harmonic as hm
 from spia_mpi.engine.resolvent import matsubara_eta, projected_resolvent_dense
+from prerequisites import require_gpaw, BCC_LI_A as A_LI, BCC_LI_SETTINGS as SETTINGS
 
-A_LI = 3.44
 KPOINTS = [[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]
-SETTINGS = dict(basis="dzp", xc="PBE", kpts=(2, 1, 1), smearing_ev=0.1, h_ang=0.25, convergence_density=1e-7)
-
-
-def _gpaw():
-    try:
-        import gpaw
-    except ImportError as exc:                # a missing prerequisite fails, never skips
-        pytest.fail(f"GPAW is not installed ({exc}): apt-get install gpaw (tools/bootstrap.sh)")
-    return gpaw
 
 
 def make_model(tmp, density="frozen", supercell=(2, 1, 1), kpoints=KPOINTS, **over):
-    _gpaw()
+    require_gpaw()
     from spia_mpi.models.gpaw import GpawModel, GpawSettings
     model = GpawModel(bulk("Li", "bcc", a=A_LI), supercell, GpawSettings(density=density, **{**SETTINGS, **over}),
                       kpoints)
@@ -163,7 +154,7 @@ def test_cli_on_two_ranks_equals_the_kernels_on_one(tmp_path, spia_cli):
     SCF k-grid gives an unstable Φ — an imaginary mode, refused with a clear error: 2×2×2.)"""
     import h5py
     from spia_mpi.ions import configurations as cf
-    _gpaw()
+    require_gpaw()
     bulk("Li", "bcc", a=A_LI).write(tmp_path / "li.xyz")
     (tmp_path / "in.toml").write_text(HARMONIC)
     r = spia_cli(["harmonic", tmp_path / "in.toml"], ranks=2, timeout=900)

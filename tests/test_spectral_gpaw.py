@@ -22,23 +22,15 @@ from scipy.linalg import eigh
 
 from spia_mpi.engine import spectral, unfolding
 from spia_mpi.lattice.supercells import folded_kpoints
+from prerequisites import require_gpaw, BCC_LI_A as A_LI
 
-A_LI = 3.44
 N_ORB = 5                                       # dzp orbitals of Li: bands per primitive cell
 PATH_K = np.array([[0.1, 0.2, 0.05], [0.3, -0.1, 0.2], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]])
 
 
-def _gpaw():
-    try:
-        import gpaw
-    except ImportError as exc:                  # a missing prerequisite fails, never skips
-        pytest.fail(f"GPAW is not installed ({exc}): apt-get install gpaw (tools/bootstrap.sh)")
-    return gpaw
-
-
 def path_model(folder, matrix, kpts, h_ang=0.25, density="frozen"):
     """A prepared GpawModel of bcc Li wrapped for path K-points."""
-    _gpaw()
+    require_gpaw()
     from spia_mpi.models.gpaw import GpawModel, GpawSettings
     from spia_mpi.models.gpaw_path import GpawPathModel
     settings = GpawSettings(density=density, basis="dzp", kpts=kpts, smearing_ev=0.1, h_ang=h_ang,
@@ -225,7 +217,7 @@ plots = false
 
 def test_cli_gpaw_two_ranks_equal_one_rank(tmp_path, spia_cli):
     import h5py
-    _gpaw()
+    require_gpaw()
     files = []
     for name, ranks in (("one", 1), ("two", 2)):
         d = tmp_path / name

@@ -29,7 +29,7 @@ from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.eliashberg.anisotropic import (AnisotropicOperator, AnisotropicSolver, AnisotropicTc,
                                              solve_anisotropic_tc)
-from spia_mpi.eliashberg.nonlinear import MixingOptions, anderson, bcs_guess_ev
+from spia_mpi.eliashberg.nonlinear import MixingOptions, anderson, bcs_guess_ev, solve_over_temperatures
 
 logger = logging.getLogger(__name__)
 
@@ -130,23 +130,13 @@ def anisotropic_gap_curve(solver: AnisotropicSolver, mustar: float, temperatures
     """Δ_i(T) on ``temperatures_k`` (K), each T from the BCS-shaped start of ``tc_k`` (T_c^aniso);
     the temperatures are spread over the ranks of ``comm`` and gathered on all of them (the result
     does not depend on the rank count)."""
-    from spia_mpi.parallel.mpi import partition
-    temps = np.asarray(temperatures_k, dtype=float)
-    if temps.ndim != 1 or temps.size == 0 or np.any(temps <= 0):
-        raise InputError("temperatures for Δ_i(T) must be a non-empty list of positive values (K)")
-    rank = 0 if comm is None else comm.rank
-    size = 1 if comm is None else comm.size
-    mine = {}
-    for i in partition(temps.size, size, rank):
-        mine[i] = solve_anisotropic_gap(solver, float(temps[i]), mustar, bcs_guess_ev(temps[i], tc_k), opts)
-        logger.debug("Δ_i(T = %.4g K): ⟨Δ⟩ = %.5g meV after %d iterations", temps[i],
-                     mine[i].mean_delta0_ev * 1e3, mine[i].iterations)
-    if comm is not None and size > 1:
-        merged = {}
-        for part in comm.allgather(mine):
-            merged.update(part)
-        mine = merged
-    sols = [mine[i] for i in range(temps.size)]
+    def one(t):
+        sol = solve_anisotropic_gap(solver, t, mustar, bcs_guess_ev(t, tc_k), opts)
+        logger.debug("Δ_i(T = %.4g K): ⟨Δ⟩ = %.5g meV after %d iterations", t,
+                     sol.mean_delta0_ev * 1e3, sol.iterations)
+        return sol
+
+    temps, sols = solve_over_temperatures(temperatures_k, one, "Δ_i(T)", comm)
     return AnisotropicGapCurve(mustar, tc_k, temps, np.array([s.delta0_ev for s in sols]),
                                np.array([s.z[:, 0] for s in sols]), np.array([s.iterations for s in sols]), sols)
 

@@ -197,6 +197,21 @@ class GapCurve:
     solutions: list
 
 
+def solve_over_temperatures(temperatures_k, solve_one, what: str, comm=None):
+    """``solve_one(T)`` for every T (K) of ``temperatures_k``, the temperatures spread over the
+    ranks of ``comm`` (contiguous blocks, each T on one rank) and gathered on all of them, so
+    the result does not depend on the rank count. Returns (temperatures [n_T], solutions in
+    their order); ``what`` names the curve in the error for a bad temperature list."""
+    from spia_mpi.parallel.mpi import allgather_dict, partition
+    temps = np.asarray(temperatures_k, dtype=float)
+    if temps.ndim != 1 or temps.size == 0 or np.any(temps <= 0):
+        raise InputError(f"temperatures for {what} must be a non-empty list of positive values (K)")
+    rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
+    mine = {i: solve_one(float(temps[i])) for i in partition(temps.size, size, rank)}
+    solved = allgather_dict(mine, comm)
+    return temps, [solved[i] for i in range(temps.size)]
+
+
 def gap_curve(solver: EliashbergSolver, mustar: float, temperatures_k, tc_k: float,
               opts: MixingOptions = MixingOptions(), comm=None) -> GapCurve:
     """Δ(T) on ``temperatures_k`` (K), each T solved independently from the BCS guess.
@@ -205,23 +220,13 @@ def gap_curve(solver: EliashbergSolver, mustar: float, temperatures_k, tc_k: flo
     on one rank) and gathered on all ranks, so the result does not depend on the
     rank count. ``tc_k`` (the linearised T_c) only shapes the starting gap.
     """
-    from spia_mpi.parallel.mpi import partition
-    temps = np.asarray(temperatures_k, dtype=float)
-    if temps.ndim != 1 or temps.size == 0 or np.any(temps <= 0):
-        raise InputError("temperatures for Δ(T) must be a non-empty list of positive values (K)")
-    rank = 0 if comm is None else comm.rank
-    size = 1 if comm is None else comm.size
-    mine = {}
-    for i in partition(temps.size, size, rank):
-        mine[i] = solve_gap(solver, float(temps[i]), mustar, bcs_guess_ev(temps[i], tc_k), opts)
-        logger.debug("Δ(T = %.4g K) = %.5g meV after %d iterations", temps[i],
-                     mine[i].delta0_ev * 1e3, mine[i].iterations)
-    if comm is not None and size > 1:
-        merged = {}
-        for part in comm.allgather(mine):
-            merged.update(part)
-        mine = merged
-    sols = [mine[i] for i in range(temps.size)]
+    def one(t):
+        sol = solve_gap(solver, t, mustar, bcs_guess_ev(t, tc_k), opts)
+        logger.debug("Δ(T = %.4g K) = %.5g meV after %d iterations", t, sol.delta0_ev * 1e3,
+                     sol.iterations)
+        return sol
+
+    temps, sols = solve_over_temperatures(temperatures_k, one, "Δ(T)", comm)
     return GapCurve(mustar, tc_k, temps, np.array([s.delta0_ev for s in sols]),
                     np.array([s.z[0] for s in sols]), np.array([s.iterations for s in sols]), sols)
 
