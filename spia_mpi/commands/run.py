@@ -289,6 +289,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              window_ev=inp.spia.window_ev, comm=comm, store=store,
                              solver_options=dict(inp.spia.resolvent_options) or None,
                              ranks_per_group=inp.spia.ranks_per_group, bse_solver=inp.spia.bse_solver,
+                             bse_distributed_min_states=inp.spia.bse_distributed_min_states,
+                             bse_distributed_solver=inp.spia.bse_distributed_solver,
                              bead_correction=inp.spia.bead_correction, tau_refine=inp.spia.tau_refine,
                              symmetrize_m=inp.spia.symmetrize_m, anisotropy_bins=inp.spia.anisotropy_bins,
                              anisotropy_n_bins=inp.spia.anisotropy_n_bins)

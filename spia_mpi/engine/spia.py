@@ -210,21 +210,51 @@ def bethe_salpeter(gamma_mss: np.ndarray, gbar_abs2: np.ndarray, beta: float,
     ``gamma_mss``: Γ(m) for all m = 0 … N_b−1, [n_m, n_s, n_s] (eV). Returns W(m),
     same shape (complex; its imaginary part is noise). ``solver``: 'dense' (numpy/LAPACK)
     or 'petsc' (PETSc dense LU, :func:`petsc_dense_solve`) for the linear system of every
-    bead slice; they agree to round-off.
+    bead slice (:func:`bse_slice`); they agree to round-off. The slices are independent:
+    :mod:`spia_mpi.engine.bse_parallel` shares them (or the rows of each) over MPI ranks.
     """
+    check_bse_solver(solver)
+    gam_b = bead_slices(gamma_mss)
+    d = np.asarray(gbar_abs2, float) / beta
+    w_b = np.empty_like(gam_b, dtype=complex)
+    for b in range(gam_b.shape[0]):
+        w_b[b] = bse_slice(gam_b[b], d, solver)
+    return from_bead_slices(w_b)
+
+
+def check_bse_solver(solver: str):
+    """InputError unless ``solver`` is a serial Bethe–Salpeter slice solver ('dense' or 'petsc')."""
     if solver not in ("dense", "petsc"):
         raise InputError(f"Bethe–Salpeter solver '{solver}' is not one of: dense, petsc")
-    nb, n, _ = gamma_mss.shape
-    gam_b = np.fft.fft(gamma_mss, axis=0)           # Γ(b) = Σ_m Γ(m) e^{−2πimb/N_b}
-    w_b = np.empty_like(gam_b, dtype=complex)
-    d = np.asarray(gbar_abs2, float) / beta
-    eye = np.eye(n)
+
+
+def bead_slices(gamma_mss: np.ndarray) -> np.ndarray:
+    """Γ(b) = Σ_m Γ(m) e^{−2πimb/N_b} along axis 0, complex (any trailing shape, e.g. rows only)."""
+    return np.fft.fft(gamma_mss, axis=0)
+
+
+def from_bead_slices(w_bss: np.ndarray) -> np.ndarray:
+    """W(m) = (1/N_b) Σ_b W(b) e^{2πimb/N_b} along axis 0: the inverse of :func:`bead_slices`."""
+    return np.fft.ifft(w_bss, axis=0)
+
+
+def bse_slice(gam_b: np.ndarray, d: np.ndarray, solver: str = "dense") -> np.ndarray:
+    """W(b) of one bead slice: W (1 − D Γ) = Γ with D = diag(d), d = |Ḡ_s|²/β (1/eV);
+    ``gam_b`` complex [n_s, n_s] (eV), returns complex [n_s, n_s] (eV)."""
+    # W (1 − D Γ) = Γ  ⇔  (1 − D Γ)ᵀ Wᵀ = Γᵀ
+    a = np.eye(d.size) - d[:, None] * gam_b
     solve = np.linalg.solve if solver == "dense" else petsc_dense_solve
-    for b in range(nb):
-        # W (1 − D Γ/β) = Γ  ⇔  (1 − D Γ/β)ᵀ Wᵀ = Γᵀ
-        a = eye - d[:, None] * gam_b[b]
-        w_b[b] = solve(a.T, gam_b[b].T).T
-    return np.fft.ifft(w_b, axis=0)
+    return solve(a.T, gam_b.T).T
+
+
+def bse_rows_matrix(gam_rows: np.ndarray, first_row: int, d: np.ndarray) -> np.ndarray:
+    """Rows ``first_row`` … of 1 − Γ D for the rows ``gam_rows`` (complex [n_rows, n_s]) of one
+    slice Γ(b): the row form (1 − Γ D) W = Γ of the slice equation (the same W, since
+    Γ (1 − D Γ)⁻¹ = (1 − Γ D)⁻¹ Γ), in which every row of the system needs only the same row of Γ."""
+    a = -gam_rows * d[None, :]
+    rows = np.arange(gam_rows.shape[0])
+    a[rows, first_row + rows] += 1.0
+    return a
 
 
 def petsc_dense_solve(a: np.ndarray, rhs: np.ndarray) -> np.ndarray:

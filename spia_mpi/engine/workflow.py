@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import anisotropy, fermi, spia, statespace
+from spia_mpi.engine import anisotropy, bse_parallel, fermi, spia, statespace
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -202,6 +202,11 @@ class ConfigurationGroups:
         return cls(comm, ranks_per_group, layout.n_groups, layout.group, layout.group_comm,
                    layout.group_comm.rank == 0)
 
+    @property
+    def leader_rank(self) -> int:
+        """World rank of this group's leader (groups are consecutive ranks)."""
+        return self.group * self.ranks_per_group
+
     def unit_owners(self, n_units: int) -> list:
         """World rank of the leader of the group that owns each unit, list [n_units]."""
         owner = [0] * n_units
@@ -275,6 +280,8 @@ class SpiaSettings:
     window_ev: tuple | None = None
     solver_options: dict | None = None
     bse_solver: str = "dense"
+    bse_distributed_min_states: int = 4096
+    bse_distributed_solver: str = "scalapack"
     bead_correction: str = "interpolate"
     tau_refine: int = 16
     symmetrize_m: bool = True
@@ -284,6 +291,7 @@ class SpiaSettings:
     def check(self):
         if self.mode not in ("bse", "born"):
             raise InputError(f"mode '{self.mode}' is not one of: bse, born")
+        self.bse.check()
         if isinstance(self.fermi_level, str) and self.fermi_level not in fermi.CHOICES:
             raise InputError(f"spia.fermi_level = '{self.fermi_level}' is not a number or one of: "
                              f"{', '.join(fermi.CHOICES)}")
@@ -294,6 +302,12 @@ class SpiaSettings:
             raise InputError(f"spia.states_per_k = {self.n_per_k} must be ≥ 1 (or absent: automatic)")
         if self.window_ev is not None and not (len(self.window_ev) == 2 and self.window_ev[0] < self.window_ev[1]):
             raise InputError(f"spia.window_ev = {list(self.window_ev)} must be [lower, upper] with lower < upper (eV)")
+
+    @property
+    def bse(self) -> bse_parallel.BseParallel:
+        """How the Bethe–Salpeter slices are solved over a configuration group's ranks."""
+        return bse_parallel.BseParallel(self.bse_solver, self.bse_distributed_min_states,
+                                        self.bse_distributed_solver)
 
     @property
     def fermi_choice(self) -> str:
@@ -339,7 +353,10 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm
         [lower, upper] (eV): keep only the reference states with ε − ε_F in it (of the
         n_per_k lowest per k, :func:`select_window`); solver_options — PETSc options of the
         resolvent KSP (:class:`ResolventSolver`); bse_solver — 'dense' (LAPACK) or 'petsc'
-        (PETSc dense LU) for the Bethe–Salpeter slices; bead_correction — 'interpolate',
+        (PETSc dense LU) for the Bethe–Salpeter slices, which the ranks of a configuration group
+        share (:mod:`spia_mpi.engine.bse_parallel`), each slice with at least
+        bse_distributed_min_states states by a distributed LU over the group's ranks
+        (bse_distributed_solver: 'scalapack' or 'mumps'); bead_correction — 'interpolate',
         'harmonic' or 'none' with tau_refine (:func:`spia.bead_correction_factor`);
         symmetrize_m — average Γ(m) and Γ(−m) (:func:`spia.symmetrize_bead_reversal`);
         anisotropy_bins — 'none', 'band', 'kpoint' or 'energy' (with anisotropy_n_bins
@@ -642,14 +659,26 @@ def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict
     return out
 
 
-def _contribution(sums: spia.MomentSums, rb, weights, k_index, q_of_pair, plan: _Plan, cfg,
-                  bins=None) -> _KContribution:
+def _contribution(sums: spia.MomentSums | None, rb, weights, k_index, q_of_pair, plan: _Plan, cfg,
+                  bins=None, group_comm=None) -> _KContribution | None:
     """Γ, W and their Fermi-surface sums of one K-point from one set's moment sums (``bins``:
-    (bin of each state int [n_s], n_bins) to sum w W w by bin pair too, or None)."""
-    gam = sums.gamma(plan.beta, cfg.symmetrize_m)
+    (bin of each state int [n_s], n_bins) to sum w W w by bin pair too, or None).
+
+    Collective over ``group_comm`` in BSE mode: the group leader passes ``sums``, the other
+    ranks None and help solve the Bethe–Salpeter slices (they return None)."""
+    gam, failure = None, None
+    if sums is not None:
+        try:
+            gam = sums.gamma(plan.beta, cfg.symmetrize_m)
+        except Exception as exc:  # noqa: BLE001 - raised after the group has left the collective
+            failure = exc
     w = gam
     if cfg.mode == "bse":
-        w = spia.bethe_salpeter(gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta, cfg.bse_solver)
+        w = bse_parallel.bethe_salpeter_on(group_comm, gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta, cfg.bse)
+    if failure is not None:
+        raise failure
+    if gam is None:
+        return None
     return _KContribution(spia.pair_sums_by_q(w, weights, k_index, q_of_pair),
                           spia.fermi_surface_sums(gam, weights),
                           np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1],
@@ -665,27 +694,32 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     rank ever holds more than its own blocks plus two totals. The last leader of the chain
     computes the full-sample Γ, W; only the small Fermi-surface sums travel.
     """
-    rank = 0 if comm is None else comm.rank
+    lead = groups.leader_rank
     parts = {}
     failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
     for ik in range(len(plan.kpoints)):
         chain = sorted({plan.owner[ik * plan.n_blocks + b] for b in range(plan.n_blocks)})
-        if rank not in chain or not groups.leader:
+        if lead not in chain:
             continue
-        own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == rank]
-        s1, s2, n = chain_sum(comm, chain, [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2,
-                                              unit_sums[(ik, b)].count) for b in own], tag=ik)
-        total = spia.MomentSums(s1, s2, n)
+        total = None
+        if groups.leader:
+            own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == lead]
+            s1, s2, n = chain_sum(comm, chain, [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2,
+                                                  unit_sums[(ik, b)].count) for b in own], tag=ik)
+            total = spia.MomentSums(s1, s2, n)
+            for b in own:
+                del unit_sums[(ik, b)]
+            del s1, s2
         args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg,
-                (bins.of_state[ik], bins.n_bins) if bins else None)
-        for b in own:
-            del unit_sums[(ik, b)]
+                (bins.of_state[ik], bins.n_bins) if bins else None, groups.group_comm)
         try:
-            if rank == chain[-1]:
-                parts[(ik, None)] = _contribution(total, *args)
+            if lead == chain[-1]:               # the whole group: its ranks share the BSE slices
+                part = _contribution(total, *args)
+                if part is not None:
+                    parts[(ik, None)] = part
         except Exception as exc:  # noqa: BLE001 - raised on every rank just below
             failure = failure or exc
-        del total, s1, s2
+        del total
     with agree_on_failure(comm, "the Γ/W stage"):
         if failure is not None:
             raise failure
@@ -704,34 +738,38 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q
     and the owner of block k forms Γ, W and the Fermi-surface sums with the replica's Ḡ and
     weights. Cost: ≈ n_blocks/2 times the full sample's T-matrix pass, no resolvent solves.
     """
-    rank = 0 if comm is None else comm.rank
+    lead = groups.leader_rank
     n_k = len(plan.kpoints)
     parts = {}
     failure = None
     for ik in range(n_k):
         chain = sorted({plan.owner[ik * plan.n_blocks + b] for b in range(plan.n_blocks)})
-        if rank not in chain or not groups.leader:
+        if lead not in chain:
             continue
-        own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == rank]
+        own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == lead]
         for k in range(plan.n_blocks):
             rb = replica_bands[k]
-            terms = [spia.MomentSums.zeros(plan.n_beads, refs[ik].n_states)]      # a rank may own only block k
+            sums = None
+            if groups.leader:
+                terms = [spia.MomentSums.zeros(plan.n_beads, refs[ik].n_states)]  # a rank may own only block k
+                try:
+                    for b in own:
+                        if b != k:
+                            terms.append(_block_moments(g_hat, plan, ik, b, rb.bands[ik]))
+                except Exception as exc:  # noqa: BLE001 - raised on every rank below; the chain must go on
+                    failure = failure or exc
+                # every rank runs its chains in the same order, so MPI's in-order delivery makes the
+                # (bounded, below MPI's minimum tag limit 32767 / 3) tags unambiguous even when they repeat
+                sums = spia.MomentSums(*chain_sum(comm, chain, [(t.s1, t.s2, t.count) for t in terms],
+                                                  tag=(ik * plan.n_blocks + k) % 10000))
+                del terms
             try:
-                for b in own:
-                    if b != k:
-                        terms.append(_block_moments(g_hat, plan, ik, b, rb.bands[ik]))
-            except Exception as exc:  # noqa: BLE001 - raised on every rank below; the chain must go on
-                failure = failure or exc
-            # every rank runs its chains in the same order, so MPI's in-order delivery makes the
-            # (bounded, below MPI's minimum tag limit 32767 / 3) tags unambiguous even when they repeat
-            s1, s2, n = chain_sum(comm, chain, [(t.s1, t.s2, t.count) for t in terms],
-                                  tag=(ik * plan.n_blocks + k) % 10000)
-            del terms
-            try:
-                if k in own:
-                    parts[(ik, k)] = _contribution(spia.MomentSums(s1, s2, n), rb.bands[ik], rb.weights[ik],
-                                                   refs[ik].k_index, q_of_pair[ik], plan, cfg,
-                                                   (bins.of_state[ik], bins.n_bins) if bins else None)
+                if k in own:                    # the whole group: its ranks share the BSE slices
+                    part = _contribution(sums, rb.bands[ik], rb.weights[ik], refs[ik].k_index, q_of_pair[ik],
+                                         plan, cfg, (bins.of_state[ik], bins.n_bins) if bins else None,
+                                         groups.group_comm)
+                    if part is not None:
+                        parts[(ik, k)] = part
             except Exception as exc:  # noqa: BLE001 - raised on every rank just below
                 failure = failure or exc
     with agree_on_failure(comm, "the jackknife replicas"):

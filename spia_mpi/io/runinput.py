@@ -251,6 +251,14 @@ class SpiaInput:
     mode: Literal["bse", "born"] = option("bse", doc="'bse': Bethe–Salpeter W; 'born': W = Γ")
     bse_solver: Literal["dense", "petsc"] = option(
         "dense", doc="linear solver of each Bethe–Salpeter bead slice: LAPACK (numpy) or PETSc's dense LU")
+    bse_distributed_min_states: int = option(
+        4096, check=positive,
+        doc="Bethe–Salpeter slices with at least this many states are solved by one distributed LU over the "
+            "ranks of a configuration group (ranks_per_group > 1; each rank holds its rows of the slice); "
+            "smaller slices are shared whole among the group's ranks (docs/spia.md, 'Bethe–Salpeter over ranks')")
+    bse_distributed_solver: Literal["scalapack", "mumps"] = option(
+        "scalapack", doc="PETSc package of that distributed LU: ScaLAPACK (dense, block-cyclic; faster and leaner "
+                         "here, docs/benchmarks.md) or MUMPS (on a sparse matrix holding every entry)")
     resolvent: Literal["dense", "petsc"] = option("dense", doc="resolvent solver: LAPACK or PETSc KSP")
     resolvent_options: dict[str, Any] = option(
         default_factory=dict, check=_petsc_options,
