@@ -79,6 +79,9 @@ class GpawSettings:
     density     'scf' or 'frozen'
     convergence_density  GPAW's density criterion (electrons per valence electron)
     maxiter     SCF iterations before a configuration counts as not converged
+    aij_min_orbitals  supercells with at least this many orbitals give the PETSc resolvent
+                row-distributed sparse H, S, X† (:mod:`spia_mpi.models.gpaw_sparse`); smaller
+                ones dense matrices on every rank of the group (same numbers to 1e-10)
     """
 
     mode: str = "lcao"
@@ -90,6 +93,7 @@ class GpawSettings:
     density: str = "scf"
     convergence_density: float = 1e-6
     maxiter: int = 100
+    aij_min_orbitals: int = 1000
 
     def calculator_parameters(self) -> dict:
         """Keyword arguments of ``gpaw.GPAW`` (symmetry off: displaced configurations have none)."""
@@ -152,6 +156,8 @@ class GpawModel(ElectronicModel):
         self.n_electrons = None
         self.fermi_level_ev = None
         self._cache = (None, None)
+        self._sparse_cache = (None, None)
+        self.nonzero_fraction = None
         self.timings = {}       # seconds on this rank: GPAW density (SCF or frozen), H/S, cross overlaps (wall; *_cpu: CPU)
 
     # ------------------------------------------------------------------ checks
@@ -234,9 +240,12 @@ class GpawModel(ElectronicModel):
             c = world.new_communicator(np.arange(g * ranks_per_group, (g + 1) * ranks_per_group))
             if c is not None:
                 self._group_comm = c
+        from spia_mpi.parallel.mpi import world as mpi_world
+        self._mpi_group = mpi_world().Split(color=self.group, key=world.rank)   # the same ranks, for mpi4py
         self._reference_file = self._workdir / "gpaw_reference.gpw"
         stamp_file = self._workdir / "gpaw_reference.json"
-        reference_settings = {k: v for k, v in asdict(self.settings).items() if k not in ("density", "maxiter")}
+        reference_settings = {k: v for k, v in asdict(self.settings).items()
+                              if k not in ("density", "maxiter", "aij_min_orbitals")}
         stamp = json.dumps({"settings": reference_settings, "numbers": self.atoms.numbers.tolist(),
                             "cell": np.asarray(self.atoms.cell[:]).round(10).tolist(),
                             "positions": self.reference_positions.round(10).tolist()}, sort_keys=True)
@@ -303,6 +312,7 @@ class GpawModel(ElectronicModel):
         n_prim = len(self.primitive)
         counts = [len(self._orbitals[int(np.flatnonzero(self.primitive_index == p)[0])]) for p in range(n_prim)]
         self._prim_offsets = np.concatenate([[0], np.cumsum(counts)])
+        self._offsets = np.array([m_index[a][0] for a in range(len(setups))] + [setups.nao])
 
     def _extract(self, calc, comm, kmap=None) -> tuple[np.ndarray, np.ndarray]:
         """H (eV) and S of GPAW's current state at every K of the model, on every rank of ``comm``:
@@ -376,6 +386,71 @@ class GpawModel(ElectronicModel):
                 log.close()
         self._cache = (key, (h, s, x))
         return h, s, x
+
+    def sparse_rows(self, positions_av) -> "SparseRows":
+        """This rank's rows of H (eV), S and X† at every K of the model, as CSR matrices
+        [n_local, n_basis] (:mod:`spia_mpi.models.gpaw_sparse`; the rows of the rank's atom block
+        in the group). Collective on the group; the last configuration is kept."""
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        if pos.shape != (len(self.atoms), 3):
+            raise InputError(f"positions have shape {pos.shape}, the GPAW supercell has {len(self.atoms)} atoms")
+        key = pos.tobytes()
+        if self._sparse_cache[0] == key:
+            return self._sparse_cache[1]
+        self._sparse_cache = (None, None)
+        comm = self._group_comm
+        log = None
+        if comm.rank == 0:
+            log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
+            log.write(f"\n===== {self._label(pos)} ({self.settings.density}, sparse rows) =====\n")
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            calc = self._density_state(pos, comm, log)
+            t1, c1 = time.perf_counter(), time.process_time()
+            rows = self._sparse_build(calc)
+            t2, c2 = time.perf_counter(), time.process_time()
+            for name, dt, dc in (("gpaw_density", t1 - t0, c1 - c0), ("gpaw_sparse_rows", t2 - t1, c2 - c1)):
+                self.timings[name] = self.timings.get(name, 0.0) + dt
+                self.timings[name + "_cpu"] = self.timings.get(name + "_cpu", 0.0) + dc
+        finally:
+            if log is not None:
+                log.close()
+        if self.nonzero_fraction is None:
+            self.nonzero_fraction = rows.nonzero_fraction(self._mpi_group)
+            logger.info("GPAW sparse H, S, X†: non-zero fractions %.3f, %.3f, %.3f of %d² (K = 0 of the list), "
+                        "%d rows on rank 0 of each group", *self.nonzero_fraction, self.n_basis, len(rows.block.rows))
+        self._sparse_cache = (key, rows)
+        return rows
+
+    def _sparse_build(self, calc) -> "SparseRows":
+        """:class:`SparseRows` of GPAW's current state (potential, ΔH, positions) at the model's K."""
+        from ase.units import Ha
+        from spia_mpi.models import gpaw_sparse as gs
+        wfs, ham = calc.wfs, calc.hamiltonian
+        gd = wfs.gd
+        blocks = gs.atom_row_blocks(self._offsets, self._group_comm.size)
+        block = blocks[self._group_comm.rank]
+        owner = np.zeros(gd.comm.size, int)
+        gd.comm.all_gather(np.array([self._group_comm.rank]), owner)
+        n_atoms = len(self._orbitals)
+        tci = self._cross.expansions.get_tci_calculator(np.asarray(gd.cell_cv, float),
+                                                        np.vstack([calc.spos_ac, self._spos_ref]),
+                                                        np.asarray(gd.pbc_c, bool), self.kpoints, complex)
+        v = gs.potential_rows(wfs.basis_functions, ham.vt_sG[0], gd.comm, [blocks[g].rows for g in owner])
+        bfs = wfs.basis_functions
+        y = gs.potential_lower(v, getattr(bfs, "sdisp_xc", None), self.kpoints, block.rows.start,
+                               bool(bfs.gamma and wfs.dtype == float))
+        del v
+        o, t = gs.two_centre_rows(tci, self._offsets, block)
+        d_h = gs.atomic_hamiltonians(ham.dH_asp, wfs.setups, gd.comm)
+        d_s = [np.asarray(s.dO_ii) for s in wfs.setups]
+        p_h = gs.projector_rows(tci, self._offsets, block, d_h)
+        p_s = gs.projector_rows(tci, self._offsets, block, d_s)
+        x_o, _ = gs.two_centre_rows(tci, self._offsets, block, col_atom_shift=n_atoms, kinetic=False)
+        x_p = gs.projector_rows(tci, self._offsets, block, [d.conj().T for d in d_s], col_atom_shift=n_atoms)
+        h = [(gs.hermitian_part(y[k], blocks, self._mpi_group) + t[k] + p_h[k]) * Ha for k in range(len(y))]
+        return gs.SparseRows(block, h, [o[k] + p_s[k] for k in range(len(o))],
+                             [x_o[k] + x_p[k] for k in range(len(x_o))])
 
     def _density_state(self, pos, comm, log):
         """GPAW on ``comm`` at positions ``pos`` with this configuration's density (scf or frozen;
@@ -558,9 +633,25 @@ class GpawModel(ElectronicModel):
         return h[ik], s[ik], x[ik].conj().T @ p
 
     def projected_problem_petsc(self, positions_av, kpoint, p, comm):
-        """As :meth:`projected_problem_dense`, H and S as PETSc AIJ matrices on ``comm``."""
-        h, s, q = self.projected_problem_dense(positions_av, kpoint, p)
-        return dense_to_aij(h, comm), dense_to_aij(s, comm), q
+        """As :meth:`projected_problem_dense`, H and S as PETSc AIJ matrices on ``comm``.
+
+        Supercells with ≥ ``settings.aij_min_orbitals`` orbitals, with ``comm`` the group's ranks:
+        each rank builds only its rows of H, S and Q (:meth:`sparse_rows`; the Mat's row layout is
+        the rank's atom block); smaller ones: dense matrices on every rank, converted."""
+        if not self.uses_sparse_rows(comm):
+            h, s, q = self.projected_problem_dense(positions_av, kpoint, p)
+            return dense_to_aij(h, comm), dense_to_aij(s, comm), q
+        from spia_mpi.models import gpaw_sparse as gs
+        rows = self.sparse_rows(positions_av)
+        ik = self._k_index(kpoint)
+        q_local = rows.xh[ik] @ p
+        q = np.concatenate(comm.allgather(q_local)) if comm.size > 1 else np.asarray(q_local)
+        return gs.to_aij(rows.h[ik], comm), gs.to_aij(rows.s[ik], comm), q
+
+    def uses_sparse_rows(self, comm) -> bool:
+        """Whether :meth:`projected_problem_petsc` on ``comm`` takes the row-distributed sparse path."""
+        return (self.n_basis >= self.settings.aij_min_orbitals and comm.size == self._mpi_group.size
+                and comm.rank == self._group_comm.rank)
 
     def hamiltonian_petsc(self, positions_av, kpoint, comm):
         return dense_to_aij(self.hamiltonian_dense(positions_av, kpoint), comm)
