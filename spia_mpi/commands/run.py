@@ -254,7 +254,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     # fail early on an unwritable output before hours of work
     on_root(comm, _check_output, out_path)
     model_keys = {**resolved["model"], "gpaw": {k: v for k, v in resolved["model"]["gpaw"].items()
-                                                if k != "keep_scf"}}       # housekeeping, not physics
+                                                if k not in ("keep_scf", "aij_min_orbitals")}}   # housekeeping
     fp = fingerprint({"model": model_keys, "supercell": resolved["supercell"],
                       # not the resolvent options: a run stopped by a solver failure resumes with
                       # other options and keeps its finished tasks (each converged to its tolerance)

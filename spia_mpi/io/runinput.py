@@ -190,6 +190,13 @@ class GpawInput:
     keep_scf: bool = option(False, doc="keep each configuration–bead's SCF file (<checkpoint>/gpaw/scf_*.gpw) "
                                        "after its resolvents are in the checkpoint (default: deleted then; a "
                                        "resumed run never needs them again)")
+    aij_min_orbitals: int = option(1000, check=nonnegative,
+                                   doc="with spia.resolvent = 'petsc': supercells with at least this many LCAO "
+                                       "orbitals build H, S and the cross overlap as row-distributed sparse PETSc "
+                                       "AIJ from GPAW's atom-pair blocks (each rank of a group only its rows, "
+                                       "no dense n × n copy); smaller ones dense on every rank of the group, then "
+                                       "converted (the same numbers to 1e-10; dense is faster for small cells: "
+                                       "docs/benchmarks.md)")
 
 
 @dataclass(frozen=True)
