@@ -127,13 +127,23 @@ def test_aij_resolvent_equals_dense(system):
         assert np.abs(expect - np.diag(np.diag(expect))).max() > 1e-4
 
 
-def test_threshold_keeps_small_cells_dense(tmp_path):
+def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tmp_path):
+    """Below aij_min_orbitals (default 1000) the model is dense (reference H, S on every rank); the
+    reference states from the sparse rows equal the dense ones (energies, and S-orthonormal)."""
     from dataclasses import replace
+    from spia_mpi.models.gpaw import GpawModel
     from spia_mpi.parallel.mpi import self_comm
-    model = prepared("li", tmp_path)
-    assert model.uses_sparse_rows(self_comm())
-    model.settings = replace(model.settings, aij_min_orbitals=model.n_basis + 1)
-    assert not model.uses_sparse_rows(self_comm())
+    name, sparse_model = system
+    assert sparse_model.uses_sparse_rows(self_comm()) and sparse_model._reference_matrices is None
+    dense = GpawModel(sparse_model.primitive, sparse_model.supercell_matrix,
+                      replace(sparse_model.settings, aij_min_orbitals=1000), sparse_model.kpoints)
+    dense.prepare(None, 1, sparse_model._workdir)                     # reuses the reference file
+    assert dense.n_basis < 1000 and not dense.uses_sparse_rows(self_comm())
+    for K in dense.kpoints:
+        a, b = dense.reference_states(K, 3), sparse_model.reference_states(K, 3)
+        assert np.abs(a.energies - b.energies).max() < 1e-10
+        s0 = dense._reference_matrices[1][dense._k_index(K)]
+        assert np.abs(b.vectors.conj().T @ s0 @ b.vectors - np.eye(b.vectors.shape[1])).max() < 1e-10
 
 
 @pytest.mark.mpi(ranks=2)

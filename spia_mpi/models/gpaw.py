@@ -276,11 +276,17 @@ class GpawModel(ElectronicModel):
         self.fermi_level_ev = float(calc.get_fermi_level())
         self.n_electrons = float(calc.wfs.nvalence)
         self._setup_geometry(calc)
-        h, s = self._extract(calc, world)
-        self.n_basis = h.shape[1]
-        self._reference_matrices = (h, s)
+        self.n_basis = int(calc.wfs.setups.nao)
         self._reference = {}
         self._cross = CrossOverlapCache(calc.wfs.setups)
+        self._sparse = self.n_basis >= self.settings.aij_min_orbitals
+        if self._sparse:          # each group: its ranks' rows of the reference H, S (no dense copy)
+            self._reference_matrices = None
+            state = GPAW(str(self._reference_file), communicator=self._group_comm, txt=None)
+            state.set_positions(state.get_atoms())
+            self._reference_rows = self._sparse_build(state)
+        else:
+            self._reference_matrices = self._extract(calc, world)
         logger.info("GPAW reference: %d orbitals, %g valence electrons, ε_F = %.4f eV", self.n_basis,
                     self.n_electrons, self.fermi_level_ev)
 
@@ -650,8 +656,7 @@ class GpawModel(ElectronicModel):
 
     def uses_sparse_rows(self, comm) -> bool:
         """Whether :meth:`projected_problem_petsc` on ``comm`` takes the row-distributed sparse path."""
-        return (self.n_basis >= self.settings.aij_min_orbitals and comm.size == self._mpi_group.size
-                and comm.rank == self._group_comm.rank)
+        return self._sparse and comm.size == self._mpi_group.size and comm.rank == self._group_comm.rank
 
     def hamiltonian_petsc(self, positions_av, kpoint, comm):
         return dense_to_aij(self.hamiltonian_dense(positions_av, kpoint), comm)
@@ -696,15 +701,25 @@ class GpawModel(ElectronicModel):
 
     def _k_resolved(self, ik):
         from scipy.linalg import eigh
-        h, s = (m[ik] for m in self._reference_matrices)
         kpts = supercells.folded_kpoints(self.supercell_matrix, self.kpoints[ik])
         vecs, ens = [], []
         for k in kpts:
             b = self.bloch_sums(k)
-            e, u = eigh(b.conj().T @ h @ b, b.conj().T @ s @ b)
+            e, u = eigh(*self._reference_projected(ik, b))
             vecs.append(b @ u)
             ens.append(e)
         return kpts, vecs, ens
+
+
+    def _reference_projected(self, ik, b) -> np.ndarray:
+        """(B†H⁰B, B†S⁰B) at the ik-th K for Bloch sums B [n_basis, n_orb]: from the dense reference
+        matrices, or from this group's sparse rows (row blocks summed over the group)."""
+        if self._reference_matrices is not None:
+            return np.stack([b.conj().T @ m[ik] @ b for m in self._reference_matrices])
+        rows = self._reference_rows
+        mine = b[rows.block.rows.start:rows.block.rows.stop].conj().T
+        local = np.stack([mine @ (m[ik] @ b) for m in (rows.h, rows.s)])
+        return self._mpi_group.allreduce(local) if self._mpi_group.size > 1 else local
 
 
 class CrossOverlapCache:
