@@ -139,7 +139,7 @@ def test_kinetic_preconditioner_is_the_inverse_of_z_minus_t(cell, grid):
 
 
 def _distributed_equals_serial(grid):
-    from spia_mpi.engine.preconditioners import KineticPreconditioner, slab_bounds
+    from spia_mpi.engine.preconditioners import KineticPreconditioner, SlabFFT, slab_bounds
     from spia_mpi.parallel.mpi import world
     comm = world()
     for cell in CELLS.values():
@@ -160,6 +160,17 @@ def _distributed_equals_serial(grid):
             # one column at a time (the PETSc path) gives the same numbers as the block
             one = pc.apply_block(np.ascontiguousarray(r[r0:r1, 1:2].T))
             assert np.max(np.abs(one[0] - got[1]), initial=0.0) < 1e-14 * np.max(np.abs(expected))
+            # ranks of one node transpose through shared memory; a larger block regrows the window,
+            # a released window is allocated again, and the Alltoallv transport gives the same numbers
+            assert pc.fft._shared == (comm.size > 1)
+            six = pc.apply_block(np.ascontiguousarray(np.concatenate([r[r0:r1].T, r[r0:r1].T])))
+            pc.release()
+            again = pc.apply_block(np.ascontiguousarray(r[r0:r1].T))
+            pc.fft = SlabFFT(comm, model.shape, (r0, r1), shared=False)
+            mpi = pc.apply_block(np.ascontiguousarray(r[r0:r1].T))
+            for other in (six[:3], six[3:], again, mpi):
+                assert np.max(np.abs(other - got), initial=0.0) < 1e-14 * np.max(np.abs(expected))
+            pc.release()
 
 
 def _mpi_max():
@@ -170,7 +181,8 @@ def _mpi_max():
 @pytest.mark.mpi(ranks=2)
 def test_distributed_kinetic_preconditioner_equals_serial_two_ranks():
     """2 ranks, PETSc's row layout, x-slab aligned rows and a lopsided split: = serial to 1e-12
-    (odd 5×6×7 grid; orthorhombic and triclinic cells; general K)."""
+    (odd 5×6×7 grid; orthorhombic and triclinic cells; general K), with the shared-memory and
+    with the Alltoallv transposes."""
     _distributed_equals_serial((5, 6, 7))
 
 

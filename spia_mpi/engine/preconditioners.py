@@ -14,8 +14,11 @@ Distribution (:class:`SlabFFT`): the vector arrives in PETSc's row layout — ra
 contiguous flattened grid indices [r0_q, r1_q), index (i1·N2 + i2)·N3 + i3, any split. One
 ``Alltoallv`` moves it into x-slabs (rank q: planes i1 ∈ [a_q, a_{q+1}), a_q = ⌊q N1/P⌋; a
 pure local copy when PETSc's rows already are those slabs), the FFTs along i3 and i2 are local,
-a second ``Alltoallv`` transposes to y-slabs (i2 ∈ [b_q, b_{q+1})), where the FFT along i1 and
-the division by the symbol are local; the way back mirrors it. Memory per rank is O(N/P) for
+a transpose moves them to y-slabs (i2 ∈ [b_q, b_{q+1})), where the FFT along i1 and the
+division by the symbol are local; the way back mirrors it. The transposes are a second
+``Alltoallv``, or, when all ranks share one node (the usual configuration group), a barrier and
+one strided copy out of the other ranks' buffers in an MPI-3 shared-memory window: at 48³ on
+2 ranks that cut a transpose from ≈ 0.6 to ≈ 0.1 ms per vector (docs/benchmarks.md). Memory per rank is O(N/P) for
 the symbol, the twist factors (separable, O(N1 + N2 + N3)) and the work arrays, instead of the
 O(N) every rank held when it gathered the whole vector. Several right-hand sides (columns)
 travel and transform together (:meth:`KineticPreconditioner.apply_block`).
@@ -56,12 +59,14 @@ class SlabFFT:
 
     ``shape`` (N1, N2, N3); ``rows`` (r0, r1): this rank's flattened grid indices (contiguous,
     ranks in order). A block of c grid functions is an array [c, n_rows_local] (one function per
-    row, each contiguous). :meth:`forward` returns this rank's y-slab of the transforms, complex
-    [c, N1, nb, N3] (nb = length of ``self.y_range``); :meth:`backward` inverts it (scipy's
-    normalisation: the pair is the identity).
+    row, each contiguous). :meth:`filter` applies a Fourier multiplier given on this rank's
+    y-slab (FFT, product, inverse FFT; scipy's normalisation). When all ranks are on one node the
+    two transposes go through a shared-memory window (one copy each, a barrier instead of an
+    ``Alltoallv``; ``shared = False`` forces the ``Alltoallv``s, None chooses); :meth:`release`
+    frees the window (collective).
     """
 
-    def __init__(self, comm, shape, rows):
+    def __init__(self, comm, shape, rows, shared: bool | None = None):
         self.comm = comm
         self.shape = tuple(int(n) for n in shape)
         n1, n2, n3 = self.shape
@@ -79,6 +84,10 @@ class SlabFFT:
         self.to_slab_recv = _overlaps(all_rows[:, 0], all_rows[:, 1], x_rows[rank], x_rows[rank + 1])
         self.aligned = bool(np.all(all_rows[:, 0] == x_rows[:-1]) and np.all(all_rows[:, 1] == x_rows[1:]))
         self.n_local = int(r1 - r0)
+        # ranks of one node transpose through a shared-memory window instead of Alltoallv: each
+        # rank copies its part straight out of the others' FFT output (:meth:`_gather_y`)
+        self._shared = size > 1 and (_one_node(comm) if shared is None else bool(shared))
+        self._win, self._x_parts, self._y_parts, self._capacity = None, None, None, 0
 
     # ------------------------------------------------------------ redistribution
     def _exchange(self, pieces: list, recv_shapes: list) -> list:
@@ -137,15 +146,115 @@ class SlabFFT:
         return np.concatenate(got, axis=2)
 
     # ------------------------------------------------------------ transforms
-    def forward(self, r: np.ndarray) -> np.ndarray:
-        """FFT over the whole grid: [c, n_local] rows → [c, N1, nb, N3] y-slab of the transforms."""
-        s = scipy.fft.fftn(self.rows_to_xslab(r), axes=(2, 3), overwrite_x=True)
-        return scipy.fft.fft(self.xslab_to_yslab(s), axis=1, overwrite_x=True)
+    def filter(self, r: np.ndarray, multiplier: np.ndarray, phase: np.ndarray | None = None) -> np.ndarray:
+        """phase ⊙ IFFT[multiplier ⊙ FFT(phase̅ ⊙ r)] for a block of grid functions in PETSc rows.
 
-    def backward(self, f: np.ndarray) -> np.ndarray:
-        """Inverse FFT: [c, N1, nb, N3] y-slab → [c, n_local] rows."""
-        s = self.yslab_to_xslab(scipy.fft.ifft(f, axis=1, overwrite_x=True))
-        return self.xslab_to_rows(scipy.fft.ifftn(s, axes=(2, 3), overwrite_x=True))
+        ``r`` complex [c, n_local]; ``multiplier`` this rank's y-slab of the Fourier multiplier,
+        [N1, nb, N3]; ``phase`` (optional) a factor per row, [n_local]. Returns a new array
+        [c, n_local]. Collective: every rank of ``comm`` calls it with the same c.
+        """
+        c = r.shape[0]
+        local_phase = phase is not None and self.aligned               # rows are the x-slab itself
+        src = self.rows_to_xslab(r * phase.conj() if phase is not None and not local_phase else r)
+        twist = phase.conj().reshape(src.shape[1:]) if local_phase else None
+        if self._shared:
+            xs, _ = self._buffers(c)
+            if twist is None:
+                np.copyto(xs, src)
+            else:
+                np.multiply(src, twist, out=xs)
+        else:
+            xs = src * twist if twist is not None else np.array(src, dtype=complex)
+        xs = _fft(xs, (2, 3), inverse=False)
+        ys = self._gather_y(c) if self._shared else self.xslab_to_yslab(xs)
+        ys = _fft(ys, (1,), inverse=False)
+        ys *= multiplier
+        ys = _fft(ys, (1,), inverse=True)
+        xs = _fft(self._gather_x(c) if self._shared else self.yslab_to_xslab(ys), (2, 3), inverse=True)
+        out = xs.reshape(c, -1)
+        if local_phase:
+            return out * phase
+        if self._shared and self.aligned:
+            out = out.copy()                                    # off the buffer the next call overwrites
+        out = self.xslab_to_rows(out)
+        return out * phase if phase is not None else out
+
+    # ------------------------------------------------------------ shared-memory transposes
+    def _buffers(self, c: int) -> tuple:
+        """This rank's x-slab and y-slab buffers for c functions, views into its segment of a shared
+        memory window ([c, na, N2, N3] and [c, N1, nb, N3]); the window grows when c exceeds its
+        capacity (collective: every rank asks for the same c)."""
+        if c > self._capacity:
+            self.release()
+            from mpi4py import MPI
+            n1, n2, n3 = self.shape
+            x_sizes, y_sizes = np.diff(self.x_bounds) * n2 * n3, n1 * np.diff(self.y_bounds) * n3
+            rank = self.comm.Get_rank()
+            self._win = MPI.Win.Allocate_shared(int(c * (x_sizes[rank] + y_sizes[rank])) * 16, 16, comm=self.comm)
+            segments = [np.frombuffer(self._win.Shared_query(p)[0], dtype=complex)
+                        for p in range(self.comm.Get_size())]
+            self._x_parts = [seg[:c * nx] for seg, nx in zip(segments, x_sizes)]
+            self._y_parts = [seg[c * nx:] for seg, nx in zip(segments, x_sizes)]
+            self._capacity = c
+        rank = self.comm.Get_rank()
+        n1, n2, n3 = self.shape
+        na, nb = self.x_range[1] - self.x_range[0], self.y_range[1] - self.y_range[0]
+        return (self._x_parts[rank][:c * na * n2 * n3].reshape(c, na, n2, n3),
+                self._y_parts[rank][:c * n1 * nb * n3].reshape(c, n1, nb, n3))
+
+    def _gather_y(self, c: int) -> np.ndarray:
+        """Shared memory: once every rank's x-slab buffer holds its transforms along i2, i3, copy
+        this rank's y-slab out of all of them into its y-slab buffer (the transpose, one copy)."""
+        self.comm.Barrier()
+        _, ys = self._buffers(c)
+        b0, b1 = self.y_range
+        for p in range(self.comm.Get_size()):
+            ys[:, self.x_bounds[p]:self.x_bounds[p + 1]] = self._peer_x(p, c)[:, :, b0:b1]
+        return ys
+
+    def _gather_x(self, c: int) -> np.ndarray:
+        """Shared memory: the way back, every rank's y-slab buffer → this rank's x-slab buffer.
+        The two barriers order the accesses: a rank writes its x buffer only after all ranks have
+        read it (past this barrier) and its y buffer only after the next call's first barrier."""
+        self.comm.Barrier()
+        xs, _ = self._buffers(c)
+        a0, a1 = self.x_range
+        for p in range(self.comm.Get_size()):
+            xs[:, :, self.y_bounds[p]:self.y_bounds[p + 1]] = self._peer_y(p, c)[:, a0:a1]
+        return xs
+
+    def _peer_x(self, p: int, c: int) -> np.ndarray:
+        n = self.x_bounds[p + 1] - self.x_bounds[p]
+        return self._x_parts[p][:c * n * self.shape[1] * self.shape[2]].reshape(c, n, self.shape[1], self.shape[2])
+
+    def _peer_y(self, p: int, c: int) -> np.ndarray:
+        n = self.y_bounds[p + 1] - self.y_bounds[p]
+        return self._y_parts[p][:c * self.shape[0] * n * self.shape[2]].reshape(c, self.shape[0], n, self.shape[2])
+
+    def release(self):
+        """Free the shared-memory window (collective; a later :meth:`filter` allocates a new one)."""
+        if self._win is not None:
+            self._win.Free()
+            self._win, self._x_parts, self._y_parts, self._capacity = None, None, None, 0
+
+
+def _fft(a: np.ndarray, axes: tuple, inverse: bool) -> np.ndarray:
+    """FFT (or inverse, scipy's normalisation) of complex ``a`` along ``axes``, in place in ``a``'s
+    memory (pocketfft transforms a complex array in place when allowed to overwrite it)."""
+    out = (scipy.fft.ifftn if inverse else scipy.fft.fftn)(a, axes=axes, overwrite_x=True)
+    if not np.may_share_memory(out, a):
+        np.copyto(a, out)
+    return a
+
+
+def _one_node(comm) -> bool:
+    """True when all ranks of ``comm`` share one node's memory (MPI-3 shared windows work)."""
+    from mpi4py import MPI
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size() == comm.Get_size()
+    finally:
+        node.Free()
 
 
 def _overlaps(lo, hi, slab_lo, slab_hi) -> np.ndarray:
@@ -185,6 +294,7 @@ class KineticPreconditioner:
         same_layout = (self.fft is not None and self.fft.comm == comm
                        and tuple(self._rows) == tuple(int(r) for r in rows))
         if not same_layout:
+            self.release()
             self.fft = SlabFFT(comm, self.shape, rows)
             self._rows = tuple(int(r) for r in rows)
             self._twist_rows = self._twist(*self._rows)
@@ -201,11 +311,15 @@ class KineticPreconditioner:
 
     def apply_block(self, r: np.ndarray) -> np.ndarray:
         """M⁻¹R for this rank's rows of several vectors, complex [n_cols, n_local] → same shape."""
-        w = self._twist_rows
-        f = self.fft.forward(r * w.conj() if w is not None else np.array(r, dtype=complex))
-        f *= self.inverse
-        out = self.fft.backward(f)
-        return out * w if w is not None else out
+        return self.fft.filter(r, self.inverse, self._twist_rows)
+
+    def release(self):
+        """Free the distributed FFT's shared memory (collective; the next application allocates it again)."""
+        if self.fft is not None:
+            self.fft.release()
+
+    def destroy(self, pc):                                        # petsc4py API: the KSP's PC is destroyed
+        self.release()
 
     def apply(self, pc, x, y):                                    # petsc4py API
         y.getArray()[:] = self.apply_block(x.getArray(readonly=True)[None, :])[0]

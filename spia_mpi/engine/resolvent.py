@@ -205,8 +205,12 @@ class ResolventSolver:
 
     def _projected_guess(self, A, b_local, preconditioner, guess) -> np.ndarray:
         """:func:`minimal_residual_guess` for this rank's rows (complex [n_local, n_rhs], as ``guess``)."""
-        ops = _batched_operators(A, self._model_preconditioner(preconditioner))
-        x = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
+        pc = self._model_preconditioner(preconditioner)
+        try:
+            ops = _batched_operators(A, pc)
+            x = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
+        finally:
+            _release(pc)
         return np.ascontiguousarray(x.T)
 
     def _model_preconditioner(self, preconditioner):
@@ -218,8 +222,15 @@ class ResolventSolver:
 
     def _solve_blocks(self, A, b_local, preconditioner, guess) -> tuple[np.ndarray, list]:
         """:meth:`solve_operator` by batched GMRES, ``block_size`` columns at a time."""
+        pc = self._model_preconditioner(preconditioner)
+        try:
+            return self._batched_solves(_batched_operators(A, pc), b_local, guess)
+        finally:
+            _release(pc)
+
+    def _batched_solves(self, ops, b_local, guess) -> tuple[np.ndarray, list]:
+        """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block."""
         from spia_mpi.engine.krylov import batched_gmres
-        ops = _batched_operators(A, self._model_preconditioner(preconditioner))
         o = self.options
         b = np.ascontiguousarray(b_local.T)
         x0 = None if guess is None else np.ascontiguousarray(guess.T)
@@ -292,6 +303,13 @@ def _batched_operators(A, preconditioner=None):
     if mismatch[0] > 1e-20 * mismatch[1]:                       # A is not M − (V − V̄): use the matrix
         fused = None
     return BatchedOperators(apply_a, fused or (lambda v: apply_a(apply_m_inv(v))), apply_m_inv, reduce)
+
+
+def _release(preconditioner):
+    """Free what a model preconditioner holds between applications (shared memory; collective)."""
+    release = getattr(preconditioner, "release", None)
+    if release is not None:
+        release()
 
 
 def shifted_operator(h_mat, z: complex, s_mat=None):
