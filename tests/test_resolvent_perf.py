@@ -243,7 +243,7 @@ def test_block_solves_equal_single_solves_and_dense(block_size, restart):
     model, pos, K, p, z = _grid_case()
     gd = projected_resolvent_dense(model.hamiltonian_dense(pos, K), z, p)
     h = model.hamiltonian_petsc(pos, K, self_comm())
-    g1, i1 = ResolventSolver(self_comm()).solve(h, z, p, model.resolvent_preconditioner(K))
+    g1, i1 = ResolventSolver(self_comm(), {"block_size": 1}).solve(h, z, p, model.resolvent_preconditioner(K))
     solver = ResolventSolver(self_comm(), {"block_size": block_size, "block_restart": restart})
     gb, ib = solver.solve(h, z, p, model.resolvent_preconditioner(K))
     scale = np.max(np.abs(gd))
@@ -309,7 +309,40 @@ def test_block_solves_two_ranks_equal_dense():
     assert np.max(np.abs(gb - gd)) < 1e-9 * np.max(np.abs(gd))
 
 
+def test_default_block_size_is_automatic():
+    """block_size = 'auto' (the default): batched GMRES in blocks of AUTO_BLOCK when the model's
+    preconditioner is used with GMRES, else PETSc's KSP column by column. On the grid model
+    (10 states: a block of 8 and a ragged one of 2) the default gives the single solves' and the
+    dense resolvent to the KSP tolerance with true residuals ≤ rtol; on a tight-binding model
+    (no model preconditioner) it is the single-solve path itself, bit for bit."""
+    from spia_mpi.models.tightbinding import holstein_cubic
+    model, pos, K, p, z = _grid_case()
+    pc = model.resolvent_preconditioner(K)
+    auto = ResolventSolver(self_comm())
+    assert auto.block_size_for(pc) == ResolventSolver.AUTO_BLOCK == 8
+    assert auto.block_size_for(None) == 1
+    for options in ({"pc_type": "jacobi"}, {"ksp_type": "bcgs"}, {"block_size": 1}):
+        assert ResolventSolver(self_comm(), options).block_size_for(pc) == 1, options
+    assert ResolventSolver(self_comm(), {"block_size": 3}).block_size_for(None) == 3
+    h = model.hamiltonian_petsc(pos, K, self_comm())
+    ga, ia = auto.solve(h, z, p, model.resolvent_preconditioner(K))
+    g1, _ = ResolventSolver(self_comm(), {"block_size": 1}).solve(h, z, p, model.resolvent_preconditioner(K))
+    gd = projected_resolvent_dense(model.hamiltonian_dense(pos, K), z, p)
+    assert np.max(np.abs(ga - gd)) < 1e-9 * np.max(np.abs(gd))
+    assert np.max(np.abs(ga - g1)) < 1e-9 * np.max(np.abs(gd))
+    a = z * np.eye(model.n_basis) - model.hamiltonian_dense(pos, K)
+    assert np.max(np.linalg.norm(a @ ia["solution"] - p, axis=0) / np.linalg.norm(p, axis=0)) <= 1e-11
+    tb = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 0.5)
+    ref = tb.reference_states([0.25, 0, 0.5], 1)
+    h_tb = tb.hamiltonian_petsc(tb.reference_positions + 0.03, [0.25, 0, 0.5], self_comm())
+    z_tb = 0.3 + 1j * matsubara_eta(16, T)
+    g_auto, _ = ResolventSolver(self_comm()).solve(h_tb, z_tb, ref.vectors)
+    g_one, _ = ResolventSolver(self_comm(), {"block_size": 1}).solve(h_tb, z_tb, ref.vectors)
+    assert np.array_equal(g_auto, g_one)
+
+
 @pytest.mark.parametrize("options, needle", [({"block_size": 0}, "block_size"), ({"block_size": 2.5}, "block_size"),
+                                             ({"block_size": "big"}, "or 'auto'"),
                                              ({"block_restart": 0}, "block_restart"),
                                              ({"block_size": 4, "ksp_type": "bcgs"}, "ksp_type"),
                                              ({"block_size": 4, "pc_type": "ilu"}, "pc_type")])

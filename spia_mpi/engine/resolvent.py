@@ -63,15 +63,17 @@ class ResolventSolver:
         configuration (``guess`` of :meth:`solve`) instead of from zero; ``warm_projection`` (bool,
         default false): that guess is first improved by :func:`minimal_residual_guess` (fewer
         Krylov iterations, but it costs about as many operator applications as it saves:
-        docs/benchmarks.md); ``block_size`` (int,
-        default 1): 1 solves the columns one by one with PETSc's KSP; n > 1 solves them n at a
+        docs/benchmarks.md); ``block_size`` (int or
+        ``"auto"``, the default): 1 solves the columns one by one with PETSc's KSP; n > 1 solves them n at a
         time with the batched GMRES of :mod:`spia_mpi.engine.krylov` (right-preconditioned,
         ksp_rtol/ksp_atol/ksp_max_it apply; pc_type auto, model or jacobi), restarted every
         ``block_restart`` iterations (int, default 4: short cycles cost little Gram–Schmidt work and
         converge almost as fast as long ones with the kinetic preconditioner). With
         the grid model's kinetic preconditioner M = z − V̄ − T the batched solver applies
         A M⁻¹ = 1 − (V − V̄) M⁻¹ by FFTs alone, without the sparse matrix (checked against the matrix
-        at set-up; the final residuals are always the matrix's).
+        at set-up; the final residuals are always the matrix's). ``"auto"``
+        (:meth:`block_size_for`): ``AUTO_BLOCK`` when the solve uses the model's preconditioner with
+        GMRES (the grid model: about 2× faster than single solves, docs/benchmarks.md), else 1.
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
@@ -86,7 +88,9 @@ class ResolventSolver:
     prefix = "spia_resolvent_"
     defaults = {"ksp_type": "gmres", "pc_type": "auto", "ksp_rtol": 1e-11,
                 "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100, "warm_start": True,
-                "warm_projection": False, "block_size": 1, "block_restart": 4}
+                "warm_projection": False, "block_size": "auto", "block_restart": 4}
+    #: block size of ``block_size = "auto"`` when the model's preconditioner is used
+    AUTO_BLOCK = 8
     #: options read by this class, never passed to PETSc
     own_options = ("warm_start", "warm_projection", "block_size", "block_restart")
 
@@ -97,9 +101,12 @@ class ResolventSolver:
         self.options = {**self.defaults, **(options or {})}
         self.warm_start = _as_bool(self.options["warm_start"], "warm_start")
         self.warm_projection = _as_bool(self.options["warm_projection"], "warm_projection")
-        self.block_size = _as_count(self.options["block_size"], "block_size")
+        block = self.options["block_size"]
+        if isinstance(block, str) and block != "auto":
+            raise InputError(f"resolvent option block_size = {block!r} must be an integer ≥ 1 or 'auto'")
+        self.block_size = block if block == "auto" else _as_count(block, "block_size")
         _as_count(self.options["block_restart"], "block_restart")
-        if self.block_size > 1:
+        if self.block_size != "auto" and self.block_size > 1:
             if self.options["ksp_type"] != "gmres":
                 raise InputError(f"resolvent block_size = {self.block_size} uses batched GMRES: ksp_type "
                                  f"'{self.options['ksp_type']}' cannot be combined with it")
@@ -169,8 +176,9 @@ class ResolventSolver:
         """
         if guess is not None and self.warm_projection:
             guess = self._projected_guess(A, b_local, preconditioner, guess)
-        if self.block_size > 1:
-            return self._solve_blocks(A, b_local, preconditioner, guess)
+        block = self.block_size_for(preconditioner)
+        if block > 1:
+            return self._solve_blocks(A, b_local, preconditioner, guess, block)
         PETSc = self.PETSc
         ksp = PETSc.KSP().create(comm=A.getComm())
         x, b = A.createVecs()
@@ -220,15 +228,25 @@ class ResolventSolver:
                              "preconditioner (use a PETSc one, e.g. 'jacobi')")
         return preconditioner if self.options["pc_type"] in ("auto", "model") else None
 
-    def _solve_blocks(self, A, b_local, preconditioner, guess) -> tuple[np.ndarray, list]:
-        """:meth:`solve_operator` by batched GMRES, ``block_size`` columns at a time."""
+    def block_size_for(self, preconditioner) -> int:
+        """Columns solved together with this model ``preconditioner`` (or None): the ``block_size``
+        option, or for ``"auto"`` ``AUTO_BLOCK`` when ksp_type is gmres and pc_type (auto or model)
+        selects a model preconditioner, else 1 (PETSc's KSP, whatever PETSc options are given)."""
+        if self.block_size != "auto":
+            return self.block_size
+        o = self.options
+        batched = o["ksp_type"] == "gmres" and o["pc_type"] in ("auto", "model") and preconditioner is not None
+        return self.AUTO_BLOCK if batched else 1
+
+    def _solve_blocks(self, A, b_local, preconditioner, guess, block: int) -> tuple[np.ndarray, list]:
+        """:meth:`solve_operator` by batched GMRES, ``block`` columns at a time."""
         pc = self._model_preconditioner(preconditioner)
         try:
-            return self._batched_solves(_batched_operators(A, pc), b_local, guess)
+            return self._batched_solves(_batched_operators(A, pc), b_local, guess, block)
         finally:
             _release(pc)
 
-    def _batched_solves(self, ops, b_local, guess) -> tuple[np.ndarray, list]:
+    def _batched_solves(self, ops, b_local, guess, block: int) -> tuple[np.ndarray, list]:
         """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block."""
         from spia_mpi.engine.krylov import batched_gmres
         o = self.options
@@ -236,8 +254,8 @@ class ResolventSolver:
         x0 = None if guess is None else np.ascontiguousarray(guess.T)
         x = np.empty(b.shape, dtype=complex)
         its = np.empty(b.shape[0], dtype=int)
-        for s in range(0, b.shape[0], self.block_size):
-            part = slice(s, s + self.block_size)
+        for s in range(0, b.shape[0], block):
+            part = slice(s, s + block)
             x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
                                                rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
                                                max_it=int(o["ksp_max_it"]), restart=o["block_restart"])

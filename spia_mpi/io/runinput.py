@@ -275,8 +275,10 @@ class SpiaInput:
             "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100, and options of spia_mpi's: "
             "warm_start = true (bead b's Krylov solves start from bead b − 1's solution; false: from zero), "
             "warm_projection = false (true: that guess is first improved by a minimal-residual projection), "
-            "block_size = 1 (n > 1: the reference states are solved n at a time by batched GMRES, with "
-            "pc_type auto, model or jacobi) and block_restart = 4 (its restart length; docs/spia.md); "
+            "block_size = 'auto' (n > 1: the reference states are solved n at a time by batched GMRES, with "
+            "pc_type auto, model or jacobi; 1: one at a time by PETSc's KSP; 'auto': 8 with the grid model's "
+            "preconditioner and ksp_type = 'gmres', else 1) and block_restart = 4 (its restart length; "
+            "docs/spia.md); "
             "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")
