@@ -156,6 +156,71 @@ def test_alpha2f_integrates_to_lambda_and_einstein_limits():
         res.alpha2f(w, 0.0)
 
 
+def test_born_interaction_is_the_holstein_pair_interaction():
+    """W₀_st(Ω_m) = −Σ_k |G_k,st|²/(ω_k² + Ω_m²) of the kept couplings (the interaction the
+    Bethe–Salpeter check of docs/harmonic.md feeds to the BSE) is, for Holstein–Einstein ions and
+    Bloch states of a 4×4×2 supercell at K = (0, 0, ½), −g²/(N(κ + MΩ_m²)) for every pair (s, t)
+    (each state has weight 1/N on every site), and its Fermi-surface sum is λ_bead."""
+    model = holstein_cubic(np.diag([4, 4, 2]), 1.0, HOP, G, mass_amu=M)
+    K = [[0.0, 0.0, 0.5]]
+    res = hm.compute_harmonic(model, fc.einstein_force_constants(model.atoms.get_masses(), HW), K, T, NB,
+                              gammas=(0.2, 0.5), keep_couplings=True)
+    n = len(model.atoms)
+    omega = ring_frequencies(NB)
+    w0 = hm.born_interaction(res.couplings[0], res.hbar_omega ** 2, omega)
+    assert w0.shape == (NB, n, n)
+    want = -holstein_exact(1.0, omega) / n
+    np.testing.assert_allclose(w0, np.broadcast_to(want[:, None, None], w0.shape), rtol=1e-10)
+    wts = hm.spia.lorentzian_weights(res.energies[0], res.fermi_level_ev, res.gamma_ev)
+    lam = -np.einsum("gs,mst,gt->gm", wts, w0, wts) / wts.sum(axis=1)[:, None]
+    np.testing.assert_allclose(lam[:, : NB // 2 + 1], res.lambda_bead, rtol=1e-10)
+    np.testing.assert_allclose(res.gbar_abs2[0], 1 / np.abs(res.z_fermi_level_ev + 1j * res.eta_ev
+                                                           - res.energies[0]) ** 2, rtol=1e-8)
+    assert hm.compute_harmonic(model, fc.einstein_force_constants(model.atoms.get_masses(), HW), K, T, NB,
+                               gammas=(0.2,)).couplings is None
+
+
+def test_zero_modes_drop_removes_exactly_their_share():
+    """zero_modes = 'drop' (samples without rigid translations): λ_bead loses exactly the zero modes'
+    share of 'keep' (nonzero here: a rigid shift of the Holstein ions shifts every site energy), the
+    continuum form and λ_k are unchanged. Φ: first- and second-neighbour springs with the sum rule."""
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, HOP, G, mass_amu=M)
+    phi = fc.central_spring_force_constants(model.atoms, lambda r: 2.0 if r < 1.1 else 1.0, 1.5)
+    keep, drop = (hm.compute_harmonic(model, phi, [[0, 0, 0]], T, NB, gammas=(0.3,), zero_modes=z)
+                  for z in ("keep", "drop"))
+    assert keep.zero.sum() == 3 and keep.lambda_zero_bead[0, 1] > 0.1 * keep.lambda_bead[0, 1]
+    np.testing.assert_allclose(drop.lambda_bead, keep.lambda_bead - keep.lambda_zero_bead, rtol=1e-12, atol=1e-15)
+    assert np.all(drop.lambda_zero_bead == 0) and drop.zero_modes == "drop"
+    np.testing.assert_allclose(drop.lambda_q_bead.sum(axis=1), drop.lambda_bead, rtol=1e-12)
+    np.testing.assert_allclose(drop.lambda_continuum, keep.lambda_continuum, rtol=1e-12)
+    with pytest.raises(InputError):
+        hm.compute_harmonic(model, phi, [[0, 0, 0]], T, NB, zero_modes="fix")
+
+
+def test_removing_rigid_translations_drops_exactly_the_zero_modes():
+    """remove_rigid_translations on exact samples of a Φ with the acoustic sum rule (springs between
+    unequal masses on a 2×2×2 simple-cubic supercell, first and second neighbours): every bead's
+    centre of mass is at the reference, the mass-weighted coordinates of the non-zero modes are
+    unchanged, those of the three zero modes vanish."""
+    from spia_mpi.ions.configurations import harmonic_modes
+    from ase import Atoms
+    grid = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(2)], float)
+    atoms = Atoms("H8", positions=grid, cell=[2.0, 2.0, 2.0], pbc=True)
+    masses = np.arange(1.0, 9.0)
+    phi = fc.central_spring_force_constants(atoms, lambda r: 5.0 if r < 1.1 else 2.5, 1.5)
+    modes = harmonic_modes(phi, masses)
+    assert modes.zero.sum() == 3
+    ref = atoms.get_positions()
+    pos = sample_harmonic_ring_polymers(5, 4, masses, phi, 300.0, ref, np.random.default_rng(2))
+    out = fc.remove_rigid_translations(pos, ref, masses)
+    u, v = (pos - ref).reshape(5, 4, 24), (out - ref).reshape(5, 4, 24)
+    assert np.abs(np.einsum("a,cbax->cbx", masses, out - ref)).max() < 1e-12
+    sq = np.repeat(np.sqrt(masses), 3)
+    x_in, x_out = (u * sq) @ modes.vectors, (v * sq) @ modes.vectors
+    np.testing.assert_allclose(x_out[..., ~modes.zero], x_in[..., ~modes.zero], atol=1e-12)
+    assert np.abs(x_in[..., modes.zero]).max() > 1e-3 and np.abs(x_out[..., modes.zero]).max() < 1e-12
+
+
 # --------------------------------------------------------------------------
 # force constants
 # --------------------------------------------------------------------------

@@ -209,7 +209,7 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
         res = compute_harmonic(model, phi, kpoints, temperature_k, n_beads, J=inp.spia.matsubara_j,
                                n_per_k=inp.spia.states_per_k or 1, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
                                step_ang=h.deformation_step_ang, vertex=h.vertex,
-                               centre_ev=inp.spia.fermi_level_ev, comm=comm)
+                               centre_ev=inp.spia.fermi_level_ev, zero_modes=h.zero_modes, comm=comm)
     timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (this rank)
     with Stage("Eliashberg T_c (harmonic)", logger, timings):
         tc = harmonic_tc(res, inp.eliashberg.mustar, inp.eliashberg.nfreq, comm)
@@ -273,8 +273,12 @@ def write_samples(model, phi, temperature_k, n_beads, h, path):
     rng = np.random.default_rng(h.seed)
     pos = cf.sample_harmonic_ring_polymers(h.n_samples, n_beads, atoms.get_masses(), phi, temperature_k,
                                            model.reference_positions, rng)
+    if h.zero_modes == "drop":
+        from spia_mpi.ions.forceconstants import remove_rigid_translations
+        pos = remove_rigid_translations(pos, model.reference_positions, atoms.get_masses())
     conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), temperature_k, 0.0,
-                             f"harmonic sampler, force constants of `spia_mpi harmonic` seed={h.seed}")
+                             f"harmonic sampler, force constants of `spia_mpi harmonic` seed={h.seed} "
+                             f"zero_modes={h.zero_modes}")
     cf.write_h5(conf, path)
     logger.info("%s: %d exact harmonic samples × %d beads", path, conf.n_conf, conf.n_beads)
 
@@ -297,6 +301,7 @@ def results_content(inp, model, phi, kpoints, res, tc, timings):
     out = ResultsContent()
     out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
     out.set_attrs("lambda", temperature_K=res.temperature_k, n_beads=res.n_beads, vertex=res.vertex,
+                  zero_modes=res.zero_modes,
                   fermi_level_eV=res.fermi_level_ev, z_fermi_level_eV=res.z_fermi_level_ev, eta_eV=res.eta_ev,
                   cells_per_supercell=res.cells_per_supercell, n_kpoints=res.n_kpoints)
     out.add("lambda/m", m, "1", "bosonic Matsubara index")

@@ -99,6 +99,7 @@ class StaticBands:
     z          complex  the quasi-static frequency (eV)
     ends_left  complex [n_s, n_s] or None  E_l of a moving basis (module docstring); None: S = 1
     ends_right complex [n_s, n_s] or None  E_r
+    gbar_abs2  float [n_s] or None  |Ḡ_s|² of the static bands (1/eV²; the Bethe–Salpeter kernel D)
     """
 
     energies: np.ndarray
@@ -109,6 +110,7 @@ class StaticBands:
     z: complex = 0j
     ends_left: np.ndarray | None = None
     ends_right: np.ndarray | None = None
+    gbar_abs2: np.ndarray | None = None
 
 
 def static_bands(model, kpoint, refs, z: complex, vertex: str = "quasi_static") -> StaticBands:
@@ -145,7 +147,7 @@ def static_bands(model, kpoint, refs, z: complex, vertex: str = "quasi_static") 
     ginv = np.linalg.inv(bands.gbar_band)
     U = bands.rotation
     return StaticBands(bands.energies, bands.half_width, refs.k_index,
-                       g0hp @ U @ ginv.conj().T, g0p @ U @ ginv, z)
+                       g0hp @ U @ ginv.conj().T, g0p @ U @ ginv, z, gbar_abs2=np.abs(np.diag(bands.gbar_band)) ** 2)
 
 
 def _moving_basis_bands(model, kpoint, refs, z: complex) -> StaticBands:
@@ -161,7 +163,7 @@ def _moving_basis_bands(model, kpoint, refs, z: complex) -> StaticBands:
     ginv = np.linalg.inv(bands.gbar_band)
     U = bands.rotation
     return StaticBands(bands.energies, bands.half_width, refs.k_index, a0hq @ U @ ginv.conj().T,
-                       a0q @ U @ ginv, z, U @ ginv.conj().T, U @ ginv)
+                       a0q @ U @ ginv, z, U @ ginv.conj().T, U @ ginv, np.abs(np.diag(bands.gbar_band)) ** 2)
 
 
 def vertex_matrices(model, kpoint, bands: StaticBands, directions, step_ang: float) -> np.ndarray:
@@ -255,13 +257,20 @@ def mode_propagator(omega2_ev2, frequencies_ev) -> np.ndarray:
     return np.divide(1.0, den, out=np.zeros(den.shape), where=den > 0)
 
 
+def born_interaction(couplings_kst, omega2_ev2, frequencies_ev) -> np.ndarray:
+    """W₀_st(Ω) = −Σ_k |G_k,st|² / (ω_k² + Ω²) (eV), float [n_freq, n_s, n_s]: SPIA's Born-limit Γ of
+    Gaussian ions at each frequency Ω (zero modes: 0 at Ω = 0, as :func:`mode_propagator`)."""
+    g2 = couplings_kst.real ** 2 + couplings_kst.imag ** 2
+    return -np.einsum("kst,kf->fst", g2, mode_propagator(omega2_ev2, frequencies_ev), optimize=True)
+
+
 @dataclass
 class HarmonicResult:
     """The harmonic baseline of one supercell (energies eV, temperature K).
 
     lambda_bead        float [n_gamma, n_m]  λ(m) with Ω_m (discrete beads, compare with raw SPIA)
     lambda_continuum   float [n_gamma, n_m]  λ(ν_m) with ν_m = 2πm k_BT (no zero modes)
-    lambda_zero_bead   float [n_gamma, n_m]  the zero modes' share of lambda_bead
+    lambda_zero_bead   float [n_gamma, n_m]  the zero modes' share of lambda_bead (0 with zero_modes = 'drop')
     qpoints_frac       float [n_q, 3]        transfers q = k' − k of the pairs (primitive reduced; run's set)
     lambda_q_bead      float [n_gamma, n_q, n_m]  q-resolved lambda_bead (Σ_q = lambda_bead)
     lambda_q_continuum float [n_gamma, n_q, n_m]  q-resolved lambda_continuum
@@ -270,6 +279,9 @@ class HarmonicResult:
     zero               bool [3N]
     n_gamma_per_cell   float [n_gamma]       N_γ per primitive cell per spin (1/eV)
     energies           list of float [n_s] per K: band energies used in the weights
+    couplings          list of complex [3N, n_s, n_s] per K (G_k,st, eV^{3/2}) and
+    gbar_abs2          list of float [n_s] per K (|Ḡ_s|², 1/eV²): only with ``keep_couplings``, else None
+    zero_modes         'keep' or 'drop' (:func:`compute_harmonic`)
     """
 
     temperature_k: float
@@ -292,6 +304,9 @@ class HarmonicResult:
     energies: list
     cells_per_supercell: int
     n_kpoints: int
+    couplings: list | None = None
+    gbar_abs2: list | None = None
+    zero_modes: str = "keep"
 
     @property
     def lambda0(self) -> np.ndarray:
@@ -322,14 +337,19 @@ class HarmonicResult:
 def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_beads: int, *, J: int = 16,
                      n_per_k: int = 1, gammas=(0.2,), fermi_level_ev: float | None = None,
                      step_ang: float = 0.01, vertex: str = "quasi_static", centre_ev: float | None = None,
-                     masses_amu=None, comm=None) -> HarmonicResult:
+                     masses_amu=None, keep_couplings: bool = False, zero_modes: str = "keep",
+                     comm=None) -> HarmonicResult:
     """The harmonic baseline for ``model`` with force constants Φ (eV/Å², [3N, 3N]).
 
     kpoints float [n_K, 3] (supercell reduced); λ(m) for m = 0 … N_b/2. ``fermi_level_ev``:
     ε_F of z (default: the reference bands' electron count at T, which needs a complete
     subspace). ``centre_ev``: centre of the Lorentzian weights (default: the Lorentzian Fermi level of
     the static bands when the subspace is complete, else ε_F of z); give it when ``run`` is given
-    spia.fermi_level_ev. ``masses_amu`` float [N] (default: the model's atoms). The displacement
+    spia.fermi_level_ev. ``masses_amu`` float [N] (default: the model's atoms). ``keep_couplings``: keep
+    every K's mode couplings G_k,st and |Ḡ_s|² in the result (for :func:`born_interaction`; memory
+    3N n_s² per K). ``zero_modes``: 'keep' — the zero modes' bead-internal share in the bead form (the exact
+    sampler's draws); 'drop' — none (samples without rigid translations,
+    :func:`spia_mpi.ions.forceconstants.remove_rigid_translations`). The displacement
     directions (each with every K) are shared by the ranks of ``comm`` (any rank count gives the
     same numbers); everything else is computed on every rank.
     """
@@ -340,6 +360,8 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     from spia_mpi.engine.workflow import transfers
     if n_beads < 1:
         raise InputError(f"n_beads = {n_beads} must be ≥ 1")
+    if zero_modes not in ("keep", "drop"):
+        raise InputError(f"zero_modes '{zero_modes}' is not one of: keep, drop")
     if not step_ang > 0:
         raise InputError(f"deformation-potential step {step_ang} Å must be positive")
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
@@ -386,16 +408,20 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     scale = 1.0 / n_gamma_kg.sum(axis=0)                    # λ = −Σ_K Σ wWw / N_γ, as run; [n_gamma], eV
     all_q, q_of_pair = transfers(refs)
     f_gqk = np.zeros((gammas.size, len(all_q), n3))
+    kept = []
     for ik in range(len(kpoints)):                                            # fixed order on every rank
-        v = np.array([mine[(ik, i)] for i in range(n3)])
-        f_gqk += mode_pair_sums_by_q(mode_couplings(v, modes, masses), weights[ik], refs[ik].k_index,
-                                     q_of_pair[ik], len(all_q))
+        g_kst = mode_couplings(np.array([mine[(ik, i)] for i in range(n3)]), modes, masses)
+        f_gqk += mode_pair_sums_by_q(g_kst, weights[ik], refs[ik].k_index, q_of_pair[ik], len(all_q))
+        if keep_couplings:
+            kept.append(g_kst)
     f_gk = f_gqk.sum(axis=1)
     w2 = modes.hbar_omega ** 2
     n_m = n_beads // 2 + 1
     big_omega = ring_polymer_frequencies_ev(n_beads, temperature_k)[:n_m]
     nu = units.bosonic_frequency_ev(np.arange(n_m), temperature_k)
     chi_bead = mode_propagator(w2, big_omega)                     # [3N, n_m]
+    if zero_modes == "drop":
+        chi_bead[modes.zero] = 0.0
     lam_bead = scale[:, None] * (f_gk @ chi_bead)
     lam_zero = scale[:, None] * ((f_gk * modes.zero[None, :]) @ chi_bead)
     lam_mode = np.where(modes.zero[None, :], 0.0,
@@ -408,4 +434,6 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     n_cells = m_cells * len(kpoints)
     return HarmonicResult(float(temperature_k), int(n_beads), gammas, float(ef), float(fermi_level_ev), eta, vertex,
                           lam_bead, lam_cont, lam_zero, all_q, lam_q_bead, lam_q_cont, lam_mode, modes.hbar_omega, modes.zero,
-                          n_gamma_kg.sum(axis=0) / n_cells, energies, m_cells, len(kpoints))
+                          n_gamma_kg.sum(axis=0) / n_cells, energies, m_cells, len(kpoints),
+                          kept if keep_couplings else None, [b.gbar_abs2 for b in bands] if keep_couplings else None,
+                          zero_modes)
