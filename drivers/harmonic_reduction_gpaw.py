@@ -131,6 +131,9 @@ def main():
                                      args.blocks, args.temperature, args.zero_modes,
                                      log=lambda s: print(s, file=sys.stderr))
             result.write_bytes(pickle.dumps((harm, res)))
+        for zm in ("keep", "drop"):                 # the harmonic side alone, both variants
+            print(f"<!-- {name}, zero modes {zm}: λ_harm(m) bead {np.round(reference_lambda(harm, zm), 5).tolist()}; "
+                  f"BSE(W₀) {np.round(bse_of_born(harm, zm), 5).tolist()} (rows γ, columns m) -->", file=sys.stderr)
         for (zm, mode), r in res.items():
             want, ladder = reference_lambda(harm, zm), bse_of_born(harm, zm)
             for ig, g in enumerate(GAMMAS):

@@ -121,3 +121,14 @@ class SmallRun:
 @pytest.fixture(scope="session")
 def small_run():
     return SmallRun
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``reduction`` (the GPAW reduction oracle, many minutes) run only when asked for
+    with ``-m reduction`` (any -m expression naming it): deselected otherwise, also by ``make test``."""
+    if "reduction" in (config.getoption("markexpr") or ""):
+        return
+    chosen = [item for item in items if item.get_closest_marker("reduction") is None]
+    if len(chosen) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("reduction")])
+        items[:] = chosen
