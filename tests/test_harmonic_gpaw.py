@@ -85,6 +85,37 @@ def test_generalised_vertex_in_terms_of_the_cross_overlap(li):
                     assert abs((np.abs(v[np.ix_(a, b)]) ** 2).sum() - ref_sum) <= 1e-8 + 1e-8 * ref_sum
 
 
+def test_rigid_translation_is_a_rotation_not_a_linear_coupling(tmp_path):
+    """Why BSE mode over-corrects the zero modes (docs/harmonic.md): a rigid translation t of all ions
+    rotates the states, g(t) = e^{tA}G₀e^{−tA} to all orders, so its second-order T-matrix for a
+    state s near z is (z − ε_s)/(ε_u − ε_s) times the linearised V Ḡ V t² that the Bethe–Salpeter
+    equation assumes (u: the states it couples to). Here (K = Γ, translation along y, t = 0.04 Å) the
+    Fermi-level state couples only to the state 2.9 eV above it; at the reduction test's z = ε_F + iη
+    (J = 16, 5 K: η = 0.045 eV) the exact second order (even part of T(±t)) is < 10 % of V Ḡ V t²
+    (measured 4.4 % with a 2×2×2 SCF grid; the rotation predicts |z − ε_f|/2.9 eV = 5 %), while the
+    first order V = odd part is large and vanishes on the diagonal (no on-shell coupling). The SCF
+    grid of the reduction test (2×2×2: a state 0.15 eV above ε_F; on 2×1×1 none is near it)."""
+    li = make_model(tmp_path, kpts=(2, 2, 2), kpoints=[[0, 0, 0]])
+    z, t = li.fermi_level_ev + 1j * matsubara_eta(16, 5.0), 0.04
+    K = [0.0, 0.0, 0.0]
+    refs = li.reference_states(K, 2)
+    bands = hm.static_bands(li, K, refs, z)
+    g0 = 1 / (z - bands.energies)
+    T = []
+    for sign in (1, -1):
+        pos = li.reference_positions.copy()
+        pos[:, 1] += sign * t
+        h, s, q = hm.continuous_problem(li, pos, K, refs.vectors)
+        T.append(bands.ends_left.conj().T @ projected_resolvent_dense(h, z, q, s) @ bands.ends_right - np.diag(1 / g0))
+    v, second = (T[0] - T[1]) / (2 * t), (T[0] + T[1]) / 2
+    linear = t ** 2 * (v * g0[None, :]) @ v
+    f = int(np.argmin(np.abs(bands.energies - li.fermi_level_ev)))
+    assert abs(bands.energies[f] - li.fermi_level_ev) < 0.3
+    assert np.abs(v).max() > 1.0 and np.abs(np.diag(v)).max() < 1e-3 * np.abs(v).max()
+    assert abs(linear[f, f]) > 1e-3
+    assert abs(second[f, f]) < 0.1 * abs(linear[f, f]), (second[f, f], linear[f, f])
+
+
 def _gamma_eigenvalues(atoms, settings, positions):
     """GPAW's own SCF eigenvalues (eV) at Γ of a fresh calculation at ``positions``."""
     from gpaw import GPAW
