@@ -65,6 +65,7 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
     target = np.maximum(rtol * _norms(b, ops.reduce), atol)
     its = np.zeros(b.shape[0], dtype=int)
     fresh = x0 is None
+    work = np.empty((b.shape[0], restart + 1, b.shape[1]), dtype=complex)   # Krylov bases, reused by all cycles
     while True:
         r = np.array(b, dtype=complex) if fresh else b - ops.apply_a(x)
         fresh = False
@@ -78,7 +79,8 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
             _check_budget(its, live, beta[live], target[live], max_it)
             steps = min(restart, max_it - int(its[live].min()))
             whole = live.size == r.shape[0]                    # no fancy-index copies in the usual case
-            du, r_live = _cycle(ops, r if whole else r[live], beta[live], target[live], steps, its, live)
+            du, r_live = _cycle(ops, r if whole else r[live], beta[live], target[live], steps, its, live,
+                                work[:live.size, :steps + 1])
             if whole:
                 u += du
                 r = r_live
@@ -98,13 +100,12 @@ def _check_budget(its, active, beta, target, max_it):
                                f"(residual {np.max(beta / target):.3g} × its target)")
 
 
-def _cycle(ops, r, beta, target, steps, its, active) -> tuple[np.ndarray, np.ndarray]:
+def _cycle(ops, r, beta, target, steps, its, active, basis) -> tuple[np.ndarray, np.ndarray]:
     """One GMRES cycle of at most ``steps`` iterations from residuals r [c, n] (vectors ``active``)
-    on A M⁻¹; returns (V y, r − A M⁻¹ V y) [c, n] each — the unpreconditioned correction and the
+    on A M⁻¹, its Krylov basis stored in ``basis`` (complex [c, steps + 1, n], overwritten); returns (V y, r − A M⁻¹ V y) [c, n] each — the unpreconditioned correction and the
     new residual, both from the Arnoldi basis without applying A — and adds the iterations each
     vector needed to ``its``."""
     c, n = r.shape
-    basis = np.empty((c, steps + 1, n), dtype=complex)
     _scaled(r, beta, basis[:, 0])
     h = np.zeros((steps + 1, steps, c), dtype=complex)         # rotated into R by Givens rotations
     arnoldi = np.zeros((c, steps + 1, steps), dtype=complex)   # the Hessenberg matrix as computed
