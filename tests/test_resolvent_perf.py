@@ -89,11 +89,13 @@ def test_minimal_residual_guess_is_the_least_squares_solution():
     x_prev = np.linalg.solve(a + 0.2 * np.diag(rng.standard_normal(n)), b)          # a neighbour's solution
     d = np.diag(a)
     ops = BatchedOperators(lambda v: (a @ v.T).T, lambda v: (a @ (v / d).T).T, lambda v: v / d, lambda v: v)
-    got = minimal_residual_guess(ops, np.ascontiguousarray(b.T), np.ascontiguousarray(x_prev.T)).T
+    got, res = minimal_residual_guess(ops, np.ascontiguousarray(b.T), np.ascontiguousarray(x_prev.T))
+    got = got.T
     s = np.hstack([x_prev, (b - a @ x_prev) / d[:, None]])
     y = np.linalg.lstsq(a @ s, b, rcond=None)[0]                # one least-squares problem for all columns
     assert np.max(np.abs(got - s @ y)) < 1e-10 * np.max(np.abs(s @ y))
     assert np.linalg.norm(b - a @ got) <= np.linalg.norm(b - a @ x_prev)
+    assert np.max(np.abs(res.T - (b - a @ got))) < 1e-10 * np.max(np.abs(b))    # the residual it returns
 
 
 # ---------------------------------------------------------------- distributed kinetic FFT preconditioner

@@ -35,12 +35,22 @@ class BatchedOperators:
     apply_am : A M⁻¹ (the GMRES operator; may be a fused form of the two).
     apply_m_inv : the preconditioner M⁻¹.
     reduce : sum of a numpy array over the ranks holding the other rows (identity on one rank).
+    m_inv_and_am : v → (M⁻¹v, A M⁻¹v) from one preconditioner application, or None (then
+        ``apply_a(apply_m_inv(v))``; see :meth:`both`).
     """
 
     apply_a: object
     apply_am: object
     apply_m_inv: object
     reduce: object
+    m_inv_and_am: object = None
+
+    def both(self, v: np.ndarray) -> tuple:
+        """(M⁻¹v, A M⁻¹v), complex [c, n_local] each."""
+        if self.m_inv_and_am is not None:
+            return self.m_inv_and_am(v)
+        d = self.apply_m_inv(v)
+        return d, self.apply_a(d)
 
 
 def _norms(v: np.ndarray, reduce) -> np.ndarray:
@@ -49,10 +59,11 @@ def _norms(v: np.ndarray, reduce) -> np.ndarray:
 
 
 def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float,
-                  atol: float, max_it: int, restart: int) -> tuple[np.ndarray, np.ndarray]:
+                  atol: float, max_it: int, restart: int, r0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Solve A x = b for every vector (row) of ``b`` (complex [c, n_local]); returns (x, iterations int [c]).
 
-    ``x0``: initial guess of the same shape, or None (zero). Raises :class:`ConvergenceError`
+    ``x0``: initial guess of the same shape, or None (zero); ``r0``: its residual b − A x0 when the
+    caller has it (saves one A; the final true residual is computed all the same). Raises :class:`ConvergenceError`
     when a column has not converged after ``max_it`` iterations.
 
     Restarted GMRES(``restart``) in which a restart costs no operator application: the residual
@@ -67,7 +78,10 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
     fresh = x0 is None
     work = np.empty((b.shape[0], restart + 1, b.shape[1]), dtype=complex)   # Krylov bases, reused by all cycles
     while True:
-        r = np.array(b, dtype=complex) if fresh else b - ops.apply_a(x)
+        if r0 is not None:
+            r, r0 = np.array(r0, dtype=complex), None
+        else:
+            r = np.array(b, dtype=complex) if fresh else b - ops.apply_a(x)
         fresh = False
         beta = _norms(r, ops.reduce)
         active = np.flatnonzero(beta > target)

@@ -174,11 +174,11 @@ class ResolventSolver:
         or None. Returns this rank's rows of X, complex [n_local, n_rhs], and the iteration
         count of every column. Raises :class:`ConvergenceError` if a column does not converge.
         """
-        if guess is not None and self.warm_projection:
-            guess = self._projected_guess(A, b_local, preconditioner, guess)
         block = self.block_size_for(preconditioner)
         if block > 1:
             return self._solve_blocks(A, b_local, preconditioner, guess, block)
+        if guess is not None and self.warm_projection:
+            guess = self._projected_guess(A, b_local, preconditioner, guess)
         PETSc = self.PETSc
         ksp = PETSc.KSP().create(comm=A.getComm())
         x, b = A.createVecs()
@@ -216,7 +216,7 @@ class ResolventSolver:
         pc = self._model_preconditioner(preconditioner)
         try:
             ops = _batched_operators(A, pc)
-            x = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
+            x, _ = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
         finally:
             _release(pc)
         return np.ascontiguousarray(x.T)
@@ -251,35 +251,40 @@ class ResolventSolver:
         from spia_mpi.engine.krylov import batched_gmres
         o = self.options
         b = np.ascontiguousarray(b_local.T)
-        x0 = None if guess is None else np.ascontiguousarray(guess.T)
+        x0 = r0 = None if guess is None else np.ascontiguousarray(guess.T)
+        if x0 is not None and self.warm_projection:            # its residual comes with it: no A
+            x0, r0 = minimal_residual_guess(ops, b, x0)
         x = np.empty(b.shape, dtype=complex)
         its = np.empty(b.shape[0], dtype=int)
         for s in range(0, b.shape[0], block):
             part = slice(s, s + block)
             x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
                                                rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
-                                               max_it=int(o["ksp_max_it"]), restart=o["block_restart"])
+                                               max_it=int(o["ksp_max_it"]), restart=o["block_restart"],
+                                               r0=None if guess is None or not self.warm_projection else r0[part])
         return np.ascontiguousarray(x.T), [int(i) for i in its]
 
 
-def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray) -> np.ndarray:
-    """A better initial guess than ``x_prev`` (e.g. the previous bead's solution) for A X = B.
+def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A better initial guess than ``x_prev`` (e.g. the previous bead's solution) for A X = B, and its residual.
 
     X₀ = S Y with S = [X_prev, M⁻¹R] (R = B − A X_prev, M the preconditioner of ``ops``) and Y
     minimising ‖B − A S Y‖_F over all 2n columns of S together (a minimal-residual / one
-    block-GMRES step shared by the right-hand sides). Cost: one A and one A M⁻¹ per column.
+    block-GMRES step shared by the right-hand sides). Cost: one A and one M⁻¹ per column (plus
+    one A when ``ops`` cannot give A M⁻¹ with M⁻¹, :meth:`BatchedOperators.both`).
     ``b``, ``x_prev``: complex [n_rhs, n_local] (vectors as rows, this rank's entries); the
     normal equations of the small least-squares problem are summed over the ranks by ``ops.reduce``.
+    Returns (X₀, B − A X₀), each [n_rhs, n_local] (the residual from the projection, A S Y).
     """
     from scipy.linalg import lstsq
     ax = ops.apply_a(x_prev)
-    d = ops.apply_m_inv(b - ax)
+    d, ad = ops.both(b - ax)
     s = np.concatenate([x_prev, d])
-    c = np.concatenate([ax, ops.apply_a(d)])                   # A S
+    c = np.concatenate([ax, ad])                                # A S
     gram = ops.reduce(c.conj() @ c.T)                          # (A S)^H (A S), [2n, 2n]
     rhs = ops.reduce(c.conj() @ b.T)                           # (A S)^H B, [2n, n_rhs]
     y = lstsq(gram, rhs, check_finite=False)[0]
-    return y.T @ s
+    return y.T @ s, b - y.T @ c
 
 
 def _batched_operators(A, preconditioner=None):
@@ -319,8 +324,13 @@ def _batched_operators(A, preconditioner=None):
     exact = apply_a(apply_m_inv(probe))
     mismatch = reduce(np.array([np.sum(np.abs(fused(probe) - exact) ** 2), np.sum(np.abs(exact) ** 2)]))
     if mismatch[0] > 1e-20 * mismatch[1]:                       # A is not M − (V − V̄): use the matrix
-        fused = None
-    return BatchedOperators(apply_a, fused or (lambda v: apply_a(apply_m_inv(v))), apply_m_inv, reduce)
+        return BatchedOperators(apply_a, lambda v: apply_a(apply_m_inv(v)), apply_m_inv, reduce)
+    shift = diag - d_mean
+
+    def m_inv_and_am(v):                                        # the fused form, keeping M⁻¹v
+        d = apply_m_inv(v)
+        return d, v + shift * d
+    return BatchedOperators(apply_a, fused, apply_m_inv, reduce, m_inv_and_am)
 
 
 def _release(preconditioner):
