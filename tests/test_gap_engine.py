@@ -113,14 +113,18 @@ def test_no_bins_by_default_and_bad_kind():
 
 @pytest.mark.mpi(ranks=2)
 def test_binned_coupling_two_ranks_bit_identical_to_one():
-    """Two K-points × 4 blocks over 2 ranks: W_ij(m), its error and the weights equal the serial run."""
+    """Two K-points × 4 blocks over 2 ranks: W_ij(m), its error and the weights equal the serial run
+    (on rank 0, the one that writes them; the other rank holds none)."""
     from spia_mpi.parallel.mpi import world
+    comm = world()
     kp = ((0, 0, 0), (0.5, 0, 0))
-    par = run_bins("band", comm=world(), kpoints=kp, n_conf=8)
+    run = run_bins("band", comm=comm, kpoints=kp, n_conf=8)
     ser = run_bins("band", comm=None, kpoints=kp, n_conf=8)
+    assert (run.anisotropy is None) == (comm.rank != 0)
+    par = comm.bcast(run.anisotropy, root=0)
     for name in ("w_ij_m", "w_ij_m_error", "weights", "n_bin"):
-        assert np.array_equal(getattr(par.anisotropy, name), getattr(ser.anisotropy, name)), name
-    assert all(np.array_equal(x, y) for x, y in zip(par.anisotropy.bins.of_state, ser.anisotropy.bins.of_state))
+        assert np.array_equal(getattr(par, name), getattr(ser.anisotropy, name)), name
+    assert all(np.array_equal(x, y) for x, y in zip(par.bins.of_state, ser.anisotropy.bins.of_state))
 
 
 def test_run_writes_anisotropy_and_gap_reads_it(tmp_path, spia_cli, small_run):

@@ -125,7 +125,11 @@ def test_two_ranks_bit_identical_to_one():
     ser = compute_lambda(model, pos, [[0, 0, 0], [0, 0, 0.5]], T, n_blocks=5, comm=None)
     assert np.array_equal(par.lambda_m, ser.lambda_m)
     assert np.array_equal(par.lambda_m_error, ser.lambda_m_error)
-    assert np.array_equal(par.lambda_q, ser.lambda_q)
+    assert np.array_equal(par.lambda_m_jackknife, ser.lambda_m_jackknife)
+    # the q-resolved arrays only rank 0 writes are held by rank 0 alone
+    for name in ("lambda_q", "pair_sums_q", "pair_sums_q_jackknife"):
+        assert (getattr(par, name) is None) == (comm.rank != 0), name
+        assert np.array_equal(comm.bcast(getattr(par, name), root=0), getattr(ser, name)), name
     for name in ("gamma_fs", "gamma_fs_error", "w_fs", "w_fs_error", "gamma_diag_abs", "gamma_diag_abs_error"):
         assert np.array_equal(getattr(par, name), getattr(ser, name)), name
 
@@ -142,8 +146,9 @@ def test_blocks_of_one_k_split_over_ranks_bit_identical_to_one():
                                         np.random.default_rng(12))
     par = compute_lambda(model, pos, [[0, 0, 0]], T, n_blocks=5, comm=comm)
     ser = compute_lambda(model, pos, [[0, 0, 0]], T, n_blocks=5, comm=None)
-    for name in ("lambda_m", "lambda_m_error", "lambda_q", "lambda_m_jackknife", "w_fs", "w_fs_error"):
+    for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife", "w_fs", "w_fs_error"):
         assert np.array_equal(getattr(par, name), getattr(ser, name)), name
+    assert np.array_equal(comm.bcast(par.lambda_q, root=0), ser.lambda_q)      # rank 0's
 
 
 @pytest.mark.mpi(ranks=3)
@@ -159,8 +164,9 @@ def test_chain_reduction_over_three_ranks_bit_identical_to_one(kpoints, n_blocks
                                         np.random.default_rng(21))
     par = compute_lambda(model, pos, kpoints, T, n_blocks=n_blocks, comm=comm)
     ser = compute_lambda(model, pos, kpoints, T, n_blocks=n_blocks, comm=None)
-    for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife", "lambda_q", "gamma_fs", "w_fs_error"):
+    for name in ("lambda_m", "lambda_m_error", "lambda_m_jackknife", "gamma_fs", "w_fs_error"):
         assert np.array_equal(getattr(par, name), getattr(ser, name)), name
+    assert np.array_equal(comm.bcast(par.lambda_q, root=0), ser.lambda_q)      # rank 0's
 
 
 def _small_grid_model():

@@ -14,8 +14,12 @@ fluctuation sums (pass 2). The fluctuation sums are the large arrays
 (n_b·n_s² per unit): per K they are added in block order along the chain of
 group leaders that own the blocks (:func:`spia_mpi.parallel.mpi.chain_sum`), the
 last leader forms Γ, W and their Fermi-surface sums for the full sample, and only
-those small sums are gathered. Memory per rank is therefore its own units plus
-two totals, whatever the number of ranks.
+those small sums are gathered — on rank 0 alone, which forms λ(m), its q-resolved
+parts and their jackknife replicas (it writes the results file) and broadcasts λ(m)
+with its replicas and errors (every rank takes part in the T_c solves); the other
+ranks' :class:`SpiaResult` has None for the rank-0-only arrays. Memory per rank is
+therefore its own units plus two totals, whatever the number of ranks (rank 0: plus
+the Fermi-surface sums of every K and replica).
 
 Because blocks do not depend on the layout and every reduction adds per-unit
 partial sums in a fixed order, results are bit-identical for any number of
@@ -43,7 +47,7 @@ from spia_mpi.engine import anisotropy, bse_parallel, fermi, spia, statespace
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
-from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, chain_sum, on_root, partition
+from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, chain_sum, gather_dict, on_root, partition
 from spia_mpi.engine.resolvent import matsubara_eta, projected_resolvent_dense
 from spia_mpi.engine.stats import jackknife_error
 from spia_mpi.models.bands import fermi_level
@@ -126,6 +130,8 @@ class SpiaResult:
     gamma_diag_abs: np.ndarray | None = None       # float [n_m]
     gamma_diag_abs_error: np.ndarray | None = None
     anisotropy: "BinnedCoupling | None" = None      # spia.anisotropy_bins ≠ 'none'
+    # Under MPI, lambda_q, pair_sums_q, pair_sums_q_jackknife and anisotropy are held by rank 0
+    # alone (None elsewhere: only rank 0 writes them); everything else is on every rank.
 
 
 @dataclass(frozen=True)
@@ -692,7 +698,8 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     leaders that own them (each adds its own blocks to the partial sum it receives and
     passes it on), so the total is the same sum in the same order for any layout, and no
     rank ever holds more than its own blocks plus two totals. The last leader of the chain
-    computes the full-sample Γ, W; only the small Fermi-surface sums travel.
+    computes the full-sample Γ, W; only the small Fermi-surface sums travel, to rank 0 (the
+    returned dict is empty on the other ranks).
     """
     lead = groups.leader_rank
     parts = {}
@@ -723,7 +730,7 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     with agree_on_failure(comm, "the Γ/W stage"):
         if failure is not None:
             raise failure
-    return allgather_dict(parts, comm)
+    return gather_dict(parts, comm)
 
 
 def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q_of_pair, cfg, bins=None) -> dict:
@@ -736,7 +743,7 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q
     with T recomputed from replica k's Ḡ (:func:`spia.t_matrices_m`), they are added in block
     order along the chain as for the full sample (same sums in the same order for any layout),
     and the owner of block k forms Γ, W and the Fermi-surface sums with the replica's Ḡ and
-    weights. Cost: ≈ n_blocks/2 times the full sample's T-matrix pass, no resolvent solves.
+    weights; they are gathered on rank 0 (empty dict elsewhere). Cost: ≈ n_blocks/2 times the full sample's T-matrix pass, no resolvent solves.
     """
     lead = groups.leader_rank
     n_k = len(plan.kpoints)
@@ -775,7 +782,7 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q
     with agree_on_failure(comm, "the jackknife replicas"):
         if failure is not None:
             raise failure
-    return allgather_dict(parts, comm)
+    return gather_dict(parts, comm)
 
 
 def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb) -> spia.MomentSums:
@@ -878,39 +885,63 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
     n_gamma_jk = np.array([rb.n_gamma_k.sum(axis=0) for rb in replica_bands])
     factor = spia.bead_correction_factor(plan.n_report, plan.n_beads, cfg.bead_correction, cfg.tau_refine)
-    full = _estimate(parts, None, plan, n_gamma, all_q.shape[0], factor)
-    reps = [_estimate(parts, k, plan, n_gamma_jk[k], all_q.shape[0], factor) for k in range(plan.n_blocks)]
-    binned = _binned_coupling(parts, plan, bins, bands, replica_bands, factor) if bins else None
+    with agree_on_failure(comm, "the λ estimates"):
+        est = _estimates(parts, plan, n_gamma, n_gamma_jk, all_q.shape[0], factor, bins, bands, replica_bands) \
+            if rank == 0 else None
+    del parts
+    shared = est.shared if comm is None or comm.size == 1 else comm.bcast(est.shared if rank == 0 else None, root=0)
     timings["total"] = time.perf_counter() - t_start
+    m_cells = len(refs[0].kpoints_frac)                                  # primitive cells per supercell
+    its = {}
+    if iterations:
+        its = {"ksp_iterations_mean": float(np.mean(iterations)), "ksp_iterations_max": float(np.max(iterations))}
+    return SpiaResult(
+        temperature_k=temperature_k, n_beads=plan.n_beads, n_conf=plan.n_conf, mode=cfg.mode, fermi=bands.fermi,
+        eta_ev=plan.eta, gamma_ev=plan.gammas, lambda_m=shared["corrected"][0], lambda_m_error=shared["corrected"][1],
+        lambda_q=est.lambda_q if est else None, qpoints_frac=all_q, n_gamma=n_gamma,
+        n_gamma_per_cell=n_gamma / (m_cells * len(plan.kpoints)),
+        bands=[dict(energies=b.energies, half_width=b.half_width, k_index=b.k_index, kpoints_frac=r.kpoints_frac,
+                    reference_energies=r.energies, band_index=r.band_index) for b, r in zip(bands.bands, refs)],
+        offdiag_ratio=bands.offdiag, iterations=its, timings=timings,
+        pair_sums_q=est.pair_sums_q if est else None,
+        pair_sums_q_jackknife=est.pair_sums_q_jackknife if est else None,
+        n_gamma_jackknife=n_gamma_jk,
+        cells_per_supercell=m_cells, n_kpoints=len(plan.kpoints), lambda_m_jackknife=shared["corrected"][2],
+        raw=LambdaEstimate(*shared["raw"]), state_space=space,
+        bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
+        gamma_fs=shared["gamma_fs"][0], gamma_fs_error=shared["gamma_fs"][1],
+        w_fs=shared["w_fs"][0], w_fs_error=shared["w_fs"][1],
+        gamma_diag_abs=shared["gamma_diag_abs"][0], gamma_diag_abs_error=shared["gamma_diag_abs"][1],
+        anisotropy=est.binned if est else None)
+
+
+@dataclass(frozen=True)
+class _Estimates:
+    """What rank 0 forms from the gathered Fermi-surface sums. ``shared``: the small arrays every
+    rank needs (λ(m) for its share of the T_c solves), name → (value, error, jackknife replicas)
+    for 'corrected', 'raw', 'gamma_fs', 'w_fs', 'gamma_diag_abs'; the rest only rank 0 writes."""
+
+    shared: dict
+    lambda_q: np.ndarray                 # float [n_gamma, n_q, n_m]
+    pair_sums_q: np.ndarray              # float [n_gamma, n_q, n_m]
+    pair_sums_q_jackknife: np.ndarray    # float [n_blocks, n_gamma, n_q, n_m]
+    binned: "BinnedCoupling | None"
+
+
+def _estimates(parts, plan: _Plan, n_gamma, n_gamma_jk, n_q: int, factor, bins, bands: _Bands,
+               replica_bands: list) -> _Estimates:
+    """λ and its summaries of the full sample and of every jackknife replica from ``parts`` (the
+    {(ik, None or deleted block): _KContribution} of every K), with their jackknife errors."""
+    full = _estimate(parts, None, plan, n_gamma, n_q, factor)
+    reps = [_estimate(parts, k, plan, n_gamma_jk[k], n_q, factor) for k in range(plan.n_blocks)]
 
     def with_error(name):
         jk = np.array([r[name] for r in reps])
         return full[name], jackknife_error(jk), jk
 
-    lam, lam_err, lam_jk = with_error("corrected")
-    raw, raw_err, raw_jk = with_error("raw")
-    m_cells = len(refs[0].kpoints_frac)                                  # primitive cells per supercell
-    its = {}
-    if iterations:
-        its = {"ksp_iterations_mean": float(np.mean(iterations)), "ksp_iterations_max": float(np.max(iterations))}
-    summaries = {name: with_error(name)[:2] for name in ("gamma_fs", "w_fs", "gamma_diag_abs")}
-    return SpiaResult(
-        temperature_k=temperature_k, n_beads=plan.n_beads, n_conf=plan.n_conf, mode=cfg.mode, fermi=bands.fermi,
-        eta_ev=plan.eta, gamma_ev=plan.gammas, lambda_m=lam, lambda_m_error=lam_err,
-        lambda_q=full["lambda_q"], qpoints_frac=all_q, n_gamma=n_gamma,
-        n_gamma_per_cell=n_gamma / (m_cells * len(plan.kpoints)),
-        bands=[dict(energies=b.energies, half_width=b.half_width, k_index=b.k_index, kpoints_frac=r.kpoints_frac,
-                    reference_energies=r.energies, band_index=r.band_index) for b, r in zip(bands.bands, refs)],
-        offdiag_ratio=bands.offdiag, iterations=its, timings=timings,
-        pair_sums_q=full["pair_q"], pair_sums_q_jackknife=np.array([r["pair_q"] for r in reps]),
-        n_gamma_jackknife=n_gamma_jk,
-        cells_per_supercell=m_cells, n_kpoints=len(plan.kpoints), lambda_m_jackknife=lam_jk,
-        raw=LambdaEstimate(raw, raw_err, raw_jk), state_space=space,
-        bead_correction=BeadCorrection(cfg.bead_correction, cfg.tau_refine, factor),
-        gamma_fs=summaries["gamma_fs"][0], gamma_fs_error=summaries["gamma_fs"][1],
-        w_fs=summaries["w_fs"][0], w_fs_error=summaries["w_fs"][1],
-        gamma_diag_abs=summaries["gamma_diag_abs"][0], gamma_diag_abs_error=summaries["gamma_diag_abs"][1],
-        anisotropy=binned)
+    shared = {name: with_error(name) for name in ("corrected", "raw", "gamma_fs", "w_fs", "gamma_diag_abs")}
+    binned = _binned_coupling(parts, plan, bins, bands, replica_bands, factor) if bins else None
+    return _Estimates(shared, full["lambda_q"], full["pair_q"], np.array([r["pair_q"] for r in reps]), binned)
 
 
 def _binned_coupling(parts, plan: _Plan, bins, bands: _Bands, replica_bands: list, factor) -> BinnedCoupling:

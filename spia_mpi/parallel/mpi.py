@@ -10,6 +10,7 @@ provides the pieces every parallel layer needs:
   same result *or the same exception* (so all ranks fail together, no hang); also
   how a configuration group's leader reads and writes the checkpoint for its group;
 * :func:`allgather_dict` — every rank gets the union of the ranks' keyed pieces;
+  :func:`gather_dict` — only rank 0 does (results that only rank 0 writes);
 * :func:`chain_sum` — an ordered sum of arrays passed along a chain of ranks (the
   same additions in the same order for any layout: bit-identical totals);
 * :func:`agree_on_failure` — turn an exception raised on some ranks into the same
@@ -91,6 +92,17 @@ def allgather_dict(local: dict, comm) -> dict:
         return local
     merged = {}
     for part in comm.allgather(local):
+        merged.update(part)
+    return merged
+
+
+def gather_dict(local: dict, comm) -> dict:
+    """The union of every rank's ``local`` dict on rank 0, an empty dict on the other ranks
+    (``comm`` None or of size 1: ``local`` itself)."""
+    if comm is None or comm.size == 1:
+        return local
+    merged = {}
+    for part in comm.gather(local, root=0) or []:
         merged.update(part)
     return merged
 
