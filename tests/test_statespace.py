@@ -116,3 +116,81 @@ def test_newcomer_li2mgh16_grid_run_with_defaults(spia_cli, tmp_path):
         tc = f["eliashberg/tc_K"][...]
     assert np.all(lam[:, 0] > 3 * err[:, 0]), (lam[:, 0], err[:, 0])
     assert np.all(np.isfinite(tc)) and np.all(tc > 0), tc
+
+
+def test_harmonic_default_state_space_carries_the_fermi_surface_weight():
+    """`harmonic` without spia.states_per_k (grid model, many bands): the automatic window ±W
+    around ε_F gives N_γ within the window's tail bound 2γ/(πW) of the exact N_γ of the whole
+    spectrum (all 512 eigenvalues of H at the reference positions, computed here); the old
+    default (the lowest plane wave per k) misses it."""
+    from spia_mpi.engine.harmonic import compute_harmonic
+    model = _grid_hydrogen()
+    ef = fermi_level_of_reference(model, [[0, 0, 0]], T)
+    gammas = np.array([0.1, 0.3])
+    J = 4
+    w = max(20 * gammas.max(), 4 * (2 * J + 1) * np.pi * kB * T)
+    spectrum = np.linalg.eigvalsh(model.hamiltonian_dense(model.reference_positions, [0, 0, 0]))
+    exact = (gammas / np.pi)[:, None] / ((spectrum[None, :] - ef) ** 2 + gammas[:, None] ** 2)
+    exact = exact.sum(axis=1) / 8                                                 # per primitive cell
+    phi = 10.0 * np.eye(24)                                                       # Einstein springs, eV/Å²
+    kw = dict(J=J, gammas=tuple(gammas), fermi_level_ev=ef)
+    auto = compute_harmonic(model, phi, [[0, 0, 0]], T, 4, n_per_k=None, **kw)
+    assert np.all(np.abs(auto.n_gamma_per_cell / exact - 1) < 2 * gammas / (np.pi * w))
+    assert np.all(np.abs(auto.energies[0] - ef) < w)
+    assert np.all(auto.lambda0 > 0)
+    lowest = compute_harmonic(model, phi, [[0, 0, 0]], T, 4, n_per_k=1, **kw)
+    assert np.max(np.abs(lowest.n_gamma_per_cell / exact - 1)) > 0.3
+
+
+def test_spectral_default_pool_holds_the_window_at_every_path_k():
+    """`spectral`'s Green's route without spia.states_per_k: the pool of the path's K-points holds the
+    window — automatic (±16 eV at γ = 0.8 eV: the first pool, 9 plane waves per k, already reaches
+    above it on this cell) or spia.window_ev reaching 1 eV above the 9-pool's top (grown to 18):
+    its top lies above ε_F + W at every folded k of every K, and it holds every plane wave within
+    the window (counted from a 27-state pool, large enough on the 4³ grid)."""
+    model = _grid_hydrogen()
+    ef = fermi_level_of_reference(model, [[0, 0, 0]], T)
+    eta = 9 * np.pi * kB * T                                                      # J = 4
+    K = np.array([[0, 0, 0], [0.5, 0, 0], [0.25, 0.25, 0]])
+    top9 = statespace.pool_top_ev([model.reference_states(k, 9) for k in K])
+    for window, expected in ((None, 9), ((-5.0, top9 - ef + 1.0), 18)):
+        n = statespace.pool_for_window(model, K, ef, (0.1, 0.8), eta, window)
+        lo, hi = window or (-max(20 * 0.8, 4 * eta), max(20 * 0.8, 4 * eta))
+        assert n == expected
+        for k in K:
+            pool, big = model.reference_states(k, n), model.reference_states(k, 27)
+            assert min(pool.energies[pool.k_index == i].max() for i in range(8)) > ef + hi
+            inside = (lo <= pool.energies - ef) & (pool.energies - ef <= hi)
+            assert inside.sum() == np.sum((lo <= big.energies - ef) & (big.energies - ef <= hi)) > 0
+
+
+def test_dry_run_reports_the_grown_pool_and_the_kept_states(spia_cli, tmp_path):
+    """`run --dry-run` with the automatic state space (Li₂MgH₁₆ grid model, 1×1×1, K = Γ, 6³ grid):
+    the pool it reports is the first pool (occupied bands + 8) doubled until its top lies above
+    ε_F + W, and the states per K are those within ±W of ε_F — both counted here from the plane-wave
+    energies and the reference spectrum's ε_F — not the first pool; the memory estimate follows."""
+    import json
+    import math
+
+    from spia_mpi.models.bands import fermi_level
+    (tmp_path / "grid.toml").write_text(
+        '[model]\nkind = "grid"\n[model.grid]\nstructure = "li2mgh16-solid"\ngrid_per_cell = [6, 6, 6]\n'
+        '[supercell]\nmatrix = [1, 1, 1]\n[configurations.einstein]\nhbar_omega_ev = 0.08\ntemperature_k = 290.0\n'
+        'n_samples = 4\nn_beads = 4\n')
+    r = spia_cli(["run", "grid.toml", "--dry-run"], cwd=tmp_path)
+    assert r.returncode == 0, r
+    info = json.loads(r.stdout)
+    model = GridModel(load_structure("li2mgh16-solid"), np.eye(3, dtype=int), (6, 6, 6), 4)
+    spectrum = np.linalg.eigvalsh(model.hamiltonian_dense(model.reference_positions, [0, 0, 0]))
+    ef = fermi_level(spectrum, 0.5 * model.n_electrons, 290.0)
+    w = max(20 * 0.8, 4 * 33 * np.pi * kB * 290.0)                    # default γ up to 0.8 eV, J = 16
+    plane_waves = np.sort(model.reference_states([0, 0, 0], model.n_basis).energies)
+    pool = math.ceil(0.5 * model.n_electrons) + 8
+    first = pool
+    while plane_waves[pool - 1] <= ef + w:
+        pool *= 2
+    assert pool > first                                                # the case the brief describes
+    assert info["fermi_level_eV"] == pytest.approx(ef, abs=1e-6)
+    assert info["window_eV"] == pytest.approx([-w, w])
+    assert info["states_pool_per_k"] == pool
+    assert info["states_per_K"] == np.sum(np.abs(plane_waves - ef) <= w) != first

@@ -207,7 +207,7 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
         fermi = on_root(comm, fermi_level_of_reference, model, kpoints, temperature_k)
     with Stage("harmonic λ(m)", logger, timings):
         res = compute_harmonic(model, phi, kpoints, temperature_k, n_beads, J=inp.spia.matsubara_j,
-                               n_per_k=inp.spia.states_per_k or 1, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
+                               n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
                                step_ang=h.deformation_step_ang, vertex=h.vertex,
                                centre_ev=inp.spia.fermi_level_ev, zero_modes=h.zero_modes, comm=comm)
     timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (this rank)

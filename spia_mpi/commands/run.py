@@ -227,7 +227,8 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     rpg = inp.spia.ranks_per_group
     ConfigurationGroups.check(comm.size, rpg, inp.spia.resolvent)
     n_groups = comm.size // rpg
-    ns = gpaw_plan["states_per_K"] if gpaw_plan else \
+    space = {} if gpaw_plan or not dry_run else on_root(comm, dry_run_state_space, inp, model, kpoints, conf)
+    ns = gpaw_plan["states_per_K"] if gpaw_plan else space["states_per_K"] if space else \
         model.reference_states(kpoints[0], inp.spia.states_per_k or initial_pool_per_k(model)).n_states
     units_per_group = -(-n_units // n_groups)
     # per leader: resolvents of its configurations (n_b·n_s² complex each) + 2 fluctuation sums per
@@ -247,7 +248,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
             print(json.dumps({"ranks": comm.size, "ranks_per_group": rpg, "groups": n_groups,
                               "work_units": n_units, "tasks": n_tasks, "states_per_K": ns,
                               "n_configurations": conf.n_conf, "n_beads": conf.n_beads,
-                              "memory_per_rank_MiB": round(mem, 2),
+                              "memory_per_rank_MiB": round(mem, 2), **space,
                               **({"gpaw": gpaw_plan} if gpaw_plan else {})}, indent=1))
         return 0
 
@@ -310,6 +311,40 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
             from spia_mpi.io import plotting
             plotting.figures_beside(out_path)
     return 0
+
+
+def dry_run_state_space(inp, model, kpoints, conf) -> dict:
+    """The state space a run would use, for ``--dry-run`` (rank-0 work): {'states_per_K' (the most
+    over the K-points), 'states_pool_per_k', 'window_eV' (None: every pool state), 'fermi_level_eV'}.
+    With the automatic state space the pool is grown and the window cut as `run` does
+    (:func:`statespace.choose`), around spia.fermi_level_ev or the reference structure's ε_F (the
+    grid model's reference bands, computed here as the run does; the run's default 'ensemble'
+    level differs from it by the configurations' shift, so the count is an estimate)."""
+    from spia_mpi.engine import statespace
+    from spia_mpi.engine.resolvent import matsubara_eta
+    refs = statespace.first_pool(model, kpoints, inp.spia.states_per_k)
+    complete = all(r.n_states == model.n_basis for r in refs)
+    if complete and inp.spia.window_ev is None or inp.spia.states_per_k is not None and inp.spia.window_ev is None:
+        ef = None                                              # the pool is the state space: no level needed
+    elif inp.spia.fermi_level_ev is not None or not isinstance(inp.spia.fermi_level, str):
+        ef = float(inp.spia.fermi_level_ev if inp.spia.fermi_level_ev is not None else inp.spia.fermi_level)
+    elif inp.model.kind == "grid":
+        from spia_mpi.models.grid import fermi_level_of_reference
+        ef = fermi_level_of_reference(model, kpoints, conf.temperature_k)
+    else:
+        raise InputError("run --dry-run: the state space is cut around ε_F, which only the run itself finds for "
+                         f"model.kind = '{inp.model.kind}' with a subspace that does not hold every band: give "
+                         "spia.fermi_level_ev to see it")
+    if ef is not None:
+        refs, space = statespace.choose(model, kpoints, refs, ef, np.asarray(inp.spia.gamma_ev, float),
+                                        matsubara_eta(inp.spia.matsubara_j, conf.temperature_k),
+                                        inp.spia.states_per_k, inp.spia.window_ev, complete)
+        pool, window = space.pool_per_k, space.window_ev
+    else:
+        pool, window = refs[0].n_states // len(refs[0].kpoints_frac), None
+    return {"states_per_K": int(max(r.n_states for r in refs)), "states_pool_per_k": int(pool),
+            "window_eV": None if window is None else [float(x) for x in window],
+            "fermi_level_eV": ef}
 
 
 @dataclass(frozen=True)

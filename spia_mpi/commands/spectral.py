@@ -59,6 +59,17 @@ def reference_fermi_level(inp, model, temperature_k: float, comm) -> float:
     return fermi(energies, 0.5 * model.n_electrons * len(kpoints), temperature_k)
 
 
+def greens_states_per_k(inp, model, path, z, fermi: float) -> int:
+    """Reference states per path k of the Green's route: spia.states_per_k, else the automatic
+    pool of `run` (engine/statespace.py) at the path's supercell K-points, grown until it holds
+    spia.window_ev or ±W around ε_F; 1 without a Green's route (unused). Rank-0 work."""
+    if inp.spia.states_per_k is not None or z is None:
+        return inp.spia.states_per_k or 1
+    from spia_mpi.engine import statespace, unfolding
+    K, _ = unfolding.group_by_supercell_k(model.supercell_matrix, path.kpoints_frac)
+    return statespace.pool_for_window(model, K, fermi, inp.spia.gamma_ev, float(np.imag(z)), inp.spia.window_ev)
+
+
 def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     from spia_mpi.commands.run import attach_potential_files, build_model, load_configurations
     from spia_mpi.engine import spectral
@@ -98,7 +109,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     z = fermi + 1j * matsubara_eta(inp.spia.matsubara_j, conf.temperature_k) if sp.greens else None
     grid = np.linspace(sp.energy_min_ev, sp.energy_max_ev, sp.n_energies)
     setup = on_root(comm, spectral.make_setup, model, path.kpoints_frac, grid, sp.broadening_ev, fermi,
-                    sp.n_bands, sp.eigensolver, z, inp.spia.states_per_k or 1, inp.spia.resolvent,
+                    sp.n_bands, sp.eigensolver, z, greens_states_per_k(inp, model, path, z, fermi), inp.spia.resolvent,
                     dict(inp.spia.resolvent_options) or None)
     n_blocks = min(inp.spia.n_blocks, conf.n_conf)
     if sp.bead_groups > conf.n_beads:

@@ -357,6 +357,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     from spia_mpi.models.bands import fermi_level
     from spia_mpi.ions.configurations import harmonic_modes, ring_polymer_frequencies_ev
     from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
+    from spia_mpi.engine import statespace
     from spia_mpi.engine.workflow import transfers
     if n_beads < 1:
         raise InputError(f"n_beads = {n_beads} must be ≥ 1")
@@ -369,13 +370,17 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     masses = model.atoms.get_masses() if masses_amu is None else np.asarray(masses_amu, float)
     modes = harmonic_modes(force_constants, masses)
     eta = matsubara_eta(J, temperature_k)
-    refs = [model.reference_states(K, n_per_k) for K in kpoints]
+    # n_per_k None: run's automatic state space (engine.statespace.choose), the window around ε_F of z
+    refs = statespace.first_pool(model, kpoints, n_per_k)
     complete = all(r.n_states == model.n_basis for r in refs)
     if fermi_level_ev is None:
         if not complete:
             raise InputError("the reference subspace does not hold every band: give the Fermi level explicitly")
         fermi_level_ev = fermi_level(np.concatenate([r.energies for r in refs]),
                                                0.5 * model.n_electrons * len(kpoints), temperature_k)
+    if n_per_k is None:
+        refs, _ = statespace.choose(model, kpoints, refs, fermi_level_ev, gammas, eta, None, None, complete)
+        complete = all(r.n_states == model.n_basis for r in refs)
     z = fermi_level_ev + 1j * eta
     n3 = 3 * len(masses)
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)

@@ -114,7 +114,7 @@ class SpiaResult:
     offdiag_ratio: list
     raw: LambdaEstimate
     bead_correction: BeadCorrection
-    state_space: "StateSpace"
+    state_space: "statespace.StateSpace"
     iterations: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     pair_sums_q: np.ndarray | None = None
@@ -357,7 +357,7 @@ def compute_lambda(model, positions_cbav, kpoints, temperature_k: float, *, comm
         fermi_level; reference_fermi_level_ev — the reference structure's level when the
         subspace does not hold every band (e.g. from the grid model's reference bands); window_ev —
         [lower, upper] (eV): keep only the reference states with ε − ε_F in it (of the
-        n_per_k lowest per k, :func:`select_window`); solver_options — PETSc options of the
+        n_per_k lowest per k, :func:`statespace.select_window`); solver_options — PETSc options of the
         resolvent KSP (:class:`ResolventSolver`); bse_solver — 'dense' (LAPACK) or 'petsc'
         (PETSc dense LU) for the Bethe–Salpeter slices, which the ranks of a configuration group
         share (:mod:`spia_mpi.engine.bse_parallel`), each slice with at least
@@ -455,7 +455,7 @@ def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
 
 def _reference_states(model, plan: _Plan, cfg: SpiaSettings, temperature_k: float):
     """(reference states per K, reference ε_F or NaN, whether the subspace holds every band)."""
-    refs = [model.reference_states(K, cfg.n_per_k or statespace.initial_pool_per_k(model)) for K in plan.kpoints]
+    refs = statespace.first_pool(model, plan.kpoints, cfg.n_per_k)
     complete = all(r.n_states == model.n_basis for r in refs)
     ref_level = cfg.reference_fermi_level_ev
     if ref_level is None and complete:
@@ -478,64 +478,10 @@ def _z_level(cfg: SpiaSettings, reference: float, ensemble: float, complete: boo
     return float(value)
 
 
-@dataclass(frozen=True)
-class StateSpace:
-    """The reference states that span Ḡ, T, the BSE and the Fermi-surface sums (N_γ included).
-
-    window_ev        [lower, upper] relative to ε_F (eV), or None (the n_per_k lowest per k)
-    pool_per_k       states per k they were selected from (spia.states_per_k)
-    pool_complete    whether that pool holds every band
-    n_states         int [n_K] states kept per K
-    captured         float [n_gamma]: Σ w over the kept states / Σ w over the pool, with the
-                     reference energies (the fraction of the pool's — with a complete pool the
-                     full-band — Lorentzian Fermi-surface weight the window keeps)
-    """
-
-    window_ev: tuple | None
-    pool_per_k: int
-    pool_complete: bool
-    n_states: np.ndarray
-    captured: np.ndarray
-
-
-def select_window(refs, fermi_level_ev: float, window_ev, gammas, n_per_k: int, complete: bool):
-    """(reference states with ε − ε_F in ``window_ev`` per K, :class:`StateSpace`); ``window_ev``
-    None keeps every state. InputError if a K keeps no state, or if the window reaches beyond the
-    highest state of the pool at some k (raise spia.states_per_k)."""
-    from spia_mpi.models.base import ReferenceStates
-    pool_w = sum(spia.lorentzian_weights(r.energies, fermi_level_ev, gammas).sum(axis=1) for r in refs)
-    if window_ev is None:
-        return refs, StateSpace(None, n_per_k, complete, np.array([r.n_states for r in refs]), np.ones(len(gammas)))
-    lo, hi = fermi_level_ev + window_ev[0], fermi_level_ev + window_ev[1]
-    out = []
-    for r in refs:
-        top = np.array([r.energies[r.k_index == k].max() for k in np.unique(r.k_index)])
-        if not complete and np.any(top < hi):
-            raise InputError(f"spia.window_ev reaches {hi:.3f} eV, above the highest of the {n_per_k} reference "
-                             f"states per k at some k ({top.min():.3f} eV): raise spia.states_per_k")
-        keep = np.flatnonzero((r.energies >= lo) & (r.energies <= hi))
-        if keep.size == 0:
-            raise InputError(f"spia.window_ev = {list(window_ev)} eV around ε_F = {fermi_level_ev:.3f} eV keeps no "
-                             "reference state at one K-point: widen the window")
-        out.append(ReferenceStates(r.vectors[:, keep], r.k_index[keep], r.band_index[keep], r.kpoints_frac,
-                                   r.energies[keep]))
-    kept_w = sum(spia.lorentzian_weights(r.energies, fermi_level_ev, gammas).sum(axis=1) for r in out)
-    return out, StateSpace(tuple(window_ev), n_per_k, complete, np.array([r.n_states for r in out]),
-                           kept_w / pool_w)
-
-
 def state_space(model, plan: _Plan, refs, fermi_level_ev: float, cfg: SpiaSettings, complete: bool):
-    """:func:`select_window` on the chosen pool. Given spia.states_per_k (``cfg.n_per_k``): that pool,
-    cut by spia.window_ev if given. Automatic (``cfg.n_per_k`` None, the default): the window
-    spia.window_ev or ±W (:func:`statespace.automatic_window_ev`), the pool grown until it holds
-    the window (:func:`statespace.grow_pool`); a pool that holds every band is kept whole (the
-    exact state space) unless spia.window_ev is given."""
-    if cfg.n_per_k is not None:
-        return select_window(refs, fermi_level_ev, cfg.window_ev, plan.gammas, cfg.n_per_k, complete)
-    window = cfg.window_ev or statespace.automatic_window_ev(plan.gammas, plan.eta)
-    refs, n_per_k, complete = statespace.grow_pool(model, plan.kpoints, refs, fermi_level_ev + window[1])
-    cut = None if complete and cfg.window_ev is None else window
-    return select_window(refs, fermi_level_ev, cut, plan.gammas, n_per_k, complete)
+    """The run's state space (:func:`statespace.choose`) for the plan's K-points, γ and η."""
+    return statespace.choose(model, plan.kpoints, refs, fermi_level_ev, plan.gammas, plan.eta, cfg.n_per_k,
+                             cfg.window_ev, complete)
 
 
 def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k: int | None,
