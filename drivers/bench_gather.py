@@ -4,11 +4,11 @@
 Rank 0 alone writes the results file (docs/benchmarks.md, "Writing the results file"), so
 only rank 0 needs the q-resolved pair sums, their jackknife replicas and the binned
 couplings; the other ranks need λ(m) and its replicas (every rank takes part in the T_c
-solves). This driver runs the `run` command on a Holstein metal with many K-points and
-q-points (2×2×2 supercell, the K-points covering an 8×8×8 primitive k-grid: 64 K, 512 q,
-32 configuration blocks, 3 γ; T_c without its jackknife errors), on 1 and 2 ranks, and reports each rank's peak resident
-memory (VmHWM of /proc/self/status) after the imports and at the end of the run, and the
-growth between the two (what the run itself added).
+solves). This driver runs the `run` command on a Holstein metal with many states and
+q-points (6×6×6 supercell at K = Γ: 216 states, 216 q; 16 configuration blocks of one
+sample × 4 beads, 3 γ; T_c without its jackknife errors) on 1 and 2 ranks, and reports each
+rank's peak resident memory (VmHWM of /proc/self/status) after the imports and at the end of
+the run, and the growth between the two (what the run itself added).
 
 To compare two versions of the code, run it once per source tree (``--tree``: the folder
 whose spia_mpi is imported, default this repository) and write the tables side by side:
@@ -35,7 +35,7 @@ OUT = ROOT / "docs" / "benchmarks" / "gather.md"
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--supercell", type=int, default=8, help="N: N×N×N Holstein supercell at K = Γ (N³ states)")
+    p.add_argument("--supercell", type=int, default=6, help="N: N×N×N Holstein supercell at K = Γ (N³ states)")
     p.add_argument("--blocks", type=int, default=16, help="configuration blocks (jackknife replicas), one sample each")
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="rank counts to run")
     p.add_argument("--tree", default=str(ROOT), help="source tree whose spia_mpi is imported")

@@ -68,7 +68,7 @@ def test_size_knob_changes_only_sizes(tmp_path, spia_cli):
     assert spia_cli(["tutorial", "--out", tmp_path / "full"]).returncode == 0
     r = spia_cli(["tutorial", "--out", tmp_path / "small"], env_extra={"SPIA_SMALL": "1"})
     assert r.returncode == 0, r
-    for name in ("input.toml", "grid.toml", "spectral.toml"):
+    for name in ("input.toml", "grid.toml", "gpaw.toml", "spectral.toml"):
         full, small = (_flat(to_dict(load_run_input(tmp_path / d / name)[0])) for d in ("full", "small"))
         changed = {k for k in full if full[k] != small[k]}
         assert changed and changed <= sizes, (name, changed)
@@ -100,8 +100,13 @@ def test_every_tutorial_command_runs_as_written(tmp_path):
                                       f"{block}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
         cwd = Path(state.read_text().strip())
     folder = work / "tutorial"
-    for name in ("spia_results.h5", "grid_results.h5", "spectral.h5", "conf_ipi.h5", "conf_harmonic.h5"):
+    for name in ("spia_results.h5", "grid_results.h5", "gpaw_results.h5", "spectral.h5", "conf_ipi.h5",
+                 "conf_harmonic.h5", "conf_li.h5"):
         assert (folder / name).is_file(), name
+    with h5py.File(folder / "gpaw_results.h5", "r") as f:                  # GPAW, Born mode
+        assert json.loads(f["input"].attrs["json"])["model"]["kind"] == "gpaw"
+        gpaw_lam = f["lambda/lambda_m"][...]
+    assert np.all(gpaw_lam[:, 0] > 0) and np.all(gpaw_lam[:, 0] > gpaw_lam[:, 1]), gpaw_lam
     with h5py.File(folder / "grid_results.h5", "r") as f:
         lam, err = f["lambda/lambda_m"][:, 0], f["lambda/lambda_m_error"][:, 0]
         assert json.loads(f["lambda"].attrs["window_eV"]) is not None      # the automatic window

@@ -9,7 +9,7 @@ import numpy as np
 from spia_mpi.errors import InputError
 
 NAME = "tutorial"
-HELP = "write the tutorial's input files (run inputs, spectral input, scan, λ(m) text file, i-PI trajectory) into a folder"
+HELP = "write the tutorial's input files (run inputs, a structure, spectral input, scan, λ(m) text file, i-PI trajectory) into a folder"
 ORDER = 15
 NEEDS_MPI = False
 DESCRIPTION = """\
@@ -18,7 +18,9 @@ command runs as written from inside that folder:
 
   input.toml          the λ(m)/T_c run of step 3 (Holstein metal, exact Einstein samples)
   grid.toml           step 3b: Li₂MgH₁₆ with the real-space grid model on conf_harmonic.h5
-  spectral.toml       step 3c: input.toml with a [spectral] table (ρ(k, E) along a path)
+  gpaw.toml           step 3c: bcc Li with the PAW backend (GPAW, LCAO) on conf_li.h5
+  li-bcc.extxyz       bcc Li (a = 3.44 Å, one atom) for gpaw.toml and `sample harmonic`
+  spectral.toml       step 3d: input.toml with a [spectral] table (ρ(k, E) along a path)
   scan.toml           a convergence scan over it (step 4: make_task_list.py, drivers/scan.py)
   lambda.dat          λ(m) as a text file for `tc --lambda lambda.dat --temperature 290`
   sim.pos_<b>.xyz     an i-PI trajectory (one file per bead; Li₂MgH₁₆, 4 beads, 48 frames
@@ -82,6 +84,41 @@ n_blocks = 16
 file = "grid_results.h5"
 """
 
+GPAW = """\
+# The tutorial's DFT example (docs/tutorial.md, step 3c): bcc Li (a = 3.44 Å) with the PAW backend
+# (GPAW, PBE, LCAO dzp: 5 orbitals per atom) in a 2×2×2 supercell of the one-atom cell (8 atoms),
+# K = Γ, on exact Einstein ring polymers (conf_li.h5: ħΩ = 0.04 eV, 300 K, 16 × 4 beads). Cheap
+# settings so that it runs in minutes on 2 cores: a Γ-only reference SCF, a coarse real-space grid,
+# the reference density for every configuration–bead ("frozen"; the paper's is "scf") and the
+# reference structure's Fermi level. Born mode: on this cell the Bethe–Salpeter ladder is not yet
+# reliable (docs/tutorial.md, step 3c). The state space is automatic (here: every band).
+[model]
+kind = "gpaw"
+[model.gpaw]
+structure = "li-bcc.extxyz"
+basis = "dzp"
+kpts = [1, 1, 1]
+h_ang = 0.3
+density = "frozen"
+[supercell]
+matrix = [2, 2, 2]
+kpoints = [[0.0, 0.0, 0.0]]
+[configurations]
+source = "file"
+file = "conf_li.h5"
+stride = 1
+[spia]
+matsubara_j = 4
+gamma_ev = [0.2, 0.4]
+mode = "born"
+n_blocks = 8
+fermi_level = "reference"
+[eliashberg]
+mustar = [0.10, 0.16]
+[output]
+file = "gpaw_results.h5"
+"""
+
 SPECTRAL = INPUT + """\
 [spectral]
 path = "GXMGR"
@@ -96,6 +133,7 @@ file = "spectral.h5"
 #: SPIA_SMALL=1: (text, replacement) pairs applied to the inputs (test sizes)
 SMALL = {"input.toml": [("n_samples = 96", "n_samples = 16"), ("n_beads = 16", "n_beads = 8")],
          "grid.toml": [("stride = 1", "stride = 8"), ("n_blocks = 16", "n_blocks = 4")],
+         "gpaw.toml": [("stride = 1", "stride = 4"), ("n_blocks = 8", "n_blocks = 4")],
          "spectral.toml": [("n_samples = 96", "n_samples = 8"), ("n_beads = 16", "n_beads = 4"),
                            ("matrix = [4, 4, 4]", "matrix = [2, 2, 2]"), ("n_kpoints = 40", "n_kpoints = 6"),
                            ("n_energies = 401", "n_energies = 41")]}
@@ -123,6 +161,9 @@ and what it shows. From this folder, in order:
   python -m spia_mpi plot spia_results.h5
   python -m spia_mpi tc --lambda spia_results.h5 --gamma 0.4 --mustar 0.1 --mustar 0.13 --json
   mpirun -n 2 python -m spia_mpi run grid.toml          (Li₂MgH₁₆ with the grid model, on conf_harmonic.h5)
+  python -m spia_mpi sample harmonic --structure li-bcc.extxyz --supercell 2 2 2 --einstein 0.04 \\
+         --temperature 300 --beads 4 --samples 16 --out conf_li.h5
+  mpirun -n 2 python -m spia_mpi run gpaw.toml          (bcc Li with GPAW, on conf_li.h5)
   mpirun -n 2 python -m spia_mpi spectral spectral.toml
   python -m spia_mpi tc --lambda lambda.dat --temperature 290 --mustar 0.1
 
@@ -131,6 +172,8 @@ $(python -m spia_mpi.parallel.mpi --mpirun-prefix) -n 2 gives the launcher this 
 """
 
 LAMBDA_T0_K, LAMBDA0, OMEGA_EV = 290.0, 1.2, 0.08
+#: the structure file of gpaw.toml: bcc Li, one atom, a = 3.44 Å
+LI_BCC, LI_BCC_A = "li-bcc.extxyz", 3.44
 
 
 def add_arguments(p):
@@ -150,6 +193,12 @@ def _ipi_trajectory(prefix: Path) -> list:
     return cf.write_ipi_xyz(conf, prefix)
 
 
+def _li_bcc(path: Path):
+    """bcc Li (ASE's one-atom primitive cell, a = :data:`LI_BCC_A` Å) as extended XYZ."""
+    from ase.build import bulk
+    bulk("Li", "bcc", a=LI_BCC_A).write(path, format="extxyz")
+
+
 def _lambda_text() -> str:
     from spia_mpi.eliashberg.linearised import einstein_lambda
     lam = einstein_lambda(LAMBDA0, OMEGA_EV, LAMBDA_T0_K, 12)
@@ -160,7 +209,7 @@ def _lambda_text() -> str:
 
 def _inputs(small: bool) -> dict:
     """{file name: text} of the TOML inputs, at test sizes when ``small`` (:data:`SMALL`)."""
-    texts = {"input.toml": INPUT, "grid.toml": GRID, "spectral.toml": SPECTRAL, "scan.toml": SCAN}
+    texts = {"input.toml": INPUT, "grid.toml": GRID, "gpaw.toml": GPAW, "spectral.toml": SPECTRAL, "scan.toml": SCAN}
     for name, pairs in (SMALL.items() if small else ()):
         for old, new in pairs:
             if old not in texts[name]:
@@ -172,7 +221,7 @@ def _inputs(small: bool) -> dict:
 def run(args, comm):
     out = Path(args.out)
     texts = _inputs(os.environ.get("SPIA_SMALL", "") not in ("", "0"))
-    names = [*texts, "lambda.dat", "README.txt"] + [f"sim.pos_{b}.xyz" for b in range(4)]
+    names = [*texts, LI_BCC, "lambda.dat", "README.txt"] + [f"sim.pos_{b}.xyz" for b in range(4)]
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
     present = [n for n in names if (out / n).exists()]
@@ -181,6 +230,7 @@ def run(args, comm):
     out.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (out / name).write_text(text)
+    _li_bcc(out / LI_BCC)
     (out / "lambda.dat").write_text(_lambda_text())
     (out / "README.txt").write_text(README)
     _ipi_trajectory(out / "sim")
