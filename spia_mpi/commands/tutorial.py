@@ -87,7 +87,7 @@ file = "grid_results.h5"
 GPAW = """\
 # The tutorial's DFT example (docs/tutorial.md, step 3c): bcc Li (a = 3.44 Å) with the PAW backend
 # (GPAW, PBE, LCAO dzp: 5 orbitals per atom) in a 2×2×2 supercell of the one-atom cell (8 atoms),
-# K = Γ, on exact Einstein ring polymers (conf_li.h5: ħΩ = 0.04 eV, 300 K, 16 × 4 beads). Cheap
+# K = Γ, on exact Einstein ring polymers (conf_li.h5: ħΩ = 0.025 eV, 300 K, 16 × 4 beads). Cheap
 # settings so that it runs in minutes on 2 cores: a Γ-only reference SCF, a coarse real-space grid,
 # the reference density for every configuration–bead ("frozen"; the paper's is "scf") and the
 # reference structure's Fermi level. Born mode: on this cell the Bethe–Salpeter ladder is not yet
@@ -161,7 +161,7 @@ and what it shows. From this folder, in order:
   python -m spia_mpi plot spia_results.h5
   python -m spia_mpi tc --lambda spia_results.h5 --gamma 0.4 --mustar 0.1 --mustar 0.13 --json
   mpirun -n 2 python -m spia_mpi run grid.toml          (Li₂MgH₁₆ with the grid model, on conf_harmonic.h5)
-  python -m spia_mpi sample harmonic --structure li-bcc.extxyz --supercell 2 2 2 --einstein 0.04 \\
+  python -m spia_mpi sample harmonic --structure li-bcc.extxyz --supercell 2 2 2 --einstein 0.025 \\
          --temperature 300 --beads 4 --samples 16 --out conf_li.h5
   mpirun -n 2 python -m spia_mpi run gpaw.toml          (bcc Li with GPAW, on conf_li.h5)
   mpirun -n 2 python -m spia_mpi spectral spectral.toml
