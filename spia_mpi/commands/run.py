@@ -237,8 +237,10 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
            + (units_per_group + 2) * conf.n_beads * ns * ns * 24
            + 400 * model.n_basis / rpg) / 2**20
     if comm.rank == 0:
-        logger.info("system: %d sites, %d states per K, %d K-point(s); %d configurations × %d beads at %g K",
-                    model.n_basis, ns, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
+        first = "" if space or gpaw_plan or inp.spia.states_per_k is not None or ns == model.n_basis else \
+            " (the first pool: the automatic state space is chosen once ε_F is known)"
+        logger.info("system: %d sites, %d states per K%s, %d K-point(s); %d configurations × %d beads at %g K",
+                    model.n_basis, ns, first, len(kpoints), conf.n_conf, conf.n_beads, conf.temperature_k)
         if gpaw_plan:
             logger.info("GPAW (no SCF run by --dry-run): %s", json.dumps(gpaw_plan))
         logger.info("decomposition: %d work units (K × blocks) over %d group(s) of %d rank(s); %d resolvent "
@@ -296,6 +298,12 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                              symmetrize_m=inp.spia.symmetrize_m, anisotropy_bins=inp.spia.anisotropy_bins,
                              anisotropy_n_bins=inp.spia.anisotropy_n_bins)
 
+    if comm.rank == 0:
+        sp = res.state_space
+        logger.info("state space: %s states per K out of a pool of %d per k%s, %s",
+                    "/".join(map(str, sp.n_states)), sp.pool_per_k, " (every band)" if sp.pool_complete else "",
+                    "no energy window" if sp.window_ev is None else
+                    "window [%.3g, %.3g] eV around ε_F" % tuple(sp.window_ev))
     with Stage("Eliashberg T_c", logger, timings):
         records = solve_tc_records(res, conf.temperature_k, inp.eliashberg, comm)
     records = _add_tc_errors(records, res, conf.temperature_k, inp.eliashberg, comm, timings)
