@@ -141,7 +141,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     with Stage("spectral function", logger, timings):
         res = spectral.compute_spectral(model, conf.positions, setup, n_blocks=n_blocks,
                                         bead_groups=sp.bead_groups, comm=comm, store=store)
-    summary = summary_table(res, setup, path, sp.summary_points)
+    summary = summary_table(res, setup, path, sp.summary_points) if comm.rank == 0 else None   # res: rank 0's
     with Stage("write results", logger, timings):
         write_spectral(out_path, comm, resolved, res, setup, path, summary, conf, timings, source)
     if comm.rank == 0:

@@ -16,8 +16,9 @@ continued to the real axis and broadened like the unfolded ρ.
 Work decomposition (:func:`compute_spectral`): the path k-points are grouped by their
 supercell K; a *unit* is one (K, configuration block, bead group); units are distributed over the
 ranks of ``comm`` (contiguous, balanced), each rank solves its units serially and stores
-each finished unit in the checkpoint (``store``). Unit sums are gathered and added in unit
-order, so the result is bit-identical for any number of ranks and after a restart. Errors:
+each finished unit in the checkpoint (``store``). Unit sums are gathered on rank 0 (which
+writes the file) and added in unit order, so the result is bit-identical for any number of
+ranks and after a restart; the other ranks get None. Errors:
 delete-one-block jackknife (:func:`spia_mpi.engine.stats.jackknife_error`).
 
 Index letters: ``k`` path point, ``e`` energy grid point, ``n`` band (Green's route) or
@@ -34,7 +35,7 @@ from spia_mpi.engine import spia, unfolding
 from spia_mpi.engine.stats import jackknife_error
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
-from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
+from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, gather_dict, partition
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ class SpectralResult:
 
 
 def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: int = 8, bead_groups: int = 1,
-                     comm=None, store=None) -> SpectralResult:
+                     comm=None, store=None) -> SpectralResult | None:
     """ρ(k, E) on the path from configurations ``positions_cbav`` float [n_c, n_b, n_atoms, 3] (Å;
     an h5py dataset is fine: each rank reads its units' configurations only).
 
@@ -254,6 +255,7 @@ def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: i
     :class:`spia_mpi.io.checkpoint.TaskStore` with n_K · n_blocks · bead_groups tasks
     (task = (iK · n_blocks + block) · bead_groups + group), or None. ``comm``: communicator
     (None: serial). The result depends on ``bead_groups`` only through the order of sums.
+    Under MPI the result is on rank 0 only (None elsewhere): only rank 0 writes it.
     """
     from spia_mpi.engine.workflow import block_of
     n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
@@ -284,11 +286,14 @@ def compute_spectral(model, positions_cbav, setup: SpectralSetup, *, n_blocks: i
                 if store is not None:
                     store.save(u, **got)
             local[u] = got
-    parts = allgather_dict(local, comm)
-    return _assemble(model, setup, parts, units, n_blocks, n_K, comm)
+    static = static_spectrum(model, setup, comm)                 # collective: before the gather
+    parts = gather_dict(local, comm)
+    if comm is not None and comm.rank != 0:
+        return None
+    return _assemble(model, setup, parts, units, n_blocks, n_K, static)
 
 
-def _assemble(model, setup, parts, units, n_blocks, n_K, comm) -> SpectralResult:
+def _assemble(model, setup, parts, units, n_blocks, n_K, static) -> SpectralResult:
     """Per-block sums in unit order → means, jackknife errors, the Green's route."""
     n_k, n_e = setup.kpath_frac.shape[0], setup.grid_ev.size
     rho = np.zeros((n_blocks, n_k, n_e))
@@ -317,7 +322,6 @@ def _assemble(model, setup, parts, units, n_blocks, n_K, comm) -> SpectralResult
     (m0, m0_e, m0_r), (m1, _, m1_r), (m2, _, m2_r) = (mean_and_error(mom[i]) for i in range(3))
     centroid, spread = _centroid_spread(m0, m1, m2)
     c_r, s_r = _centroid_spread(m0_r, m1_r, m2_r)
-    static = static_spectrum(model, setup, comm)
     greens = _greens_route(model, setup, gsum, count, n_K, n_blocks) if setup.z is not None else None
     return SpectralResult(rho_m, rho_e, m0, m0_e, centroid, jackknife_error(c_r), spread, jackknife_error(s_r),
                           static, int(total_n), n_blocks, greens)
