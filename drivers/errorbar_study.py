@@ -14,11 +14,18 @@ the run's own Lorentzian DOS N_γ), and, to separate the error bar from any bias
     r = (λ(m) − ⟨λ(m)⟩_seeds) / σ(m) · √(N/(N−1))
 
 whose standard deviation is 1 for honest error bars (a delete-one jackknife over n blocks
-has n − 1 degrees of freedom: SD(r) ≈ √((n−1)/(n−3)) for Student-t, 1.18 for 8 blocks).
-The bias is ⟨λ − λ_exact⟩ in units of its standard error SD(λ)/√N.
+has n − 1 degrees of freedom: SD(r) ≈ √((n−1)/(n−3)) for Student-t, 1.18 for 8 blocks),
+and Var_seeds(λ)/⟨σ²⟩, which is 1 when σ² is an unbiased variance estimate whatever the
+number of blocks (over N seeds it scatters as χ²_{N−1}/(N−1)). The bias is ⟨λ − λ_exact⟩
+in units of its standard error SD(λ)/√N.
 
-    python drivers/errorbar_study.py --seeds 20 --out eb          # ≈ 10 min on 2 busy cores
-    python drivers/errorbar_study.py --summary eb/study.json      # print the table again
+    python drivers/errorbar_study.py --seeds 20 --out eb          # tutorial size
+    python drivers/errorbar_study.py --size small --seeds 200 --out ebs   # the slow test's size
+    python drivers/errorbar_study.py --summary eb/study.json      # print the tables again
+
+``--size small`` is tests/test_errorbars.py's system: a 3×3×3 supercell (Γ only), 64 samples
+× 8 beads, γ = 0.4 and 0.8 eV. ``--fermi-level-ev X`` fixes ε_F (z and the weights' centre)
+instead of the input's ensemble estimate, whose own noise the replicas do not contain.
 
 Writes OUT/study.json (every λ, σ, N_γ and the summary) and prints a markdown table.
 """
@@ -44,6 +51,17 @@ def exact_born(n_gamma, g, hbar_omega_ev, mass_amu, n_beads, temperature_k, n_m)
     om_m = 2 * n_beads * kt * np.sin(np.pi * np.arange(n_m) / n_beads)  # ħΩ_m, eV
     spring = mass_amu * (hbar_omega_ev ** 2 + om_m ** 2) / hb2           # eV/Å²
     return np.asarray(n_gamma)[:, None] * g ** 2 / spring[None, :]
+
+
+def small_input(base: dict) -> dict:
+    """The small study system (``--size small``, tests/test_errorbars.py): a 3×3×3 supercell of the
+    tutorial's metal, Γ only, 64 exact Einstein samples × 8 beads, γ = 0.4 and 0.8 eV."""
+    import copy
+    data = copy.deepcopy(base)
+    data["supercell"].update(matrix=[3, 3, 3], kpoints=[[0.0, 0.0, 0.0]])
+    data["configurations"]["einstein"].update(n_samples=64, n_beads=8)
+    data["spia"]["gamma_ev"] = [0.4, 0.8]
+    return data
 
 
 def run_seed(seed: int, out: Path, modes, blocks, base: dict) -> dict:
@@ -93,6 +111,7 @@ def summarise(runs: dict, base: dict) -> dict:
         r = (lam - lam.mean(0)) / err * np.sqrt(n / (n - 1))
         bias = (lam - exact).mean(0) / ((lam - exact).std(0, ddof=1) / np.sqrt(n))
         out[key] = dict(n_seeds=n, sd_r=r.std(0, ddof=0).tolist(), sd_r_pooled=float(np.sqrt((r ** 2).mean())),
+                        var_ratio=(lam.var(0, ddof=1) / (err ** 2).mean(0)).tolist(),
                         mean_z=z.mean(0).tolist(), sd_z_pooled=float(z.std()), bias_over_se=bias.tolist(),
                         scatter_over_sigma=(lam.std(0, ddof=1) / err.mean(0)).tolist(),
                         gamma=runs[next(iter(runs))][key]["gamma"])
@@ -122,6 +141,20 @@ def table(summary: dict) -> str:
                      + ", ".join(f"{row[0]:+.1f}" for row in s["bias_over_se"]) + " | "
                      + ", ".join(f"{row[1]:+.1f}" for row in s["bias_over_se"]) + " | "
                      + ", ".join(f"{row[0]:.2f}" for row in s["scatter_over_sigma"]) + " |")
+    lines += ["", "Every m (rows: mode, blocks, γ; SD(r), honest ≈ √((n−1)/(n−3)); then Var_seeds(λ)/⟨σ²⟩, honest 1):", ""]
+    first = next(s for k, s in summary.items() if k != "bse_minus_born")
+    n_m = len(first["sd_r"][0])
+    lines += ["| mode | blocks | γ (eV) | quantity | " + " | ".join(f"m = {m}" for m in range(n_m)) + " |",
+              "|---|---|---|---|" + "---|" * n_m]
+    for key, s in summary.items():
+        if key == "bse_minus_born":
+            continue
+        mode, nb = key.split("_")
+        for ig, gam in enumerate(s["gamma"]):
+            lines.append(f"| {mode} | {nb} | {gam:g} | SD(r) | " + " | ".join(f"{v:.2f}" for v in s["sd_r"][ig]) + " |")
+            if "var_ratio" in s:
+                lines.append(f"| {mode} | {nb} | {gam:g} | Var/⟨σ²⟩ | "
+                             + " | ".join(f"{v:.2f}" for v in s["var_ratio"][ig]) + " |")
     pair = summary.get("bse_minus_born")
     if pair:
         lines.append("")
@@ -137,31 +170,43 @@ def main(argv=None):
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--blocks", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--modes", nargs="+", default=["born", "bse"], choices=["born", "bse"])
+    ap.add_argument("--size", choices=["tutorial", "small"], default="tutorial",
+                    help="the tutorial's input (default) or the small test system")
+    ap.add_argument("--fermi-level-ev", type=float, help="fix ε_F (eV) instead of the ensemble estimate")
     ap.add_argument("--out", default="errorbar-study", help="folder for the runs and study.json")
     ap.add_argument("--summary", metavar="JSON", help="only print the table of an existing study.json")
     args = ap.parse_args(argv)
-    if args.summary:
-        data = json.loads(Path(args.summary).read_text())
-        summary = data["summary"]
-        summary["bse_minus_born"] = paired_bse_born({int(k): v for k, v in data["runs"].items()}, max(args.blocks))
-        print(table(summary))
-        return 0
     from spia_mpi.io import inputs
     from spia_mpi.io.log import setup_logging
     setup_logging(None, "WARNING")
     base = inputs.load_toml(ROOT / "spia_mpi" / "data" / "demo.toml")
+    if args.size == "small":
+        base = small_input(base)
+    if args.fermi_level_ev is not None:
+        base["spia"]["fermi_level_ev"] = args.fermi_level_ev
+    if args.summary:                       # recomputed from the stored runs (the input is stored with them)
+        data = json.loads(Path(args.summary).read_text())
+        runs = {int(k): v for k, v in data["runs"].items()}
+        print(table(study_summary(runs, data.get("input", base), args.blocks)))
+        return 0
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     runs = {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         runs[seed] = run_seed(seed, out, args.modes, args.blocks, base)
         if len(runs) >= 3:                 # the study so far, after every seed (a stopped study keeps it)
-            summary = summarise(runs, base)
-            summary["bse_minus_born"] = paired_bse_born(runs, max(args.blocks))
-            (out / "study.json").write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
+            summary = study_summary(runs, base, args.blocks)
+            (out / "study.json").write_text(json.dumps({"input": base, "runs": runs, "summary": summary}, indent=1))
         print(f"seed {seed} done", flush=True)
     print(table(summary))
     return 0
+
+
+def study_summary(runs: dict, base: dict, blocks) -> dict:
+    """:func:`summarise` plus the paired BSE − Born difference at the largest number of blocks."""
+    summary = summarise(runs, base)
+    summary["bse_minus_born"] = paired_bse_born(runs, max(blocks))
+    return summary
 
 
 if __name__ == "__main__":

@@ -304,13 +304,12 @@ def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair):
     """
     kk = q_of_pair[np.asarray(k_index)[:, None], np.asarray(k_index)[None, :]]
     nq = int(q_of_pair.max()) + 1
-    out = np.zeros((weights_gs.shape[0], nq, w_mss.shape[0]))
-    for q in range(nq):
-        mask = kk == q
-        if mask.any():
-            out[:, q, :] = np.einsum("gs,mst,gt->gm", weights_gs, np.where(mask, w_mss, 0),
-                                     weights_gs, optimize=True).real
-    return out
+    w = np.asarray(weights_gs, float)
+    n_g, n_m = w.shape[0], w_mss.shape[0]
+    terms = w[:, None, :, None] * np.real(w_mss)[None] * w[:, None, None, :]       # [g, m, s, t]
+    label = np.arange(n_g * n_m)[:, None] * nq + kk.reshape(1, -1)                # (g, m, q) of each term
+    out = np.bincount(label.ravel(), weights=terms.ravel(), minlength=n_g * n_m * nq)
+    return out.reshape(n_g, n_m, nq).transpose(0, 2, 1).copy()
 
 
 def lambda_q(pair_sums, n_gamma, weight=1.0) -> np.ndarray:

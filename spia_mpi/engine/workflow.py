@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import anisotropy, bse_parallel, fermi, spia, statespace
+from spia_mpi.engine import anisotropy, bse_parallel, fermi, replicas, spia, statespace
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -593,11 +593,23 @@ def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref
         raise InputError("spia.fermi_level = 'renormalised' needs every band in the state space (spia.window_ev "
                          "removed some): choose 'ensemble' or 'reference'")
     centre = ren if cfg.fermi_choice == "renormalised" else float(np.real(z))
+    ens_value = ens.value if ens else float("nan")
+    if ens is not None and exclude is not None and cfg.fermi_choice == "ensemble":
+        ens_value = centre = _replica_ensemble_level(ens, plan, exclude)
     levels = fermi.FermiLevels(cfg.fermi_choice, float(centre), float(np.real(z)), float(ref_level),
-                               ens.value if ens else float("nan"), ens.error if ens else float("nan"),
-                               float(ren), cfg.fermi_given)
+                               ens_value, ens.error if ens else float("nan"), float(ren), cfg.fermi_given)
     weights = [spia.lorentzian_weights(b.energies, centre, plan.gammas) for b in bands]
     return _Bands(bands, offdiag, levels, weights)
+
+
+def _replica_ensemble_level(ens: fermi.EnsembleLevel, plan: _Plan, exclude: int) -> float:
+    """The ensemble ε_F of jackknife replica ``exclude``: the mean of the per-configuration levels of the
+    configurations it keeps (the full sample's when block ``exclude`` holds all of them). It centres
+    the replica's Lorentzian weights, so the ensemble level's own noise is in the error bars; z keeps
+    the full sample's level (the resolvents are not recomputed; λ depends on the weights' centre
+    ≈ 30 times more than on Re z: docs/spia.md)."""
+    keep = plan.block_of_conf[np.asarray(ens.configurations)] != exclude
+    return float(np.mean(ens.per_configuration[keep])) if keep.any() else float(ens.value)
 
 
 def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict:
@@ -679,56 +691,95 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     return gather_dict(parts, comm)
 
 
-def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, replica_bands: list, q_of_pair, cfg, bins=None) -> dict:
+def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica_bands: list, q_of_pair, cfg,
+                  bins=None) -> dict:
     """{(ik, k): _KContribution} of every jackknife replica k (block k deleted), each with its own Ḡ.
 
     ``g_hat``: ĝ(m) of this group's configurations {(ik, c): complex [n_b, n_s, n_s]} (the bead
-    transform of the stored resolvents); ``replica_bands``: the :class:`_Bands` of each replica;
-    ``bins``: the full sample's Fermi-surface bins of the states (anisotropy), or None.
-    Per K and replica k, every leader of the chain forms the moment sums of its own blocks ≠ k
-    with T recomputed from replica k's Ḡ (:func:`spia.t_matrices_m`), they are added in block
-    order along the chain as for the full sample (same sums in the same order for any layout),
-    and the owner of block k forms Γ, W and the Fermi-surface sums with the replica's Ḡ and
-    weights; they are gathered on rank 0 (empty dict elsewhere). Cost: ≈ n_blocks/2 times the full sample's T-matrix pass, no resolvent solves.
+    transform of the stored resolvents); ``bands``, ``replica_bands``: the :class:`_Bands` of the
+    full sample and of each replica; ``bins``: the full sample's Fermi-surface bins of the states
+    (anisotropy), or None. The owner of block k forms replica k's Γ, W and Fermi-surface sums
+    with the replica's Ḡ and weights from the moment sums of T over the blocks ≠ k, T recomputed
+    with that Ḡ: :func:`_replica_moments_general` or, with one state per k,
+    :func:`_replica_moments_one_state` (no resolvent solves either way). They are gathered on
+    rank 0 (empty dict elsewhere).
     """
     lead = groups.leader_rank
-    n_k = len(plan.kpoints)
     parts = {}
     failure = None
-    for ik in range(n_k):
+    for ik in range(len(plan.kpoints)):
         chain = sorted({plan.owner[ik * plan.n_blocks + b] for b in range(plan.n_blocks)})
         if lead not in chain:
             continue
         own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == lead]
-        for k in range(plan.n_blocks):
-            rb = replica_bands[k]
-            sums = None
-            if groups.leader:
-                terms = [spia.MomentSums.zeros(plan.n_beads, refs[ik].n_states)]  # a rank may own only block k
-                try:
-                    for b in own:
-                        if b != k:
-                            terms.append(_block_moments(g_hat, plan, ik, b, rb.bands[ik]))
-                except Exception as exc:  # noqa: BLE001 - raised on every rank below; the chain must go on
-                    failure = failure or exc
-                # every rank runs its chains in the same order, so MPI's in-order delivery makes the
-                # (bounded, below MPI's minimum tag limit 32767 / 3) tags unambiguous even when they repeat
-                sums = spia.MomentSums(*chain_sum(comm, chain, [(t.s1, t.s2, t.count) for t in terms],
-                                                  tag=(ik * plan.n_blocks + k) % 10000))
-                del terms
+        moments = (_replica_moments_one_state if replicas.one_state_per_k(refs[ik].k_index)
+                   else _replica_moments_general)
+        own_replicas = (moments(g_hat, plan, comm, chain, own, ik, bands, replica_bands) if groups.leader
+                        else ((k, None, None) for k in own))          # the other ranks of the group help the BSE
+        for k, sums, exc in own_replicas:
+            failure = failure or exc
             try:
-                if k in own:                    # the whole group: its ranks share the BSE slices
-                    part = _contribution(sums, rb.bands[ik], rb.weights[ik], refs[ik].k_index, q_of_pair[ik],
-                                         plan, cfg, (bins.of_state[ik], bins.n_bins) if bins else None,
-                                         groups.group_comm)
-                    if part is not None:
-                        parts[(ik, k)] = part
+                rb = replica_bands[k]           # the whole group: its ranks share the BSE slices
+                part = _contribution(sums if exc is None else None, rb.bands[ik], rb.weights[ik], refs[ik].k_index,
+                                     q_of_pair[ik], plan, cfg, (bins.of_state[ik], bins.n_bins) if bins else None,
+                                     groups.group_comm)
+                if part is not None:
+                    parts[(ik, k)] = part
             except Exception as exc:  # noqa: BLE001 - raised on every rank just below
                 failure = failure or exc
     with agree_on_failure(comm, "the jackknife replicas"):
         if failure is not None:
             raise failure
     return gather_dict(parts, comm)
+
+
+def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list):
+    """Yields (k, moment sums of T over the blocks ≠ k, exception or None) for the own blocks k.
+
+    Per replica k every leader of the chain forms the sums of its own blocks ≠ k with T from
+    replica k's Ḡ (:func:`spia.t_matrices_m`); they are added in block order along the chain as
+    for the full sample (same sums in the same order for any layout). Cost ≈ n_blocks/2 times
+    the full sample's T-matrix pass.
+    """
+    for k in range(plan.n_blocks):
+        rb = replica_bands[k].bands[ik]
+        terms = [spia.MomentSums.zeros(plan.n_beads, rb.energies.size)]      # a rank may own only block k
+        failure = None
+        try:
+            terms += [_block_moments(g_hat, plan, ik, b, rb) for b in own if b != k]
+        except Exception as exc:  # noqa: BLE001 - reported by the caller; the chain must go on
+            failure = exc
+        # every rank runs its chains in the same order, so MPI's in-order delivery makes the
+        # (bounded, below MPI's minimum tag limit 32767 / 3) tags unambiguous even when they repeat
+        s1, s2, n = chain_sum(comm, chain, [(t.s1, t.s2, t.count) for t in terms],
+                              tag=(ik * plan.n_blocks + k) % 10000)
+        del terms
+        if k in own:
+            yield k, spia.MomentSums(s1, s2, n), failure
+
+
+def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list):
+    """As :func:`_replica_moments_general` for one state per k (:mod:`replicas`): the blocks' sums
+    of ĝ' and |ĝ'|² are added in block order along the chain once; replica k's T sums follow from
+    that total minus block k's own sums (the same numbers for any layout). Cost ≈ one pass
+    over the configurations for all replicas."""
+    shift = np.diag(bands.bands[ik].gbar_band)
+    failure, g_sums = None, {}
+    try:
+        g_sums = {b: replicas.shifted_moments([g_hat[(ik, c)] for c in plan.confs(b)], shift) for b in own}
+    except Exception as exc:  # noqa: BLE001 - reported by the caller; the chain must go on
+        failure = exc
+    n_s = shift.size
+    zero = spia.MomentSums.zeros(plan.n_beads, n_s)
+    s1, s2, n = chain_sum(comm, chain, [(zero.s1, zero.s2, 0)] + [(g.s1, g.s2, g.count) for g in g_sums.values()],
+                          tag=ik % 10000)
+    for k in own:
+        sums = None
+        if failure is None:
+            blk = g_sums[k]
+            rest = spia.MomentSums(s1 - blk.s1, s2 - blk.s2, n - blk.count)
+            sums = replicas.t_moments(rest, shift, replica_bands[k].bands[ik])
+        yield k, sums, failure
 
 
 def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb) -> spia.MomentSums:
@@ -825,7 +876,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins)
     timings["lambda"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    parts.update(_replica_pass(g_store, plan, groups, comm, refs, replica_bands, q_of_pair, cfg, bins))
+    parts.update(_replica_pass(g_store, plan, groups, comm, refs, bands, replica_bands, q_of_pair, cfg, bins))
     g_store.clear()
     timings["jackknife"] = time.perf_counter() - t0
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
