@@ -89,7 +89,7 @@ def main(argv=None):
              f"{args.repeat} for the default route, 1 for the general one). Load average during the run: "
              f"{' '.join(load)} (shared machine, under `nice`): absolute times are rough, ratios less so.\n",
              "| replica route | blocks | resolvents | T-matrix pass + replica bands | λ (full sample) | "
-             "jackknife | total | total / total with 8 blocks |",
+             "jackknife | total | total / default route's total with the fewest blocks |",
              "|---|---|---|---|---|---|---|---|"]
     for route, nb, t in rows:
         ratio = t["total"] / base[args.blocks[0]] if args.blocks[0] in base else float("nan")

@@ -276,7 +276,7 @@ class SpiaSettings:
     gammas: tuple = (0.8,)
     mode: str = "bse"
     solver: str = "dense"
-    n_blocks: int = 8
+    n_blocks: int = 32
     fermi_level: str | float = "ensemble"
     fermi_level_ev: float | None = None
     reference_fermi_level_ev: float | None = None

@@ -282,7 +282,9 @@ class SpiaInput:
             "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")
-    n_blocks: int = option(8, check=_at_least_two, doc="configuration blocks (work units, jackknife errors)")
+    n_blocks: int = option(32, check=_at_least_two,
+                           doc="configuration blocks (work units, jackknife errors; at most the number of "
+                               "configurations, each block should be longer than the trajectory's correlation time)")
     ranks_per_group: int = option(1, check=positive,
                                   doc="MPI ranks sharing one distributed PETSc resolvent (a configuration group); "
                                       "must divide the number of ranks; > 1 needs resolvent = 'petsc'. Use it when "
