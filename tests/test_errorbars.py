@@ -124,8 +124,8 @@ N_SEEDS = 160
 def study(tmp_path_factory):
     """160 seeds of the small system (``drivers/errorbar_study.py --size small``: 3×3×3 Holstein, Γ,
     64 exact Einstein samples × 8 beads, γ = 0.4/0.8 eV, the input's ensemble Fermi level) in Born
-    and BSE mode with 8 and 32 blocks, through the run command: the driver's summary. ≈ 5 min
-    idle, ≈ 12 min on the loaded 2-core machine."""
+    and BSE mode with 8 and 32 blocks, through the run command: the driver's summary. 17 min on
+    the loaded 2-core machine (load 20)."""
     from spia_mpi.io import inputs
     drv = _driver()
     base = drv.small_input(inputs.load_toml(REPO / "spia_mpi" / "data" / "demo.toml"))
@@ -143,7 +143,7 @@ def _chi2_band(n_seeds: int, p: float = 0.001):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)          # 640 runs: ≈ 12 min on the loaded 2-core machine
+@pytest.mark.timeout(3600)          # 640 runs: 17 min on the loaded 2-core machine
 def test_jackknife_variance_matches_the_scatter_over_seeds_at_every_m(study):
     """σ² is an unbiased estimate of Var(λ): Var_seeds(λ(m))/⟨σ²(m)⟩ over 160 independent seeds lies
     inside the two-sided 99.8 % band of χ²_{159}/159 (0.69–1.38) for every m = 0 … N_b/2, both γ, Born
