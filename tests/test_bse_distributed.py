@@ -178,3 +178,29 @@ def test_workflow_one_rank_equals_two_ranks_in_bse_mode(tmp_path, min_states):
     assert np.max(np.abs(two.lambda_m - one[0])) < 1e-10 * scale
     assert np.max(np.abs(two.lambda_m_error - one[1])) < 1e-10 * scale
     assert np.max(np.abs(one[0] - one[2])) > 1e-6 * scale
+
+
+def test_cli_run_distributed_bse_equals_one_rank(tmp_path, spia_cli, small_run):
+    """The TOML keys reach the workflow: `spia.ranks_per_group = 2` with `bse_distributed_min_states
+    = 4` (8 states per K) under 2 ranks solves every slice by ScaLAPACK's distributed LU (the log
+    says so); the same folder rerun on 1 rank (the checkpointed resolvents reused, so only the BSE
+    layout differs) gives λ(m), its error and T_c to 1e-10; a bad package is one clear error."""
+    inp = small_run.write(tmp_path, resolvent="petsc")
+    serial = inp.read_text()
+    inp.write_text(serial.replace('resolvent = "petsc"', 'resolvent = "petsc"\nranks_per_group = 2\n'
+                                                         'bse_distributed_min_states = 4'))
+    r2 = spia_cli(["run", inp], ranks=2)
+    assert r2.returncode == 0, r2
+    assert "distributed LU (scalapack) on 2 ranks" in r2.stderr, r2
+    d2, inp2, _ = small_run.read(tmp_path / "res.h5")
+    assert inp2["spia"]["bse_distributed_min_states"] == 4 and inp2["spia"]["ranks_per_group"] == 2
+    inp.write_text(serial)
+    r1 = spia_cli(["run", inp])
+    assert r1.returncode == 0 and "reused" in r1.stderr and "distributed LU" not in r1.stderr, r1
+    d1, _, _ = small_run.read(tmp_path / "res.h5")
+    for key in ("lambda/lambda_m", "lambda/lambda_m_error", "eliashberg/tc_K"):
+        assert np.max(np.abs(d2[key] - d1[key])) <= 1e-10 * np.max(np.abs(d1[key])), key
+    inp.write_text(serial.replace('resolvent = "petsc"', 'resolvent = "petsc"\nbse_distributed_solver = "elemental"'))
+    r = spia_cli(["run", inp])
+    assert r.returncode == 2 and r.stderr.count("error:") == 1 and "spia.bse_distributed_solver" in r.stderr, r
+    assert "Traceback" not in r.stderr, r
