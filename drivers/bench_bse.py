@@ -4,7 +4,9 @@
 A slice is the dense complex system (1 − Γ D) W = Γ with n right-hand sides (spia.bse_slice,
 engine.bse_parallel); Γ random with ‖DΓ‖ ≈ 0.5 (well conditioned), the same in every run.
 Each measurement runs in a fresh process (under mpirun for 2 ranks) with one BLAS thread per
-process, and reports the wall time of the slice solve (slowest rank) and the peak resident
+process, and reports the wall time of the slice solve (slowest rank), the CPU time of each rank
+(on a loaded machine the less noisy measure of the work; MPI ranks that wait for each other
+busy-poll, so their CPU time includes waiting) and the peak resident
 memory per rank from just before the solve to its end (VmHWM after a reset; it includes
 ≈ 100–150 MiB of Python, NumPy, PETSc and MPI). Rows:
 
@@ -91,7 +93,7 @@ def one(kind: str, n: int):
     gc.collect()
     comm.barrier()
     _reset_peak_rss()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if kind in ("scalapack", "mumps"):
         w = bse_parallel.bethe_salpeter_rows(comm, gam, abs2, BETA, kind)
     elif kind == "slices":
@@ -99,10 +101,11 @@ def one(kind: str, n: int):
     else:
         w = spia.bethe_salpeter(gam, abs2, BETA, "petsc" if kind == "petsc" else "dense")
     elapsed = comm.gather(time.perf_counter() - t0, root=0)
+    cpu = comm.gather(time.process_time() - c0, root=0)
     rss = comm.gather(_rss_mib(), root=0)
     del w
     if comm.rank == 0:
-        print(json.dumps({"kind": kind, "n": n, "ranks": comm.size, "seconds": max(elapsed), "rss_mib": rss,
+        print(json.dumps({"kind": kind, "n": n, "ranks": comm.size, "seconds": max(elapsed), "cpu_s": cpu, "rss_mib": rss,
                           "base_mib": base}))
 
 
@@ -131,7 +134,7 @@ def main(sizes):
         for kind in KINDS:
             r = run_one(kind, n)
             results[(kind, n)] = r
-            print(kind, n, f"{r['seconds']:.2f} s", [round(x) for x in r["rss_mib"]], f"load {load_average()}",
+            print(kind, n, f"{r['seconds']:.2f} s", f"CPU {r['cpu_s']}", [round(x) for x in r["rss_mib"]], f"load {load_average()}",
                   flush=True)
         loads.append(load_average())
     write(results, sizes, loads)
@@ -143,13 +146,19 @@ def fit_cubic(sizes, times) -> float:
     return float(np.dot(n3, times) / np.dot(n3, n3))
 
 
+def _t(r) -> str:
+    """'wall (CPU of the busiest rank)' in seconds."""
+    return f"{r['seconds']:.1f} ({max(r['cpu_s']):.1f})"
+
+
 def write(results, sizes, loads):
     lines = ["## Bethe–Salpeter slices over ranks (`drivers/bench_bse.py`)\n",
              "One bead slice of the Bethe–Salpeter equation: (1 − ΓD) W = Γ, dense complex n × n with n "
              "right-hand sides, Γ random and well conditioned. Fresh process per measurement, one BLAS thread "
              "per process, run under `nice -n 19` on the shared 2-core machine (load average "
              f"before / after each size: {'; '.join(loads)} — the other developers' jobs; times are wall "
-             "clock of the slowest rank and noisy). Peak RSS = VmHWM per rank, reset just before the solve "
+             "clock of the slowest rank and noisy; in parentheses the CPU seconds of the busiest rank, "
+             "which include MPI's busy waiting). Peak RSS = VmHWM per rank, reset just before the solve "
              "(includes ≈ 100–150 MiB of libraries and the rank's part of Γ).\n",
              "Reproduce: `nice -n 19 python drivers/bench_bse.py` (then `python drivers/run_benchmarks.py "
              "--assemble`).\n",
@@ -159,7 +168,7 @@ def write(results, sizes, loads):
              "|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         d, p, s, m = (results[(k, n)] for k in ("dense", "petsc", "scalapack", "mumps"))
-        lines.append(f"| {n} | {d['seconds']:.1f} | {p['seconds']:.1f} | {s['seconds']:.1f} | {m['seconds']:.1f} | "
+        lines.append(f"| {n} | {_t(d)} | {_t(p)} | {_t(s)} | {_t(m)} | "
                      f"{d['seconds'] / s['seconds']:.2f}× | {d['rss_mib'][0]:.0f} | {p['rss_mib'][0]:.0f} | "
                      f"{max(s['rss_mib']):.0f} | {max(m['rss_mib']):.0f} |")
     lines += ["", "Two slices: both on one rank (LAPACK) vs one per rank (`bethe_salpeter_on` below the "
@@ -168,18 +177,21 @@ def write(results, sizes, loads):
               "peak RSS rank 0 / rank 1, 2 ranks (MiB) |", "|---|---|---|---|---|---|"]
     for n in sizes:
         a, b = results[("serial2", n)], results[("slices", n)]
-        lines.append(f"| {n} | {a['seconds']:.1f} | {b['seconds']:.1f} | {a['seconds'] / b['seconds']:.2f}× | "
+        lines.append(f"| {n} | {_t(a)} | {_t(b)} | {a['seconds'] / b['seconds']:.2f}× | "
                      f"{a['rss_mib'][0]:.0f} | {b['rss_mib'][0]:.0f} / {b['rss_mib'][1]:.0f} |")
     lines += ["", f"Extrapolation to n = {TARGET} (t = a n³ fitted to the sizes above; memory: the n = "
               f"{sizes[-1]} peak minus the libraries' resident memory before Γ was built, scaled by "
               f"(n/{sizes[-1]})²):\n",
-              "| solver | a (s / n³) | t(n = 20 480) per slice | peak memory per rank at 20 480 |", "|---|---|---|---|"]
+              "| solver | a (s / n³), wall | t(n = 20 480) per slice, wall | same from the CPU time of the busiest rank | "
+              "peak memory per rank at 20 480 |", "|---|---|---|---|---|"]
     for kind, label in (("dense", "1 rank LAPACK"), ("petsc", "1 rank PETSc dense"),
                         ("scalapack", "2 ranks ScaLAPACK"), ("mumps", "2 ranks MUMPS")):
         a = fit_cubic(sizes, [results[(kind, n)]["seconds"] for n in sizes])
+        a_cpu = fit_cubic(sizes, [max(results[(kind, n)]["cpu_s"]) for n in sizes])
         last = results[(kind, sizes[-1])]
         mem = max(np.subtract(last["rss_mib"], last["base_mib"])) * (TARGET / sizes[-1]) ** 2 / 1024
-        lines.append(f"| {label} | {a:.3e} | {a * TARGET ** 3 / 60:.0f} min | {mem:.0f} GiB |")
+        lines.append(f"| {label} | {a:.3e} | {a * TARGET ** 3 / 60:.0f} min | {a_cpu * TARGET ** 3 / 60:.0f} min | "
+                     f"{mem:.0f} GiB |")
     (ROOT / "docs" / "benchmarks" / "bse.md").write_text("\n".join(lines) + "\n")
     print("wrote docs/benchmarks/bse.md")
 
