@@ -73,7 +73,7 @@ class ResolventSolver:
         A M⁻¹ = 1 − (V − V̄) M⁻¹ by FFTs alone, without the sparse matrix (checked against the matrix
         at set-up; the final residuals are always the matrix's). ``"auto"``
         (:meth:`block_size_for`): ``AUTO_BLOCK`` when the solve uses the model's preconditioner with
-        GMRES (the grid model: about 2× faster than single solves, docs/benchmarks.md), else 1.
+        GMRES (the grid model: 1.75–2.1× the single solves' throughput, docs/benchmarks.md), else 1.
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
