@@ -312,7 +312,7 @@ def section_ranks() -> list:
         "2 ranks 0.44 s + 0.40 s, the preconditioner's FFTs halving but its two `Alltoallv`s and their packing "
         "copies (≈ 0.6 ms per vector and transpose) eating the gain. With the shared-memory window a transpose "
         "is a barrier and one strided copy (≈ 0.06 ms per vector), and the preconditioner alone scales "
-        "1.65–1.9× (the PC columns). The batched default does the same work in fewer, larger steps: "
+        "1.1–1.9× in the PC columns of the runs so far (one vector, the noisiest number here; 1.65–1.9× in a 10:35 run). The batched default does the same work in fewer, larger steps: "
         "1 rank 0.62 s = FFTs 0.38 + Gram–Schmidt 0.06 + matrix products 0.03 + set-up 0.025 + the rest of "
         "the GMRES bookkeeping ≈ 0.1; 2 ranks: FFTs 0.19, transposes 0.05–0.08, reductions 0.03–0.07 "
         "(mostly waiting for the partner), the set-up (diagonal, fused-operator check) not shrinking. The "
