@@ -18,7 +18,8 @@ a transpose moves them to y-slabs (i2 ∈ [b_q, b_{q+1})), where the FFT along i
 division by the symbol are local; the way back mirrors it. The transposes are a second
 ``Alltoallv``, or, when all ranks share one node (the usual configuration group), a barrier and
 one strided copy out of the other ranks' buffers in an MPI-3 shared-memory window: at 48³ on
-2 ranks that cut a transpose from ≈ 0.6 to ≈ 0.1 ms per vector (docs/benchmarks.md). Memory per rank is O(N/P) for
+2 ranks that cut a transpose from ≈ 0.6 to ≈ 0.06 ms per vector in a microbenchmark
+(docs/spia.md). Memory per rank is O(N/P) for
 the symbol, the twist factors (separable, O(N1 + N2 + N3)) and the work arrays, instead of the
 O(N) every rank held when it gathered the whole vector. Several right-hand sides (columns)
 travel and transform together (:meth:`KineticPreconditioner.apply_block`).
