@@ -68,7 +68,7 @@ def reduction(matrix, kpts, workdir, samples, seed, mass_scale, blocks, T, zero_
     for zm in zero_modes:
         pos = draws if zm == "keep" else remove_rigid_translations(draws, model.reference_positions,
                                                                    model.atoms.get_masses())
-        store = TaskStore.open(Path(workdir) / f"resolvents_{zm}", len(KPOINTS) * samples,
+        store = TaskStore.open(Path(workdir) / f"resolvents_{zm}_{samples}_{seed}", len(KPOINTS) * samples,
                                f"reduction {samples} {seed} {zm}")
         for mode in ("born", "bse"):                      # the second mode reuses the stored resolvents
             out[(zm, mode)] = compute_lambda(model, pos, model.kpoints, T, n_per_k=N_PER_K, gammas=GAMMAS,
