@@ -301,8 +301,8 @@ def test_reduction_gpaw_without_rigid_translations(which, mode):
     both modes from one set of resolvents): SPIA `run` on exact harmonic samples of bcc Li (Φ from GPAW's forces, Li × 30, 5 K,
     N_b = 4, frozen density, 96 samples in 8 blocks) with every bead's rigid translation removed
     agrees with the discrete-bead λ_harm(m) without the zero modes within 3σ + 3 % at every m and
-    γ — measured (drivers/harmonic_reduction_gpaw.py, the same code and seed): Born 12/12, BSE
-    11/12 (the m = N_b/2, γ = 0.6 eV row fails in both supercells: xfail, strict). With the rigid
+    γ — measured (drivers/harmonic_reduction_gpaw.py, the same code and seed): per supercell Born 6/6, BSE
+    5/6 (the m = N_b/2, γ = 0.6 eV row fails in both supercells: xfail, strict). With the rigid
     translations kept BSE also fails at m = 0 (docs/harmonic.md: the BSE subtracts a ladder that a
     rigid translation does not produce)."""
     require_gpaw()
