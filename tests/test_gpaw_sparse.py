@@ -129,7 +129,8 @@ def test_aij_resolvent_equals_dense(system):
 
 def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tmp_path):
     """Below aij_min_orbitals (default 1000) the model is dense (reference H, S on every rank); the
-    reference states from the sparse rows equal the dense ones (energies, and S-orthonormal)."""
+    reference states and a configuration's generalized eigenvalues from the sparse rows equal the
+    dense ones (energies, and S-orthonormal)."""
     from dataclasses import replace
     from spia_mpi.models.gpaw import GpawModel
     from spia_mpi.parallel.mpi import self_comm
@@ -144,6 +145,9 @@ def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tm
         assert np.abs(a.energies - b.energies).max() < 1e-10
         s0 = dense._reference_matrices[1][dense._k_index(K)]
         assert np.abs(b.vectors.conj().T @ s0 @ b.vectors - np.eye(b.vectors.shape[1])).max() < 1e-10
+        pos = displaced(dense, seed=5)                   # ensemble Fermi level: eigenvalues from the rows
+        assert np.abs(sparse_model.generalized_eigenvalues(pos, K) - dense.generalized_eigenvalues(pos, K)).max() \
+            < 1e-10
 
 
 @pytest.mark.mpi(ranks=2)

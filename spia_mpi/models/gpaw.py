@@ -202,6 +202,8 @@ class GpawModel(ElectronicModel):
                 "primitive_cells": m_cells, "gpaw_kpoints": n_k, "density": self.settings.density,
                 "states_per_K": n_per_k * m_cells,
                 "dense_H_S_X_MiB_per_rank": round(3 * len(self.kpoints) * self.n_basis ** 2 * 16 / 2**20, 1),
+                "petsc_matrices": ("sparse rows per rank" if self.n_basis >= self.settings.aij_min_orbitals
+                                   else "dense on every rank, converted"),
                 "estimated_core_hours": {
                     "reference_scf": float(f"{reference / 3600:.3g}"),
                     "per_configuration_bead": float(f"{per_bead / 3600:.3g}"),
@@ -541,18 +543,15 @@ class GpawModel(ElectronicModel):
         file, so the ensemble Fermi level of a resumed run needs no SCF file (deleted by
         :meth:`configuration_done`) and no SCF.
         """
-        from scipy.linalg import eigh
         pos = np.ascontiguousarray(positions_av, dtype=float)
         ik = self._k_index(kpoint)
         if self.settings.density != "scf":
-            h, s, _ = self.matrices(pos)
-            return eigh(h[ik], s[ik], eigvals_only=True)
+            return self._eigenvalues(pos, [ik])[0]
         comm = self._group_comm
         record = self._scf_file(pos, "eig", ".npy")
         if bool(comm.sum(int(record.exists())) == comm.size):
             return np.load(record)[ik]
-        h, s, _ = self.matrices(pos)
-        eps = np.array([eigh(a, b, eigvals_only=True) for a, b in zip(h, s)])
+        eps = self._eigenvalues(pos, range(len(self.kpoints)))
         if comm.rank == 0:
             import os
             tmp = record.with_name(record.stem + f".tmp{self.group}.npy")
@@ -560,6 +559,18 @@ class GpawModel(ElectronicModel):
             os.replace(tmp, record)
         comm.barrier()
         return eps[ik]
+
+    def _eigenvalues(self, pos, k_indices) -> np.ndarray:
+        """Generalized eigenvalues (eV) at the given K indices, float [len, n_basis]: from the dense
+        matrices, or in sparse mode from the group's rows gathered one K at a time (2 n² transient)."""
+        from scipy.linalg import eigh
+        if not self._sparse:
+            h, s, _ = self.matrices(pos)
+            return np.array([eigh(h[ik], s[ik], eigvals_only=True) for ik in k_indices])
+        from spia_mpi.models.gpaw_sparse import gather_dense
+        rows = self.sparse_rows(pos)
+        return np.array([eigh(gather_dense(rows.h[ik], self._mpi_group), gather_dense(rows.s[ik], self._mpi_group),
+                              eigvals_only=True) for ik in k_indices])
 
     def configuration_done(self, positions_bav):
         """The resolvents of every bead of this configuration are in the run's checkpoint: delete
