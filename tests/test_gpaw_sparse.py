@@ -183,3 +183,18 @@ def test_group_of_two_ranks_equals_one_rank(tmp_path_factory, name):
         finally:
             hp.destroy(), sp.destroy()
         assert np.abs(g - expect).max() < 1e-10
+
+
+def test_potential_rows_in_small_chunks_equal_one_chunk(system):
+    """The grid potential rows integrated a few rows at a time (bounded memory) = in one piece."""
+    from spia_mpi.models import gpaw_sparse as gs
+    name, model = system
+    calc = model._density_state(displaced(model), model._group_comm, None)
+    bfs, gd = calc.wfs.basis_functions, calc.wfs.gd
+    gamma_real = bool(bfs.gamma and calc.wfs.dtype == float)
+    args = (bfs, calc.hamiltonian.vt_sG[0], gd.comm, [range(0, model.n_basis)], model.kpoints, gamma_real)
+    whole = gs.potential_lower_rows(*args)
+    n_x = 1 if gamma_real else len(bfs.sdisp_xc)
+    pieces = gs.potential_lower_rows(*args, chunk_bytes=3 * 16 * n_x * model.n_basis)      # 3 rows a chunk
+    for a, b in zip(whole, pieces):
+        assert a.nnz > 0 and abs(a - b).max() == 0.0

@@ -444,18 +444,14 @@ class GpawModel(ElectronicModel):
         tci = self._cross.expansions.get_tci_calculator(np.asarray(gd.cell_cv, float),
                                                         np.vstack([calc.spos_ac, self._spos_ref]),
                                                         np.asarray(gd.pbc_c, bool), self.kpoints, complex)
-        v = gs.potential_rows(wfs.basis_functions, ham.vt_sG[0], gd.comm, [blocks[g].rows for g in owner])
-        bfs = wfs.basis_functions
-        y = gs.potential_lower(v, getattr(bfs, "sdisp_xc", None), self.kpoints, block.rows.start,
-                               bool(bfs.gamma and wfs.dtype == float))
-        del v
+        y = gs.potential_lower_rows(wfs.basis_functions, ham.vt_sG[0], gd.comm, [blocks[g].rows for g in owner],
+                                    self.kpoints, bool(wfs.basis_functions.gamma and wfs.dtype == float))
         o, t = gs.two_centre_rows(tci, self._offsets, block)
         d_h = gs.atomic_hamiltonians(ham.dH_asp, wfs.setups, gd.comm)
         d_s = [np.asarray(s.dO_ii) for s in wfs.setups]
-        p_h = gs.projector_rows(tci, self._offsets, block, d_h)
-        p_s = gs.projector_rows(tci, self._offsets, block, d_s)
+        p_h, p_s, x_p = gs.projector_rows(tci, self._offsets, block,
+                                          [(d_h, 0), (d_s, 0), ([d.conj().T for d in d_s], n_atoms)])
         x_o, _ = gs.two_centre_rows(tci, self._offsets, block, col_atom_shift=n_atoms, kinetic=False)
-        x_p = gs.projector_rows(tci, self._offsets, block, [d.conj().T for d in d_s], col_atom_shift=n_atoms)
         h = [(gs.hermitian_part(y[k], blocks, self._mpi_group) + t[k] + p_h[k]) * Ha for k in range(len(y))]
         return gs.SparseRows(block, h, [o[k] + p_s[k] for k in range(len(o))],
                              [x_o[k] + x_p[k] for k in range(len(x_o))])

@@ -131,31 +131,38 @@ def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kine
     return o_rows.csr(), (t_rows.csr() if kinetic else None)
 
 
-def projector_rows(tci, offsets, block: RowBlock, dx_aii, col_atom_shift: int = 0):
-    """Rows of Σ_a P^a ΔX^a P'^a† for this rank's atoms, complex CSR [n_local, n] per K.
+def projector_rows(tci, offsets, block: RowBlock, terms) -> list:
+    """Rows of Σ_a P^a ΔX^a P'^a† for this rank's atoms, for each of ``terms``: a list (one per
+    term) of complex CSR [n_local, n] per K.
 
-    P^a_μi = ⟨Φ̃_μ|p̃^a_i⟩ for the row orbitals (tci atoms in ``block``), P'^a the same for the
-    column orbitals (tci atoms ``col_atom_shift + b``); projectors of tci atoms a < N.
-    ``dx_aii``: ΔX^a [ni, ni] of every atom a (ΔH^a in Hartree or ΔS^a = ``setup.dO_ii``).
+    ``terms``: [(dx_aii, col_atom_shift)], ΔX^a [ni, ni] of every atom a (ΔH^a in Hartree,
+    ΔS^a = ``setup.dO_ii``, ...) and the tci index shift of the column atoms. P^a_μi =
+    ⟨Φ̃_μ|p̃^a_i⟩ for the row orbitals (tci atoms in ``block``), P'^a the same for the column
+    orbitals (tci atoms ``shift + b``); projectors of tci atoms a < N. The projections of one
+    atom a are evaluated once for all terms and dropped after it (memory O(neighbours)).
     """
     n_atoms = len(offsets) - 1
     n_k = len(tci.ibzk_qc)
-    out = BlockCollector(n_k, (len(block.rows), int(offsets[-1])))
+    out = [BlockCollector(n_k, (len(block.rows), int(offsets[-1]))) for _ in terms]
     for a in range(n_atoms):
         rows = _projections(tci, a, block.atoms, 0)
         if not rows:
             continue
-        cols = _projections(tci, a, range(n_atoms), col_atom_shift)
-        p_r = np.concatenate([p for _, p in rows], axis=1)           # [n_k, n_r, ni]
-        p_c = np.concatenate([p for _, p in cols], axis=1)           # [n_k, n_c, ni]
-        c = p_r @ np.asarray(dx_aii[a], complex) @ p_c.conj().swapaxes(-1, -2)
+        p_r = np.concatenate([p for _, p in rows], axis=1)                     # [n_k, n_r, ni]
         r_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in rows]) - block.rows.start
-        c_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols])
-        rr, cc = np.meshgrid(r_at, c_at, indexing="ij")
-        out.rows.append(rr.ravel())
-        out.cols.append(cc.ravel())
-        out.vals.append(c.reshape(n_k, -1))
-    return out.csr()
+        columns = {}
+        for (dx_aii, shift), collector in zip(terms, out):
+            if shift not in columns:
+                cols = _projections(tci, a, range(n_atoms), shift)
+                columns[shift] = (np.concatenate([p for _, p in cols], axis=1).conj().swapaxes(-1, -2),
+                                  np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]))
+            p_c_h, c_at = columns[shift]
+            c = p_r @ np.asarray(dx_aii[a], complex) @ p_c_h
+            rr, cc = np.meshgrid(r_at, c_at, indexing="ij")
+            collector.rows.append(rr.ravel())
+            collector.cols.append(cc.ravel())
+            collector.vals.append(c.reshape(n_k, -1))
+    return [collector.csr() for collector in out]
 
 
 def _projections(tci, a_proj: int, basis_atoms, shift: int) -> list:
@@ -171,36 +178,46 @@ def _projections(tci, a_proj: int, basis_atoms, shift: int) -> list:
     return out
 
 
-def potential_rows(bfs, vt_g, gd_comm, owner_rows: list) -> np.ndarray:
-    """This rank's rows of GPAW's potential matrices V_x (lower triangle, Hartree), summed over
-    the grid domains: float or complex [n_x, n_local, n].
+def potential_lower_rows(bfs, vt_g, gd_comm, owner_rows: list, kpts_kc, gamma_real: bool,
+                         chunk_bytes: int = 64 * 2**20) -> list:
+    """Y(K) of this rank's rows, CSR [n_local, n] per K, with Y + Y† GPAW's potential matrix at K
+    (Hartree; :func:`potential_lower`).
 
     ``bfs``: GPAW's ``BasisFunctions`` (positions set); ``vt_g``: this domain's part of the
     effective pseudo potential; ``owner_rows``: the row range of the rank at each position of
-    ``gd_comm`` (every rank integrates its domain for every owner's rows; the owner gets the sum).
+    ``gd_comm``. Every rank integrates its grid domain for every owner's rows, in chunks of at
+    most ``chunk_bytes`` of V_x, and the owner gets their sum (GPAW's V_x are n_x × rows × n).
     """
+    n = int(bfs.Mmax)
+    n_x = 1 if gamma_real else len(bfs.sdisp_xc)
+    step = max(1, chunk_bytes // (16 * n_x * max(n, 1)))
     saved = (bfs.Mstart, bfs.Mstop)
-    mine = None
+    parts = []
     try:
         for j, rows in enumerate(owner_rows):
-            bfs.set_matrix_distribution(rows.start, rows.stop)
-            v = np.ascontiguousarray(bfs.calculate_potential_matrices(vt_g))
-            if gd_comm.size > 1:
-                gd_comm.sum(v, j)
-            if j == gd_comm.rank:
-                mine = v
+            for r0 in range(rows.start, rows.stop, step):
+                r1 = min(r0 + step, rows.stop)
+                bfs.set_matrix_distribution(r0, r1)
+                v = np.ascontiguousarray(bfs.calculate_potential_matrices(vt_g))
+                if gd_comm.size > 1:
+                    gd_comm.sum(v, j)
+                if j == gd_comm.rank:
+                    parts.append(potential_lower(v, getattr(bfs, "sdisp_xc", None), kpts_kc, r0, gamma_real))
     finally:
         bfs.set_matrix_distribution(*saved)
-    return mine
+    mine = owner_rows[gd_comm.rank]
+    if not parts:
+        return [sparse.csr_matrix((len(mine), n), dtype=complex) for _ in np.atleast_2d(kpts_kc)]
+    return [sparse.vstack([p[k] for p in parts], format="csr") for k in range(len(parts[0]))]
 
 
 def potential_lower(v_xml: np.ndarray, sdisp_xc, kpts_kc, first_row: int, gamma_real: bool) -> list:
-    """Y(K) with Y + Y† GPAW's potential matrix at K, CSR [n_local, n] per K (exact zeros dropped).
+    """Y(K) with Y + Y† GPAW's potential matrix at K, CSR [n_rows, n] per K (exact zeros dropped).
 
-    ``v_xml``: :func:`potential_rows` of rows ``first_row`` ... ; ``gamma_real``: GPAW's real
-    Γ-only calculation (one V₀, all images folded in, of which GPAW uses the lower triangle
-    μ ≥ ν): Y = V₀ below the diagonal + ½ its diagonal. Otherwise (Bloch phases, ``sdisp_xc``
-    the cell of each V_x) Y = ½ V₀ + Σ_{x≥1} e^{2πi K·d_x} V_x, as GPAW sums them.
+    ``v_xml``: GPAW's V_x of the rows from ``first_row`` on; ``gamma_real``: GPAW's real Γ-only
+    calculation (one V₀, all images folded in, of which GPAW uses the lower triangle μ ≥ ν):
+    Y = V₀ below the diagonal + ½ its diagonal. Otherwise (Bloch phases, ``sdisp_xc`` the cell
+    of each V_x) Y = ½ V₀ + Σ_{x≥1} e^{2πi K·d_x} V_x, as GPAW sums them.
     """
     if gamma_real:
         v0 = np.asarray(v_xml[0])
