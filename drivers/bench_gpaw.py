@@ -23,7 +23,7 @@ the memory of one frozen configuration–bead at K = Γ on all ranks as ONE conf
 spia_mpi/models/gpaw_sparse.py). Reported per rank: build wall/CPU seconds, bytes of the stored
 H, S, X (dense arrays or CSR), the tracemalloc peak of the build, VmHWM (peak RSS) of the process
 before and after the bead, the non-zero fractions; the projected resolvents of the reference states
-in a ±2 eV window are PETSc-solved and saved (``g_<mode>.npy``), and the sparse run compares with
+in a ±2 eV window at z = ε_F + iη (J = 16, 300 K) are PETSc-solved and saved (``g_<mode>.npy``), and the sparse run compares with
 the dense one's file when present. Run the two modes as separate processes (VmHWM is per process),
 reusing one reference file:
 
@@ -65,6 +65,9 @@ def main(argv=None):
                                                                    "the diagonal one")
     p.add_argument("--aij", choices=["dense", "sparse"], default=None,
                    help="memory and time of one frozen bead's AIJ matrices, one group on all ranks")
+    p.add_argument("--estimate-fill", action="store_true",
+                   help="no calculation: the fraction of orbital pairs within the basis cutoffs (an upper bound "
+                        "of the sparse H's non-zero fraction) and the dense/sparse bytes per K")
     args = p.parse_args(argv)
     if args.matrix:
         args.supercell = np.reshape(args.matrix, (3, 3)).tolist()
@@ -74,6 +77,8 @@ def main(argv=None):
     prim = bulk("Li", "bcc", a=3.44) if args.structure == "bcc-li" else load_structure(args.structure)
     if args.aij:
         return aij_memory(prim, args, world, work)
+    if args.estimate_fill:
+        return estimate_fill(prim, args)
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()
     base = dict(basis=args.basis, kpts=tuple(args.kpts), h_ang=args.h, convergence_density=args.convergence)
@@ -122,7 +127,7 @@ def aij_memory(prim, args, world, work):
     """``--aij``: one frozen bead at Γ, dense or row-distributed sparse, on one group of all ranks."""
     import tracemalloc
     from spia_mpi.models import gpaw_sparse as gs
-    from spia_mpi.engine.resolvent import ResolventSolver
+    from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta
     from spia_mpi.parallel.mpi import world as mpi_world
     comm = mpi_world()
     sparse = args.aij == "sparse"
@@ -151,8 +156,9 @@ def aij_memory(prim, args, world, work):
     density = model.timings["gpaw_density"], model.timings["gpaw_density_cpu"]
     r0, r1 = hp.getOwnershipRange()
     t1 = time.perf_counter()
+    eta = matsubara_eta(16, 300.0)               # the shipped example's J = 16 at 300 K (2.7 eV)
     g, info = ResolventSolver(comm, {"ksp_rtol": 1e-13, "ksp_atol": 1e-16}).solve(
-        hp, model.fermi_level_ev + 0.5j, q, s_mat=sp)
+        hp, model.fermi_level_ev + 1j * eta, q, s_mat=sp)
     t_res = time.perf_counter() - t1
     hp.destroy(), sp.destroy()
     hwm_after = vm_hwm_mib()
@@ -174,6 +180,26 @@ def aij_memory(prim, args, world, work):
         for rank, (n_rows, w, c, (dw, dc), st, tp, hb, ha) in enumerate(stats):
             print(f"| {args.aij} | {rank} | {n_rows} | {dw:.1f} / {dc:.1f} | {w - dw:.1f} / {c - dc:.1f} | "
                   f"{st / 2**20:.2f} | {tp / 2**20:.1f} | {hb:.0f} / {ha:.0f} |")
+
+
+def estimate_fill(prim, args):
+    """``--estimate-fill``: orbital pairs (μ, ν) whose atoms are closer (any periodic image) than the sum
+    of their longest basis-function cutoffs, over n² — what the sparse rows can store at most."""
+    from ase.neighborlist import neighbor_list
+    from ase.units import Bohr
+    from gpaw.setup import Setups
+    from gpaw.xc import XC
+    from spia_mpi.lattice import supercells
+    atoms = supercells.build_supercell(prim, supercells.as_supercell_matrix(args.supercell))[0]
+    setups = Setups(atoms.numbers, "paw", args.basis, XC("PBE"))
+    n_orb = np.array([s.nao for s in setups])
+    reach = np.array([max(f.get_cutoff() for f in s.phit_j) * Bohr for s in setups])
+    first, second = neighbor_list("ij", atoms, reach.tolist(), self_interaction=True)   # d < r_i + r_j
+    pairs = set(zip(first.tolist(), second.tolist()))
+    stored = sum(int(n_orb[i] * n_orb[j]) for i, j in pairs)
+    n = int(n_orb.sum())
+    print(f"| {args.structure} {args.supercell} | {len(atoms)} | {n} | {stored / n**2:.3f} | "
+          f"{3 * n**2 * 16 / 2**20:.0f} | {3 * stored * 20 / 2**20:.0f} |")
 
 
 if __name__ == "__main__":
