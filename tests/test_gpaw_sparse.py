@@ -198,3 +198,19 @@ def test_potential_rows_in_small_chunks_equal_one_chunk(system):
     pieces = gs.potential_lower_rows(*args, chunk_bytes=3 * 16 * n_x * model.n_basis)      # 3 rows a chunk
     for a, b in zip(whole, pieces):
         assert a.nnz > 0 and abs(a - b).max() == 0.0
+
+
+def test_block_collector_folds_overlapping_blocks_into_their_sum():
+    """Many overlapping blocks (as the PAW terms of every atom) folded on the way = their dense sum."""
+    from spia_mpi.models.gpaw_sparse import BlockCollector
+    rng = np.random.default_rng(4)
+    shape, expect = (6, 300), np.zeros((2, 6, 300), complex)
+    out = BlockCollector(2, shape)
+    for _ in range(200):                                      # 200 × 6 × 90 entries: folds several times
+        cols = rng.choice(300, 90, replace=False)
+        block = rng.standard_normal((2, 6, 90)) + 1j * rng.standard_normal((2, 6, 90))
+        out.add_indexed(np.arange(6), cols, block)
+        expect[:, :, cols] += block
+    assert out.sums is not None                               # it did fold before the end
+    for k, m in enumerate(out.csr()):
+        assert np.abs(m.toarray() - expect[k]).max() < 1e-12

@@ -83,26 +83,45 @@ class BlockCollector:
     """Dense atom-pair blocks (for every K) gathered into one CSR matrix per K.
 
     ``add(r0, c0, block)`` with ``block`` complex [n_K, n_r, n_c] at local row r0 and column
-    c0; duplicates are summed. ``shape``: (n_local, n_columns)."""
+    c0, or ``add_indexed(rows, cols, block)`` at index vectors; duplicates are summed. Pending
+    entries are folded into the CSR sums whenever they exceed the size of the result, so the
+    memory stays O(n_local × n) even when many blocks overlap (the PAW terms of every atom).
+    ``shape``: (n_local, n_columns)."""
 
     def __init__(self, n_k: int, shape):
         self.n_k, self.shape = n_k, shape
         self.rows, self.cols, self.vals = [], [], []
+        self.pending = 0
+        self.sums = None
 
     def add(self, r0: int, c0: int, block: np.ndarray):
         nr, nc = block.shape[-2:]
-        r, c = np.meshgrid(np.arange(r0, r0 + nr), np.arange(c0, c0 + nc), indexing="ij")
+        self.add_indexed(np.arange(r0, r0 + nr), np.arange(c0, c0 + nc), block)
+
+    def add_indexed(self, rows: np.ndarray, cols: np.ndarray, block: np.ndarray):
+        r, c = np.meshgrid(rows, cols, indexing="ij")
         self.rows.append(r.ravel())
         self.cols.append(c.ravel())
         self.vals.append(block.reshape(self.n_k, -1))
+        self.pending += r.size
+        if self.pending > max(self.shape[0] * self.shape[1], 1 << 16):
+            self._fold()
+
+    def _fold(self):
+        if not self.rows:
+            return
+        r, c = np.concatenate(self.rows), np.concatenate(self.cols)
+        v = np.concatenate(self.vals, axis=1)
+        self.rows, self.cols, self.vals, self.pending = [], [], [], 0
+        part = [sparse.coo_matrix((v[k], (r, c)), shape=self.shape).tocsr() for k in range(self.n_k)]
+        self.sums = part if self.sums is None else [a + b for a, b in zip(self.sums, part)]
 
     def csr(self) -> list:
         """One ``scipy.sparse.csr_matrix`` per K (complex)."""
-        if not self.rows:
+        self._fold()
+        if self.sums is None:
             return [sparse.csr_matrix(self.shape, dtype=complex) for _ in range(self.n_k)]
-        r, c = np.concatenate(self.rows), np.concatenate(self.cols)
-        v = np.concatenate(self.vals, axis=1)
-        return [sparse.coo_matrix((v[k], (r, c)), shape=self.shape).tocsr() for k in range(self.n_k)]
+        return self.sums
 
 
 def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kinetic: bool = True):
@@ -157,11 +176,7 @@ def projector_rows(tci, offsets, block: RowBlock, terms) -> list:
                 columns[shift] = (np.concatenate([p for _, p in cols], axis=1).conj().swapaxes(-1, -2),
                                   np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]))
             p_c_h, c_at = columns[shift]
-            c = p_r @ np.asarray(dx_aii[a], complex) @ p_c_h
-            rr, cc = np.meshgrid(r_at, c_at, indexing="ij")
-            collector.rows.append(rr.ravel())
-            collector.cols.append(cc.ravel())
-            collector.vals.append(c.reshape(n_k, -1))
+            collector.add_indexed(r_at, c_at, p_r @ np.asarray(dx_aii[a], complex) @ p_c_h)
     return [collector.csr() for collector in out]
 
 
