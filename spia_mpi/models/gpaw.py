@@ -32,7 +32,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,26 @@ SCF_ITERATIONS_PER_BEAD = 22
 def estimated_scf_seconds(n_orbitals: int, n_kpoints: int, iterations: int) -> float:
     """Core-seconds of ``iterations`` LCAO SCF iterations (fit above; order of magnitude)."""
     return iterations * n_kpoints * (COST_PER_ORBITAL * n_orbitals + COST_CUBIC * float(n_orbitals) ** 3)
+
+
+@dataclass
+class _Stages:
+    """Wall and CPU seconds of the named stages of one GPAW step, added to a model's ``timings``
+    (``name`` and ``name_cpu``) once the whole step has finished."""
+
+    seconds: dict = field(default_factory=dict)
+
+    def run(self, name: str, fn, *args):
+        """``fn(*args)``, timed under ``name``."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn(*args)
+        self.seconds[name] = (time.perf_counter() - t0, time.process_time() - c0)
+        return out
+
+    def add_to(self, timings: dict):
+        for name, (wall, cpu) in self.seconds.items():
+            timings[name] = timings.get(name, 0.0) + wall
+            timings[name + "_cpu"] = timings.get(name + "_cpu", 0.0) + cpu
 
 
 class GpawModel(ElectronicModel):
@@ -359,39 +380,45 @@ class GpawModel(ElectronicModel):
                         return f"configuration {c}, bead {b}"
         return "a configuration"
 
+    def _checked_positions(self, positions_av) -> np.ndarray:
+        """Positions as contiguous float [N, 3] (Å), refused unless they are the supercell's N atoms."""
+        pos = np.ascontiguousarray(positions_av, dtype=float)
+        if pos.shape != (len(self.atoms), 3):
+            raise InputError(f"positions have shape {pos.shape}, the GPAW supercell has {len(self.atoms)} atoms")
+        return pos
+
+    @contextmanager
+    def _group_log(self, pos, what: str):
+        """The group's GPAW text log, opened for appending on rank 0 of the group (None on the other
+        ranks) under a header naming the configuration–bead and ``what``; closed on exit."""
+        log = None
+        if self._group_comm.rank == 0:
+            log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
+            log.write(f"\n===== {self._label(pos)} ({what}) =====\n")
+        try:
+            yield log
+        finally:
+            if log is not None:
+                log.close()
+
     def matrices(self, positions_av) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(H eV, S, X) at every K for one configuration–bead: complex [n_K, n_basis, n_basis] each.
 
         GPAW runs on this rank's group communicator; the last configuration is kept, so
         asking for several K of the same positions runs GPAW once.
         """
-        pos = np.ascontiguousarray(positions_av, dtype=float)
-        if pos.shape != (len(self.atoms), 3):
-            raise InputError(f"positions have shape {pos.shape}, the GPAW supercell has {len(self.atoms)} atoms")
+        pos = self._checked_positions(positions_av)
         key = pos.tobytes()
         if self._cache[0] == key:
             return self._cache[1]
         comm = self._group_comm
-        log = None
-        if comm.rank == 0:
-            log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
-            log.write(f"\n===== {self._label(pos)} ({self.settings.density}) =====\n")
-        try:
-            t0, c0 = time.perf_counter(), time.process_time()
-            calc = self._density_state(pos, comm, log)
-            t1, c1 = time.perf_counter(), time.process_time()
-            h, s = self._extract(calc, comm)
-            t2, c2 = time.perf_counter(), time.process_time()
-            x = self._cross(calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c, self._spos_ref, calc.spos_ac,
-                            self.kpoints)
-            t3, c3 = time.perf_counter(), time.process_time()
-            for name, dt, dc in (("gpaw_density", t1 - t0, c1 - c0), ("gpaw_hs_extraction", t2 - t1, c2 - c1),
-                                 ("gpaw_cross_overlap", t3 - t2, c3 - c2)):
-                self.timings[name] = self.timings.get(name, 0.0) + dt
-                self.timings[name + "_cpu"] = self.timings.get(name + "_cpu", 0.0) + dc
-        finally:
-            if log is not None:
-                log.close()
+        with self._group_log(pos, self.settings.density) as log:
+            stages = _Stages()
+            calc = stages.run("gpaw_density", self._density_state, pos, comm, log)
+            h, s = stages.run("gpaw_hs_extraction", self._extract, calc, comm)
+            x = stages.run("gpaw_cross_overlap", self._cross, calc.wfs.gd.cell_cv, calc.wfs.gd.pbc_c,
+                           self._spos_ref, calc.spos_ac, self.kpoints)
+            stages.add_to(self.timings)
         self._cache = (key, (h, s, x))
         return h, s, x
 
@@ -399,30 +426,16 @@ class GpawModel(ElectronicModel):
         """This rank's rows of H (eV), S and X† at every K of the model, as CSR matrices
         [n_local, n_basis] (:mod:`spia_mpi.models.gpaw_sparse`; the rows of the rank's atom block
         in the group). Collective on the group; the last configuration is kept."""
-        pos = np.ascontiguousarray(positions_av, dtype=float)
-        if pos.shape != (len(self.atoms), 3):
-            raise InputError(f"positions have shape {pos.shape}, the GPAW supercell has {len(self.atoms)} atoms")
+        pos = self._checked_positions(positions_av)
         key = pos.tobytes()
         if self._sparse_cache[0] == key:
             return self._sparse_cache[1]
         self._sparse_cache = (None, None)
-        comm = self._group_comm
-        log = None
-        if comm.rank == 0:
-            log = open(self._workdir / f"gpaw_group{self.group}.txt", "a")
-            log.write(f"\n===== {self._label(pos)} ({self.settings.density}, sparse rows) =====\n")
-        try:
-            t0, c0 = time.perf_counter(), time.process_time()
-            calc = self._density_state(pos, comm, log)
-            t1, c1 = time.perf_counter(), time.process_time()
-            rows = self._sparse_build(calc)
-            t2, c2 = time.perf_counter(), time.process_time()
-            for name, dt, dc in (("gpaw_density", t1 - t0, c1 - c0), ("gpaw_sparse_rows", t2 - t1, c2 - c1)):
-                self.timings[name] = self.timings.get(name, 0.0) + dt
-                self.timings[name + "_cpu"] = self.timings.get(name + "_cpu", 0.0) + dc
-        finally:
-            if log is not None:
-                log.close()
+        with self._group_log(pos, f"{self.settings.density}, sparse rows") as log:
+            stages = _Stages()
+            calc = stages.run("gpaw_density", self._density_state, pos, self._group_comm, log)
+            rows = stages.run("gpaw_sparse_rows", self._sparse_build, calc)
+            stages.add_to(self.timings)
         if self.nonzero_fraction is None:
             self.nonzero_fraction = rows.nonzero_fraction(self._mpi_group)
             logger.info("GPAW sparse H, S, X†: non-zero fractions %.3f, %.3f, %.3f of %d² (K = 0 of the list), "
