@@ -3,7 +3,7 @@
 Every column c has its own Krylov space (the same mathematics as one GMRES per column), but each
 step applies the operator, the preconditioner and the Gram–Schmidt projections to all columns
 at once, so that a model can apply them as batched FFTs or a fused operator, and a distributed
-run needs one reduction per projection for all columns. A block of vectors is an array
+run needs one reduction per Arnoldi step for all columns. A block of vectors is an array
 complex [n_cols, n_local] (one vector per row: this rank's rows of the grid function or basis
 function); ``reduce`` sums a small array over the ranks that hold the other rows. The Krylov
 bases of all columns are one array [n_cols, k, n_local]; the projections are BLAS matrix–vector
@@ -16,6 +16,12 @@ the result satisfies the tolerance whatever rounding the updates carry. Because 
 preconditioner leaves A M⁻¹ close to the identity, short cycles (restart 2–4) converge in nearly
 as few iterations as unrestarted GMRES and keep the Gram–Schmidt work (k² vector operations for
 k steps) small: then the FFTs are the cost (docs/benchmarks.md, "Blocks of right-hand sides").
+
+The Arnoldi process runs on A M⁻¹ − 1, which has the same Krylov spaces as A M⁻¹ (the Hessenberg
+matrices differ by the identity): its vectors are not dominated by the previous basis vector, so
+classical Gram–Schmidt cancels little, and the new vector's norm follows from Pythagoras in the
+same reduction as its projections (one synchronisation per step on a group of ranks; recomputed
+where it would cancel). An optional recycled subspace (:class:`Recycled`) deflates the operator.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ class BatchedOperators:
     reduce : sum of a numpy array over the ranks holding the other rows (identity on one rank).
     m_inv_and_am : v → (M⁻¹v, A M⁻¹v) from one preconditioner application, or None (then
         ``apply_a(apply_m_inv(v))``; see :meth:`both`).
+    apply_am_minus_1 : v → A M⁻¹v − v (a fused form without the subtraction), or None (see :meth:`shifted`).
     """
 
     apply_a: object
@@ -44,6 +51,15 @@ class BatchedOperators:
     apply_m_inv: object
     reduce: object
     m_inv_and_am: object = None
+    apply_am_minus_1: object = None
+
+    def shifted(self, v: np.ndarray) -> np.ndarray:
+        """A M⁻¹v − v, complex [c, n_local]: the Arnoldi operator (see :func:`_cycle`)."""
+        if self.apply_am_minus_1 is not None:
+            return self.apply_am_minus_1(v)
+        out = self.apply_am(v)
+        out -= v
+        return out
 
     def both(self, v: np.ndarray) -> tuple:
         """(M⁻¹v, A M⁻¹v), complex [c, n_local] each."""
@@ -53,13 +69,40 @@ class BatchedOperators:
         return d, self.apply_a(d)
 
 
+@dataclass
+class Recycled:
+    """A recycled subspace for :func:`batched_gmres` (deflation, GCRO-style), shared by all columns.
+
+    u : complex [k, n_local], k vectors of the unpreconditioned (y) space, this rank's entries.
+    c : complex [k, n_local], c = A M⁻¹ u row by row, with orthonormal rows over all ranks.
+    """
+
+    u: np.ndarray
+    c: np.ndarray
+
+    def __post_init__(self):
+        self.c_conj = self.c.conj()                             # for C^H w as one matrix product
+
+
+def orthonormalise(v: np.ndarray, reduce) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal rows spanning the rows of ``v`` (complex [k, n_local], summed over the ranks by
+    ``reduce``): returns (T v, T), T [k', k] from the eigenvectors of the Gram matrix, dropping
+    directions below 1e-10 of the largest (k' ≤ k)."""
+    gram = reduce(v.conj() @ v.T)                               # G_ij = <v_i, v_j>
+    lam, q = np.linalg.eigh(gram)
+    keep = lam > 1e-10 * lam[-1]
+    t = (q[:, keep] / np.sqrt(lam[keep])).T                     # conj(T) G T^T = 1
+    return t @ v, t
+
+
 def _norms(v: np.ndarray, reduce) -> np.ndarray:
     """Euclidean norm of every column over all ranks, float [c]."""
     return np.sqrt(reduce(np.array([np.vdot(row, row).real for row in v])))          # BLAS, no temporaries
 
 
 def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float,
-                  atol: float, max_it: int, restart: int, r0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  atol: float, max_it: int, restart: int, r0: np.ndarray | None = None,
+                  recycle: Recycled | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Solve A x = b for every vector (row) of ``b`` (complex [c, n_local]); returns (x, iterations int [c]).
 
     ``x0``: initial guess of the same shape, or None (zero); ``r0``: its residual b − A x0 when the
@@ -71,6 +114,11 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
     unpreconditioned, u = Σ_cycles V y, until every column's residual has met its target; then
     x += M⁻¹u (one preconditioner application for all cycles) and the true residual b − A x is
     checked — a column that misses its target (rounding drift) runs again from it.
+
+    ``recycle`` (:class:`Recycled` U, C = A M⁻¹U): the residuals are first projected off span C
+    (u += U C^H r, r −= C C^H r) and every Arnoldi vector too, so GMRES runs on (1 − CC^H) A M⁻¹,
+    whose spectrum lacks the part that C captures (deflation: GCRO with a fixed recycled space);
+    the correction V y − U E y (E = C^H A M⁻¹ V) keeps the residual relation exact.
     """
     x = np.zeros(b.shape, dtype=complex) if x0 is None else np.array(x0, dtype=complex)
     target = np.maximum(rtol * _norms(b, ops.reduce), atol)
@@ -88,13 +136,16 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
         if active.size == 0:
             return x, its
         u = np.zeros_like(r)
-        live = active
+        if recycle is not None:
+            _deflate(ops, recycle, r, u, active)
+            beta[active] = _norms(r[active], ops.reduce)
+        live = active[beta[active] > target[active]]
         while live.size:
             _check_budget(its, live, beta[live], target[live], max_it)
             steps = min(restart, max_it - int(its[live].min()))
             whole = live.size == r.shape[0]                    # no fancy-index copies in the usual case
             du, r_live = _cycle(ops, r if whole else r[live], beta[live], target[live], steps, its, live,
-                                work[:live.size, :steps + 1])
+                                work[:live.size, :steps + 1], recycle)
             if whole:
                 u += du
                 r = r_live
@@ -106,6 +157,14 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
         x[active] += ops.apply_m_inv(u if active.size == r.shape[0] else u[active])
 
 
+def _deflate(ops, recycle: Recycled, r: np.ndarray, u: np.ndarray, rows: np.ndarray):
+    """r −= C C^H r and u += U C^H r for the vectors ``rows`` (in place): the part of the residual in
+    span C is solved exactly, since A M⁻¹ U = C."""
+    e = ops.reduce(recycle.c_conj @ r[rows].T)                  # C^H r, [k, len(rows)]
+    r[rows] -= e.T @ recycle.c
+    u[rows] += e.T @ recycle.u
+
+
 def _check_budget(its, active, beta, target, max_it):
     """Raise :class:`ConvergenceError` when an unconverged column has used its ``max_it`` iterations."""
     if its[active].max() >= max_it:
@@ -114,28 +173,54 @@ def _check_budget(its, active, beta, target, max_it):
                                f"(residual {np.max(beta / target):.3g} × its target)")
 
 
-def _cycle(ops, r, beta, target, steps, its, active, basis) -> tuple[np.ndarray, np.ndarray]:
+def _orthogonalise(ops, w, v, recycle) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classical Gram–Schmidt of every new vector w[i] against its basis v[i] ([c, j, n]) and the
+    recycled C, in place, with ONE reduction: (C^H w, V^H w, ‖w‖²) are summed together and the
+    new norm follows from Pythagoras, ‖w − C e − V h‖² = ‖w‖² − ‖e‖² − ‖h‖² (C, V orthonormal).
+    Returns (e [c, k], h [c, j], norm [c]); a column whose norm cancels to below 1e-6 ‖w‖² gets
+    it recomputed (a second reduction; rounding would otherwise dominate it)."""
+    c, j = w.shape[0], v.shape[1]
+    k = 0 if recycle is None else recycle.c.shape[0]
+    local = np.empty((c, k + j + 1), dtype=complex)
+    if k:
+        np.matmul(w, recycle.c_conj.T, out=local[:, :k])
+    for i in range(c):
+        local[i, k:k + j] = zgemv(1.0, v[i].T, w[i], trans=2)
+        local[i, -1] = np.vdot(w[i], w[i])
+    coef = ops.reduce(local)
+    e, h, ww = coef[:, :k], coef[:, k:k + j], coef[:, -1].real
+    if k:
+        w -= e @ recycle.c
+    for i in range(c):
+        zgemv(-1.0, v[i].T, h[i], beta=1.0, y=w[i], overwrite_y=True)         # w −= V h, in place
+    norm2 = ww - np.sum(np.abs(coef[:, :-1]) ** 2, axis=1)
+    if np.any(norm2 < 1e-6 * ww):
+        return e, h, _norms(w, ops.reduce)
+    return e, h, np.sqrt(norm2)
+
+
+def _cycle(ops, r, beta, target, steps, its, active, basis, recycle=None) -> tuple[np.ndarray, np.ndarray]:
     """One GMRES cycle of at most ``steps`` iterations from residuals r [c, n] (vectors ``active``)
-    on A M⁻¹, its Krylov basis stored in ``basis`` (complex [c, steps + 1, n], overwritten); returns (V y, r − A M⁻¹ V y) [c, n] each — the unpreconditioned correction and the
-    new residual, both from the Arnoldi basis without applying A — and adds the iterations each
-    vector needed to ``its``."""
+    on (1 − CC^H) A M⁻¹ (C of ``recycle``, or none), its Krylov basis stored in ``basis`` (complex
+    [c, steps + 1, n], overwritten); returns (V y − U E y, r − A M⁻¹(V y − U E y)) [c, n] each — the
+    unpreconditioned correction and the new residual, both from the Arnoldi basis without applying
+    A — and adds the iterations each vector needed to ``its``."""
     c, n = r.shape
+    k = 0 if recycle is None else recycle.c.shape[0]
     _scaled(r, beta, basis[:, 0])
     h = np.zeros((steps + 1, steps, c), dtype=complex)         # rotated into R by Givens rotations
     arnoldi = np.zeros((c, steps + 1, steps), dtype=complex)   # the Hessenberg matrix as computed
+    e_all = np.zeros((c, k, steps), dtype=complex)             # E = C^H A M⁻¹ V
     g = np.zeros((steps + 1, c), dtype=complex)
     g[0] = beta
     cs = np.zeros((steps, c))
     sn = np.zeros((steps, c), dtype=complex)
     converged = np.zeros(c, dtype=bool)
-    k = 0
+    k_steps = 0
     for j in range(steps):
-        w = np.ascontiguousarray(ops.apply_am(basis[:, j]))     # rows updated in place by zgemv
-        v = basis[:, :j + 1]
-        proj = ops.reduce(np.array([zgemv(1.0, v[i].T, w[i], trans=2) for i in range(c)]))   # V^H w, [c, j+1]
-        for i in range(c):                                     # classical Gram–Schmidt (as PETSc's), in
-            zgemv(-1.0, v[i].T, proj[i], beta=1.0, y=w[i], overwrite_y=True)   # place: w −= V proj
-        hn = _norms(w, ops.reduce)
+        w = np.ascontiguousarray(ops.shifted(basis[:, j]))      # (A M⁻¹ − 1)v: rows updated in place
+        e_all[:, :, j], proj, hn = _orthogonalise(ops, w, basis[:, :j + 1], recycle)
+        proj[:, j] += 1.0                                      # A M⁻¹ v_j = v_j + (A M⁻¹ − 1) v_j
         h[:j + 1, j] = proj.T
         h[j + 1, j] = hn
         arnoldi[:, :j + 2, j] = h[:j + 2, j].T
@@ -156,20 +241,23 @@ def _cycle(ops, r, beta, target, steps, its, active, basis) -> tuple[np.ndarray,
         g[j] = cs[j] * g[j]
         its[active[~converged]] += 1
         converged |= np.abs(g[j + 1]) <= target
-        k = j + 1
+        k_steps = j + 1
         if converged.all():
             break
-    y = np.zeros((k, c), dtype=complex)
-    for i in range(k - 1, -1, -1):                              # back substitution, all vectors
+    m = k_steps
+    y = np.zeros((m, c), dtype=complex)
+    for i in range(m - 1, -1, -1):                              # back substitution, all vectors
         diag = np.where(h[i, i] != 0, h[i, i], 1.0)
-        y[i] = (g[i] - np.einsum("kc,kc->c", h[i, i + 1:k], y[i + 1:k])) / diag
-    coef = np.zeros((c, 2, k + 1), dtype=complex)               # rows: y (correction), βe₁ − H y (residual)
-    coef[:, 0, :k] = y.T
+        y[i] = (g[i] - np.einsum("kc,kc->c", h[i, i + 1:m], y[i + 1:m])) / diag
+    coef = np.zeros((c, 2, m + 1), dtype=complex)               # rows: y (correction), βe₁ − H y (residual)
+    coef[:, 0, :m] = y.T
     coef[:, 1, 0] = beta
-    coef[:, 1] -= np.matmul(arnoldi[:, :k + 1, :k], y.T[:, :, None])[:, :, 0]
+    coef[:, 1] -= np.matmul(arnoldi[:, :m + 1, :m], y.T[:, :, None])[:, :, 0]
     both = np.empty((2, c, n), dtype=complex)
     for i in range(c):                                          # one pass over each basis
-        np.matmul(coef[i], basis[i, :k + 1], out=both[:, i])
+        np.matmul(coef[i], basis[i, :m + 1], out=both[:, i])
+    if k:
+        both[0] -= np.einsum("ckm,mc->ck", e_all[:, :, :m], y) @ recycle.u
     return both[0], both[1]
 
 

@@ -74,6 +74,13 @@ class ResolventSolver:
         at set-up; the final residuals are always the matrix's). ``"auto"``
         (:meth:`block_size_for`): ``AUTO_BLOCK`` when the solve uses the model's preconditioner with
         GMRES (the grid model: 1.75–2.1× the single solves' throughput, docs/benchmarks.md), else 1.
+        ``recycle`` (int, default 0 = off; batched GMRES only): k > 0 deflates every solve by a
+        recycled subspace U of k vectors with C = A M⁻¹U (:class:`spia_mpi.engine.krylov.Recycled`),
+        U carried from solve to solve (bead to bead) by one subspace-iteration step on A M⁻¹ − 1 per
+        solve, so that it tracks the eigenvectors of A M⁻¹ farthest from 1 (the few outlying
+        eigenvalues that the deep ionic potentials leave; ≈ 2 per atom): k applications of A M⁻¹
+        per solve, shared by all columns, and ``RECYCLE_START`` · k more when a new space starts
+        (:meth:`forget`: the workflow starts one per task).
 
     ``pc_type`` takes PETSc's preconditioner names and two of ours: ``"model"``, the
     preconditioner the electronic model supplies (the grid model's kinetic-energy FFT
@@ -88,11 +95,13 @@ class ResolventSolver:
     prefix = "spia_resolvent_"
     defaults = {"ksp_type": "gmres", "pc_type": "auto", "ksp_rtol": 1e-11,
                 "ksp_atol": 1e-14, "ksp_max_it": 2000, "ksp_gmres_restart": 100, "warm_start": True,
-                "warm_projection": False, "block_size": "auto", "block_restart": 4}
+                "warm_projection": False, "block_size": "auto", "block_restart": 4, "recycle": 0}
     #: block size of ``block_size = "auto"`` when the model's preconditioner is used
     AUTO_BLOCK = 8
     #: options read by this class, never passed to PETSc
-    own_options = ("warm_start", "warm_projection", "block_size", "block_restart")
+    own_options = ("warm_start", "warm_projection", "block_size", "block_restart", "recycle")
+    #: subspace iterations that start a recycled space (on the first solve after :meth:`forget`)
+    RECYCLE_START = 3
 
     def __init__(self, comm, options: dict | None = None):
         from spia_mpi.parallel import stack
@@ -106,6 +115,13 @@ class ResolventSolver:
             raise InputError(f"resolvent option block_size = {block!r} must be an integer ≥ 1 or 'auto'")
         self.block_size = block if block == "auto" else _as_count(block, "block_size")
         _as_count(self.options["block_restart"], "block_restart")
+        self.recycle = self.options["recycle"]
+        if isinstance(self.recycle, bool) or not isinstance(self.recycle, int) or self.recycle < 0:
+            raise InputError(f"resolvent option recycle = {self.recycle!r} must be an integer ≥ 0")
+        if self.recycle and self.block_size == 1:
+            raise InputError("resolvent option recycle is used by the batched GMRES only: it needs "
+                             "block_size > 1 or 'auto'")
+        self._recycle_u = None                     # this rank's rows of the next solve's U, [k, n_local]
         if self.block_size != "auto" and self.block_size > 1:
             if self.options["ksp_type"] != "gmres":
                 raise InputError(f"resolvent block_size = {self.block_size} uses batched GMRES: ksp_type "
@@ -242,11 +258,38 @@ class ResolventSolver:
         """:meth:`solve_operator` by batched GMRES, ``block`` columns at a time."""
         pc = self._model_preconditioner(preconditioner)
         try:
-            return self._batched_solves(_batched_operators(A, pc), b_local, guess, block)
+            ops = _batched_operators(A, pc)
+            recycled = self._recycled_space(ops, A) if self.recycle else None
+            return self._batched_solves(ops, b_local, guess, block, recycled)
         finally:
             _release(pc)
 
-    def _batched_solves(self, ops, b_local, guess, block: int) -> tuple[np.ndarray, list]:
+    def forget(self):
+        """Drop the recycled subspace (option ``recycle``): the next solve starts a new one. The
+        workflow calls it at the start of every task, so that a task's result depends on that
+        task alone."""
+        self._recycle_u = None
+
+    def _recycled_space(self, ops, A):
+        """The :class:`~spia_mpi.engine.krylov.Recycled` space of this solve: U from the previous
+        solve (or, after :meth:`forget`, ``RECYCLE_START`` subspace iterations from random vectors),
+        C = A M⁻¹U orthonormalised (``recycle`` applications of A M⁻¹, shared by all columns); and
+        U for the next solve, one subspace-iteration step (A M⁻¹ − 1)U (free: C − U)."""
+        from spia_mpi.engine.krylov import Recycled, orthonormalise
+        r0, r1 = A.getOwnershipRange()
+        u = self._recycle_u
+        if u is None or u.shape[1] != r1 - r0:
+            full = np.random.default_rng(11).standard_normal((2, self.recycle, A.getSize()[0]))
+            u = orthonormalise(full[0, :, r0:r1] + 1j * full[1, :, r0:r1], ops.reduce)[0]
+            for _ in range(self.RECYCLE_START):
+                u = orthonormalise(ops.shifted(u), ops.reduce)[0]
+        shifted = ops.shifted(u)
+        c, t = orthonormalise(shifted + u, ops.reduce)
+        u = t @ u
+        self._recycle_u = orthonormalise(t @ shifted, ops.reduce)[0]
+        return Recycled(u, c)
+
+    def _batched_solves(self, ops, b_local, guess, block: int, recycled=None) -> tuple[np.ndarray, list]:
         """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block."""
         from spia_mpi.engine.krylov import batched_gmres
         o = self.options
@@ -261,7 +304,8 @@ class ResolventSolver:
             x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
                                                rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
                                                max_it=int(o["ksp_max_it"]), restart=o["block_restart"],
-                                               r0=None if guess is None or not self.warm_projection else r0[part])
+                                               r0=None if guess is None or not self.warm_projection else r0[part],
+                                               recycle=recycled)
         return np.ascontiguousarray(x.T), [int(i) for i in its]
 
 
@@ -330,7 +374,12 @@ def _batched_operators(A, preconditioner=None):
     def m_inv_and_am(v):                                        # the fused form, keeping M⁻¹v
         d = apply_m_inv(v)
         return d, v + shift * d
-    return BatchedOperators(apply_a, fused, apply_m_inv, reduce, m_inv_and_am)
+
+    def am_minus_1(v):                                          # A M⁻¹ − 1 = −(V − V̄) M⁻¹
+        out = apply_m_inv(v)
+        out *= shift
+        return out
+    return BatchedOperators(apply_a, fused, apply_m_inv, reduce, m_inv_and_am, am_minus_1)
 
 
 def _release(preconditioner):

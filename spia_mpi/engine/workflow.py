@@ -248,6 +248,8 @@ class _ResolventEngine:
         Hamiltonian); bead 0 starts from zero, so a task's result depends on that task alone."""
         out = np.empty((positions_bav.shape[0], p.shape[1], p.shape[1]), dtype=complex)
         previous = None
+        if self.solver == "petsc":
+            self.ksp.forget()                         # no recycled subspace from another task
         for b, pos in enumerate(positions_bav):
             if self.solver == "dense":
                 h, s, q = self.model.projected_problem_dense(pos, kpoint, p)

@@ -277,8 +277,9 @@ class SpiaInput:
             "warm_projection = false (true: that guess is first improved by a minimal-residual projection), "
             "block_size = 'auto' (n > 1: the reference states are solved n at a time by batched GMRES, with "
             "pc_type auto, model or jacobi; 1: one at a time by PETSc's KSP; 'auto': 8 with the grid model's "
-            "preconditioner and ksp_type = 'gmres', else 1) and block_restart = 4 (its restart length; "
-            "docs/spia.md); "
+            "preconditioner and ksp_type = 'gmres', else 1), block_restart = 4 (its restart length) and "
+            "recycle = 0 (k > 0: the batched GMRES is deflated by a subspace of k vectors recycled from bead to "
+            "bead, fewer iterations for k applications of the operator per bead; docs/spia.md); "
             "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")
