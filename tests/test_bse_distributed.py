@@ -83,24 +83,17 @@ def test_petsc_distributed_solve_equals_numpy(package):
 
 
 @pytest.mark.mpi(ranks=2)
-@pytest.mark.parametrize("n_b, n, min_states, package, real", [
-    (5, 24, 1000, "scalapack", False),     # below the threshold: slices shared 3 + 2 (N_b odd)
-    (1, 24, 1000, "scalapack", False),     # one slice for two ranks: rank 1 has none
-    (5, 31, 30, "scalapack", False),       # above: every slice one distributed LU, rows 16 + 15
-    (4, 31, 30, "scalapack", True),        # above, a real Γ(m) (the workflow's dtype)
-    (3, 31, 31, "mumps", False),           # at the threshold, MUMPS
-])
-def test_distributed_equals_serial_numpy(n_b, n, min_states, package, real):
+@pytest.mark.parametrize("n_b", [5, 1])       # slices shared 3 + 2 (N_b odd); one slice: rank 1 has none
+def test_slices_over_ranks_equal_serial_numpy(n_b):
     """bethe_salpeter_on over 2 ranks (Γ(m) on rank 1, the root) = the serial reference to 1e-10;
     W on the root only."""
     from spia_mpi.parallel.mpi import world
     comm = world()
-    gam, abs2 = random_gamma(n_b, n, 10 + n_b, real)
-    how = BseParallel(distributed_min_states=min_states, package=package)
-    assert how.by_rows(n, comm.size) == (n >= min_states)
-    w = bethe_salpeter_on(comm, gam if comm.rank == 1 else None, abs2 if comm.rank == 1 else None, BETA, how, root=1)
+    gam, abs2 = random_gamma(n_b, 24, 10 + n_b)
+    w = bethe_salpeter_on(comm, gam if comm.rank == 1 else None, abs2 if comm.rank == 1 else None, BETA,
+                          BseParallel(), root=1)
     if comm.rank == 1:
-        assert w.shape == (n_b, n, n)
+        assert w.shape == (n_b, 24, 24)
         assert max_rel(w, reference_w(gam, abs2, BETA)) < 1e-10
         assert max_rel(w, gam) > 1e-3              # the ladder is not negligible: the test can fail
     else:
@@ -108,16 +101,23 @@ def test_distributed_equals_serial_numpy(n_b, n, min_states, package, real):
 
 
 @pytest.mark.mpi(ranks=2)
-def test_rows_api_holds_only_own_rows():
+@pytest.mark.parametrize("n_b, n, package, real", [
+    (4, 29, "scalapack", False),           # rows 15 + 14
+    (4, 31, "scalapack", True),            # a real Γ(m) (the workflow's dtype)
+    (3, 31, "mumps", False),
+])
+def test_rows_api_holds_only_own_rows(n_b, n, package, real):
     """bethe_salpeter_rows: each rank gives only its rows of Γ(m) and gets the same rows of the
-    reference W(m) to 1e-10; a wrong row count is refused."""
+    reference W(m) to 1e-10 (every slice one distributed LU); a wrong row count is refused."""
     from spia_mpi.parallel.mpi import world
     comm = world()
-    gam, abs2 = random_gamma(4, 29, 3)
-    rows = partition(29, comm.size, comm.rank)
-    w_rows = bethe_salpeter_rows(comm, gam[:, rows.start:rows.stop].copy(), abs2, BETA)
-    assert w_rows.shape == (4, len(rows), 29)
-    assert max_rel(w_rows, reference_w(gam, abs2, BETA)[:, rows.start:rows.stop]) < 1e-10
+    gam, abs2 = random_gamma(n_b, n, 3 + n, real)
+    rows = partition(n, comm.size, comm.rank)
+    w_rows = bethe_salpeter_rows(comm, gam[:, rows.start:rows.stop].copy(), abs2, BETA, package)
+    assert w_rows.shape == (n_b, len(rows), n)
+    ref = reference_w(gam, abs2, BETA)[:, rows.start:rows.stop]
+    assert max_rel(w_rows, ref) < 1e-10
+    assert max_rel(w_rows, gam[:, rows.start:rows.stop]) > 1e-3
     with pytest.raises(ValueError, match="rows of Γ"):
         bethe_salpeter_rows(comm, gam[:, :3], abs2, BETA)
 
@@ -137,47 +137,105 @@ def test_failures_reach_every_rank():
         bethe_salpeter_on(comm, gam_m if comm.rank == 0 else None, abs2, BETA)
 
 
-def _holstein_inputs():
+def _holstein_inputs(cells=(2, 2, 3)):
     from spia_mpi.ions.configurations import sample_einstein_ring_polymers
     from spia_mpi.models.tightbinding import holstein_cubic
-    model = holstein_cubic(np.diag([2, 2, 3]), 1.0, 1.0, 2.0, mass_amu=1.0)
+    model = holstein_cubic(np.diag(cells), 1.0, 1.0, 2.0, mass_amu=1.0)
     pos = sample_einstein_ring_polymers(10, 5, np.full(model.n_basis, 1.0), 0.1, 300.0,
                                         model.reference_positions, np.random.default_rng(5))
     return model, pos
 
 
+def _two_band_inputs():
+    from spia_mpi.ions.configurations import sample_einstein_ring_polymers
+    from tests.test_gap_engine import two_band_model
+    model = two_band_model()
+    pos = sample_einstein_ring_polymers(12, 4, np.full(model.n_basis, 1.0), 0.1, 300.0,
+                                        model.reference_positions, np.random.default_rng(3))
+    return model, pos
+
+
+#: what must agree between the layouts: every rank's (λ, its errors and replicas, the Γ/W summaries)
+_SHARED = ("lambda_m", "lambda_m_error", "lambda_m_jackknife", "gamma_fs", "gamma_fs_error", "w_fs", "w_fs_error",
+           "gamma_diag_abs", "gamma_diag_abs_error")
+
+
+def _compared(res, rank0: bool) -> dict:
+    out = {name: getattr(res, name) for name in _SHARED}
+    out["raw"] = res.raw.value
+    if rank0:                                         # rank 0 alone holds the q-resolved sums (and writes them)
+        out["pair_sums_q"], out["pair_sums_q_jackknife"] = res.pair_sums_q, res.pair_sums_q_jackknife
+        if res.anisotropy is not None:
+            out["w_ij_m"], out["w_ij_m_error"] = res.anisotropy.w_ij_m, res.anisotropy.w_ij_m_error
+    return out
+
+
 @pytest.mark.mpi(ranks=2)
-@pytest.mark.parametrize("min_states", [5, 4096])
-def test_workflow_one_rank_equals_two_ranks_in_bse_mode(tmp_path, min_states):
-    """λ(m) in BSE mode of a 12-site Holstein model, 10 configurations × 5 beads, 2 K-points:
-    one group of 2 ranks (the group's ranks share the BSE slices: by rows with min_states = 5 <
-    12 states, by slices (5 slices over 2 ranks) with 4096) = one rank to 1e-10. Both runs read the
-    same checkpointed resolvents, so only the Bethe–Salpeter layout differs; BSE ≠ Born checks the
-    BSE stage is really there."""
+@pytest.mark.parametrize("case, min_states, mode", [
+    ("holstein-9", 5, "bse"),          # rows 5 + 4 (uneven), one state per k: the one-state replicas
+    ("holstein-9", 5, "born"),         # rows without a Bethe–Salpeter solve
+    ("holstein-12", 4096, "bse"),      # below the threshold: Γ whole on the leader, slices shared
+    ("two-band", 4, "bse"),            # 15 states, 2 per k, rows 8 + 7 cut a k block: general replicas, bins
+])
+def test_workflow_one_rank_equals_two_ranks(tmp_path, monkeypatch, case, min_states, mode):
+    """λ(m), its jackknife error and replicas, the Γ/W summaries (with errors) and, on rank 0, the
+    q-resolved pair sums (and W_ij binned by band) of one configuration group of 2 ranks = one rank
+    to 1e-10, both runs reading the same checkpointed resolvents so only the Γ/W layout differs.
+    With n_s ≥ bse_distributed_min_states each rank of the group holds only its rows of the moment
+    sums and of Γ/W (checked on what reaches the Γ/W stage: rows partition(n_s, 2, rank), never all);
+    below it the leader holds them whole. The two-band case (a window drops one state, so the row
+    split falls inside a k block) also checks that T rows take the g rows of their whole k block.
+    BSE ≠ Born checks that the ladder is really there."""
+    from spia_mpi.engine import workflow
     from spia_mpi.engine.workflow import compute_lambda
     from spia_mpi.io.checkpoint import TaskStore
     from spia_mpi.parallel.mpi import world
     comm = world()
-    model, pos = _holstein_inputs()
-    kpts = [[0, 0, 0], [0, 0, 0.5]]
-    kw = dict(n_per_k=1, gammas=(0.5, 1.0), n_blocks=5, solver="petsc", fermi_level_ev=0.0,
-              bse_distributed_min_states=min_states, mode="bse")
+    if case == "two-band":
+        model, pos = _two_band_inputs()
+        kpts = [[0, 0, 0]]
+        kw = dict(n_per_k=2, gammas=(0.3, 0.6), n_blocks=4, fermi_level="reference", window_ev=(-5.0, 8.0),
+                  anisotropy_bins="band")
+    else:
+        model, pos = _holstein_inputs((3, 3, 1) if case == "holstein-9" else (2, 2, 3))
+        kpts = [[0, 0, 0], [0, 0, 0.5]]
+        kw = dict(n_per_k=1, gammas=(0.5, 1.0), n_blocks=5, fermi_level_ev=0.0)
+    kw.update(solver="petsc", bse_distributed_min_states=min_states, mode=mode)
+    seen = []
+    rows_stage = workflow._contribution_rows
+
+    def spy(sums, *args):
+        seen.append(None if sums is None else sums.s1.shape)
+        return rows_stage(sums, *args)
+    monkeypatch.setattr(workflow, "_contribution_rows", spy)
+    n_tasks = len(kpts) * pos.shape[0]
     folder = comm.bcast(str(tmp_path / "ckpt"), root=0)
-    store = TaskStore.open(folder, 2 * 10, "bse-test", comm)
+    store = TaskStore.open(folder, n_tasks, "bse-test", comm)
     two = compute_lambda(model, pos, kpts, 300.0, comm=comm, store=store, ranks_per_group=2, **kw)
     comm.barrier()
-    one = None
+    one = other = None
     if comm.rank == 0:
-        one = compute_lambda(model, pos, kpts, 300.0, comm=None, store=TaskStore.open(folder, 2 * 10, "bse-test"),
-                             **kw)
-        born = compute_lambda(model, pos, kpts, 300.0, comm=None, store=TaskStore.open(folder, 2 * 10, "bse-test"),
-                              **{**kw, "mode": "born"})
-    one = comm.bcast(None if one is None else (one.lambda_m, one.lambda_m_error, born.lambda_m), root=0)
-    scale = np.max(np.abs(one[0]))
-    assert scale > 0
-    assert np.max(np.abs(two.lambda_m - one[0])) < 1e-10 * scale
-    assert np.max(np.abs(two.lambda_m_error - one[1])) < 1e-10 * scale
-    assert np.max(np.abs(one[0] - one[2])) > 1e-6 * scale
+        serial = compute_lambda(model, pos, kpts, 300.0, comm=None, store=TaskStore.open(folder, n_tasks, "bse-test"),
+                                **kw)
+        other = compute_lambda(model, pos, kpts, 300.0, comm=None, store=TaskStore.open(folder, n_tasks, "bse-test"),
+                               **{**kw, "mode": "born" if mode == "bse" else "bse"})
+        one, other = _compared(serial, True), other.lambda_m
+        n_s = serial.bands[0]["energies"].size
+    one, other = comm.bcast((one, other), root=0)
+    n_states = comm.bcast(n_s if comm.rank == 0 else None, root=0)
+    mine = _compared(two, comm.rank == 0)
+    assert set(mine) == set(one) if comm.rank == 0 else set(mine) <= set(one)
+    for name, value in mine.items():
+        scale = np.max(np.abs(one[name]))
+        assert scale > 0, name
+        assert np.max(np.abs(value - one[name])) < 1e-10 * scale, name
+    assert np.max(np.abs(one["lambda_m"] - other)) > 1e-6 * np.max(np.abs(other))
+    if n_states >= min_states:
+        own = len(partition(n_states, 2, comm.rank))
+        assert own < n_states and seen and all(shape[1:] == (own, n_states) for shape in seen), seen
+        assert n_states % 2 == 1                       # uneven rows
+    else:
+        assert not seen
 
 
 def test_cli_run_distributed_bse_equals_one_rank(tmp_path, spia_cli, small_run):

@@ -110,12 +110,14 @@ def _split(flat: np.ndarray, like: list) -> list:
 
 
 def pair_sums_by_bin(w_mss: np.ndarray, weights_gs: np.ndarray, bin_of_state: np.ndarray,
-                     n_bins: int) -> np.ndarray:
-    """P_ij(m) = Σ_{s∈i, t∈j} w_s W_st(m) w_t (real part): float [n_gamma, n_bins, n_bins, n_m] (1/eV)."""
+                     n_bins: int, first_row: int = 0) -> np.ndarray:
+    """P_ij(m) = Σ_{s∈i, t∈j} w_s W_st(m) w_t (real part): float [n_gamma, n_bins, n_bins, n_m] (1/eV).
+    ``w_mss`` may hold only the rows ``first_row`` … of W (s over those rows: a rank's share)."""
     onehot = np.zeros((bin_of_state.size, n_bins))
     onehot[np.arange(bin_of_state.size), bin_of_state] = 1.0
     a = weights_gs[:, :, None] * onehot[None]                    # [g, s, i]
-    return np.einsum("gsi,mst,gtj->gijm", a, w_mss, a, optimize=True).real
+    left = a[:, first_row:first_row + w_mss.shape[1]]
+    return np.einsum("gsi,mst,gtj->gijm", left, w_mss, a, optimize=True).real
 
 
 def bin_weights(weights_k, bins: Bins) -> np.ndarray:

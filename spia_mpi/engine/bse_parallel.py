@@ -11,9 +11,9 @@ that work over the ranks of ``comm`` (in the workflow: a configuration group,
 * **by rows** (n_s ≥ ``distributed_min_states``): every slice is one distributed LU over all
   ranks of ``comm`` (PETSc, ScaLAPACK or MUMPS), in the row form (1 − Γ D) W = Γ of the slice
   equation, so rank r needs only its rows ``partition(n_s, size, r)`` of Γ(m) and produces the
-  same rows of W(m) (the FFTs over m act row by row). :func:`bethe_salpeter_rows` never forms
-  Γ or W whole on one rank; :func:`bethe_salpeter_on` scatters the rows of a Γ(m) held by one
-  rank and gathers W(m) back to it.
+  same rows of W(m) (the FFTs over m act row by row): :func:`bethe_salpeter_rows`, which never
+  forms Γ or W whole on one rank. The workflow then keeps every big array of that K-point
+  row-distributed over the group (:mod:`spia_mpi.engine.grouprows`).
 
 Both give W(m) equal to the serial :func:`spia.bethe_salpeter` to round-off
 (tests/test_bse_distributed.py). Units: Γ, W in eV; |Ḡ|² in 1/eV²; β in 1/eV.
@@ -64,7 +64,9 @@ class BseParallel:
 
 def bethe_salpeter_on(comm, gamma_mss, gbar_abs2, beta: float, how: BseParallel = BseParallel(),
                       root: int = 0):
-    """W(m) of the Γ(m) held by rank ``root`` of ``comm``; collective over ``comm``.
+    """W(m) of the Γ(m) held by rank ``root`` of ``comm``, its bead slices shared over the ranks of
+    ``comm`` (whatever n_s: a slice large enough for a distributed LU is the row layout's,
+    :func:`bethe_salpeter_rows`); collective over ``comm``.
 
     ``gamma_mss``: real or complex [N_b, n_s, n_s] (eV) on ``root`` (ignored elsewhere); None on
     ``root`` makes every rank return None at once (the caller failed before the solve and
@@ -82,14 +84,7 @@ def bethe_salpeter_on(comm, gamma_mss, gbar_abs2, beta: float, how: BseParallel 
     if head is None:
         return None
     (n_b, n, _), abs2 = head
-    d = abs2 / beta
-    if how.by_rows(n, comm.size):
-        rows = partition(n, comm.size, comm.rank)
-        gam_rows = _scatter_rows(comm, gamma_mss, n_b, n, root)
-        w_rows = _rows_solve(comm, gam_rows, rows.start, d, how.package)
-        del gam_rows
-        return _gather_rows(comm, w_rows, n_b, n, root)
-    return _by_slices(comm, gamma_mss, d, n_b, n, how.solver, root)
+    return _by_slices(comm, gamma_mss, abs2 / beta, n_b, n, how.solver, root)
 
 
 def bethe_salpeter_rows(comm, gamma_rows, gbar_abs2, beta: float, package: str = "scalapack"):
@@ -204,37 +199,3 @@ def _by_slices(comm, gamma_mss, d, n_b: int, n: int, solver: str, root: int):
             comm.Recv(buf, source=r, tag=_TAG + 1)
             slices[part.start:part.stop] = buf
     return spia.from_bead_slices(slices)
-
-
-def _scatter_rows(comm, gamma_mss, n_b: int, n: int, root: int) -> np.ndarray:
-    """This rank's rows partition(n, size, rank) of the Γ(m) on ``root``: complex [N_b, n_rows, n]."""
-    mine = partition(n, comm.size, comm.rank)
-    if comm.rank != root:
-        out = np.empty((n_b, len(mine), n), dtype=complex)
-        if len(mine):
-            comm.Recv(out, source=root, tag=_TAG + 2)
-        return out
-    for r in range(comm.size):
-        part = partition(n, comm.size, r)
-        if r != root and len(part):
-            comm.Send(np.ascontiguousarray(gamma_mss[:, part.start:part.stop], dtype=complex), dest=r,
-                      tag=_TAG + 2)
-    return np.array(gamma_mss[:, mine.start:mine.stop], dtype=complex)
-
-
-def _gather_rows(comm, w_rows, n_b: int, n: int, root: int):
-    """W(m) complex [N_b, n, n] on ``root`` from every rank's rows (None elsewhere)."""
-    if comm.rank != root:
-        if w_rows.shape[1]:
-            comm.Send(np.ascontiguousarray(w_rows), dest=root, tag=_TAG + 3)
-        return None
-    out = np.empty((n_b, n, n), dtype=complex)
-    for r in range(comm.size):
-        part = partition(n, comm.size, r)
-        if r == comm.rank:
-            out[:, part.start:part.stop] = w_rows
-        elif len(part):
-            buf = np.empty((n_b, len(part), n), dtype=complex)
-            comm.Recv(buf, source=r, tag=_TAG + 3)
-            out[:, part.start:part.stop] = buf
-    return out

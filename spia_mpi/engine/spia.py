@@ -120,28 +120,40 @@ def fermi_level_lorentzian(energies, half_width, n_electrons_per_spin: float,
 # 4–6: T-matrices, bead transform, fluctuations
 # --------------------------------------------------------------------------
 
-def t_matrices(g_bss: np.ndarray, bands: RenormalisedBands) -> np.ndarray:
+def t_matrices(g_bss: np.ndarray, bands: RenormalisedBands, rows=None) -> np.ndarray:
     """T_b = Ḡ⁻¹(g_b − Ḡ)Ḡ⁻¹ in the band basis, complex [n_b, n_s, n_s].
 
     ``g_bss``: the projected resolvents of all beads of one configuration, in the
-    P basis, complex [n_b, n_s, n_s].
+    P basis, complex [n_b, n_s, n_s]. ``rows``: a :class:`grouprows.GroupRows` — then ``g_bss``
+    holds only the rows ``rows.needed`` of g, [n_b, n_needed, n_s], and the rows ``rows.own`` of
+    T are returned, [n_b, n_own, n_s] (U and Ĝ are block-diagonal in k); None: all rows.
     """
     U = bands.rotation
-    gb = np.einsum("ij,bjk,kl->bil", U.conj().T, g_bss, U, optimize=True)
     ginv = np.linalg.inv(bands.gbar_band)
-    return np.einsum("ij,bjk,kl->bil", ginv, gb - bands.gbar_band[None], ginv, optimize=True)
+    if rows is None:
+        gb = np.einsum("ij,bjk,kl->bil", U.conj().T, g_bss, U, optimize=True)
+        return np.einsum("ij,bjk,kl->bil", ginv, gb - bands.gbar_band[None], ginv, optimize=True)
+    need = rows.needed
+    own = np.arange(rows.own.start, rows.own.stop)
+    gb = np.einsum("ij,bjk,kl->bil", U.conj().T[np.ix_(need, need)], g_bss, U, optimize=True)
+    return np.einsum("ij,bjk,kl->bil", ginv[np.ix_(own, need)], gb - bands.gbar_band[need][None], ginv,
+                     optimize=True)
 
 
-def t_matrices_m(g_hat_mss: np.ndarray, bands: RenormalisedBands) -> np.ndarray:
+def t_matrices_m(g_hat_mss: np.ndarray, bands: RenormalisedBands, rows=None) -> np.ndarray:
     """T(m) of one configuration from the bead transform of its resolvents, complex [n_b, n_s, n_s].
 
     ``g_hat_mss``: ĝ(m) = (1/N_b) Σ_b g_b e^{2πimb/N_b} (P basis, :func:`bead_transform` of g).
     T is linear in g, so with Ĝ = U†ḠU, T(m) = Ĝ⁻¹U† ĝ(m) U Ĝ⁻¹ − Ĝ⁻¹ δ_m0 — the same as
     ``bead_transform(t_matrices(g, bands))`` to round-off, for the Ḡ of any configuration set;
     the jackknife replicas recompute T with their own Ḡ from ĝ stored once per configuration.
+    ``rows``: as in :func:`t_matrices` (ĝ rows ``rows.needed`` in, T rows ``rows.own`` out).
     """
     ginv = np.linalg.inv(bands.gbar_band)
     left, right = ginv @ bands.rotation.conj().T, bands.rotation @ ginv
+    if rows is not None:
+        own = slice(rows.own.start, rows.own.stop)
+        left, ginv = left[own][:, rows.needed], ginv[own]
     t = left @ g_hat_mss @ right                     # batched BLAS over m (≈ 1.6× einsum's time)
     t[0] -= ginv
     return t
@@ -159,8 +171,9 @@ class MomentSums:
     the sum of blocks): the sufficient statistics of Γ for one Ḡ (T depends on Ḡ, so a jackknife
     replica with its own Ḡ needs its own sums: :func:`t_matrices_m`).
 
-    s1 complex [n_m, n_s, n_s], s2 float [n_m, n_s, n_s], count int. Sums of blocks added in a
-    fixed order are layout independent.
+    s1 complex [n_m, n_s, n_s], s2 float [n_m, n_s, n_s], count int (or only a rank's rows of s1 and
+    s2, [n_m, n_rows, n_s], when a configuration group holds them row-distributed:
+    :mod:`grouprows`). Sums of blocks added in a fixed order are layout independent.
     """
 
     s1: np.ndarray
@@ -168,8 +181,10 @@ class MomentSums:
     count: int = 0
 
     @classmethod
-    def zeros(cls, n_m: int, n_s: int) -> "MomentSums":
-        return cls(np.zeros((n_m, n_s, n_s), dtype=complex), np.zeros((n_m, n_s, n_s)), 0)
+    def zeros(cls, n_m: int, n_s: int, n_rows: int | None = None) -> "MomentSums":
+        """Empty sums over ``n_s`` states, of ``n_rows`` rows (a rank's rows; None: all n_s)."""
+        shape = (n_m, n_s if n_rows is None else n_rows, n_s)
+        return cls(np.zeros(shape, dtype=complex), np.zeros(shape), 0)
 
     def add(self, t_mss: np.ndarray):
         """Add one configuration's T(m), complex [n_m, n_s, n_s]."""
@@ -292,24 +307,45 @@ def lorentzian_weights(energies, fermi_level: float, gamma_ev) -> np.ndarray:
     return (g[:, None] / np.pi) / (de ** 2 + g[:, None] ** 2)
 
 
-def fermi_surface_sums(w_mss: np.ndarray, weights_gs: np.ndarray) -> np.ndarray:
-    """Σ_st w_s W_st(m) w_t for every γ: float [n_gamma, n_m] (real part)."""
-    return np.einsum("gs,mst,gt->gm", weights_gs, w_mss, weights_gs, optimize=True).real
+def _row_part(n_rows: int, first_row: int) -> slice:
+    return slice(first_row, first_row + n_rows)
 
 
-def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair):
+def fermi_surface_sums(w_mss: np.ndarray, weights_gs: np.ndarray, first_row: int = 0) -> np.ndarray:
+    """Σ_st w_s W_st(m) w_t for every γ: float [n_gamma, n_m] (real part).
+
+    ``w_mss`` [n_m, n_rows, n_s] may be the rows ``first_row`` … of W only: then s runs over
+    those rows (a rank's share of the sum; the shares add up to the whole)."""
+    left = weights_gs[:, _row_part(w_mss.shape[1], first_row)]
+    return np.einsum("gs,mst,gt->gm", left, w_mss, weights_gs, optimize=True).real
+
+
+def pair_sums_by_q(w_mss, weights_gs, k_index, q_of_pair, first_row: int = 0):
     """Σ over pairs (s, t) with transfer q: float [n_gamma, n_q, n_m].
 
-    ``q_of_pair(k_s, k_t) -> q index``; given as an int array [n_k, n_k].
+    ``q_of_pair(k_s, k_t) -> q index``; given as an int array [n_k, n_k]. ``w_mss`` and
+    ``first_row`` as in :func:`fermi_surface_sums` (rows: s over those rows only). One
+    [n_rows, n_s] term matrix at a time (per γ and m).
     """
-    kk = q_of_pair[np.asarray(k_index)[:, None], np.asarray(k_index)[None, :]]
+    k = np.asarray(k_index)
+    rows = _row_part(w_mss.shape[1], first_row)
+    kk = q_of_pair[k[rows][:, None], k[None, :]].ravel()
     nq = int(q_of_pair.max()) + 1
     w = np.asarray(weights_gs, float)
     n_g, n_m = w.shape[0], w_mss.shape[0]
-    terms = w[:, None, :, None] * np.real(w_mss)[None] * w[:, None, None, :]       # [g, m, s, t]
-    label = np.arange(n_g * n_m)[:, None] * nq + kk.reshape(1, -1)                # (g, m, q) of each term
-    out = np.bincount(label.ravel(), weights=terms.ravel(), minlength=n_g * n_m * nq)
-    return out.reshape(n_g, n_m, nq).transpose(0, 2, 1).copy()
+    out = np.empty((n_g, nq, n_m))
+    for g in range(n_g):
+        for m in range(n_m):
+            terms = w[g, rows, None] * np.real(w_mss[m]) * w[g, None, :]
+            out[g, :, m] = np.bincount(kk, weights=terms.ravel(), minlength=nq)
+    return out
+
+
+def diagonal_abs_sum(gamma_mss: np.ndarray, first_row: int = 0) -> np.ndarray:
+    """Σ_s |Γ_ss(m)| over the rows of ``gamma_mss`` ([n_m, n_rows, n_s], rows ``first_row`` …;
+    all rows: the whole trace of |Γ|): float [n_m]."""
+    i = np.arange(gamma_mss.shape[1])
+    return np.abs(gamma_mss[:, i, first_row + i]).sum(axis=1)
 
 
 def lambda_q(pair_sums, n_gamma, weight=1.0) -> np.ndarray:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spia_mpi.engine import anisotropy, bse_parallel, fermi, replicas, spia, statespace
+from spia_mpi.engine import anisotropy, bse_parallel, fermi, grouprows, replicas, spia, statespace
 from spia_mpi import units
 from spia_mpi.errors import InputError
 from spia_mpi.io.log import progress
@@ -506,13 +506,17 @@ def check_fermi_surface_weight(energies, fermi_level_ev: float, gammas, n_per_k:
             f"γ = {g:g} eV), so λ(m) would be ≈ 0: {advice}")
 
 
-def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, store):
+def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, store, rows_k):
     """Projected resolvents of every (K, configuration) of this group's units (checkpointed).
 
-    Returns ({(ik, c): complex [n_b, n_s, n_s]}, tasks reused from the checkpoint, KSP iterations).
+    Returns ({(ik, c): complex [n_b, n_s, n_s]}, {(ik, block): Σ over the unit's configurations
+    and beads of g, complex [n_s, n_s]}, tasks reused from the checkpoint, KSP iterations). For a
+    K with row-distributed arrays (``rows_k[ik]`` not None) only the rows ``needed`` of g are kept,
+    [n_b, n_needed, n_s]; the whole g of one task exists only while it is solved or loaded.
     """
     engine = _ResolventEngine(model, cfg.solver, cfg.solver_options, groups.group_comm)
     g_store = {}
+    unit_g = {(ik, blk): np.zeros((refs[ik].n_states,) * 2, dtype=complex) for ik, blk in plan.mine}
     # configuration-major: all K of one configuration in a row, so a model that reads each
     # bead's potential from a file (models.grid.PotentialFiles) reads it once
     my_tasks = sorted(((ik, int(c)) for ik, blk in plan.mine for c in plan.confs(blk)), key=lambda t: (t[1], t[0]))
@@ -523,15 +527,17 @@ def _resolvent_pass(model, positions_cbav, plan: _Plan, groups, refs, z, cfg, st
         # so all ranks of a group enter the same collective PETSc solves
         got = on_root(groups.group_comm, store.load, task) if store is not None else None
         if got is not None:
-            g_store[(ik, c)] = got["g"]
+            g = got["g"]
             n_reused += groups.leader
         else:
             g = engine(np.asarray(positions_cbav[c], dtype=float), plan.kpoints[ik], z, refs[ik].vectors)
-            g_store[(ik, c)] = g
             if store is not None:
                 on_root(groups.group_comm, store.save, task, g=g)
+        unit_g[(ik, int(plan.block_of_conf[c]))] += g.sum(axis=0)       # configurations in increasing order
+        g_store[(ik, c)] = g if rows_k[ik] is None else g[:, rows_k[ik].needed]
+        del g, got
         _release_finished(model, positions_cbav, plan, store, c)
-    return g_store, n_reused, engine.iterations
+    return g_store, unit_g, n_reused, engine.iterations
 
 
 def _release_finished(model, positions_cbav, plan: _Plan, store, c: int):
@@ -543,15 +549,15 @@ def _release_finished(model, positions_cbav, plan: _Plan, store, c: int):
         done(positions_cbav[c])
 
 
-def _unit_greens_sums(g_store, plan: _Plan, refs) -> dict:
-    """Σ over the configurations and beads of each own unit of g, {(ik, block): complex [n_s, n_s]}."""
-    out = {}
-    for ik, blk in plan.mine:
-        s = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-        for c in plan.confs(blk):
-            s += g_store[(ik, c)].sum(axis=0)
-        out[(ik, blk)] = s
-    return out
+def row_layouts(refs, cfg: SpiaSettings, groups) -> list:
+    """Per K this rank's :class:`grouprows.GroupRows` when that K's big arrays are row-distributed
+    over its configuration group — the Bethe–Salpeter slices are solved by a distributed LU
+    (:meth:`bse_parallel.BseParallel.by_rows`: n_s ≥ spia.bse_distributed_min_states on a group of
+    several ranks; also in Born mode) — else None (the group leader holds them whole)."""
+    size = groups.ranks_per_group
+    rank = groups.group_comm.rank if size > 1 else 0
+    return [grouprows.GroupRows.of(r.k_index, size, rank) if cfg.bse.by_rows(r.n_states, size) else None
+            for r in refs]
 
 
 def _report_checkpoint(comm, n_reused, store, iterations):
@@ -614,24 +620,32 @@ def _replica_ensemble_level(ens: fermi.EnsembleLevel, plan: _Plan, exclude: int)
     return float(np.mean(ens.per_configuration[keep])) if keep.any() else float(ens.value)
 
 
-def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool) -> dict:
-    """Moment sums of T(m) of every own unit (on the group leader), {(ik, block): MomentSums}."""
+def _fluctuation_pass(g_store, plan: _Plan, bands: _Bands, leader: bool, rows_k: list) -> dict:
+    """Moment sums of T(m) of every own unit, {(ik, block): MomentSums}: whole on the group leader,
+    or each rank of the group its rows where ``rows_k[ik]`` is set."""
     out = {}
-    for ik, blk in (plan.mine if leader else []):
-        sums = spia.MomentSums.zeros(plan.n_beads, bands.bands[ik].energies.size)
+    for ik, blk in plan.mine:
+        rows = rows_k[ik]
+        if rows is None and not leader:
+            continue
+        n_s = bands.bands[ik].energies.size
+        sums = spia.MomentSums.zeros(plan.n_beads, n_s, None if rows is None else len(rows.own))
         for c in plan.confs(blk):
-            sums.add(spia.bead_transform(spia.t_matrices(g_store[(ik, c)], bands.bands[ik])))
+            sums.add(spia.bead_transform(spia.t_matrices(g_store[(ik, c)], bands.bands[ik], rows)))
         out[(ik, blk)] = sums
     return out
 
 
 def _contribution(sums: spia.MomentSums | None, rb, weights, k_index, q_of_pair, plan: _Plan, cfg,
-                  bins=None, group_comm=None) -> _KContribution | None:
+                  bins=None, group_comm=None, rows=None) -> _KContribution | None:
     """Γ, W and their Fermi-surface sums of one K-point from one set's moment sums (``bins``:
     (bin of each state int [n_s], n_bins) to sum w W w by bin pair too, or None).
 
     Collective over ``group_comm`` in BSE mode: the group leader passes ``sums``, the other
-    ranks None and help solve the Bethe–Salpeter slices (they return None)."""
+    ranks None and help solve the Bethe–Salpeter slices (they return None). With ``rows`` (a
+    :class:`grouprows.GroupRows`): :func:`_contribution_rows`."""
+    if rows is not None:
+        return _contribution_rows(sums, rb, weights, k_index, q_of_pair, plan, cfg, bins, group_comm, rows)
     gam, failure = None, None
     if sums is not None:
         try:
@@ -645,13 +659,64 @@ def _contribution(sums: spia.MomentSums | None, rb, weights, k_index, q_of_pair,
         raise failure
     if gam is None:
         return None
-    return _KContribution(spia.pair_sums_by_q(w, weights, k_index, q_of_pair),
-                          spia.fermi_surface_sums(gam, weights),
-                          np.abs(np.diagonal(gam, axis1=1, axis2=2)).sum(axis=1), gam.shape[1],
-                          anisotropy.pair_sums_by_bin(w, weights, *bins) if bins else None)
+    return _fermi_surface_part(gam, w, weights, k_index, q_of_pair, bins, 0, gam.shape[1])
 
 
-def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins=None) -> dict:
+def _fermi_surface_part(gam, w, weights, k_index, q_of_pair, bins, first_row: int, n_states: int) -> _KContribution:
+    """The Fermi-surface sums of the rows ``first_row`` … of Γ(m) and W(m) (all rows: the whole sums)."""
+    return _KContribution(spia.pair_sums_by_q(w, weights, k_index, q_of_pair, first_row),
+                          spia.fermi_surface_sums(gam, weights, first_row),
+                          spia.diagonal_abs_sum(gam, first_row), n_states,
+                          anisotropy.pair_sums_by_bin(w, weights, *bins, first_row) if bins else None)
+
+
+def _contribution_rows(sums, rb, weights, k_index, q_of_pair, plan: _Plan, cfg, bins, group_comm,
+                       rows: grouprows.GroupRows) -> _KContribution | None:
+    """:func:`_contribution` with every rank of the group holding its rows ``rows.own`` of the moment
+    sums (None if it failed before): its rows of Γ(m), of W(m) (one distributed LU per bead slice,
+    :func:`bse_parallel.bethe_salpeter_rows`) and of the Fermi-surface sums, which are added over the
+    group on its leader (returned there, None on the other ranks). No rank holds Γ or W whole. If
+    any rank of the group has no sums, the group skips the solve: that rank raises, the others
+    return None (the caller's agree_on_failure then stops every rank)."""
+    gam, failure = None, None
+    if sums is not None:
+        try:
+            gam = sums.gamma(plan.beta, cfg.symmetrize_m)
+        except Exception as exc:  # noqa: BLE001 - raised after the group agreed to stop
+            failure = exc
+    if any(group_comm.allgather(gam is None)):
+        if failure is not None:
+            raise failure
+        return None
+    w = gam
+    if cfg.mode == "bse":
+        w = bse_parallel.bethe_salpeter_rows(group_comm, gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta,
+                                             cfg.bse_distributed_solver)
+    part = _fermi_surface_part(gam, w, weights, k_index, q_of_pair, bins, rows.first, rows.n_states)
+    del gam, w
+    return _group_sum(part, group_comm)
+
+
+def _group_sum(part: _KContribution, group_comm) -> _KContribution | None:
+    """The sum over the ranks of ``group_comm`` of their rows' Fermi-surface sums, on its rank 0
+    (None elsewhere); ``n_states`` (the K's whole count) is kept."""
+    from mpi4py import MPI
+
+    def total(a):
+        if a is None:
+            return None
+        out = np.empty(a.shape, dtype=a.dtype) if group_comm.rank == 0 else None
+        group_comm.Reduce(np.ascontiguousarray(a), out, op=MPI.SUM, root=0)
+        return out
+
+    summed = [total(a) for a in (part.pair_q, part.pair_gamma, part.diag_abs, part.pair_bins)]
+    if group_comm.rank != 0:
+        return None
+    return _KContribution(summed[0], summed[1], summed[2], part.n_states, summed[3])
+
+
+def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins=None,
+                  rows_k=None) -> dict:
     """{(ik, None): _KContribution} of the full sample.
 
     Per K, the blocks' moment sums are added in block order along the chain of group
@@ -659,8 +724,11 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     passes it on), so the total is the same sum in the same order for any layout, and no
     rank ever holds more than its own blocks plus two totals. The last leader of the chain
     computes the full-sample Γ, W; only the small Fermi-surface sums travel, to rank 0 (the
-    returned dict is empty on the other ranks).
+    returned dict is empty on the other ranks). Where ``rows_k[ik]`` is set, every rank of a
+    group holds its rows of the sums: the r-th ranks of the groups form the chain of those rows
+    (:func:`_chain`) and the whole last group forms Γ, W by rows (:func:`_contribution_rows`).
     """
+    rows_k = rows_k or [None] * len(plan.kpoints)
     lead = groups.leader_rank
     parts = {}
     failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
@@ -669,16 +737,17 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
         if lead not in chain:
             continue
         total = None
-        if groups.leader:
+        if groups.leader or rows_k[ik] is not None:
             own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == lead]
-            s1, s2, n = chain_sum(comm, chain, [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2,
-                                                  unit_sums[(ik, b)].count) for b in own], tag=ik)
+            s1, s2, n = chain_sum(comm, _chain(chain, groups, rows_k[ik]),
+                                  [(unit_sums[(ik, b)].s1, unit_sums[(ik, b)].s2, unit_sums[(ik, b)].count)
+                                   for b in own], tag=ik)
             total = spia.MomentSums(s1, s2, n)
             for b in own:
                 del unit_sums[(ik, b)]
             del s1, s2
         args = (bands.bands[ik], bands.weights[ik], refs[ik].k_index, q_of_pair[ik], plan, cfg,
-                (bins.of_state[ik], bins.n_bins) if bins else None, groups.group_comm)
+                (bins.of_state[ik], bins.n_bins) if bins else None, groups.group_comm, rows_k[ik])
         try:
             if lead == chain[-1]:               # the whole group: its ranks share the BSE slices
                 part = _contribution(total, *args)
@@ -693,8 +762,17 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     return gather_dict(parts, comm)
 
 
+def _chain(leaders: list, groups, rows) -> list:
+    """The world ranks that add one K's moment sums in block order: the group leaders ``leaders``,
+    or, for row-distributed sums (``rows`` set), the ranks of those groups with this rank's place
+    in its group (they hold the same rows)."""
+    if rows is None:
+        return leaders
+    return [r + groups.comm.rank - groups.leader_rank for r in leaders]
+
+
 def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica_bands: list, q_of_pair, cfg,
-                  bins=None) -> dict:
+                  bins=None, rows_k=None) -> dict:
     """{(ik, k): _KContribution} of every jackknife replica k (block k deleted), each with its own Ḡ.
 
     ``g_hat``: ĝ(m) of this group's configurations {(ik, c): complex [n_b, n_s, n_s]} (the bead
@@ -704,8 +782,10 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
     with the replica's Ḡ and weights from the moment sums of T over the blocks ≠ k, T recomputed
     with that Ḡ: :func:`_replica_moments_general` or, with one state per k,
     :func:`_replica_moments_one_state` (no resolvent solves either way). They are gathered on
-    rank 0 (empty dict elsewhere).
+    rank 0 (empty dict elsewhere). Where ``rows_k[ik]`` is set, every rank of a group works on its
+    rows as in :func:`_gamma_w_pass`.
     """
+    rows_k = rows_k or [None] * len(plan.kpoints)
     lead = groups.leader_rank
     parts = {}
     failure = None
@@ -716,7 +796,9 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
         own = [b for b in range(plan.n_blocks) if plan.owner[ik * plan.n_blocks + b] == lead]
         moments = (_replica_moments_one_state if replicas.one_state_per_k(refs[ik].k_index)
                    else _replica_moments_general)
-        own_replicas = (moments(g_hat, plan, comm, chain, own, ik, bands, replica_bands) if groups.leader
+        rows = rows_k[ik]
+        own_replicas = (moments(g_hat, plan, comm, _chain(chain, groups, rows), own, ik, bands, replica_bands, rows)
+                        if groups.leader or rows is not None
                         else ((k, None, None) for k in own))          # the other ranks of the group help the BSE
         for k, sums, exc in own_replicas:
             failure = failure or exc
@@ -724,7 +806,7 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
                 rb = replica_bands[k]           # the whole group: its ranks share the BSE slices
                 part = _contribution(sums if exc is None else None, rb.bands[ik], rb.weights[ik], refs[ik].k_index,
                                      q_of_pair[ik], plan, cfg, (bins.of_state[ik], bins.n_bins) if bins else None,
-                                     groups.group_comm)
+                                     groups.group_comm, rows)
                 if part is not None:
                     parts[(ik, k)] = part
             except Exception as exc:  # noqa: BLE001 - raised on every rank just below
@@ -735,20 +817,23 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
     return gather_dict(parts, comm)
 
 
-def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list):
+def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list,
+                             rows=None):
     """Yields (k, moment sums of T over the blocks ≠ k, exception or None) for the own blocks k.
 
     Per replica k every leader of the chain forms the sums of its own blocks ≠ k with T from
     replica k's Ḡ (:func:`spia.t_matrices_m`); they are added in block order along the chain as
     for the full sample (same sums in the same order for any layout). Cost ≈ n_blocks/2 times
-    the full sample's T-matrix pass.
+    the full sample's T-matrix pass. ``rows``: the sums of this rank's rows only (ĝ holds the
+    rows ``rows.needed``), or None.
     """
     for k in range(plan.n_blocks):
         rb = replica_bands[k].bands[ik]
-        terms = [spia.MomentSums.zeros(plan.n_beads, rb.energies.size)]      # a rank may own only block k
+        n_s = rb.energies.size
+        terms = [spia.MomentSums.zeros(plan.n_beads, n_s, None if rows is None else len(rows.own))]  # may own only k
         failure = None
         try:
-            terms += [_block_moments(g_hat, plan, ik, b, rb) for b in own if b != k]
+            terms += [_block_moments(g_hat, plan, ik, b, rb, rows) for b in own if b != k]
         except Exception as exc:  # noqa: BLE001 - reported by the caller; the chain must go on
             failure = exc
         # every rank runs its chains in the same order, so MPI's in-order delivery makes the
@@ -760,19 +845,22 @@ def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _B
             yield k, spia.MomentSums(s1, s2, n), failure
 
 
-def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list):
+def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list,
+                               rows=None):
     """As :func:`_replica_moments_general` for one state per k (:mod:`replicas`): the blocks' sums
     of ĝ' and |ĝ'|² are added in block order along the chain once; replica k's T sums follow from
     that total minus block k's own sums (the same numbers for any layout). Cost ≈ one pass
-    over the configurations for all replicas."""
+    over the configurations for all replicas. ``rows``: as there (with one state per k the rows
+    of ĝ needed are the own rows)."""
     shift = np.diag(bands.bands[ik].gbar_band)
+    first = 0 if rows is None else rows.first
     failure, g_sums = None, {}
     try:
-        g_sums = {b: replicas.shifted_moments([g_hat[(ik, c)] for c in plan.confs(b)], shift) for b in own}
+        g_sums = {b: replicas.shifted_moments([g_hat[(ik, c)] for c in plan.confs(b)], shift, first) for b in own}
     except Exception as exc:  # noqa: BLE001 - reported by the caller; the chain must go on
         failure = exc
     n_s = shift.size
-    zero = spia.MomentSums.zeros(plan.n_beads, n_s)
+    zero = spia.MomentSums.zeros(plan.n_beads, n_s, None if rows is None else len(rows.own))
     s1, s2, n = chain_sum(comm, chain, [(zero.s1, zero.s2, 0)] + [(g.s1, g.s2, g.count) for g in g_sums.values()],
                           tag=ik % 10000)
     for k in own:
@@ -780,16 +868,17 @@ def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: 
         if failure is None:
             blk = g_sums[k]
             rest = spia.MomentSums(s1 - blk.s1, s2 - blk.s2, n - blk.count)
-            sums = replicas.t_moments(rest, shift, replica_bands[k].bands[ik])
+            sums = replicas.t_moments(rest, shift, replica_bands[k].bands[ik], first)
         yield k, sums, failure
 
 
-def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb) -> spia.MomentSums:
+def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb, rows=None) -> spia.MomentSums:
     """Moment sums of T(m) over the configurations of block ``blk`` at K-point ``ik``, with T
-    from the bead-transformed resolvents and the renormalised bands ``rb`` of some Ḡ."""
-    sums = spia.MomentSums.zeros(plan.n_beads, rb.energies.size)
+    from the bead-transformed resolvents and the renormalised bands ``rb`` of some Ḡ (``rows``:
+    this rank's rows only, from its rows ``rows.needed`` of ĝ)."""
+    sums = spia.MomentSums.zeros(plan.n_beads, rb.energies.size, None if rows is None else len(rows.own))
     for c in plan.confs(blk):
-        sums.add(spia.t_matrices_m(g_hat[(ik, c)], rb))
+        sums.add(spia.t_matrices_m(g_hat[(ik, c)], rb, rows))
     return sums
 
 
@@ -854,16 +943,17 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         check_fermi_surface_weight(np.concatenate([r.energies for r in refs]), z_level, plan.gammas, cfg.n_per_k)
         z = z_level + 1j * plan.eta
         t0 = time.perf_counter()
-        g_store, n_reused, iterations = _resolvent_pass(model, positions_cbav, plan, groups, refs, z, cfg, store)
+        rows_k = row_layouts(refs, cfg, groups)
+        g_store, unit_g, n_reused, iterations = _resolvent_pass(model, positions_cbav, plan, groups, refs, z, cfg,
+                                                                store, rows_k)
         timings["resolvents"] = time.perf_counter() - t0
-        unit_g = _unit_greens_sums(g_store, plan, refs) if groups.leader else {}   # the leader speaks for its group
-    unit_g = allgather_dict(unit_g, comm)
+    unit_g = allgather_dict(unit_g if groups.leader else {}, comm)          # the leader speaks for its group
     iterations = _report_checkpoint(comm, n_reused, store, iterations if groups.leader else [])
     with agree_on_failure(comm, "the bands and T-matrix pass"):
         every_band = all(r.n_states == model.n_basis for r in refs)
         bands = _bands(unit_g, plan, refs, z, every_band, model, cfg, ref_level, ens)
         t0 = time.perf_counter()
-        unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader)
+        unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader, rows_k)
         replica_bands = [_bands(unit_g, plan, refs, z, every_band, model, cfg, ref_level, ens, exclude=k)
                          for k in range(plan.n_blocks)]
         for key in list(g_store):                                            # in place: ĝ(m) replaces g_b
@@ -875,10 +965,10 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     bins = anisotropy.assign_bins(cfg.anisotropy_bins, [b.energies for b in bands.bands],
                                   [r.k_index for r in refs], [r.band_index for r in refs],
                                   [r.kpoints_frac for r in refs], bands.fermi.weights, cfg.anisotropy_n_bins)
-    parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins)
+    parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins, rows_k)
     timings["lambda"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    parts.update(_replica_pass(g_store, plan, groups, comm, refs, bands, replica_bands, q_of_pair, cfg, bins))
+    parts.update(_replica_pass(g_store, plan, groups, comm, refs, bands, replica_bands, q_of_pair, cfg, bins, rows_k))
     g_store.clear()
     timings["jackknife"] = time.perf_counter() - t0
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
