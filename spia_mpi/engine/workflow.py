@@ -21,6 +21,13 @@ ranks' :class:`SpiaResult` has None for the rank-0-only arrays. Memory per rank 
 therefore its own units plus two totals, whatever the number of ranks (rank 0: plus
 the Fermi-surface sums of every K and replica).
 
+For a K-point whose Bethe–Salpeter slices are solved by a distributed LU (n_s ≥
+``spia.bse_distributed_min_states`` on groups of several ranks: :func:`row_layouts`) the big
+arrays of that K are instead row-distributed over each group from the resolvents on: every rank
+keeps the rows of g its T rows need, forms its rows of the moment sums (chained between the
+groups rank by rank), of Γ and of W, and the group reduces the Fermi-surface sums of its rows
+on its leader (:func:`_contribution_rows`); the jackknife replicas likewise.
+
 Because blocks do not depend on the layout and every reduction adds per-unit
 partial sums in a fixed order, results are bit-identical for any number of
 one-rank groups and after any restart (the dense and single-rank PETSc
