@@ -44,6 +44,7 @@ their moment sums chained in block order like the full sample's, Γ, W and λ
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -442,6 +443,12 @@ class _Bands:
         """Σ_s w_s per K, float [n_K, n_gamma]."""
         return np.array([w.sum(axis=1) for w in self.weights])
 
+    def without_matrices(self) -> "_Bands":
+        """The same without the dense n_s × n_s U and Ĝ of each K (None there): what the run keeps of
+        a jackknife replica's bands (:func:`_k_bands` forms the matrices again when needed)."""
+        lean = [dataclasses.replace(b, rotation=None, gbar_band=None) for b in self.bands]
+        return _Bands(lean, self.offdiag, self.fermi, self.weights)
+
 
 def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
@@ -590,14 +597,9 @@ def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref
     """Ḡ (per-unit sums added in unit order), renormalised bands, Fermi levels, Lorentzian weights
     of the full sample, or of the jackknife replica without block ``exclude``."""
     bands, offdiag = [], []
-    keep = [blk for blk in range(plan.n_blocks) if blk != exclude]
-    count = sum(len(plan.confs(blk)) for blk in keep) * plan.n_beads
     for ik in range(len(plan.kpoints)):
-        total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
-        for blk in keep:
-            total += unit_g[(ik, blk)]
-        gbar, off = spia.average_greens(total, count, refs[ik].k_index)
-        bands.append(spia.renormalised_bands(gbar, z, refs[ik].k_index))
+        b, off = _k_bands(unit_g, plan, refs, z, ik, exclude)
+        bands.append(b)
         offdiag.append(off)
     ren = float("nan")
     if complete:
@@ -615,6 +617,19 @@ def _bands(unit_g, plan: _Plan, refs, z, complete, model, cfg: SpiaSettings, ref
                                ens_value, ens.error if ens else float("nan"), float(ren), cfg.fermi_given)
     weights = [spia.lorentzian_weights(b.energies, centre, plan.gammas) for b in bands]
     return _Bands(bands, offdiag, levels, weights)
+
+
+def _k_bands(unit_g, plan: _Plan, refs, z, ik: int, exclude: int | None = None):
+    """(renormalised bands, ‖off-diagonal k blocks‖/‖Ḡ‖) of K-point ``ik`` from Ḡ (the per-unit sums
+    of g added in unit order) of the full sample or of the replica without block ``exclude``; the
+    same numbers however often it is called."""
+    keep = [blk for blk in range(plan.n_blocks) if blk != exclude]
+    count = sum(len(plan.confs(blk)) for blk in keep) * plan.n_beads
+    total = np.zeros((refs[ik].n_states,) * 2, dtype=complex)
+    for blk in keep:
+        total += unit_g[(ik, blk)]
+    gbar, off = spia.average_greens(total, count, refs[ik].k_index)
+    return spia.renormalised_bands(gbar, z, refs[ik].k_index), off
 
 
 def _replica_ensemble_level(ens: fermi.EnsembleLevel, plan: _Plan, exclude: int) -> float:
@@ -660,8 +675,9 @@ def _contribution(sums: spia.MomentSums | None, rb, weights, k_index, q_of_pair,
         except Exception as exc:  # noqa: BLE001 - raised after the group has left the collective
             failure = exc
     w = gam
-    if cfg.mode == "bse":
-        w = bse_parallel.bethe_salpeter_on(group_comm, gam, np.abs(np.diag(rb.gbar_band)) ** 2, plan.beta, cfg.bse)
+    if cfg.mode == "bse":          # |Ĝ|² is read on the leader only (the others may have rb None)
+        abs2 = np.abs(np.diag(rb.gbar_band)) ** 2 if gam is not None else None
+        w = bse_parallel.bethe_salpeter_on(group_comm, gam, abs2, plan.beta, cfg.bse)
     if failure is not None:
         raise failure
     if gam is None:
@@ -778,13 +794,14 @@ def _chain(leaders: list, groups, rows) -> list:
     return [r + groups.comm.rank - groups.leader_rank for r in leaders]
 
 
-def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica_bands: list, q_of_pair, cfg,
-                  bins=None, rows_k=None) -> dict:
+def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica_bands: list, replica_k_bands,
+                  q_of_pair, cfg, bins=None, rows_k=None) -> dict:
     """{(ik, k): _KContribution} of every jackknife replica k (block k deleted), each with its own Ḡ.
 
     ``g_hat``: ĝ(m) of this group's configurations {(ik, c): complex [n_b, n_s, n_s]} (the bead
     transform of the stored resolvents); ``bands``, ``replica_bands``: the :class:`_Bands` of the
-    full sample and of each replica; ``bins``: the full sample's Fermi-surface bins of the states
+    full sample and of each replica (the latter without U and Ĝ: ``replica_k_bands(k, ik)`` forms
+    replica k's renormalised bands of K-point ik when they are needed); ``bins``: the full sample's Fermi-surface bins of the states
     (anisotropy), or None. The owner of block k forms replica k's Γ, W and Fermi-surface sums
     with the replica's Ḡ and weights from the moment sums of T over the blocks ≠ k, T recomputed
     with that Ḡ: :func:`_replica_moments_general` or, with one state per k,
@@ -804,14 +821,13 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
         moments = (_replica_moments_one_state if replicas.one_state_per_k(refs[ik].k_index)
                    else _replica_moments_general)
         rows = rows_k[ik]
-        own_replicas = (moments(g_hat, plan, comm, _chain(chain, groups, rows), own, ik, bands, replica_bands, rows)
+        own_replicas = (moments(g_hat, plan, comm, _chain(chain, groups, rows), own, ik, bands, replica_k_bands, rows)
                         if groups.leader or rows is not None
-                        else ((k, None, None) for k in own))          # the other ranks of the group help the BSE
-        for k, sums, exc in own_replicas:
+                        else ((k, None, None, None) for k in own))    # the other ranks of the group help the BSE
+        for k, sums, exc, rb in own_replicas:
             failure = failure or exc
-            try:
-                rb = replica_bands[k]           # the whole group: its ranks share the BSE slices
-                part = _contribution(sums if exc is None else None, rb.bands[ik], rb.weights[ik], refs[ik].k_index,
+            try:                                # the whole group: its ranks share the BSE slices
+                part = _contribution(sums if exc is None else None, rb, replica_bands[k].weights[ik], refs[ik].k_index,
                                      q_of_pair[ik], plan, cfg, (bins.of_state[ik], bins.n_bins) if bins else None,
                                      groups.group_comm, rows)
                 if part is not None:
@@ -824,9 +840,10 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
     return gather_dict(parts, comm)
 
 
-def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list,
+def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_k_bands,
                              rows=None):
-    """Yields (k, moment sums of T over the blocks ≠ k, exception or None) for the own blocks k.
+    """Yields (k, moment sums of T over the blocks ≠ k, exception or None, replica k's bands of this
+    K) for the own blocks k.
 
     Per replica k every leader of the chain forms the sums of its own blocks ≠ k with T from
     replica k's Ḡ (:func:`spia.t_matrices_m`); they are added in block order along the chain as
@@ -834,12 +851,12 @@ def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _B
     the full sample's T-matrix pass. ``rows``: the sums of this rank's rows only (ĝ holds the
     rows ``rows.needed``), or None.
     """
+    n_s = bands.bands[ik].energies.size
     for k in range(plan.n_blocks):
-        rb = replica_bands[k].bands[ik]
-        n_s = rb.energies.size
         terms = [spia.MomentSums.zeros(plan.n_beads, n_s, None if rows is None else len(rows.own))]  # may own only k
-        failure = None
+        failure = rb = None
         try:
+            rb = replica_k_bands(k, ik)
             terms += [_block_moments(g_hat, plan, ik, b, rb, rows) for b in own if b != k]
         except Exception as exc:  # noqa: BLE001 - reported by the caller; the chain must go on
             failure = exc
@@ -849,10 +866,10 @@ def _replica_moments_general(g_hat, plan: _Plan, comm, chain, own, ik, bands: _B
                               tag=(ik * plan.n_blocks + k) % 10000)
         del terms
         if k in own:
-            yield k, spia.MomentSums(s1, s2, n), failure
+            yield k, spia.MomentSums(s1, s2, n), failure, rb
 
 
-def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_bands: list,
+def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: _Bands, replica_k_bands,
                                rows=None):
     """As :func:`_replica_moments_general` for one state per k (:mod:`replicas`): the blocks' sums
     of ĝ' and |ĝ'|² are added in block order along the chain once; replica k's T sums follow from
@@ -871,12 +888,13 @@ def _replica_moments_one_state(g_hat, plan: _Plan, comm, chain, own, ik, bands: 
     s1, s2, n = chain_sum(comm, chain, [(zero.s1, zero.s2, 0)] + [(g.s1, g.s2, g.count) for g in g_sums.values()],
                           tag=ik % 10000)
     for k in own:
-        sums = None
+        sums = rb = None
         if failure is None:
             blk = g_sums[k]
             rest = spia.MomentSums(s1 - blk.s1, s2 - blk.s2, n - blk.count)
-            sums = replicas.t_moments(rest, shift, replica_bands[k].bands[ik], first)
-        yield k, sums, failure
+            rb = replica_k_bands(k, ik)
+            sums = replicas.t_moments(rest, shift, rb, first)
+        yield k, sums, failure, rb
 
 
 def _block_moments(g_hat, plan: _Plan, ik: int, blk: int, rb, rows=None) -> spia.MomentSums:
@@ -962,7 +980,7 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
         t0 = time.perf_counter()
         unit_sums = _fluctuation_pass(g_store, plan, bands, groups.leader, rows_k)
         replica_bands = [_bands(unit_g, plan, refs, z, every_band, model, cfg, ref_level, ens, exclude=k)
-                         for k in range(plan.n_blocks)]
+                         .without_matrices() for k in range(plan.n_blocks)]
         for key in list(g_store):                                            # in place: ĝ(m) replaces g_b
             g_store[key] = spia.bead_transform(g_store[key])
     timings["t_matrices"] = time.perf_counter() - t0
@@ -975,7 +993,10 @@ def _compute_lambda(model, positions_cbav, kpoints, temperature_k: float, groups
     parts = _gamma_w_pass(unit_sums, plan, groups, comm, refs, bands, q_of_pair, cfg, bins, rows_k)
     timings["lambda"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    parts.update(_replica_pass(g_store, plan, groups, comm, refs, bands, replica_bands, q_of_pair, cfg, bins, rows_k))
+    def replica_k_bands(k, ik):
+        return _k_bands(unit_g, plan, refs, z, ik, k)[0]
+    parts.update(_replica_pass(g_store, plan, groups, comm, refs, bands, replica_bands, replica_k_bands, q_of_pair,
+                               cfg, bins, rows_k))
     g_store.clear()
     timings["jackknife"] = time.perf_counter() - t0
     n_gamma = bands.n_gamma_k.sum(axis=0)                                # N_γ over all k of all K
