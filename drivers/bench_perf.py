@@ -4,18 +4,18 @@
 Dense simple-cubic hydrogen (a = 1.6 Å) on a grid of spacing 0.2 Å (4th-order stencil), as in
 ``bench_gridresolvent.py``; z = 10 eV + i(2J+1)πk_BT, J = 16, 300 K; kinetic FFT preconditioner.
 
-1. Warm starts along the ring polymer: 16³ grid (2×2×2 supercell, 16 atoms) and 32³, exact Einstein ring
-   polymers (ħΩ = 0.15 eV, 300 K) with N_b = 16 and 64, 16 plane-wave right-hand sides: mean
-   GMRES iterations per solve from zero, from the previous bead's solution and from its
-   minimal-residual projection, for the PETSc and the batched solver; CPU times; largest
-   relative difference of g.
+1. Warm starts along the ring polymer: 16³ grid (2×2×2 supercell, 8 atoms) and 32³ (64 atoms), exact
+   Einstein ring polymers (ħΩ = 0.15 eV, 300 K) with N_b = 16, 16 plane-wave right-hand sides: mean
+   GMRES iterations per solve from zero, from the previous bead's solution, from its
+   minimal-residual projection and with a recycled subspace, for the PETSc and the batched solver;
+   CPU times; largest relative difference of g.
 2. Distributed FFT preconditioner: one 48³ resolvent (8 right-hand sides) on 1 and on 2 ranks
    (fresh processes, alternated, several repetitions), solve time and speed-up; the
    preconditioner application alone; peak memory per rank for 64³.
 3. Roofline: the grid matvec (PETSc MatMult, 48³ and 64³), bytes moved per second, as a fraction
    of a STREAM-like copy (numpy) of the same working set and of 512 MiB, in the same process.
-4. Blocks of right-hand sides (32³, 32 vectors): PETSc KSP column by column (restart 100 and 4)
-   against the batched GMRES (``block_size`` 4, 8 and 32), CPU and wall time, alternated rounds.
+4. Blocks of right-hand sides (32³, 32 vectors): PETSc KSP column by column against the batched
+   GMRES (``block_size`` 4, 8 and 32; 8 also in double precision), CPU and wall time, alternated rounds.
 
 Writes docs/benchmarks/perf.md. ``--parts warm,blocks`` reruns only those sections (warm, ranks,
 roofline, blocks) and keeps the others from the existing file. ``--one NAME ARGS`` runs one
@@ -73,7 +73,7 @@ WARM_MODES = {"cold": {"warm_start": False}, "warm": {}, "projected": {"warm_pro
 #: the modes that need the batched solver (block > 1)
 BATCHED_ONLY = ("recycled",)
 #: (L, N_b, configurations, block size) of the warm-start table
-WARM_CASES = ((2, 16, 2, 1), (2, 16, 2, 16), (2, 64, 1, 1), (2, 64, 1, 16), (4, 16, 1, 8))
+WARM_CASES = ((2, 16, 2, 1), (2, 16, 2, 16), (4, 16, 1, 8))
 
 
 def warm_starts(n_beads: int, n_conf: int, block_size: int, L: int = 2) -> dict:
@@ -106,9 +106,10 @@ def _peak_rss_mib() -> float:
     return float("nan")
 
 
-def one_resolvent(L: int, n_rhs: int, options: dict | None = None) -> dict:
-    """One resolvent on this process's MPI world (H, kinetic preconditioner, n_rhs solves; resolvent
-    ``options``, default the defaults)."""
+def one_resolvent(L: int, n_rhs: int, cases: list | None = None) -> list:
+    """One resolvent on this process's MPI world (H, kinetic preconditioner, n_rhs right-hand sides)
+    solved with every resolvent options dict of ``cases`` in turn (default: the defaults only), each
+    one warm-up and SOLVES timed solves; a list of results, one per case."""
     import gc
 
     from spia_mpi.engine.resolvent import ResolventSolver
@@ -119,15 +120,19 @@ def one_resolvent(L: int, n_rhs: int, options: dict | None = None) -> dict:
     Path("/proc/self/clear_refs").write_text("5")            # peak memory from here on
     mat = model.hamiltonian_petsc(pos, [0.0, 0.0, 0.0], comm)
     pc = model.resolvent_preconditioner([0.0, 0.0, 0.0])
-    walls, cpus = [], []
-    for _ in range(1 + SOLVES):                              # the first (warm-up) solve is not timed
-        comm.Barrier()
-        t, c = time.perf_counter(), time.process_time()
-        g, info = ResolventSolver(comm, options).solve(mat, z_value(), p, pc)
-        cpus.append(comm.allreduce(time.process_time() - c, op=_mpi_max()))
-        comm.Barrier()
-        walls.append(time.perf_counter() - t)
-    t_solve, cpu = float(np.median(walls[1:])), float(np.median(cpus[1:]))
+    out = []
+    for options in cases or [{}]:
+        walls, cpus = [], []
+        for _ in range(1 + SOLVES):                          # the first (warm-up) solve is not timed
+            comm.Barrier()
+            t, c = time.perf_counter(), time.process_time()
+            g, info = ResolventSolver(comm, options).solve(mat, z_value(), p, pc)
+            cpus.append(comm.allreduce(time.process_time() - c, op=_mpi_max()))
+            comm.Barrier()
+            walls.append(time.perf_counter() - t)
+        out.append({"ranks": comm.size, "points": model.n_basis, "solve_s": float(np.median(walls[1:])),
+                    "solve_cpu_s": float(np.median(cpus[1:])), "its": info["iterations_mean"],
+                    "g00": [g[0, 0].real, g[0, 0].imag]})
     r = np.random.default_rng(0).standard_normal((1, pc.fft.n_local)) + 0j
     comm.Barrier()
     t = time.perf_counter()
@@ -137,8 +142,9 @@ def one_resolvent(L: int, n_rhs: int, options: dict | None = None) -> dict:
     t_pc = (time.perf_counter() - t) / 20
     rss = comm.gather(_peak_rss_mib(), root=0)
     mat.destroy()
-    return {"ranks": comm.size, "points": model.n_basis, "solve_s": t_solve, "solve_cpu_s": cpu, "pc_s": t_pc,
-            "its": info["iterations_mean"], "rss_mib": rss, "g00": [g[0, 0].real, g[0, 0].imag]}
+    for result in out:
+        result.update(pc_s=t_pc, rss_mib=rss)
+    return out
 
 
 def _mpi_max():
@@ -191,8 +197,8 @@ def matvec_gbs(L: int = 6, repeats: int = 20) -> tuple:
 
 
 # ---------------------------------------------------------------- 4. blocks of right-hand sides
-BLOCK_CASES = {"1 (PETSc KSP)": {"block_size": 1}, "1 (PETSc KSP, restart 4)": {"block_size": 1, "ksp_gmres_restart": 4},
-               "4": {"block_size": 4}, "8 (auto, the default)": {}, "32": {"block_size": 32}}
+BLOCK_CASES = {"1 (PETSc KSP)": {"block_size": 1}, "4": {"block_size": 4}, "8 (auto, the default)": {},
+               "8, double precision": {"mixed_precision": False}, "32": {"block_size": 32}}
 
 
 def blocks(cases=BLOCK_CASES, n_rhs: int = 32, repeats: int = REPEATS) -> dict:
@@ -251,8 +257,8 @@ def section_warm() -> list:
     from spia_mpi.engine.resolvent import ResolventSolver
     k, start = WARM_MODES["recycled"]["recycle"], ResolventSolver.RECYCLE_START
     lines = ["### Warm starts along the ring polymer\n",
-             "16³ grid (2×2×2 supercell, 8 atoms) and 32³ (4×4×4, 64 atoms), exact Einstein ring polymers (ħΩ = 0.15 eV, 300 K; "
-             "2 configurations at 16³ and N_b = 16, else 1), the 16 lowest plane waves as right-hand sides; the whole engine per "
+             "16³ grid (2×2×2 supercell, 8 atoms) and 32³ (4×4×4, 64 atoms), exact Einstein ring polymers (ħΩ = 0.15 eV, 300 K, "
+             "N_b = 16; 2 configurations at 16³, 1 at 32³), the 16 lowest plane waves as right-hand sides; the whole engine per "
              "configuration (H assembly included). Cold: every solve starts from zero; warm: bead b starts "
              "from bead b − 1's solution (the default, `warm_start = true`); projected: that guess improved "
              "by the minimal-residual projection onto span{X_{b−1}, M⁻¹R} (`warm_projection = true`, "
@@ -294,17 +300,28 @@ WARM_TEXT = (
     "residual of ≈ 0.05–0.1 (at 300 K a hydrogen bead is ≈ 0.09 Å from its neighbour at N_b = 16, as "
     "far as the ions are from the lattice). The projection brings that residual to ≈ 0.006 (scratch-measured "
     "on this case) and saves about two more iterations, at the price of about one iteration's work "
-    "(compare the CPU columns, which include the Hamiltonian's assembly); it is not the default.\n")
+    "(compare the CPU columns, which include the Hamiltonian's assembly); it is not the default. "
+    "The recycled subspace attacks what sets the iteration count instead: A M⁻¹ has ≈ 2 outlying "
+    "eigenvalues per atom (16 on the 16³ cell, out to |λ − 1| ≈ 0.2, while 99 % lie within 0.025 of 1: "
+    "dense spectrum, scratch 12:45 UTC). Deflating them saves ≈ 30 % of the cold start's iterations on "
+    "the 16³ cell, but not time: the k applications per bead and the projections against C in every "
+    "Arnoldi step (2k vector operations per column) cost more than the iterations they save, and on the "
+    "32³ cell (64 atoms, ≈ 128 outliers) 16 vectors deflate too little. Scratch (13:14 UTC, 16³, N_b = 16, "
+    "block 16, warm starts, load ≈ 13): k = 8 / 24 / 32 gave 8.45 / 7.71 / 7.52 iterations (cold 11.28: "
+    "−25 / −32 / −33 %) at 1.31 / 1.58 / 1.88 CPU s (cold 1.13 s). So `recycle` is off by default: the "
+    "≥ 30 % target is reached in iterations (k ≥ 16–24), not in time.\n")
 
 
-RANK_CASES = {"auto (batched, block 8; the default)": {}, "1 (PETSc KSP)": {"block_size": 1}}
+RANK_CASES = {"auto (batched, block 8, mixed precision; the default)": {},
+              "auto, double precision": {"mixed_precision": False}, "1 (PETSc KSP)": {"block_size": 1}}
 
 
 def section_ranks() -> list:
     lines = ["### Distributed kinetic FFT preconditioner\n",
              "One resolvent (8 right-hand sides) in a fresh process on 1 rank and on 2 ranks of one PETSc "
-             f"communicator: one warm-up solve (FFT plans, first-touch pages), then the median of {SOLVES} timed "
-             "solves, as a run repeats the solve for every bead and configuration; with the default solver (`block_size = 'auto'`: batched GMRES, one block of 8) and "
+             f"communicator, every solver in turn in that process: one warm-up solve (FFT plans, first-touch pages), then the median of {SOLVES} timed "
+             "solves, as a run repeats the solve for every bead and configuration; with the default solver (`block_size = 'auto'`: batched GMRES, one block of 8, "
+             "mixed precision), the same in double precision (`mixed_precision = false`) and "
              "with PETSc's KSP column by column; the preconditioner's FFTs are slab-distributed over the ranks "
              "(`engine.preconditioners.SlabFFT`; transposes through a shared-memory window). Runs alternate "
              "1, 2, 1, 2, …; `PC apply` is one application of the preconditioner to one vector (mean of 20). "
@@ -316,8 +333,8 @@ def section_ranks() -> list:
              "PC speed-up | its |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     speedups = {name: [] for name in RANK_CASES}
     for rep in range(REPEATS):
-        for name, options in RANK_CASES.items():
-            r1, r2 = (run_one(n, "resolvent", 6, 8, json.dumps(options)) for n in (1, 2))
+        one, two = (run_one(n, "resolvent", 6, 8, json.dumps(list(RANK_CASES.values()))) for n in (1, 2))
+        for name, r1, r2 in zip(RANK_CASES, one, two):
             speedups[name].append(r1["solve_s"] / r2["solve_s"])
             lines.append(f"| 48³ | {name} | {rep + 1} | {r1['solve_s']:.2f} | {r2['solve_s']:.2f} | "
                          f"{speedups[name][-1]:.2f}× | {r1['solve_cpu_s']:.2f} | {r2['solve_cpu_s']:.2f} | "
@@ -326,21 +343,8 @@ def section_ranks() -> list:
             print(lines[-1], flush=True)
     lines.append("\nMedian speed-up of the 48³ solve on 2 ranks (target 1.7×): "
                  + "; ".join(f"{name}: {np.median(v):.2f}×" for name, v in speedups.items()) + f". {_stamp()}\n")
-    lines.append(
-        "Where the 2-rank time goes (profiles of one 48³ solve, 8 right-hand sides, scratch runs at load 5–23 "
-        "from a session with autogroup nice −20, 09:38–10:37 UTC). PETSc's KSP path, before the "
-        "shared-memory transposes: 1 rank 0.71 s in KSP (MatMult, Gram–Schmidt) + 0.40 s preconditioner; "
-        "2 ranks 0.44 s + 0.40 s, the preconditioner's FFTs halving but its two `Alltoallv`s and their packing "
-        "copies (≈ 0.6 ms per vector and transpose) eating the gain. With the shared-memory window a transpose "
-        "is a barrier and one strided copy (≈ 0.06 ms per vector), and the preconditioner alone scales "
-        "1.1–1.9× in the PC columns of the runs so far (one vector, the noisiest number here; 1.65–1.9× in a 10:35 run). The batched default does the same work in fewer, larger steps: "
-        "1 rank 0.62 s = FFTs 0.38 + Gram–Schmidt 0.06 + matrix products 0.03 + set-up 0.025 + the rest of "
-        "the GMRES bookkeeping ≈ 0.1; 2 ranks: FFTs 0.19, transposes 0.05–0.08, reductions 0.03–0.07 "
-        "(mostly waiting for the partner), the set-up (diagonal, fused-operator check) not shrinking. The "
-        "per-rank work halves; what does not is waiting at the 4 synchronisations per iteration whenever "
-        "another session's process takes a core, which is why the batched path, having less work to hide "
-        "them behind, scales less than the KSP path under load.\n")
-    m1, m2 = run_one(1, "resolvent", 8, 8), run_one(2, "resolvent", 8, 8)
+    lines.append(RANKS_TEXT)
+    m1, m2 = run_one(1, "resolvent", 8, 8)[0], run_one(2, "resolvent", 8, 8)[0]
     lines += ["Peak resident memory per rank, 64³ (262 144 points), default solver, from the model's set-up "
               "to the end of the solves (matrix, preconditioner, Krylov spaces; the Python/PETSc libraries and the "
               "8 right-hand sides, held whole on every rank, are included; on 2 ranks each rank's resident set "
@@ -351,6 +355,21 @@ def section_ranks() -> list:
               f"{m1['solve_s']:.2f} | {m2['solve_s']:.2f} |\n"]
     print(lines[-1], flush=True)
     return lines
+
+
+RANKS_TEXT = (
+    "Where the 2-rank time goes (cProfile of three 48³ solves, default solver, scratch at 13:23 UTC, load ≈ 12, "
+    "autogroup nice −20; per solve): one rank 0.50 s = FFTs 0.29 (single precision; 0.38 in double) + "
+    "Gram–Schmidt 0.03 + PETSc MatMult 0.03 (the matrix's residual confirming convergence, one per column, "
+    "and the set-up's check of the fused operator) + the rest of the GMRES bookkeeping ≈ 0.15; two ranks "
+    "0.32 s: the FFTs fall to 0.13, but the bookkeeping hardly shrinks (Python and numpy calls on "
+    "half-length vectors), MatMult gains only 1.4× (memory-bound, both cores share one memory bus), the "
+    "transposes add ≈ 0.04 s of strided copies, and each Arnoldi step waits at the two barriers of the "
+    "shared-memory transposes and at one reduction (the Gram–Schmidt coefficients and the norm together; "
+    "two reductions before this session) — waiting that grows whenever another session's process takes a "
+    "core. Earlier profiles of the PETSc KSP path (09:38–10:37 UTC): 1 rank 0.71 s in KSP + 0.40 s "
+    "preconditioner; 2 ranks 0.44 + 0.40 s before the shared-memory transposes (an `Alltoallv` with "
+    "packing, ≈ 0.6 ms per vector and transpose; now ≈ 0.06 ms).\n")
 
 
 def section_roofline() -> list:
@@ -376,11 +395,13 @@ def section_blocks() -> list:
     b = blocks()
     lines = ["### Blocks of right-hand sides\n",
              f"One 32³ resolvent, 32 plane-wave right-hand sides, one rank, cases alternated in {REPEATS} "
-             "rounds. Block 1 = PETSc KSP column by column (also with PETSc's restart set to 4, "
-             "to show that the restart length is not what differs); block n = batched GMRES (`engine.krylov`, "
+             "rounds. Block 1 = PETSc KSP column by column (with PETSc's restart set to 4 it was 0.95× as fast "
+             "in the 11:30 UTC run: the restart length is not what differs); block n = batched GMRES (`engine.krylov`, "
              "`block_size = n`, `block_restart = 4`; `'auto'`, the default, is 8 here): n Krylov spaces advanced together, the preconditioner "
              "as one batched FFT, A M⁻¹ = 1 − (V − V̄)M⁻¹ applied without the sparse matrix, restarts that "
-             "cost no operator application and one M⁻¹ per solve. CPU seconds (this process) are less "
+             "cost no operator application, and (`mixed_precision = true`, the default) the cycles in single "
+             "precision refined by double-precision true residuals; '8, double precision' is the same block "
+             "entirely in double precision. CPU seconds (this process) are less "
              "disturbed by the other jobs than wall seconds; RHS/s from the median CPU time.\n",
              "| block size | CPU s (runs) | wall s (runs) | RHS/s (CPU) | vs block 1 | mean its | max rel. diff of g |",
              "|---|---|---|---|---|---|---|"]
@@ -396,7 +417,9 @@ def section_blocks() -> list:
         "Where the time goes (profiles on this case): PETSc's path pays per iteration a sparse product, a "
         "Python preconditioner callback and a Gram–Schmidt step over a growing basis; the batched solver "
         "pays two FFTs per iteration and column plus a short Gram–Schmidt (BLAS gemv in place, at most "
-        "4 vectors). With the kinetic preconditioner A M⁻¹ is close to the identity, so GMRES(4) needs "
+        "4 vectors); in double precision the FFTs are ≈ 55 % of its time, and single-precision FFTs are "
+        "≈ 1.65× faster (8 × 32³, scratch), which with two sweeps of 13.5 iterations in all (14.0 in double) "
+        "is the mixed-precision gain. With the kinetic preconditioner A M⁻¹ is close to the identity, so GMRES(4) needs "
         "only ≈ 1 iteration more than unrestarted GMRES (14.0 vs 13.0 here). Not kept: a block GMRES "
         "with one Krylov space shared by the block (block Cholesky-QR, BLAS-3 block Gram–Schmidt), "
         "scratch-measured at 05:47 UTC (load ≈ 12): 12.3 / 11.1 / 10.0 / 8.9 iterations at block 4 / 8 / "

@@ -148,6 +148,51 @@ def test_recycled_gmres_deflates_outliers_and_keeps_the_solution():
     assert np.all(its["outliers"] <= 9), its
 
 
+def _mixed_case(single_error: float):
+    """A = 1 + K (K: eigenvalues in a disc of radius 0.2), dense ops in double with a single-precision
+    A − 1 that is off by ``single_error`` (relative, a fixed random matrix; 0: just rounding), counting
+    the double and single applications."""
+    from spia_mpi.engine.krylov import BatchedOperators
+    rng = np.random.default_rng(8)
+    n = 120
+    a = np.eye(n) + 0.2 * (rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.sqrt(2 * n)
+    wrong = ((a - np.eye(n)) * (1 + single_error * rng.standard_normal((n, n)))).astype(np.complex64)
+    calls = {"double": 0, "single": 0}
+
+    def shifted(v):
+        calls["double"] += 1
+        return (a @ v.T).T - v
+
+    def single(v):
+        assert v.dtype == np.complex64
+        calls["single"] += 1
+        return (wrong @ v.T).T
+
+    ops = BatchedOperators(lambda v: (a @ v.T).T, lambda v: (a @ v.T).T, lambda v: v.copy(), lambda v: v,
+                           apply_am_minus_1=shifted, single=single)
+    b = rng.standard_normal((3, n)) + 1j * rng.standard_normal((3, n))
+    return ops, a, b, calls
+
+
+@pytest.mark.parametrize("single_error", [0.0, 1.0])
+def test_mixed_precision_gmres_meets_the_double_tolerance(single_error):
+    """mixed = True: sweeps in single precision refined by double-precision true residuals give the
+    dense solution with a true residual ≤ rtol = 1e-11 (far below single precision's 1e-7), with no
+    double-precision Arnoldi step when single precision is accurate; a single-precision A − 1 off by
+    100 % entry by entry (sweeps that reduce the true residual by less than 1e-2) hands the solve to
+    double precision, which still converges."""
+    from spia_mpi.engine.krylov import batched_gmres
+    ops, a, b, calls = _mixed_case(single_error)
+    x, its = batched_gmres(ops, b, rtol=1e-11, atol=1e-30, max_it=300, restart=4, mixed=True)
+    assert np.max(np.abs(x - np.linalg.solve(a, b.T).T)) < 1e-9 * np.max(np.abs(x))
+    assert np.max(np.linalg.norm(b - (a @ x.T).T, axis=1) / np.linalg.norm(b, axis=1)) <= 1e-11
+    assert calls["single"] > 0
+    if single_error == 0:
+        assert calls["double"] == 0, calls
+    else:
+        assert calls["double"] > 0, calls
+
+
 def test_batched_gmres_exact_breakdown():
     """A = 1 + a rank-2 matrix: the Krylov space is exhausted after ≤ 3 steps (the new vector's norm
     cancels to rounding, where the one-reduction Pythagorean norm is recomputed): exact solution, no NaN."""
@@ -223,6 +268,9 @@ def test_kinetic_preconditioner_is_the_inverse_of_z_minus_t(cell, grid):
     pc.configure(self_comm(), (0, model.n_basis), zv)
     got = pc.apply_block(np.ascontiguousarray(r.T)).T
     assert np.max(np.abs(got - expected)) < 1e-12 * np.max(np.abs(expected))
+    single = pc.apply_block(np.ascontiguousarray(r.T, dtype=np.complex64)).T      # single precision
+    assert single.dtype == np.complex64
+    assert 1e-10 < np.max(np.abs(single - expected)) / np.max(np.abs(expected)) < 1e-5
 
 
 def _distributed_equals_serial(grid):
@@ -253,10 +301,15 @@ def _distributed_equals_serial(grid):
             six = pc.apply_block(np.ascontiguousarray(np.concatenate([r[r0:r1].T, r[r0:r1].T])))
             pc.release()
             again = pc.apply_block(np.ascontiguousarray(r[r0:r1].T))
+            singles = [pc.apply_block(np.ascontiguousarray(r[r0:r1].T, dtype=np.complex64))]   # same window
             pc.fft = SlabFFT(comm, model.shape, (r0, r1), shared=False)
             mpi = pc.apply_block(np.ascontiguousarray(r[r0:r1].T))
+            singles.append(pc.apply_block(np.ascontiguousarray(r[r0:r1].T, dtype=np.complex64)))
             for other in (six[:3], six[3:], again, mpi):
                 assert np.max(np.abs(other - got), initial=0.0) < 1e-14 * np.max(np.abs(expected))
+            for single in singles:                 # single precision (mixed-precision GMRES), both transports
+                assert single.dtype == np.complex64
+                assert np.max(np.abs(single - got), initial=0.0) < 1e-5 * np.max(np.abs(expected))
             pc.release()
 
 

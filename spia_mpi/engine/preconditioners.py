@@ -88,7 +88,7 @@ class SlabFFT:
         # ranks of one node transpose through a shared-memory window instead of Alltoallv: each
         # rank copies its part straight out of the others' FFT output (:meth:`_gather_y`)
         self._shared = size > 1 and (_one_node(comm) if shared is None else bool(shared))
-        self._win, self._x_parts, self._y_parts, self._capacity = None, None, None, 0
+        self._win, self._segments, self._capacity = None, None, 0      # capacity: bytes per function
 
     # ------------------------------------------------------------ redistribution
     def _exchange(self, pieces: list, recv_shapes: list) -> list:
@@ -98,10 +98,11 @@ class SlabFFT:
         sc = np.array([p.size for p in pieces], dtype=np.int64)
         rc = np.array([int(np.prod(s)) for s in recv_shapes], dtype=np.int64)
         send = np.concatenate([p.reshape(-1) for p in pieces])
-        recv = np.empty(int(rc.sum()), dtype=complex)
+        recv = np.empty(int(rc.sum()), dtype=send.dtype)
         sd = np.concatenate([[0], np.cumsum(sc)[:-1]])
         rd = np.concatenate([[0], np.cumsum(rc)[:-1]])
-        self.comm.Alltoallv([send, (sc, sd), MPI.C_DOUBLE_COMPLEX], [recv, (rc, rd), MPI.C_DOUBLE_COMPLEX])
+        kind = MPI.C_FLOAT_COMPLEX if send.dtype == np.complex64 else MPI.C_DOUBLE_COMPLEX
+        self.comm.Alltoallv([send, (sc, sd), kind], [recv, (rc, rd), kind])
         return [recv[d:d + n].reshape(s) for d, n, s in zip(rd, rc, recv_shapes)]
 
     @staticmethod
@@ -150,28 +151,31 @@ class SlabFFT:
     def filter(self, r: np.ndarray, multiplier: np.ndarray, phase: np.ndarray | None = None) -> np.ndarray:
         """phase ⊙ IFFT[multiplier ⊙ FFT(phase̅ ⊙ r)] for a block of grid functions in PETSc rows.
 
-        ``r`` complex [c, n_local]; ``multiplier`` this rank's y-slab of the Fourier multiplier,
-        [N1, nb, N3]; ``phase`` (optional) a factor per row, [n_local]. Returns a new array
-        [c, n_local]. Collective: every rank of ``comm`` calls it with the same c.
+        ``r`` complex [c, n_local] (complex128, or complex64: the transforms then run in single
+        precision); ``multiplier`` this rank's y-slab of the Fourier multiplier, [N1, nb, N3];
+        ``phase`` (optional) a factor per row, [n_local] (both of ``r``'s precision). Returns a new
+        array [c, n_local]. Collective: every rank of ``comm`` calls it with the same c and precision.
         """
         c = r.shape[0]
         local_phase = phase is not None and self.aligned               # rows are the x-slab itself
         src = self.rows_to_xslab(r * phase.conj() if phase is not None and not local_phase else r)
         twist = phase.conj().reshape(src.shape[1:]) if local_phase else None
         if self._shared:
-            xs, _ = self._buffers(c)
+            xs, _ = self._buffers(c, r.dtype)
             if twist is None:
                 np.copyto(xs, src)
             else:
                 np.multiply(src, twist, out=xs)
-        else:
-            xs = src * twist if twist is not None else np.array(src, dtype=complex)
-        xs = _fft(xs, (2, 3), inverse=False)
-        ys = self._gather_y(c) if self._shared else self.xslab_to_yslab(xs)
+            xs = _fft(xs, (2, 3), inverse=False)
+        elif twist is not None:
+            xs = _fft(src * twist, (2, 3), inverse=False)
+        else:                                                   # out of place: no copy of the input
+            xs = scipy.fft.fftn(src, axes=(2, 3))
+        ys = self._gather_y(c, r.dtype) if self._shared else self.xslab_to_yslab(xs)
         ys = _fft(ys, (1,), inverse=False)
         ys *= multiplier
         ys = _fft(ys, (1,), inverse=True)
-        xs = _fft(self._gather_x(c) if self._shared else self.yslab_to_xslab(ys), (2, 3), inverse=True)
+        xs = _fft(self._gather_x(c, r.dtype) if self._shared else self.yslab_to_xslab(ys), (2, 3), inverse=True)
         out = xs.reshape(c, -1)
         if local_phase:
             return out * phase
@@ -181,62 +185,69 @@ class SlabFFT:
         return out * phase if phase is not None else out
 
     # ------------------------------------------------------------ shared-memory transposes
-    def _buffers(self, c: int) -> tuple:
-        """This rank's x-slab and y-slab buffers for c functions, views into its segment of a shared
-        memory window ([c, na, N2, N3] and [c, N1, nb, N3]); the window grows when c exceeds its
-        capacity (collective: every rank asks for the same c)."""
-        if c > self._capacity:
+    def _buffers(self, c: int, dtype) -> tuple:
+        """This rank's x-slab and y-slab buffers for c functions of ``dtype`` (complex128 or 64), views into
+        its segment of a shared memory window ([c, na, N2, N3] and [c, N1, nb, N3]); the window grows when
+        they exceed its capacity (collective: every rank asks for the same c and dtype)."""
+        n1, n2, n3 = self.shape
+        x_sizes, y_sizes = np.diff(self.x_bounds) * n2 * n3, n1 * np.diff(self.y_bounds) * n3
+        rank = self.comm.Get_rank()
+        item = np.dtype(dtype).itemsize
+        if c * item > self._capacity:
             self.release()
             from mpi4py import MPI
-            n1, n2, n3 = self.shape
-            x_sizes, y_sizes = np.diff(self.x_bounds) * n2 * n3, n1 * np.diff(self.y_bounds) * n3
-            rank = self.comm.Get_rank()
-            self._win = MPI.Win.Allocate_shared(int(c * (x_sizes[rank] + y_sizes[rank])) * 16, 16, comm=self.comm)
-            segments = [np.frombuffer(self._win.Shared_query(p)[0], dtype=complex)
-                        for p in range(self.comm.Get_size())]
-            self._x_parts = [seg[:c * nx] for seg, nx in zip(segments, x_sizes)]
-            self._y_parts = [seg[c * nx:] for seg, nx in zip(segments, x_sizes)]
-            self._capacity = c
-        rank = self.comm.Get_rank()
-        n1, n2, n3 = self.shape
-        na, nb = self.x_range[1] - self.x_range[0], self.y_range[1] - self.y_range[0]
-        return (self._x_parts[rank][:c * na * n2 * n3].reshape(c, na, n2, n3),
-                self._y_parts[rank][:c * n1 * nb * n3].reshape(c, n1, nb, n3))
+            self._win = MPI.Win.Allocate_shared(int(c * (x_sizes[rank] + y_sizes[rank])) * item, 16, comm=self.comm)
+            self._segments = [np.frombuffer(self._win.Shared_query(p)[0], dtype=np.uint8)
+                              for p in range(self.comm.Get_size())]
+            self._capacity = c * item
+        return self._peer_x(rank, c, dtype), self._peer_y(rank, c, dtype)
 
-    def _gather_y(self, c: int) -> np.ndarray:
+    def _gather_y(self, c: int, dtype) -> np.ndarray:
         """Shared memory: once every rank's x-slab buffer holds its transforms along i2, i3, copy
         this rank's y-slab out of all of them into its y-slab buffer (the transpose, one copy)."""
         self.comm.Barrier()
-        _, ys = self._buffers(c)
+        _, ys = self._buffers(c, dtype)
         b0, b1 = self.y_range
         for p in range(self.comm.Get_size()):
-            ys[:, self.x_bounds[p]:self.x_bounds[p + 1]] = self._peer_x(p, c)[:, :, b0:b1]
+            ys[:, self.x_bounds[p]:self.x_bounds[p + 1]] = self._peer_x(p, c, dtype)[:, :, b0:b1]
         return ys
 
-    def _gather_x(self, c: int) -> np.ndarray:
+    def _gather_x(self, c: int, dtype) -> np.ndarray:
         """Shared memory: the way back, every rank's y-slab buffer → this rank's x-slab buffer.
         The two barriers order the accesses: a rank writes its x buffer only after all ranks have
         read it (past this barrier) and its y buffer only after the next call's first barrier."""
         self.comm.Barrier()
-        xs, _ = self._buffers(c)
+        xs, _ = self._buffers(c, dtype)
         a0, a1 = self.x_range
         for p in range(self.comm.Get_size()):
-            xs[:, :, self.y_bounds[p]:self.y_bounds[p + 1]] = self._peer_y(p, c)[:, a0:a1]
+            xs[:, :, self.y_bounds[p]:self.y_bounds[p + 1]] = self._peer_y(p, c, dtype)[:, a0:a1]
         return xs
 
-    def _peer_x(self, p: int, c: int) -> np.ndarray:
-        n = self.x_bounds[p + 1] - self.x_bounds[p]
-        return self._x_parts[p][:c * n * self.shape[1] * self.shape[2]].reshape(c, n, self.shape[1], self.shape[2])
+    def _peer_x(self, p: int, c: int, dtype) -> np.ndarray:
+        """Rank p's x-slab buffer, [c, na_p, N2, N3] of ``dtype``: the start of its segment."""
+        n = (self.x_bounds[p + 1] - self.x_bounds[p]) * self.shape[1] * self.shape[2]
+        item = np.dtype(dtype).itemsize
+        return self._segments[p][:c * n * item].view(dtype).reshape(c, -1, self.shape[1], self.shape[2])
 
-    def _peer_y(self, p: int, c: int) -> np.ndarray:
-        n = self.y_bounds[p + 1] - self.y_bounds[p]
-        return self._y_parts[p][:c * self.shape[0] * n * self.shape[2]].reshape(c, self.shape[0], n, self.shape[2])
+    def _peer_y(self, p: int, c: int, dtype) -> np.ndarray:
+        """Rank p's y-slab buffer, [c, N1, nb_p, N3] of ``dtype``: after its x-slab buffer."""
+        nx = (self.x_bounds[p + 1] - self.x_bounds[p]) * self.shape[1] * self.shape[2]
+        ny = self.shape[0] * (self.y_bounds[p + 1] - self.y_bounds[p]) * self.shape[2]
+        item = np.dtype(dtype).itemsize
+        seg = self._segments[p][c * nx * item:(c * nx + c * ny) * item]
+        return seg.view(dtype).reshape(c, self.shape[0], -1, self.shape[2])
+
+    def reserve(self, c: int):
+        """Size the shared-memory window for blocks of c complex128 (or 2c complex64) functions now,
+        so that a solve does not regrow it block by block (collective; nothing without a window)."""
+        if self._shared:
+            self._buffers(c, np.complex128)
 
     def release(self):
         """Free the shared-memory window (collective; a later :meth:`filter` allocates a new one)."""
         if self._win is not None:
             self._win.Free()
-            self._win, self._x_parts, self._y_parts, self._capacity = None, None, None, 0
+            self._win, self._segments, self._capacity = None, None, 0
 
 
 def _fft(a: np.ndarray, axes: tuple, inverse: bool) -> np.ndarray:
@@ -301,6 +312,7 @@ class KineticPreconditioner:
             self._twist_rows = self._twist(*self._rows)
             self._symbol = stencil_symbol(self.stencil, self.shape, self.kpoint, self.fft.y_range)
         self.inverse = 1.0 / (z_minus_vbar - self._symbol)
+        self._single = None                                       # (multiplier, twist) in complex64, on demand
 
     def _twist(self, r0: int, r1: int) -> np.ndarray | None:
         """e^{iK·r} at the flattened grid points r0 … r1−1, complex [r1 − r0] (None at K = 0)."""
@@ -311,8 +323,18 @@ class KineticPreconditioner:
         return np.exp(2j * np.pi * phase)
 
     def apply_block(self, r: np.ndarray) -> np.ndarray:
-        """M⁻¹R for this rank's rows of several vectors, complex [n_cols, n_local] → same shape."""
+        """M⁻¹R for this rank's rows of several vectors, complex [n_cols, n_local] → same shape and
+        precision (complex64 input: FFTs, symbol and twist in single precision)."""
+        if r.dtype == np.complex64:
+            if self._single is None:
+                self._single = tuple(None if a is None else a.astype(np.complex64)
+                                     for a in (self.inverse, self._twist_rows))
+            return self.fft.filter(r, *self._single)
         return self.fft.filter(r, self.inverse, self._twist_rows)
+
+    def reserve(self, c: int):
+        """Allocate the distributed FFT's shared memory for blocks of c vectors (collective)."""
+        self.fft.reserve(c)
 
     def release(self):
         """Free the distributed FFT's shared memory (collective; the next application allocates it again)."""

@@ -279,7 +279,9 @@ class SpiaInput:
             "pc_type auto, model or jacobi; 1: one at a time by PETSc's KSP; 'auto': 8 with the grid model's "
             "preconditioner and ksp_type = 'gmres', else 1), block_restart = 4 (its restart length) and "
             "recycle = 0 (k > 0: the batched GMRES is deflated by a subspace of k vectors recycled from bead to "
-            "bead, fewer iterations for k applications of the operator per bead; docs/spia.md); "
+            "bead, fewer iterations for k applications of the operator per bead) and mixed_precision = true "
+            "(the batched GMRES's Krylov cycles in single precision, refined by double-precision residuals to the "
+            "same tolerance; docs/spia.md); "
             "a TOML table, e.g. "
             "{ ksp_rtol = 1e-9, pc_type = 'bjacobi' }. Not part of the checkpoint fingerprint: a run stopped by "
             "a solver failure can be resumed with other options and keeps its finished tasks")
