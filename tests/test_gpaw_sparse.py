@@ -2,7 +2,8 @@
 
 Oracles: GPAW's own dense LCAO matrices (``DirectLCAO.calculate_hamiltonian_matrix``, its
 S_qMM) and the dense cross overlap of paw_overlap.py, to 1e-10; the resolvent from the
-PETSc AIJ rows equal to the dense LAPACK one to 1e-10; a group of 2 ranks (grid domains split
+PETSc AIJ rows (GMRES, and the GPAW model's default direct LU: engine/direct.py) equal to the
+dense LAPACK one to 1e-10; a group of 2 ranks (grid domains split
 at Γ, k-points split on a k-grid) equal to 1 rank to 1e-10; and on a cell longer than twice
 the orbital range, orbital pairs beyond the basis cutoffs are not stored.
 
@@ -127,6 +128,34 @@ def test_aij_resolvent_equals_dense(system):
         assert np.abs(expect - np.diag(np.diag(expect))).max() > 1e-4
 
 
+DIRECT_PACKAGES = ({}, {"pc_factor_mat_solver_type": "scalapack"}, {"pc_factor_mat_solver_type": "petsc"})
+
+
+def test_gpaw_default_direct_resolvent_equals_dense(system):
+    """The GPAW model's default PETSc resolvent (one direct LU of the sparse rows' zS − H; MUMPS by
+    default, ScaLAPACK and PETSc's LU by option) = LAPACK on GPAW's dense matrices, at every K (real Γ
+    and complex K = ½); one factor application per column (GMRES + Jacobi takes more)."""
+    from spia_mpi.engine.direct import DirectSolve
+    from spia_mpi.parallel.mpi import self_comm
+    name, model = system
+    pos = displaced(model, seed=2)
+    z = model.fermi_level_ev + 0.6j
+    assert model.resolvent_preconditioner(model.kpoints[0]) == DirectSolve("mumps")
+    for K in model.kpoints:
+        ref = model.reference_states(K, 3)
+        h, s, q = model.projected_problem_dense(pos, K, ref.vectors)
+        expect = projected_resolvent_dense(h, z, q, s)
+        for options in DIRECT_PACKAGES:
+            hp, sp, q = model.projected_problem_petsc(pos, K, ref.vectors, self_comm())
+            try:
+                g, info = ResolventSolver(self_comm(), options).solve(hp, z, q, model.resolvent_preconditioner(K),
+                                                                      s_mat=sp)
+            finally:
+                hp.destroy(), sp.destroy()
+            assert info["iterations_max"] == 1, options
+            assert np.abs(g - expect).max() < 1e-10, (name, K, options)
+
+
 def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tmp_path):
     """Below aij_min_orbitals (default 1000) the model is dense (reference H, S on every rank); the
     reference states and a configuration's generalized eigenvalues from the sparse rows equal the
@@ -151,10 +180,11 @@ def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tm
 
 
 @pytest.mark.mpi(ranks=2)
-@pytest.mark.parametrize("name", ["h_row_gamma", "h_row_k"])
+@pytest.mark.parametrize("name", ["li", "h_row_gamma", "h_row_k"])
 def test_group_of_two_ranks_equals_one_rank(tmp_path_factory, name):
     """One group of 2 ranks (each builds only its atoms' rows; at Γ GPAW splits the grid into
-    2 domains, on the 2×1×1 k-grid the k-points) = 1 rank alone: matrices and resolvents."""
+    2 domains, on the 2×1×1 k-grids the k-points) = 1 rank alone: matrices and resolvents, by GMRES
+    and by the model's default distributed LU (MUMPS, ScaLAPACK)."""
     from spia_mpi.models.gpaw_sparse import gather_dense
     from spia_mpi.parallel.mpi import self_comm, world
     comm = world()
@@ -183,6 +213,14 @@ def test_group_of_two_ranks_equals_one_rank(tmp_path_factory, name):
         finally:
             hp.destroy(), sp.destroy()
         assert np.abs(g - expect).max() < 1e-10
+        for options in DIRECT_PACKAGES[:2]:
+            hp, sp, q = pair.projected_problem_petsc(pos, K, ref.vectors, group)
+            try:
+                g, info = ResolventSolver(group, options).solve(hp, z, q, pair.resolvent_preconditioner(K), s_mat=sp)
+            finally:
+                hp.destroy(), sp.destroy()
+            assert info["iterations_max"] == 1
+            assert np.abs(g - expect).max() < 1e-10, (name, K, options)
 
 
 def test_potential_rows_in_small_chunks_equal_one_chunk(system):

@@ -194,7 +194,13 @@ class ResolventSolver:
         ``b_local``: this rank's rows of B, complex [n_local, n_rhs]; ``guess``: the same shape
         or None. Returns this rank's rows of X, complex [n_local, n_rhs], and the iteration
         count of every column. Raises :class:`ConvergenceError` if a column does not converge.
+        A :class:`~spia_mpi.engine.direct.DirectSolve` ``preconditioner`` (the GPAW model's) or
+        ksp_type preonly with pc_type lu: one LU of A for all columns (:mod:`spia_mpi.engine.direct`).
         """
+        from spia_mpi.engine import direct
+        package = direct.package_for(self.options, preconditioner)
+        if package is not None:
+            return direct.solve_columns(A, b_local, package, self.options)
         block = self.block_size_for(preconditioner)
         if block > 1:
             return self._solve_blocks(A, b_local, preconditioner, guess, block)

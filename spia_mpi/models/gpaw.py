@@ -157,6 +157,8 @@ class GpawModel(ElectronicModel):
     """
 
     moving_basis = True
+    #: LU package of the PETSc resolvent's direct solve (:meth:`resolvent_preconditioner`)
+    DIRECT_PACKAGE = "mumps"
 
     def __init__(self, primitive, supercell_matrix, settings: GpawSettings, kpoints):
         self.gpaw = require_gpaw()
@@ -677,6 +679,13 @@ class GpawModel(ElectronicModel):
     def uses_sparse_rows(self, comm) -> bool:
         """Whether :meth:`projected_problem_petsc` on ``comm`` takes the row-distributed sparse path."""
         return self._sparse and comm.size == self._mpi_group.size and comm.rank == self._group_comm.rank
+
+    def resolvent_preconditioner(self, kpoint):
+        """The PETSc resolvent's default for this model: no Krylov preconditioner but one direct LU of
+        z S − H per bead and K, shared by all reference states (:mod:`spia_mpi.engine.direct`; GMRES does
+        not converge on the badly conditioned LCAO zS − H, docs/models.md "Resolvent solver")."""
+        from spia_mpi.engine.direct import DirectSolve
+        return DirectSolve(self.DIRECT_PACKAGE)
 
     def hamiltonian_petsc(self, positions_av, kpoint, comm):
         return dense_to_aij(self.hamiltonian_dense(positions_av, kpoint), comm)
