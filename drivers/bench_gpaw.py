@@ -22,13 +22,19 @@ the memory of one frozen configuration–bead at K = Γ on all ranks as ONE conf
 ``sparse`` — each rank builds only its atoms' rows (model.gpaw.aij_min_orbitals = 0,
 spia_mpi/models/gpaw_sparse.py). Reported per rank: build wall/CPU seconds, bytes of the stored
 H, S, X (dense arrays or CSR), the tracemalloc peak of the build, VmHWM (peak RSS) of the process
-before and after the bead, the non-zero fractions; the projected resolvents of the reference states
-in a ±2 eV window at z = ε_F + iη (J = 16, 300 K) are PETSc-solved and saved (``g_<mode>.npy``), and the sparse run compares with
-the dense one's file when present. Run the two modes as separate processes (VmHWM is per process),
-reusing one reference file:
+before and after the bead, the non-zero fractions. Then the projected resolvents of the reference
+states (those within ±2 eV of ε_F, or with ``--states N`` the lowest N per primitive k) at
+z = ε_F + iη (J = 16, 300 K: η = 2.7 eV) are solved and timed, with the peak RSS increment of each
+solve (VmHWM reset before it, so LAPACK/MUMPS/ScaLAPACK memory counts): ``dense`` — LAPACK LU of
+the dense matrices on every rank (the reference g, saved with the states P as ``g_lapack_<ranks>.npz``) and PETSc's
+direct LU (``--packages``, default MUMPS and ScaLAPACK; the GPAW model's default resolvent,
+spia_mpi/engine/direct.py) of the dense-converted AIJ; ``sparse`` — the direct LU of the sparse
+rows for the dense run's P (degenerate reference states are only defined up to a unitary), compared
+with the dense run's g. Run the two modes as separate processes (VmHWM is per
+process), reusing one reference file:
 
     mpirun -n 2 python drivers/bench_gpaw.py li2mgh16-solid 1 1 1 --matrix 1 1 0 0 1 0 0 0 2 \
-        --workdir W --aij dense
+        --workdir W --aij dense --states 40
 """
 import argparse
 import re
@@ -65,6 +71,14 @@ def main(argv=None):
                                                                    "the diagonal one")
     p.add_argument("--aij", choices=["dense", "sparse"], default=None,
                    help="memory and time of one frozen bead's AIJ matrices, one group on all ranks")
+    p.add_argument("--states", type=int, default=None,
+                   help="--aij: the lowest STATES reference states per primitive k as right-hand sides (default: "
+                        "the states within ±2 eV of ε_F)")
+    p.add_argument("--packages", nargs="+", default=["mumps", "scalapack"],
+                   help="--aij: LU packages of the PETSc direct resolvent to time")
+    p.add_argument("--option", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="--aij: extra resolvent options, e.g. mat_mumps_icntl_20=10 (MUMPS' distributed right-hand "
+                        "sides: segfaults on 2 ranks here, spia_mpi/engine/direct.py)")
     p.add_argument("--estimate-fill", action="store_true",
                    help="no calculation: the fraction of orbital pairs within the basis cutoffs (an upper bound "
                         "of the sparse H's non-zero fraction) and the dense/sparse bytes per K")
@@ -117,16 +131,29 @@ def main(argv=None):
 
 def vm_hwm_mib() -> float:
     """Peak resident set size of this process so far (MiB, /proc/self/status VmHWM)."""
+    return _status_mib("VmHWM")
+
+
+def _status_mib(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def measured(fn, *args):
+    """fn(*args), its wall seconds and its peak RSS increment (MiB: VmHWM reset to the current RSS by
+    /proc/self/clear_refs before, minus that RSS) — memory of C libraries (LAPACK, MUMPS, ScaLAPACK) included."""
+    Path("/proc/self/clear_refs").write_text("5")
+    rss = _status_mib("VmRSS")
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0, vm_hwm_mib() - rss
 
 
 def aij_memory(prim, args, world, work):
     """``--aij``: one frozen bead at Γ, dense or row-distributed sparse, on one group of all ranks."""
     import tracemalloc
-    from spia_mpi.models import gpaw_sparse as gs
     from spia_mpi.engine.resolvent import ResolventSolver, matsubara_eta
     from spia_mpi.parallel.mpi import world as mpi_world
     comm = mpi_world()
@@ -137,9 +164,13 @@ def aij_memory(prim, args, world, work):
     model = GpawModel(prim, args.supercell, settings, [[0, 0, 0]])
     model.prepare(world, world.size, work)
     t_prepare = time.perf_counter() - t0
-    ref = model.reference_states([0, 0, 0], int(model._prim_offsets[-1]))
-    window = np.abs(ref.energies - model.fermi_level_ev) < 2.0
+    ref = model.reference_states([0, 0, 0], args.states or int(model._prim_offsets[-1]))
+    window = (np.ones(ref.energies.size, bool) if args.states
+              else np.abs(ref.energies - model.fermi_level_ev) < 2.0)
     p = ref.vectors[:, window]
+    reference = work / f"g_lapack_{comm.size}.npz"
+    if sparse and reference.exists():       # the dense run's states: degenerate ones may differ by a unitary
+        p = np.load(reference)["p"]
     hwm_before = vm_hwm_mib()
     pos = model.reference_positions + 0.1 * np.random.default_rng(7).standard_normal(model.reference_positions.shape)
     tracemalloc.start()
@@ -155,40 +186,45 @@ def aij_memory(prim, args, world, work):
     tracemalloc.stop()
     density = model.timings["gpaw_density"], model.timings["gpaw_density_cpu"]
     r0, r1 = hp.getOwnershipRange()
-    t1 = time.perf_counter()
-    eta = matsubara_eta(16, 300.0)               # the shipped example's J = 16 at 300 K (2.7 eV)
-    # block Jacobi with an exact LU of each rank's diagonal block: GMRES + Jacobi (the default) does not
-    # converge in 2000 iterations on this zS − H (dzp overlap; measured for both modes)
-    from spia_mpi.errors import ConvergenceError
-    try:
-        g, info = ResolventSolver(comm, {"ksp_rtol": 1e-13, "ksp_atol": 1e-16, "pc_type": "bjacobi",
-                                         "sub_pc_type": "lu"}).solve(
-            hp, model.fermi_level_ev + 1j * eta, q, s_mat=sp)
-    except ConvergenceError as exc:
-        g, info = np.full((q.shape[1], q.shape[1]), np.nan), {"iterations_mean": float("nan")}
-        if comm.rank == 0:
-            print(f"resolvent: {exc}")
-    t_res = time.perf_counter() - t1
-    hp.destroy(), sp.destroy()
     hwm_after = vm_hwm_mib()
+    z = model.fermi_level_ev + 1j * matsubara_eta(16, 300.0)      # the example's J = 16 at 300 K (η = 2.7 eV)
+    solves = {}                     # name -> (g, wall s, peak RSS increment MiB) on this rank
+    if not sparse:                  # LAPACK on this rank's full dense matrices: the reference g
+        h, s, q_dense = model.projected_problem_dense(pos, [0, 0, 0], p)
+        solves["dense LAPACK LU"] = measured(projected_resolvent_dense, h, z, q_dense, s)
+    for package in args.packages:   # the GPAW model's default PETSc resolvent: one distributed LU
+        solver = ResolventSolver(comm, {"pc_factor_mat_solver_type": package,
+                                        **dict(o.split("=", 1) for o in args.option)})
+        g, t, mem = measured(solver.solve, hp, z, q, model.resolvent_preconditioner([0, 0, 0]), None, sp)
+        solves[f"PETSc direct LU ({package})"] = (g[0], t, mem)
+    hp.destroy(), sp.destroy()
     stats = comm.gather((r1 - r0, wall, cpu, density, stored, traced_peak, hwm_before, hwm_after), root=0)
+    timing = comm.gather({k: v[1:] for k, v in solves.items()}, root=0)
     fraction = model.nonzero_fraction if sparse else None
-    if comm.rank == 0:
-        np.save(work / f"g_{args.aij}.npy", g)
-        other = work / "g_dense.npy"
-        compare = (f"; max |g_sparse − g_dense| = {np.abs(g - np.load(other)).max():.1e}"
-                   if sparse and other.exists() else "")
-        print(f"{args.structure} supercell {args.supercell}: {len(model.atoms)} atoms, {model.n_basis} orbitals, "
-              f"K = Γ, frozen, {comm.size} rank(s) in one group, mode {args.aij}; prepare (reference reused) "
-              f"{t_prepare:.0f} s wall; resolvent {int(window.sum())} states {t_res:.1f} s wall, "
-              f"{info['iterations_mean']:.0f} GMRES iterations (block Jacobi, LU blocks){compare}"
-              + (f"; non-zero fractions H, S, X† = {', '.join(f'{f:.3f}' for f in fraction)}" if sparse else ""))
-        print("| mode | rank | rows | GPAW density wall / CPU (s) | H, S, X build + AIJ wall / CPU (s) | "
-              "stored H, S, X (MiB) | tracemalloc peak of the build (MiB) | VmHWM before / after the bead (MiB) |")
-        print("|---|---|---|---|---|---|---|---|")
-        for rank, (n_rows, w, c, (dw, dc), st, tp, hb, ha) in enumerate(stats):
-            print(f"| {args.aij} | {rank} | {n_rows} | {dw:.1f} / {dc:.1f} | {w - dw:.1f} / {c - dc:.1f} | "
-                  f"{st / 2**20:.2f} | {tp / 2**20:.1f} | {hb:.0f} / {ha:.0f} |")
+    if comm.rank != 0:
+        return
+    if not sparse:
+        np.savez(reference, g=solves["dense LAPACK LU"][0], p=p)
+    lapack = np.load(reference)["g"] if reference.exists() else None
+    scale = np.abs(lapack).max() if lapack is not None else float("nan")
+    print(f"{args.structure} supercell {args.supercell}: {len(model.atoms)} atoms, {model.n_basis} orbitals, "
+          f"K = Γ, frozen, {comm.size} rank(s) in one group, mode {args.aij}; prepare (reference reused) "
+          f"{t_prepare:.0f} s wall; z = ε_F + {z.imag:.2f}i eV; {p.shape[1]} states (right-hand sides); "
+          f"max |g| = {scale:.3e}"
+          + (f"; non-zero fractions H, S, X† = {', '.join(f'{f:.3f}' for f in fraction)}" if sparse else ""))
+    print("| mode | rank | rows | GPAW density wall / CPU (s) | H, S, X build + AIJ wall / CPU (s) | "
+          "stored H, S, X (MiB) | tracemalloc peak of the build (MiB) | VmHWM before / after the bead (MiB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rank, (n_rows, w, c, (dw, dc), st, tp, hb, ha) in enumerate(stats):
+        print(f"| {args.aij} | {rank} | {n_rows} | {dw:.1f} / {dc:.1f} | {w - dw:.1f} / {c - dc:.1f} | "
+              f"{st / 2**20:.2f} | {tp / 2**20:.1f} | {hb:.0f} / {ha:.0f} |")
+    print(f"\n| matrices | ranks | solver | wall (s) per rank | peak RSS increment (MiB) per rank | "
+          f"max abs g − g(dense LAPACK, {comm.size} rank(s)) |\n|---|---|---|---|---|---|")
+    for name, (g, _, _) in solves.items():
+        diff = np.abs(g - lapack).max() if lapack is not None else float("nan")
+        print(f"| {'sparse rows' if sparse else 'dense'} | {comm.size} | {name} | "
+              f"{' / '.join(f'{r[name][0]:.2f}' for r in timing)} | {' / '.join(f'{r[name][1]:.1f}' for r in timing)} | "
+              f"{diff:.1e} |")
 
 
 def estimate_fill(prim, args):

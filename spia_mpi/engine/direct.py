@@ -41,6 +41,12 @@ logger = logging.getLogger(__name__)
 PACKAGES = ("mumps", "scalapack", "petsc")
 #: largest accepted relative residual ‖A x − b‖ / ‖b‖ of a column after the direct solve
 RESIDUAL_TOL = 1e-8
+#: MUMPS settings of ours (resolvent options override them): ICNTL(20) = 0, the right-hand sides
+#: centralised on the host for the solve. PETSc 3.18's default with MUMPS ≥ 5.3 on several ranks is the
+#: distributed dense RHS (10), and Debian's MUMPS 5.5 segfaults in zmumps_scatter_dist_rhs with it on
+#: the 76-atom Li₂MgH₁₆ zS − H and ≥ 120 columns on 2 ranks (80 pass; docs/benchmarks.md, "GPAW");
+#: Q is on every rank anyway, so the centralised RHS costs no memory of note
+MUMPS_DEFAULTS = {"mat_mumps_icntl_20": 0}
 #: options prefix of the factorisation (as :class:`ResolventSolver`'s KSP)
 PREFIX = "spia_resolvent_"
 
@@ -124,8 +130,9 @@ def _factor_solve(PETSc, A, b, package: str, options: dict, made: list):
     pc = ksp.getPC()
     pc.setType("lu")
     pc.setFactorSolverType(package)
-    factor_options = {k: v for k, v in options.items()
-                      if k.startswith(("mat_", "pc_factor_")) and k != "pc_factor_mat_solver_type"}
+    factor_options = {**(MUMPS_DEFAULTS if package == "mumps" else {}),
+                      **{k: v for k, v in options.items()
+                         if k.startswith(("mat_", "pc_factor_")) and k != "pc_factor_mat_solver_type"}}
     db = PETSc.Options()
     for k, v in factor_options.items():
         db.setValue(PREFIX + k, v)

@@ -16,7 +16,9 @@ Two paths that give the same numbers:
   guess (``guess``: the workflow passes the previous bead's solution, a warm start
   along the ring polymer) and returns this rank's rows of the solution X = (z − H)⁻¹P.
   :meth:`ResolventSolver.solve_operator` solves A X = B for any PETSc operator A
-  (z − H, or zS − H).
+  (z − H, or zS − H);
+* its direct variant (:mod:`spia_mpi.engine.direct`, the GPAW model's default): one distributed
+  LU of zS − H (MUMPS or ScaLAPACK) for all columns.
 """
 from __future__ import annotations
 

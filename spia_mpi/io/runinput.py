@@ -271,7 +271,9 @@ class SpiaInput:
         default_factory=dict, check=_petsc_options,
         doc="PETSc options of the resolvent KSP (resolvent = 'petsc'), without the 'spia_resolvent_' prefix, "
             "overriding the defaults ksp_type = 'gmres', pc_type = 'auto' (the grid model's kinetic-energy FFT "
-            "preconditioner, 'model', for kind = 'grid'; 'jacobi' otherwise), ksp_rtol = 1e-11, "
+            "preconditioner, 'model', for kind = 'grid'; for kind = 'gpaw' the model's choice is a direct LU "
+            "by MUMPS, pc_factor_mat_solver_type = 'scalapack' or 'petsc' for the others, as ksp_type = "
+            "'preonly' with pc_type = 'lu' gives for any model; 'jacobi' otherwise), ksp_rtol = 1e-11, "
             "ksp_atol = 1e-14, ksp_max_it = 2000, ksp_gmres_restart = 100, and options of spia_mpi's: "
             "warm_start = true (bead b's Krylov solves start from bead b − 1's solution; false: from zero), "
             "warm_projection = false (true: that guess is first improved by a minimal-residual projection), "
