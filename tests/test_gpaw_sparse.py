@@ -128,19 +128,21 @@ def test_aij_resolvent_equals_dense(system):
         assert np.abs(expect - np.diag(np.diag(expect))).max() > 1e-4
 
 
-DIRECT_PACKAGES = ({}, {"pc_factor_mat_solver_type": "scalapack"}, {"pc_factor_mat_solver_type": "petsc"})
+DIRECT_PACKAGES = ({"pc_factor_mat_solver_type": "mumps"}, {}, {"pc_factor_mat_solver_type": "petsc"})
 
 
 def test_gpaw_default_direct_resolvent_equals_dense(system):
-    """The GPAW model's default PETSc resolvent (one direct LU of the sparse rows' zS − H; MUMPS by
-    default, ScaLAPACK and PETSc's LU by option) = LAPACK on GPAW's dense matrices, at every K (real Γ
+    """The GPAW model's default PETSc resolvent (one direct LU of the sparse rows' zS − H; ScaLAPACK
+    by default at these fills, MUMPS and PETSc's LU by option) = LAPACK on GPAW's dense matrices, at every K (real Γ
     and complex K = ½); one factor application per column (GMRES + Jacobi takes more)."""
     from spia_mpi.engine.direct import DirectSolve
     from spia_mpi.parallel.mpi import self_comm
     name, model = system
     pos = displaced(model, seed=2)
     z = model.fermi_level_ev + 0.6j
-    assert model.resolvent_preconditioner(model.kpoints[0]) == DirectSolve("mumps")
+    model.sparse_rows(pos)                          # sets the logged fill: 1.0 (Li), ≈ 0.68 (H row)
+    fill = model.nonzero_fraction[0]
+    assert model.resolvent_preconditioner(model.kpoints[0]) == DirectSolve("mumps" if fill < 0.5 else "scalapack")
     for K in model.kpoints:
         ref = model.reference_states(K, 3)
         h, s, q = model.projected_problem_dense(pos, K, ref.vectors)
@@ -184,7 +186,7 @@ def test_threshold_keeps_small_cells_dense_and_reference_states_agree(system, tm
 def test_group_of_two_ranks_equals_one_rank(tmp_path_factory, name):
     """One group of 2 ranks (each builds only its atoms' rows; at Γ GPAW splits the grid into
     2 domains, on the 2×1×1 k-grids the k-points) = 1 rank alone: matrices and resolvents, by GMRES
-    and by the model's default distributed LU (MUMPS, ScaLAPACK)."""
+    and by the model's distributed LU (MUMPS, and ScaLAPACK, its default here)."""
     from spia_mpi.models.gpaw_sparse import gather_dense
     from spia_mpi.parallel.mpi import self_comm, world
     comm = world()

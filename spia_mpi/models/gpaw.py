@@ -157,8 +157,9 @@ class GpawModel(ElectronicModel):
     """
 
     moving_basis = True
-    #: LU package of the PETSc resolvent's direct solve (:meth:`resolvent_preconditioner`)
-    DIRECT_PACKAGE = "mumps"
+    #: below this stored fraction of H the direct resolvent uses MUMPS (sparse LU), else ScaLAPACK
+    #: (:meth:`resolvent_preconditioner`)
+    MUMPS_BELOW_FILL = 0.5
 
     def __init__(self, primitive, supercell_matrix, settings: GpawSettings, kpoints):
         self.gpaw = require_gpaw()
@@ -683,9 +684,13 @@ class GpawModel(ElectronicModel):
     def resolvent_preconditioner(self, kpoint):
         """The PETSc resolvent's default for this model: no Krylov preconditioner but one direct LU of
         z S − H per bead and K, shared by all reference states (:mod:`spia_mpi.engine.direct`; GMRES does
-        not converge on the badly conditioned LCAO zS − H, docs/models.md "Resolvent solver")."""
+        not converge on the badly conditioned LCAO zS − H, docs/models.md "Resolvent solver for GPAW").
+        ScaLAPACK (dense block-cyclic LU: 2.5× faster than MUMPS on a full n = 1744 matrix on 2 ranks,
+        docs/benchmarks.md) unless the sparse rows store less than ``MUMPS_BELOW_FILL`` of H (dense
+        matrices count as full), then MUMPS."""
         from spia_mpi.engine.direct import DirectSolve
-        return DirectSolve(self.DIRECT_PACKAGE)
+        fill = 1.0 if self.nonzero_fraction is None else self.nonzero_fraction[0]
+        return DirectSolve("mumps" if fill < self.MUMPS_BELOW_FILL else "scalapack")
 
     def hamiltonian_petsc(self, positions_av, kpoint, comm):
         return dense_to_aij(self.hamiltonian_dense(positions_av, kpoint), comm)
