@@ -46,6 +46,25 @@ def test_direct_solve_of_an_ill_conditioned_pencil_equals_lapack(package):
     assert np.abs(g - expect).max() < 1e-10 * np.abs(expect).max()
 
 
+def test_preonly_lu_options_take_the_direct_route_without_a_model_request():
+    """resolvent_options ksp_type = preonly, pc_type = lu (any model, no DirectSolve): the same
+    direct solve, = LAPACK; MUMPS unless pc_factor_mat_solver_type says otherwise."""
+    from spia_mpi.parallel.mpi import self_comm
+    h, s = _random_pencil(40, 3)
+    p = np.random.default_rng(4).standard_normal((40, 5)) + 0j
+    z = -0.2 + 0.1j
+    expect = projected_resolvent_dense(h, z, p, s)
+    for extra in ({}, {"pc_factor_mat_solver_type": "scalapack"}):
+        hp, sp = _aij(h, self_comm()), _aij(s, self_comm())
+        try:
+            g, info = ResolventSolver(self_comm(), {"ksp_type": "preonly", "pc_type": "lu", **extra}).solve(
+                hp, z, p, None, s_mat=sp)
+        finally:
+            hp.destroy(), sp.destroy()
+        assert info["iterations_max"] == 1
+        assert np.abs(g - expect).max() < 1e-10 * np.abs(expect).max()
+
+
 def test_direct_route_is_chosen_by_the_model_or_by_petsc_options():
     """package_for: the model's DirectSolve with pc_type auto/model, or preonly + lu; else Krylov."""
     from spia_mpi.engine.direct import DirectSolve, package_for
