@@ -11,7 +11,7 @@ With --workdir, Φ (force_constants.npy) and the results (reduction_*.pkl) of an
 
 ``--zero-modes keep`` (default): the exact sampler's draws (the three rigid translations' bead-internal
 motion included; reference λ_harm with them). ``drop``: every bead's centre-of-mass displacement removed
-(``forceconstants.remove_rigid_translations``; reference λ_harm without the zero modes' share). The
+(``translations.remove_rigid_translations``; reference λ_harm without the zero modes' share). The
 last column is the Bethe–Salpeter equation applied to the harmonic Born interaction W₀ itself
 (``harmonic.born_interaction``): what BSE mode gives if the sampled Γ had no ladder term.
 
@@ -41,8 +41,8 @@ def reduction(matrix, kpts, workdir, samples, seed, mass_scale, blocks, T, zero_
     from spia_mpi.engine.harmonic import compute_harmonic
     from spia_mpi.engine.workflow import compute_lambda
     from spia_mpi.ions.configurations import harmonic_modes, sample_harmonic_ring_polymers
-    from spia_mpi.ions.forceconstants import (enforce_acoustic_sum_rule, finite_displacement_force_constants,
-                                              remove_rigid_translations)
+    from spia_mpi.ions.forceconstants import enforce_acoustic_sum_rule, finite_displacement_force_constants
+    from spia_mpi.ions.translations import remove_rigid_translations
     from spia_mpi.models.gpaw import GpawModel, GpawSettings
     from spia_mpi.io.checkpoint import TaskStore
     model = GpawModel(bulk("Li", "bcc", a=3.44), matrix, GpawSettings(kpts=kpts, **SETTINGS), KPOINTS)

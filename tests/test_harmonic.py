@@ -13,6 +13,7 @@ from spia_mpi.errors import InputError
 from spia_mpi.ions import forceconstants as fc
 from spia_mpi.ions.calculators import EinsteinHarmonic, YukawaPair
 from spia_mpi.ions.configurations import sample_harmonic_ring_polymers
+from spia_mpi.ions.translations import remove_rigid_translations
 from spia_mpi.lattice.supercells import build_supercell, folded_kpoints, lattice_points, supercell_kgrid
 from spia_mpi.models.tightbinding import holstein_cubic
 
@@ -212,7 +213,7 @@ def test_removing_rigid_translations_drops_exactly_the_zero_modes():
     assert modes.zero.sum() == 3
     ref = atoms.get_positions()
     pos = sample_harmonic_ring_polymers(5, 4, masses, phi, 300.0, ref, np.random.default_rng(2))
-    out = fc.remove_rigid_translations(pos, ref, masses)
+    out = remove_rigid_translations(pos, ref, masses)
     u, v = (pos - ref).reshape(5, 4, 24), (out - ref).reshape(5, 4, 24)
     assert np.abs(np.einsum("a,cbax->cbx", masses, out - ref)).max() < 1e-12
     sq = np.repeat(np.sqrt(masses), 3)

@@ -274,7 +274,7 @@ def write_samples(model, phi, temperature_k, n_beads, h, path):
     pos = cf.sample_harmonic_ring_polymers(h.n_samples, n_beads, atoms.get_masses(), phi, temperature_k,
                                            model.reference_positions, rng)
     if h.zero_modes == "drop":
-        from spia_mpi.ions.forceconstants import remove_rigid_translations
+        from spia_mpi.ions.translations import remove_rigid_translations
         pos = remove_rigid_translations(pos, model.reference_positions, atoms.get_masses())
     conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), temperature_k, 0.0,
                              f"harmonic sampler, force constants of `spia_mpi harmonic` seed={h.seed} "

@@ -167,6 +167,39 @@ def load_configurations(inp, folder, model):
     return to_model_order(conf, model.atoms, model.reference_positions)
 
 
+def rigid_translations_removed(inp) -> bool:
+    """Whether `run` removes every bead's rigid translation (spia.rigid_translations; 'auto': for the
+    models whose Hamiltonian a rigid translation of all ions leaves unchanged in the infinite crystal,
+    grid without potential files and gpaw — docs/spia.md, 'Rigid translations')."""
+    choice = inp.spia.rigid_translations
+    from_files = inp.model.kind == "grid" and bool(inp.model.grid.potential_files)
+    if choice == "remove" and from_files:
+        raise InputError("spia.rigid_translations = 'remove' cannot be used with model.grid.potential_files: the "
+                         "files' potentials belong to the configurations as they are (use 'keep' or 'auto')")
+    if choice == "auto":
+        return inp.model.kind in ("grid", "gpaw") and not from_files
+    return choice == "remove"
+
+
+def run_configurations(inp, folder, model):
+    """(configurations, removed :class:`~spia_mpi.ions.translations.RigidShifts` or None): the loaded
+    configurations (:func:`load_configurations`) with every bead's rigid translation removed when
+    :func:`rigid_translations_removed` (rank-0 work; minimum images from the model's reference sites,
+    atoms off their site left out of the mean: spia_mpi.ions.translations)."""
+    conf = load_configurations(inp, folder, model)
+    if not rigid_translations_removed(inp):
+        return conf, None
+    import dataclasses
+
+    from spia_mpi.ions.translations import rigid_shifts
+    shifts = rigid_shifts(conf.positions, model.reference_positions, conf.masses, conf.cell, conf.numbers)
+    logger.info("rigid translations removed: rms %.4f Å, largest %.4f Å per bead%s", shifts.rms_ang,
+                float(np.linalg.norm(shifts.shift_ang, axis=-1).max()),
+                f"; {int(shifts.off_site.sum())} atom-beads off their site left out of the mean"
+                if shifts.off_site.any() else "")
+    return dataclasses.replace(conf, positions=conf.positions - shifts.shift_ang[:, :, None, :]), shifts
+
+
 def _file_stamps(paths) -> list:
     """(path, size, modification time in ns) of every file, for the checkpoint fingerprint."""
     out = []
@@ -204,7 +237,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         # validate on rank 0 (one clear error), then every rank builds its own copy
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
-        conf = on_root(comm, load_configurations, inp, folder, model)
+        conf, shifts = on_root(comm, run_configurations, inp, folder, model)
         potentials = attach_potential_files(inp, folder, model, conf, comm)
     gpaw_plan = None
     if inp.model.kind == "gpaw":
@@ -264,7 +297,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "resolvent",
                                                                   "fermi_level_ev", "fermi_level", "fermi_smearing_ev",
                                                                   "fermi_smearing", "fermi_configurations",
-                                                                  "window_ev")},
+                                                                  "window_ev", "rigid_translations")},
                       "positions": np.ascontiguousarray(conf.positions), "T": conf.temperature_k,
                       # regenerated potential files (same names) must not reuse old resolvents
                       "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
@@ -311,7 +344,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     with Stage("write results", logger, timings):
         timings.update({f"spia_{k}": v for k, v in res.timings.items()})
         timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (rank 0)
-        content = results_content(inp, res, conf, records, timings) if comm.rank == 0 else None
+        content = results_content(inp, res, conf, records, timings, shifts) if comm.rank == 0 else None
         write_results(out_path, content, comm, f"run {source}", resolved)
     if comm.rank == 0:
         _summary(out_path, res, records)
@@ -440,12 +473,14 @@ def model_matrix(inp):
     return as_supercell_matrix(inp.supercell.matrix)
 
 
-def results_content(inp, res, conf, records, timings):
-    """Everything the results file holds (docs/output.md), as a ResultsContent."""
+def results_content(inp, res, conf, records, timings, shifts=None):
+    """Everything the results file holds (docs/output.md), as a ResultsContent; ``shifts``: the removed
+    rigid translations (:func:`run_configurations`), None if kept."""
     from spia_mpi.io.results import ResultsContent
     out = ResultsContent()
     out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
     _lambda_entries(out, inp, res, conf, records)
+    _translation_entries(out, shifts)
     _lambda_q_entries(out, inp, res)
     _eliashberg_entries(out, inp, records, len(res.gamma_ev))
     _band_entries(out, res)
@@ -489,6 +524,17 @@ def _lambda_entries(out, inp, res, conf, records):
     out.add("lambda/n_gamma_per_cell", res.n_gamma_per_cell, "1/eV", "Lorentzian DOS N_γ per primitive cell per spin")
     out.add("lambda/n_gamma_per_cell_jackknife", res.n_gamma_jackknife / (res.n_gamma / res.n_gamma_per_cell), "1/eV",
             "N_γ per primitive cell of each jackknife replica (its own Ḡ) [block, gamma]")
+
+
+def _translation_entries(out, shifts):
+    """/lambda attribute rigid_translations and, when removed, /configurations_shift (the shifts)."""
+    out.set_attrs("lambda", rigid_translations="kept" if shifts is None else "removed")
+    if shifts is not None:
+        out.add("lambda/rigid_translation_ang", shifts.shift_ang, "Å",
+                "rigid translation t_cb removed from every atom of configuration c, bead b [conf, bead, 3] "
+                "(spia.rigid_translations)")
+        out.add("lambda/rigid_translation_off_site", shifts.off_site, "1",
+                "atoms off their reference site, left out of t_cb's mean [conf, bead]")
 
 
 def _raw_lambda_entries(out, res):

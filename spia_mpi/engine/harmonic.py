@@ -349,7 +349,7 @@ def compute_harmonic(model, force_constants, kpoints, temperature_k: float, n_be
     every K's mode couplings G_k,st and |Ḡ_s|² in the result (for :func:`born_interaction`; memory
     3N n_s² per K). ``zero_modes``: 'keep' — the zero modes' bead-internal share in the bead form (the exact
     sampler's draws); 'drop' — none (samples without rigid translations,
-    :func:`spia_mpi.ions.forceconstants.remove_rigid_translations`). The displacement
+    :func:`spia_mpi.ions.translations.remove_rigid_translations`). The displacement
     directions (each with every K) are shared by the ranks of ``comm`` (any rank count gives the
     same numbers); everything else is computed on every rank.
     """

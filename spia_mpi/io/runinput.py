@@ -337,6 +337,15 @@ class SpiaInput:
                     "k-point; one supercell K-point only: states of different K are never paired), 'energy' (anisotropy_n_bins clusters of the states by renormalised energy) or "
                     "'none'; costs one more contraction of W per K-point and block")
     anisotropy_n_bins: int = option(4, check=positive, doc="number of clusters of anisotropy_bins = 'energy'")
+    rigid_translations: Literal["auto", "remove", "keep"] = option(
+        "auto", doc="every bead's rigid translation (mass-weighted mean of the minimum-image displacements from the "
+                    "reference sites, atoms off their site — hops of diffusing ions — left out of the mean) is "
+                    "subtracted from the configurations before anything uses them ('remove') or not ('keep'). "
+                    "'auto': 'remove' for the grid and gpaw models (electrons in the ions' potential: a rigid "
+                    "translation is a zero mode with no coupling in the infinite crystal, but in a finite supercell it "
+                    "rotates the projected states, which the Bethe–Salpeter ladder mistreats), 'keep' for holstein "
+                    "(on-site coupling to a fixed lattice: a uniform displacement is the real q = 0 Einstein phonon). "
+                    "docs/spia.md, 'Rigid translations'")
 
 
 @dataclass(frozen=True)

@@ -128,21 +128,6 @@ def enforce_acoustic_sum_rule(phi, tol: float = 1e-12, max_iter: int = 500) -> n
     raise InputError(f"acoustic sum rule: no symmetric Φ found in {max_iter} iterations")
 
 
-def remove_rigid_translations(positions_cbav, reference_positions, masses_amu) -> np.ndarray:
-    """Positions with every bead's centre-of-mass displacement removed, float [n_conf, n_beads, N, 3] (Å).
-
-    u_cb,a → u_cb,a − Σ_a' M_a' u_cb,a' / Σ M: the projection of each bead's displacement onto the
-    complement of the three rigid translations (the zero modes of a Φ with the acoustic sum rule:
-    mass-weighted they are √M_a per direction, so this is exactly the exact sampler's draw without
-    its zero modes). ``masses_amu`` float [N]; positions and reference in Å.
-    """
-    ref = np.asarray(reference_positions, float)
-    m = np.asarray(masses_amu, float)
-    u = np.asarray(positions_cbav, float) - ref
-    com = np.einsum("a,cbax->cbx", m, u) / m.sum()
-    return u - com[:, :, None, :] + ref
-
-
 def read_phonopy_force_constants(path, n_atoms: int) -> np.ndarray:
     """Φ (eV/Å², [3N, 3N]) from a phonopy FORCE_CONSTANTS text file of N atoms.
 
