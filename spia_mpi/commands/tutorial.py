@@ -90,8 +90,10 @@ GPAW = """\
 # K = Γ, on exact Einstein ring polymers (conf_li.h5: ħΩ = 0.025 eV, 300 K, 16 × 4 beads). Cheap
 # settings so that it runs in minutes on 2 cores: a Γ-only reference SCF, a coarse real-space grid,
 # the reference density for every configuration–bead ("frozen"; the paper's is "scf") and the
-# reference structure's Fermi level. Born mode: on this cell the Bethe–Salpeter ladder is not yet
-# reliable (docs/tutorial.md, step 3c). The state space is automatic (here: every band).
+# reference structure's Fermi level. Born mode: with every band in the state space the Bethe–Salpeter
+# ladder fails on this cell (couplings to states eV away rotate the states; docs/tutorial.md, step 3c;
+# window_ev = [-2.0, 2.0] makes BSE agree with Born). The state space is automatic (here: every band);
+# run removes every bead's rigid translation (spia.rigid_translations = "auto").
 [model]
 kind = "gpaw"
 [model.gpaw]
