@@ -79,19 +79,25 @@ def test_an_atom_that_hopped_to_another_site_does_not_define_the_shift():
 
 def test_auto_removes_for_grid_and_gpaw_keeps_for_holstein(tmp_path):
     """spia.rigid_translations = 'auto' resolves by the model's physics; 'remove' with potential files
-    is refused with a message naming the key."""
+    is refused with a message naming the key; harmonic.zero_modes = 'auto' follows it (drop ⇔ removed)."""
+    from spia_mpi.commands.harmonic import zero_modes
     from spia_mpi.commands.run import rigid_translations_removed
     from spia_mpi.errors import InputError
     from spia_mpi.io.runinput import load_run_input
 
     def resolved(text):
         (tmp_path / "in.toml").write_text(text)
-        return rigid_translations_removed(load_run_input(tmp_path / "in.toml")[0])
+        inp = load_run_input(tmp_path / "in.toml")[0]
+        removed = rigid_translations_removed(inp)
+        assert zero_modes(inp) == ("drop" if removed else "keep")
+        return removed
     grid = '[model]\nkind = "grid"\n[model.grid]\nstructure = "hydrogen-sc"\n'
     assert resolved(grid) and not resolved('[model]\nkind = "holstein"\n')
     assert resolved('[model]\nkind = "gpaw"\n[model.gpaw]\nstructure = "hydrogen-sc"\n')
     assert not resolved(grid + '[spia]\nrigid_translations = "keep"\n')
     assert resolved('[model]\nkind = "holstein"\n[spia]\nrigid_translations = "remove"\n')
+    (tmp_path / "in.toml").write_text(grid + '[harmonic]\nzero_modes = "keep"\n')
+    assert zero_modes(load_run_input(tmp_path / "in.toml")[0]) == "keep"
     files = grid + 'potential_files = "p{c}_{b}.cube"\nreference_potential_file = "r.cube"\n'
     assert not resolved(files)
     with pytest.raises(InputError, match="rigid_translations"):

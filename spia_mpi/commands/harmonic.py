@@ -209,13 +209,14 @@ def execute(inp, folder: Path, comm, compare: Path | None = None, source: str = 
         res = compute_harmonic(model, phi, kpoints, temperature_k, n_beads, J=inp.spia.matsubara_j,
                                n_per_k=inp.spia.states_per_k, gammas=inp.spia.gamma_ev, fermi_level_ev=fermi,
                                step_ang=h.deformation_step_ang, vertex=h.vertex,
-                               centre_ev=inp.spia.fermi_level_ev, zero_modes=h.zero_modes, comm=comm)
+                               centre_ev=inp.spia.fermi_level_ev, zero_modes=zero_modes(inp), comm=comm)
     timings.update(getattr(model, "timings", {}))      # GPAW model: density, H/S, cross overlaps (this rank)
     with Stage("Eliashberg T_c (harmonic)", logger, timings):
         tc = harmonic_tc(res, inp.eliashberg.mustar, inp.eliashberg.nfreq, comm)
     if h.samples_file:
         with Stage("exact harmonic ring-polymer samples", logger, timings):
-            on_root(comm, write_samples, model, phi, temperature_k, n_beads, h, resolve(folder, h.samples_file))
+            on_root(comm, write_samples, model, phi, temperature_k, n_beads, h, resolve(folder, h.samples_file),
+                    zero_modes(inp))
     with Stage("write results", logger, timings):
         content = on_root(comm, results_content, inp, model, phi, kpoints, res, tc, timings)
         write_results(out_path, content, comm, f"harmonic {source}", to_dict(inp), kind="harmonic")
@@ -266,19 +267,29 @@ def harmonic_tc(res, mustars, n_freq, comm) -> dict:
                                     for ig in range(res.gamma_ev.size)])}
 
 
-def write_samples(model, phi, temperature_k, n_beads, h, path):
-    """Exact harmonic ring-polymer samples with Φ (configurations HDF5; rank-0 work)."""
+def zero_modes(inp) -> str:
+    """harmonic.zero_modes resolved: 'auto' → 'drop' where `run` on the same input removes every bead's
+    rigid translation (:func:`spia_mpi.commands.run.rigid_translations_removed`), else 'keep'."""
+    if inp.harmonic.zero_modes != "auto":
+        return inp.harmonic.zero_modes
+    from spia_mpi.commands.run import rigid_translations_removed
+    return "drop" if rigid_translations_removed(inp) else "keep"
+
+
+def write_samples(model, phi, temperature_k, n_beads, h, path, zero_modes: str):
+    """Exact harmonic ring-polymer samples with Φ (configurations HDF5; rank-0 work); ``zero_modes``
+    resolved ('drop': every bead's centre-of-mass displacement removed)."""
     from spia_mpi.ions import configurations as cf
     atoms = model.atoms
     rng = np.random.default_rng(h.seed)
     pos = cf.sample_harmonic_ring_polymers(h.n_samples, n_beads, atoms.get_masses(), phi, temperature_k,
                                            model.reference_positions, rng)
-    if h.zero_modes == "drop":
+    if zero_modes == "drop":
         from spia_mpi.ions.translations import remove_rigid_translations
         pos = remove_rigid_translations(pos, model.reference_positions, atoms.get_masses())
     conf = cf.Configurations(pos, atoms.cell[:], atoms.numbers, atoms.get_masses(), temperature_k, 0.0,
                              f"harmonic sampler, force constants of `spia_mpi harmonic` seed={h.seed} "
-                             f"zero_modes={h.zero_modes}")
+                             f"zero_modes={zero_modes}")
     cf.write_h5(conf, path)
     logger.info("%s: %d exact harmonic samples × %d beads", path, conf.n_conf, conf.n_beads)
 

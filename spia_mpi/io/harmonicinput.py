@@ -47,11 +47,13 @@ class HarmonicInput:
                                doc="factor on every ionic mass of the baseline and its samples (Φ unchanged): a heavier "
                                    "mass shrinks the zero-point motion, so that the linear-coupling limit holds in a "
                                    "reduction test")
-    zero_modes: Literal["keep", "drop"] = option(
-        "keep", doc="the three rigid translations (zero modes of a Φ with the acoustic sum rule): 'keep' — samples "
+    zero_modes: Literal["auto", "keep", "drop"] = option(
+        "auto", doc="the three rigid translations (zero modes of a Φ with the acoustic sum rule): 'keep' — samples "
                     "as the exact sampler draws them (bead-internal translations, fixed centroid) and their share "
                     "in lambda_m_bead; 'drop' — every bead's centre-of-mass displacement removed from the samples "
-                    "and no zero-mode share in lambda_m_bead (the reduction test's reference; docs/harmonic.md)")
+                    "and no zero-mode share in lambda_m_bead (the reduction test's reference; docs/harmonic.md); "
+                    "'auto' — 'drop' where `run` on the same input removes rigid translations "
+                    "(spia.rigid_translations), else 'keep', so that the baseline and `run` compare like with like")
     temperature_k: float | None = option(None, units="K", check=positive,
                                          doc="temperature; default: configurations.einstein.temperature_k, or the "
                                              "configurations file's temperature when configurations.source = 'file'")
