@@ -32,17 +32,21 @@ _IMAGES = np.array(np.meshgrid(*[(-1.0, 0.0, 1.0)] * 3, indexing="ij")).reshape(
 
 
 def site_displacements(positions_cbav, reference_positions, cell=None) -> np.ndarray:
-    """u = r − R⁰ (Å), float like ``positions_cbav``; with ``cell`` [3, 3] the minimum image of it."""
+    """u = r − R⁰ (Å), float like ``positions_cbav``; with ``cell`` [3, 3] the minimum image of it
+    (one leading index at a time: the 27 image candidates never exist for the whole array)."""
     u = np.asarray(positions_cbav, float) - np.asarray(reference_positions, float)
     if cell is None:
         return u
     cell = np.asarray(cell, float)
-    frac = u @ np.linalg.inv(cell)
-    frac -= np.round(frac)
-    cart = frac @ cell                                           # nearly minimal; finish over the 27 images
-    cand = cart[..., None, :] + _IMAGES @ cell                   # [..., 27, 3]
-    best = np.argmin(np.einsum("...ix,...ix->...i", cand, cand), axis=-1)
-    return np.take_along_axis(cand, best[..., None, None], axis=-2)[..., 0, :]
+    inv, images = np.linalg.inv(cell), _IMAGES @ cell
+    out = np.empty_like(u)
+    for i, ui in enumerate(u.reshape(-1, *u.shape[-2:]) if u.ndim > 2 else [u]):
+        frac = ui @ inv
+        cart = (frac - np.round(frac)) @ cell                    # nearly minimal; finish over the 27 images
+        cand = cart[:, None, :] + images                         # [N, 27, 3]
+        best = np.argmin(np.einsum("nix,nix->ni", cand, cand), axis=-1)
+        out.reshape(-1, *u.shape[-2:])[i] = cand[np.arange(len(cand)), best]
+    return out
 
 
 def site_radii(reference_positions, numbers, cell) -> np.ndarray:
