@@ -141,9 +141,10 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
 
     ``mixed`` (with ``ops.single``): iterative refinement — the cycles run in single precision
     (complex64 FFTs and Krylov bases: half the memory traffic) until each residual has fallen by
-    at most ``SINGLE_FLOOR`` (:func:`_sweep_target`), then x += M⁻¹u and the true residual b − A x in double
-    precision start the next sweep, so the result meets the same tolerance. Should a sweep reduce
-    the true residual by less than 1e-2, the remaining sweeps run in double precision.
+    at most ``SINGLE_FLOOR`` (:func:`_sweep_target`), then x += M⁻¹u and the new residual (fused, or
+    b − A x) in double precision start the next sweep; convergence is confirmed by b − A x, so the
+    result meets the same tolerance. Should a sweep reduce the residual by less than 1e-2, the
+    remaining sweeps run in double precision.
     """
     x = np.zeros(b.shape, dtype=complex) if x0 is None else np.array(x0, dtype=complex)
     target = np.maximum(rtol * _norms(b, ops.reduce), atol)
