@@ -262,3 +262,25 @@ def test_cli_run_distributed_bse_equals_one_rank(tmp_path, spia_cli, small_run):
     r = spia_cli(["run", inp])
     assert r.returncode == 2 and r.stderr.count("error:") == 1 and "spia.bse_distributed_solver" in r.stderr, r
     assert "Traceback" not in r.stderr, r
+
+
+@pytest.mark.mpi(ranks=2)
+def test_failure_on_one_rank_of_the_row_layout_stops_both(monkeypatch):
+    """Row layout: Γ of rank 1's rows fails (a forced error in MomentSums.gamma on rank 1 only); rank 0
+    must not enter the distributed LU alone — both ranks raise (rank 1 its own error, rank 0 the peer
+    failure naming it) instead of hanging."""
+    from spia_mpi.engine import spia as spia_mod
+    from spia_mpi.engine.workflow import compute_lambda
+    from spia_mpi.parallel.mpi import world
+    comm = world()
+    model, pos = _holstein_inputs((3, 3, 1))
+    gamma = spia_mod.MomentSums.gamma
+
+    def failing(self, beta, symmetrize_m=False):
+        if comm.rank == 1:
+            raise FloatingPointError("forced failure of rank 1's rows")
+        return gamma(self, beta, symmetrize_m)
+    monkeypatch.setattr(spia_mod.MomentSums, "gamma", failing)
+    with pytest.raises(Exception, match="forced failure of rank 1's rows"):
+        compute_lambda(model, pos, [[0, 0, 0]], 300.0, comm=comm, ranks_per_group=2, solver="petsc", n_per_k=1,
+                       gammas=(0.5,), n_blocks=5, fermi_level_ev=0.0, bse_distributed_min_states=5, mode="bse")
