@@ -261,7 +261,8 @@ class SpiaInput:
     bse_distributed_min_states: int = option(
         4096, check=positive,
         doc="Bethe–Salpeter slices with at least this many states are solved by one distributed LU over the "
-            "ranks of a configuration group (ranks_per_group > 1; each rank holds its rows of the slice); "
+            "ranks of a configuration group (ranks_per_group > 1; each rank then holds only its rows of that "
+            "K-point's resolvents, moment sums, Γ and W, in BSE and Born mode); "
             "smaller slices are shared whole among the group's ranks (docs/spia.md, 'Bethe–Salpeter over ranks')")
     bse_distributed_solver: Literal["scalapack", "mumps"] = option(
         "scalapack", doc="PETSc package of that distributed LU: ScaLAPACK (dense, block-cyclic; faster and leaner "
