@@ -738,8 +738,8 @@ def _group_sum(part: _KContribution, group_comm) -> _KContribution | None:
     return _KContribution(summed[0], summed[1], summed[2], part.n_states, summed[3])
 
 
-def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins=None,
-                  rows_k=None) -> dict:
+def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_of_pair, cfg, bins,
+                  rows_k: list) -> dict:
     """{(ik, None): _KContribution} of the full sample.
 
     Per K, the blocks' moment sums are added in block order along the chain of group
@@ -751,7 +751,6 @@ def _gamma_w_pass(unit_sums, plan: _Plan, groups, comm, refs, bands: _Bands, q_o
     group holds its rows of the sums: the r-th ranks of the groups form the chain of those rows
     (:func:`_chain`) and the whole last group forms Γ, W by rows (:func:`_contribution_rows`).
     """
-    rows_k = rows_k or [None] * len(plan.kpoints)
     lead = groups.leader_rank
     parts = {}
     failure = None      # a failure here (e.g. a singular BSE system) must not skip later chain sums
@@ -795,13 +794,14 @@ def _chain(leaders: list, groups, rows) -> list:
 
 
 def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica_bands: list, replica_k_bands,
-                  q_of_pair, cfg, bins=None, rows_k=None) -> dict:
+                  q_of_pair, cfg, bins, rows_k: list) -> dict:
     """{(ik, k): _KContribution} of every jackknife replica k (block k deleted), each with its own Ḡ.
 
     ``g_hat``: ĝ(m) of this group's configurations {(ik, c): complex [n_b, n_s, n_s]} (the bead
     transform of the stored resolvents); ``bands``, ``replica_bands``: the :class:`_Bands` of the
     full sample and of each replica (the latter without U and Ĝ: ``replica_k_bands(k, ik)`` forms
-    replica k's renormalised bands of K-point ik when they are needed); ``bins``: the full sample's Fermi-surface bins of the states
+    replica k's renormalised bands of K-point ik when they are needed); ``bins``: the full
+    sample's Fermi-surface bins of the states
     (anisotropy), or None. The owner of block k forms replica k's Γ, W and Fermi-surface sums
     with the replica's Ḡ and weights from the moment sums of T over the blocks ≠ k, T recomputed
     with that Ḡ: :func:`_replica_moments_general` or, with one state per k,
@@ -809,7 +809,6 @@ def _replica_pass(g_hat, plan: _Plan, groups, comm, refs, bands: _Bands, replica
     rank 0 (empty dict elsewhere). Where ``rows_k[ik]`` is set, every rank of a group works on its
     rows as in :func:`_gamma_w_pass`.
     """
-    rows_k = rows_k or [None] * len(plan.kpoints)
     lead = groups.leader_rank
     parts = {}
     failure = None
