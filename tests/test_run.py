@@ -98,6 +98,8 @@ def test_toml_duplicate_table_rejected(tmp_path, spia_cli, extra, needle, small_
     ("[configurations]\nsource = 'file'\nfile = 'nope.h5'\n", "does not exist"),
     ("[output]\nfile = 'no/such/dir/res.h5'\n", "does not exist"),
     ("[supercell]\nmatrix = [2, 2]\n", "3 integers"),
+    ("[configurations.einstein]\nn_samples = 2\n", "need at least 3 configurations"),
+    ("[configurations.einstein]\nn_samples = 3\n[spia]\nn_blocks = 2\n", "leaves a jackknife replica with 1"),
 ])
 def test_bad_input_one_message_two_ranks(tmp_path, spia_cli, text, needle):
     p = tmp_path / "bad.toml"

@@ -200,6 +200,15 @@ def run_configurations(inp, folder, model):
     return dataclasses.replace(conf, positions=conf.positions - shifts.shift_ang[:, :, None, :]), shifts
 
 
+def _check_blocks(conf, n_blocks: int):
+    """InputError naming the configurations' source unless every jackknife replica keeps 2 configurations."""
+    from spia_mpi.engine.workflow import check_blocks
+    try:
+        check_blocks(conf.n_conf, n_blocks)
+    except InputError as exc:
+        raise InputError(f"{conf.source}: {exc}") from None
+
+
 def _file_stamps(paths) -> list:
     """(path, size, modification time in ns) of every file, for the checkpoint fingerprint."""
     out = []
@@ -238,6 +247,7 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
         conf, shifts = on_root(comm, run_configurations, inp, folder, model)
+        on_root(comm, _check_blocks, conf, inp.spia.n_blocks)   # before the GPAW SCFs and resolvents
         potentials = attach_potential_files(inp, folder, model, conf, comm)
     gpaw_plan = None
     if inp.model.kind == "gpaw":

@@ -165,6 +165,22 @@ def block_of(n_conf: int, n_blocks: int) -> np.ndarray:
     return (np.arange(n_conf) * n_blocks) // n_conf
 
 
+def check_blocks(n_conf: int, n_blocks: int) -> int:
+    """The number of jackknife blocks used, min(n_blocks, n_conf); InputError unless every replica
+    (all configurations but one block) keeps the 2 configurations its fluctuations Γ need."""
+    if n_conf < 3:
+        raise InputError(f"need at least 3 configurations (Γ is a variance over configurations and each "
+                         f"jackknife replica leaves one block out), got {n_conf}")
+    used = int(min(n_blocks, n_conf))
+    if used < 2:
+        raise InputError("need at least 2 configuration blocks for error bars (spia.n_blocks)")
+    largest = int(np.bincount(block_of(n_conf, used)).max())
+    if n_conf - largest < 2:
+        raise InputError(f"spia.n_blocks = {n_blocks} with {n_conf} configurations leaves a jackknife replica "
+                         f"with {n_conf - largest} configuration; raise spia.n_blocks or give more configurations")
+    return used
+
+
 def transfer_index(kpoints_frac: np.ndarray):
     """q = k_t − k_s (mod 1) for all pairs: (q list float [n_q, 3], index int [n_k, n_k])."""
     k = np.asarray(kpoints_frac)
@@ -453,11 +469,7 @@ class _Bands:
 def _plan(positions_cbav, kpoints, temperature_k, groups, cfg, rank) -> _Plan:
     kpoints = np.atleast_2d(np.asarray(kpoints, float))
     n_conf, n_beads = int(positions_cbav.shape[0]), int(positions_cbav.shape[1])
-    if n_conf < 2:
-        raise InputError(f"need at least 2 configurations, got {n_conf}")
-    n_blocks = int(min(cfg.n_blocks, n_conf))
-    if n_blocks < 2:
-        raise InputError("need at least 2 configuration blocks for error bars")
+    n_blocks = check_blocks(n_conf, cfg.n_blocks)
     units_all = [(ik, blk) for ik in range(len(kpoints)) for blk in range(n_blocks)]
     mine = [units_all[i] for i in partition(len(units_all), groups.n_groups, groups.group)]
     if groups.n_groups > len(units_all) and rank == 0:
