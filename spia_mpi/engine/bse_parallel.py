@@ -123,52 +123,11 @@ def petsc_distributed_solve(comm, a_rows: np.ndarray, rhs_rows: np.ndarray, pack
     ``a_rows``: complex [n_rows, n], ``rhs_rows``: complex [n_rows, k]: the rows
     ``partition(n, comm.size, comm.rank)`` of A and RHS. Returns complex [n_rows, k].
     ``package``: 'scalapack' (A and RHS copied to MATSCALAPACK, block-cyclic) or 'mumps'
-    (A copied to MPIAIJ with every entry stored).
+    (A copied to MPIAIJ with every entry stored): :func:`spia_mpi.engine.direct.solve_dense_rows`,
+    the resolvent's direct solver (same packages, same MUMPS settings).
     """
-    from spia_mpi.parallel import stack
-    PETSc = stack.petsc()
-    n_rows, n = a_rows.shape
-    k = rhs_rows.shape[1]
-    made = []
-
-    def dense(rows_arr, n_cols):
-        mat = PETSc.Mat().createDense(((n_rows, n), (PETSc.DECIDE, n_cols)), comm=comm)
-        made.append(mat)
-        mat.setUp()
-        mat.getDenseArray()[:] = rows_arr
-        mat.assemble()
-        return mat
-
-    try:
-        a = dense(a_rows, n)
-        b = dense(rhs_rows, k)
-        if package == "scalapack":
-            a.convert("scalapack")                    # in place (petsc4py: no target = MAT_INPLACE_MATRIX)
-            b.convert("scalapack")
-            order = a.getOrdering("natural")
-            made.extend(order)
-            a.factorLU(*order)
-            x = b.duplicate()
-            made.append(x)
-            a.matSolve(b, x)
-            x.convert("dense")
-        else:
-            a.convert("aij")                          # every entry stored: MUMPS' input format
-            ksp = PETSc.KSP().create(comm)
-            made.append(ksp)
-            ksp.setOperators(a)
-            ksp.setType("preonly")
-            pc = ksp.getPC()
-            pc.setType("lu")
-            pc.setFactorSolverType("mumps")
-            ksp.setUp()
-            x = b.duplicate()
-            made.append(x)
-            pc.getFactorMatrix().matSolve(b, x)
-        return np.array(x.getDenseArray(), dtype=complex)
-    finally:
-        for obj in made:
-            obj.destroy()
+    from spia_mpi.engine.direct import solve_dense_rows
+    return solve_dense_rows(comm, a_rows, rhs_rows, package)
 
 
 def _by_slices(comm, gamma_mss, d, n_b: int, n: int, solver: str, root: int):

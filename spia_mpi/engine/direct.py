@@ -78,14 +78,16 @@ def package_for(options: dict, preconditioner) -> str | None:
     return package
 
 
-def solve_columns(A, b_local: np.ndarray, package: str = "mumps", options: dict | None = None
-                  ) -> tuple[np.ndarray, list]:
+def solve_columns(A, b_local: np.ndarray, package: str = "mumps", options: dict | None = None,
+                  check: bool = True) -> tuple[np.ndarray, list]:
     """X = A⁻¹B by one LU of the PETSc Mat ``A`` (not modified) and one MatMatSolve (collective).
 
+    ``A``: AIJ for MUMPS and PETSc's LU, AIJ or dense for ScaLAPACK;
     ``b_local``: this rank's rows (A's ownership range) of B, complex [n_local, n_rhs];
     ``options``: resolvent options, of which those starting with ``mat_`` or ``pc_factor_`` are
-    given to the factorisation. Returns this rank's rows of X, complex [n_local, n_rhs], and one
-    "iteration" (one application of the factors) per column.
+    given to the factorisation; ``check``: verify the relative residual (one more product A X).
+    Returns this rank's rows of X, complex [n_local, n_rhs], and one "iteration" (one application
+    of the factors) per column.
     """
     from spia_mpi.parallel import stack
     PETSc = stack.petsc()
@@ -105,20 +107,49 @@ def solve_columns(A, b_local: np.ndarray, package: str = "mumps", options: dict 
             x = (_scalapack_solve if package == "scalapack" else _factor_solve)(PETSc, A, b, package, options or {},
                                                                                made)
         except PETSc.Error as exc:                   # e.g. a zero pivot: the packages' errors are collective
-            raise ConvergenceError(f"direct resolvent solve ({package}) failed: {str(exc).splitlines()[-1]} "
-                                   f"(singular z S − H?)") from exc
+            raise ConvergenceError(f"direct LU solve ({package}) failed: {str(exc).splitlines()[-1]} "
+                                   f"(singular matrix?)") from exc
         if x.getOwnershipRange() != (r0, r1):
             raise RuntimeError(f"direct solve: solution rows {x.getOwnershipRange()} ≠ A's rows {(r0, r1)}")
         local = np.array(x.getDenseArray(), dtype=complex)
     finally:
         for obj in made:
             obj.destroy()
+    if not check:
+        return local, [1] * local.shape[1]
     residual = relative_residual(A, b_local, local)
     logger.debug("direct resolvent (%s): %d columns, max relative residual %.1e", package, local.shape[1], residual)
     if not residual <= RESIDUAL_TOL:
         raise ConvergenceError(f"direct resolvent solve ({package}): relative residual {residual:.1e} > "
                                f"{RESIDUAL_TOL:g} (singular or badly pivoted z S − H)")
     return local, [1] * local.shape[1]
+
+
+def solve_dense_rows(comm, a_rows: np.ndarray, rhs_rows: np.ndarray, package: str = "scalapack",
+                     check: bool = False) -> np.ndarray:
+    """This rank's rows of X with A X = RHS, A given as dense rows (collective on the mpi4py ``comm``).
+
+    ``a_rows``: complex [n_rows, n], ``rhs_rows``: complex [n_rows, k]: this rank's consecutive rows
+    of A and RHS (any split adding up to n). ``package``: 'scalapack' (A copied to MATSCALAPACK)
+    or 'mumps' (A copied to MPIAIJ holding every entry, MUMPS' input format); :func:`solve_columns`
+    does the rest. Returns complex [n_rows, k]."""
+    from spia_mpi.parallel import stack
+    PETSc = stack.petsc()
+    n_rows, n = a_rows.shape
+    made = []
+    try:
+        a = PETSc.Mat().createDense(((n_rows, n), (PETSc.DECIDE, n)), comm=comm)
+        made.append(a)
+        a.setUp()
+        a.getDenseArray()[:] = a_rows
+        a.assemble()
+        if package == "mumps":
+            a = a.convert("aij", PETSc.Mat())
+            made.append(a)
+        return solve_columns(a, rhs_rows, package, check=check)[0]
+    finally:
+        for obj in made:
+            obj.destroy()
 
 
 def _factor_solve(PETSc, A, b, package: str, options: dict, made: list):
