@@ -197,7 +197,7 @@ def run_configurations(inp, folder, model):
                 float(np.linalg.norm(shifts.shift_ang, axis=-1).max()),
                 f"; {int(shifts.off_site.sum())} atom-beads off their site left out of the mean"
                 if shifts.off_site.any() else "")
-    return dataclasses.replace(conf, positions=conf.positions - shifts.shift_ang[:, :, None, :]), shifts
+    return dataclasses.replace(conf, positions=shifts.applied(conf.positions)), shifts
 
 
 def _check_blocks(conf, n_blocks: int):

@@ -28,25 +28,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_IMAGES = np.array(np.meshgrid(*[(-1.0, 0.0, 1.0)] * 3, indexing="ij")).reshape(3, -1).T    # [27, 3]
-
-
 def site_displacements(positions_cbav, reference_positions, cell=None) -> np.ndarray:
     """u = r − R⁰ (Å), float like ``positions_cbav``; with ``cell`` [3, 3] the minimum image of it
-    (one leading index at a time: the 27 image candidates never exist for the whole array)."""
+    (ASE's :func:`ase.geometry.find_mic`, one leading index at a time)."""
     u = np.asarray(positions_cbav, float) - np.asarray(reference_positions, float)
     if cell is None:
         return u
-    cell = np.asarray(cell, float)
-    inv, images = np.linalg.inv(cell), _IMAGES @ cell
-    out = np.empty_like(u)
-    for i, ui in enumerate(u.reshape(-1, *u.shape[-2:]) if u.ndim > 2 else [u]):
-        frac = ui @ inv
-        cart = (frac - np.round(frac)) @ cell                    # nearly minimal; finish over the 27 images
-        cand = cart[:, None, :] + images                         # [N, 27, 3]
-        best = np.argmin(np.einsum("nix,nix->ni", cand, cand), axis=-1)
-        out.reshape(-1, *u.shape[-2:])[i] = cand[np.arange(len(cand)), best]
-    return out
+    from ase.geometry import find_mic
+    flat = u.reshape(-1, *u.shape[-2:])
+    for i, ui in enumerate(flat):
+        flat[i] = find_mic(ui, cell)[0]
+    return flat.reshape(u.shape)
 
 
 def site_radii(reference_positions, numbers, cell) -> np.ndarray:
@@ -59,15 +51,16 @@ def site_radii(reference_positions, numbers, cell) -> np.ndarray:
     dist = np.linalg.norm(d, axis=-1)
     dist[numbers[:, None] != numbers[None, :]] = np.inf
     np.fill_diagonal(dist, np.inf)
-    own = _shortest_lattice_vector(cell)
-    return 0.5 * np.minimum(dist.min(axis=1), own)
+    return 0.5 * np.minimum(dist.min(axis=1), _shortest_lattice_vector(cell))
 
 
 def _shortest_lattice_vector(cell) -> float:
-    """|shortest non-zero lattice vector| (Å) among the 26 neighbours n·A, n ∈ {−1, 0, 1}³."""
-    vecs = _IMAGES @ np.asarray(cell, float)
-    norms = np.linalg.norm(vecs, axis=1)
-    return float(norms[norms > 0].min())
+    """|shortest non-zero lattice vector| (Å): the length of the reduced cell's shortest vector."""
+    from ase.geometry import minkowski_reduce
+    return float(np.linalg.norm(minkowski_reduce(np.asarray(cell, float))[0], axis=1).min())
+
+
+MAX_ITERATIONS = 50        # of the on-site set K (each step only moves atoms across r_a; 2–3 in practice)
 
 
 @dataclass(frozen=True)
@@ -77,6 +70,10 @@ class RigidShifts:
 
     shift_ang: np.ndarray
     off_site: np.ndarray
+
+    def applied(self, positions_cbav) -> np.ndarray:
+        """The positions (Å, float [n_conf, n_beads, N, 3]) with every bead's shift subtracted from all its atoms."""
+        return np.asarray(positions_cbav, float) - self.shift_ang[:, :, None, :]
 
     @property
     def rms_ang(self) -> float:
@@ -103,9 +100,6 @@ def rigid_shifts(positions_cbav, reference_positions, masses_amu, cell=None, num
     return RigidShifts(shift, (~on).sum(axis=-1))
 
 
-MAX_ITERATIONS = 50        # of the on-site set K (each step only moves atoms across r_a; 2–3 in practice)
-
-
 def _mean_shift(u, masses, on) -> np.ndarray:
     """Σ_a∈K M_a u_a / Σ_a∈K M_a per bead, float [n_conf, n_beads, 3] (0 where K is empty)."""
     w = on * masses                                              # [c, b, N]
@@ -117,5 +111,4 @@ def remove_rigid_translations(positions_cbav, reference_positions, masses_amu, c
                               numbers=None) -> np.ndarray:
     """Positions (Å, float [n_conf, n_beads, N, 3]) with every bead's rigid shift
     (:func:`rigid_shifts`) subtracted from all its atoms."""
-    shifts = rigid_shifts(positions_cbav, reference_positions, masses_amu, cell, numbers)
-    return np.asarray(positions_cbav, float) - shifts.shift_ang[:, :, None, :]
+    return rigid_shifts(positions_cbav, reference_positions, masses_amu, cell, numbers).applied(positions_cbav)
