@@ -85,10 +85,10 @@ class SlabFFT:
         self.to_slab_recv = _overlaps(all_rows[:, 0], all_rows[:, 1], x_rows[rank], x_rows[rank + 1])
         self.aligned = bool(np.all(all_rows[:, 0] == x_rows[:-1]) and np.all(all_rows[:, 1] == x_rows[1:]))
         self.n_local = int(r1 - r0)
-        # ranks of one node transpose through a shared-memory window instead of Alltoallv: each
-        # rank copies its part straight out of the others' FFT output (:meth:`_gather_y`)
+        # ranks of one node transpose through a shared-memory window instead of Alltoallv: the block's
+        # whole grid lies in it, and each rank transforms its y-slab in place (:meth:`_filter_shared`)
         self._shared = size > 1 and (_one_node(comm) if shared is None else bool(shared))
-        self._win, self._segments, self._capacity = None, None, 0      # capacity: bytes per function
+        self._win, self._memory, self._capacity = None, None, 0        # capacity: bytes per function
 
     # ------------------------------------------------------------ redistribution
     def _exchange(self, pieces: list, recv_shapes: list) -> list:
@@ -156,98 +156,82 @@ class SlabFFT:
         ``phase`` (optional) a factor per row, [n_local] (both of ``r``'s precision). Returns a new
         array [c, n_local]. Collective: every rank of ``comm`` calls it with the same c and precision.
         """
-        c = r.shape[0]
+        if self._shared:
+            return self._filter_shared(r, multiplier, phase)
         local_phase = phase is not None and self.aligned               # rows are the x-slab itself
         src = self.rows_to_xslab(r * phase.conj() if phase is not None and not local_phase else r)
-        twist = phase.conj().reshape(src.shape[1:]) if local_phase else None
-        if self._shared:
-            xs, _ = self._buffers(c, r.dtype)
-            if twist is None:
-                np.copyto(xs, src)
-            else:
-                np.multiply(src, twist, out=xs)
-            xs = _fft(xs, (2, 3), inverse=False)
-        elif twist is not None:
-            xs = _fft(src * twist, (2, 3), inverse=False)
+        if local_phase:
+            xs = _fft(src * phase.conj().reshape(src.shape[1:]), (2, 3), inverse=False)
         else:                                                   # out of place: no copy of the input
             xs = scipy.fft.fftn(src, axes=(2, 3))
-        ys = self._gather_y(c, r.dtype) if self._shared else self.xslab_to_yslab(xs)
-        ys = _fft(ys, (1,), inverse=False)
+        ys = _fft(self.xslab_to_yslab(xs), (1,), inverse=False)
         ys *= multiplier
         ys = _fft(ys, (1,), inverse=True)
-        xs = _fft(self._gather_x(c, r.dtype) if self._shared else self.yslab_to_xslab(ys), (2, 3), inverse=True)
-        out = xs.reshape(c, -1)
-        if local_phase:
-            return out * phase
-        if self._shared and self.aligned:
-            out = out.copy()                                    # off the buffer the next call overwrites
-        out = self.xslab_to_rows(out)
+        out = _fft(self.yslab_to_xslab(ys), (2, 3), inverse=True).reshape(r.shape[0], -1)
+        out = out if local_phase else self.xslab_to_rows(out)
         return out * phase if phase is not None else out
 
-    # ------------------------------------------------------------ shared-memory transposes
-    def _buffers(self, c: int, dtype) -> tuple:
-        """This rank's x-slab and y-slab buffers for c functions of ``dtype`` (complex128 or 64), views into
-        its segment of a shared memory window ([c, na, N2, N3] and [c, N1, nb, N3]); the window grows when
-        they exceed its capacity (collective: every rank asks for the same c and dtype)."""
+    def _filter_shared(self, r, multiplier, phase):
+        """:meth:`filter` with the transposes in shared memory: the whole grid of the block is one
+        array [N1, c, N2, N3] in the window, rank p owning the planes of its x-slab; a rank
+        transforms its planes along i2, i3, and — after a barrier — the columns of its y-slab along
+        i1 straight in the window (a strided view of all ranks' planes: no copy), then, after a
+        second barrier, its planes back. The barriers order the accesses: a rank writes its planes
+        only after all ranks have finished the previous call's y-slab phase (past its second barrier)."""
+        c = r.shape[0]
+        grid = self._grid(c, r.dtype)
+        xs = grid[self.x_range[0]:self.x_range[1]]                      # [na, c, N2, N3], this rank's planes
+        local_phase = phase is not None and self.aligned
+        src = self.rows_to_xslab(r * phase.conj() if phase is not None and not local_phase else r)
+        if local_phase:
+            np.multiply(src.transpose(1, 0, 2, 3), phase.conj().reshape(src.shape[1:])[:, None], out=xs)
+        else:
+            np.copyto(xs, src.transpose(1, 0, 2, 3))
+        _fft(xs, (2, 3), inverse=False)
+        self.comm.Barrier()
+        ys = grid[:, :, self.y_range[0]:self.y_range[1]]                # [N1, c, nb, N3], strided
+        _fft(ys, (0,), inverse=False)
+        ys *= multiplier[:, None]
+        _fft(ys, (0,), inverse=True)
+        self.comm.Barrier()
+        _fft(xs, (2, 3), inverse=True)
+        out = np.empty(src.shape, dtype=r.dtype)                        # [c, na, N2, N3], off the window
+        if local_phase:
+            np.multiply(xs.transpose(1, 0, 2, 3), phase.reshape(src.shape[1:]), out=out)
+            return out.reshape(c, -1)
+        np.copyto(out, xs.transpose(1, 0, 2, 3))
+        out = self.xslab_to_rows(out.reshape(c, -1))
+        return out * phase if phase is not None else out
+
+    # ------------------------------------------------------------ shared memory
+    def _grid(self, c: int, dtype) -> np.ndarray:
+        """The shared-memory array [N1, c, N2, N3] of ``dtype`` (complex128 or 64) that holds a block of c
+        functions during :meth:`filter` (one window, allocated by rank 0, mapped by all). Every x-plane has
+        a fixed place in the window whatever c and dtype (room for its capacity in bytes), so a rank that
+        starts the next call early writes only its own planes; the window grows when c functions exceed
+        its capacity (collective: every rank asks for the same c and dtype)."""
         n1, n2, n3 = self.shape
-        x_sizes, y_sizes = np.diff(self.x_bounds) * n2 * n3, n1 * np.diff(self.y_bounds) * n3
-        rank = self.comm.Get_rank()
         item = np.dtype(dtype).itemsize
         if c * item > self._capacity:
             self.release()
             from mpi4py import MPI
-            self._win = MPI.Win.Allocate_shared(int(c * (x_sizes[rank] + y_sizes[rank])) * item, 16, comm=self.comm)
-            self._segments = [np.frombuffer(self._win.Shared_query(p)[0], dtype=np.uint8)
-                              for p in range(self.comm.Get_size())]
+            size = c * item * n1 * n2 * n3 if self.comm.Get_rank() == 0 else 0
+            self._win = MPI.Win.Allocate_shared(size, 16, comm=self.comm)
+            self._memory = np.frombuffer(self._win.Shared_query(0)[0], dtype=np.uint8)
             self._capacity = c * item
-        return self._peer_x(rank, c, dtype), self._peer_y(rank, c, dtype)
-
-    def _gather_y(self, c: int, dtype) -> np.ndarray:
-        """Shared memory: once every rank's x-slab buffer holds its transforms along i2, i3, copy
-        this rank's y-slab out of all of them into its y-slab buffer (the transpose, one copy)."""
-        self.comm.Barrier()
-        _, ys = self._buffers(c, dtype)
-        b0, b1 = self.y_range
-        for p in range(self.comm.Get_size()):
-            ys[:, self.x_bounds[p]:self.x_bounds[p + 1]] = self._peer_x(p, c, dtype)[:, :, b0:b1]
-        return ys
-
-    def _gather_x(self, c: int, dtype) -> np.ndarray:
-        """Shared memory: the way back, every rank's y-slab buffer → this rank's x-slab buffer.
-        The two barriers order the accesses: a rank writes its x buffer only after all ranks have
-        read it (past this barrier) and its y buffer only after the next call's first barrier."""
-        self.comm.Barrier()
-        xs, _ = self._buffers(c, dtype)
-        a0, a1 = self.x_range
-        for p in range(self.comm.Get_size()):
-            xs[:, :, self.y_bounds[p]:self.y_bounds[p + 1]] = self._peer_y(p, c, dtype)[:, a0:a1]
-        return xs
-
-    def _peer_x(self, p: int, c: int, dtype) -> np.ndarray:
-        """Rank p's x-slab buffer, [c, na_p, N2, N3] of ``dtype``: the start of its segment."""
-        n = (self.x_bounds[p + 1] - self.x_bounds[p]) * self.shape[1] * self.shape[2]
-        item = np.dtype(dtype).itemsize
-        return self._segments[p][:c * n * item].view(dtype).reshape(c, -1, self.shape[1], self.shape[2])
-
-    def _peer_y(self, p: int, c: int, dtype) -> np.ndarray:
-        """Rank p's y-slab buffer, [c, N1, nb_p, N3] of ``dtype``: after its x-slab buffer."""
-        nx = (self.x_bounds[p + 1] - self.x_bounds[p]) * self.shape[1] * self.shape[2]
-        ny = self.shape[0] * (self.y_bounds[p + 1] - self.y_bounds[p]) * self.shape[2]
-        item = np.dtype(dtype).itemsize
-        seg = self._segments[p][c * nx * item:(c * nx + c * ny) * item]
-        return seg.view(dtype).reshape(c, self.shape[0], -1, self.shape[2])
+        return self._memory.view(dtype).reshape(n1, self._capacity // item, n2, n3)[:, :c]
 
     def reserve(self, c: int):
         """Size the shared-memory window for blocks of c complex128 (or 2c complex64) functions now,
         so that a solve does not regrow it block by block (collective; nothing without a window)."""
         if self._shared:
-            self._buffers(c, np.complex128)
+            self._grid(c, np.complex128)
 
     def release(self):
         """Free the shared-memory window (collective; a later :meth:`filter` allocates a new one)."""
         if self._win is not None:
             self._win.Free()
-            self._win, self._segments, self._capacity = None, None, 0
+            self._win, self._memory, self._capacity = None, None, 0
 
 
 def _fft(a: np.ndarray, axes: tuple, inverse: bool) -> np.ndarray:

@@ -242,12 +242,8 @@ class ResolventSolver:
 
     def _projected_guess(self, A, b_local, preconditioner, guess) -> np.ndarray:
         """:func:`minimal_residual_guess` for this rank's rows (complex [n_local, n_rhs], as ``guess``)."""
-        pc = self._model_preconditioner(preconditioner)
-        try:
-            ops = _batched_operators(A, pc)
-            x, _ = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
-        finally:
-            _release(pc)
+        ops = _batched_operators(A, self._model_preconditioner(preconditioner))
+        x, _ = minimal_residual_guess(ops, np.ascontiguousarray(b_local.T), np.ascontiguousarray(guess.T))
         return np.ascontiguousarray(x.T)
 
     def _model_preconditioner(self, preconditioner):
@@ -269,13 +265,9 @@ class ResolventSolver:
 
     def _solve_blocks(self, A, b_local, preconditioner, guess, block: int) -> tuple[np.ndarray, list]:
         """:meth:`solve_operator` by batched GMRES, ``block`` columns at a time."""
-        pc = self._model_preconditioner(preconditioner)
-        try:
-            ops = _batched_operators(A, pc, min(block, b_local.shape[1]))
-            recycled = self._recycled_space(ops, A) if self.recycle else None
-            return self._batched_solves(ops, b_local, guess, block, recycled)
-        finally:
-            _release(pc)
+        ops = _batched_operators(A, self._model_preconditioner(preconditioner), min(block, b_local.shape[1]))
+        recycled = self._recycled_space(ops, A) if self.recycle else None
+        return self._batched_solves(ops, b_local, guess, block, recycled)
 
     def forget(self):
         """Drop the recycled subspace (option ``recycle``): the next solve starts a new one. The
@@ -402,13 +394,6 @@ def _batched_operators(A, preconditioner=None, block: int = 1):
         out *= shift_single
         return out
     return BatchedOperators(apply_a, fused, apply_m_inv, reduce, m_inv_and_am, am_minus_1, am_minus_1_single)
-
-
-def _release(preconditioner):
-    """Free what a model preconditioner holds between applications (shared memory; collective)."""
-    release = getattr(preconditioner, "release", None)
-    if release is not None:
-        release()
 
 
 def shifted_operator(h_mat, z: complex, s_mat=None):

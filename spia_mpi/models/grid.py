@@ -320,11 +320,15 @@ class GridModel(ElectronicModel):
     def resolvent_preconditioner(self, kpoint):
         """PETSc python-PC context approximating (z − H)⁻¹ by (z − V̄ − T)⁻¹, diagonal in plane
         waves and applied by FFTs distributed over the operator's ranks
-        (:class:`spia_mpi.engine.preconditioners.KineticPreconditioner`); cached per K."""
+        (:class:`spia_mpi.engine.preconditioners.KineticPreconditioner`); cached per K, so that its set-up
+        and shared memory serve every bead (a new K releases the previous one's: collective, as every rank
+        of a group solves the same task)."""
         from spia_mpi.engine.preconditioners import KineticPreconditioner
         key = tuple(np.round(np.asarray(kpoint, float).reshape(3), 12))
         cached = getattr(self, "_kinetic_pc", None)           # the current K only (tasks go K by K)
         if cached is None or cached[0] != key:
+            if cached is not None:
+                cached[1].release()
             self._kinetic_pc = (key, KineticPreconditioner(self.shape, self._stencil(), kpoint))
         return self._kinetic_pc[1]
 
