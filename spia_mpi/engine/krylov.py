@@ -177,9 +177,10 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
             work = np.empty((b.shape[0], restart + 1, b.shape[1]), dtype=dtype)
         u = np.zeros_like(r)
         start = r.copy() if ops.m_inv_and_am is not None else None
+        rows = slice(None) if active.size == r.shape[0] else active     # no fancy-index copies when all are
         if recycle is not None:
-            _deflate(ops, recycle, r, u, active)
-            beta[active] = _norms(r[active], ops.reduce)
+            _deflate(ops, recycle, r, u, rows)
+            beta[rows] = _norms(r[rows], ops.reduce)
         live = active[beta[active] > target[active]]
         if single:
             _sweep(ops.single, ops.reduce, r.astype(np.complex64), u, beta, _sweep_target(beta, target),
@@ -187,13 +188,12 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
                    exact=r)
         else:
             _sweep(ops.shifted, ops.reduce, r, u, beta, target, live, its, max_it, restart, work, recycle)
-        u = u if active.size == r.shape[0] else u[active]
         if start is None:
-            x[active] += ops.apply_m_inv(u)
+            x[rows] += ops.apply_m_inv(u[rows])
         else:                                                  # the next residual from the same FFTs:
-            d, a = ops.m_inv_and_am(u)                         # r − A M⁻¹u, checked by A once it converges
-            x[active] += d
-            start[active] -= a
+            d, a = ops.m_inv_and_am(u[rows])                   # r − A M⁻¹u, checked by A once it converges
+            x[rows] += d
+            start[rows] -= a
             updated = start
 
 
@@ -235,8 +235,8 @@ def _sweep(shifted, reduce, r, u, beta, target, live, its, max_it, restart, work
 
 
 def _deflate(ops, recycle: Recycled, r: np.ndarray, u: np.ndarray, rows: np.ndarray):
-    """r −= C C^H r and u += U C^H r for the vectors ``rows`` (in place): the part of the residual in
-    span C is solved exactly, since A M⁻¹ U = C."""
+    """r −= C C^H r and u += U C^H r for the vectors ``rows`` (an index array or a slice; in place): the
+    part of the residual in span C is solved exactly, since A M⁻¹ U = C."""
     e = ops.reduce(recycle.c_conj @ r[rows].T)                  # C^H r, [k, len(rows)]
     r[rows] -= e.T @ recycle.c
     u[rows] += e.T @ recycle.u

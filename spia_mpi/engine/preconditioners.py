@@ -16,10 +16,10 @@ contiguous flattened grid indices [r0_q, r1_q), index (i1·N2 + i2)·N3 + i3, an
 pure local copy when PETSc's rows already are those slabs), the FFTs along i3 and i2 are local,
 a transpose moves them to y-slabs (i2 ∈ [b_q, b_{q+1})), where the FFT along i1 and the
 division by the symbol are local; the way back mirrors it. The transposes are a second
-``Alltoallv``, or, when all ranks share one node (the usual configuration group), a barrier and
-one strided copy out of the other ranks' buffers in an MPI-3 shared-memory window: at 48³ on
-2 ranks that cut a transpose from ≈ 0.6 to ≈ 0.06 ms per vector in a microbenchmark
-(docs/spia.md). Memory per rank is O(N/P) for
+``Alltoallv``, or, when all ranks share one node (the usual configuration group), no data
+movement at all: the block's whole grid lies in an MPI-3 shared-memory window, each rank
+transforms its x-planes there, and after a barrier the columns of its y-slab through a strided
+view of every rank's planes (docs/spia.md). Memory per rank is O(N/P) for
 the symbol, the twist factors (separable, O(N1 + N2 + N3)) and the work arrays, instead of the
 O(N) every rank held when it gathered the whole vector. Several right-hand sides (columns)
 travel and transform together (:meth:`KineticPreconditioner.apply_block`).
@@ -62,9 +62,9 @@ class SlabFFT:
     ranks in order). A block of c grid functions is an array [c, n_rows_local] (one function per
     row, each contiguous). :meth:`filter` applies a Fourier multiplier given on this rank's
     y-slab (FFT, product, inverse FFT; scipy's normalisation). When all ranks are on one node the
-    two transposes go through a shared-memory window (one copy each, a barrier instead of an
-    ``Alltoallv``; ``shared = False`` forces the ``Alltoallv``s, None chooses); :meth:`release`
-    frees the window (collective).
+    two transposes are barriers in a shared-memory window that holds the whole grid (no copy, no
+    ``Alltoallv``; ``shared = False`` forces the ``Alltoallv``s, None chooses); the window is kept
+    from call to call, :meth:`release` frees it (collective).
     """
 
     def __init__(self, comm, shape, rows, shared: bool | None = None):
@@ -148,16 +148,18 @@ class SlabFFT:
         return np.concatenate(got, axis=2)
 
     # ------------------------------------------------------------ transforms
-    def filter(self, r: np.ndarray, multiplier: np.ndarray, phase: np.ndarray | None = None) -> np.ndarray:
-        """phase ⊙ IFFT[multiplier ⊙ FFT(phase̅ ⊙ r)] for a block of grid functions in PETSc rows.
+    def filter(self, r: np.ndarray, multiplier: np.ndarray, phase: np.ndarray | None = None,
+               post: np.ndarray | None = None) -> np.ndarray:
+        """post ⊙ phase ⊙ IFFT[multiplier ⊙ FFT(phase̅ ⊙ r)] for a block of grid functions in PETSc rows.
 
         ``r`` complex [c, n_local] (complex128, or complex64: the transforms then run in single
         precision); ``multiplier`` this rank's y-slab of the Fourier multiplier, [N1, nb, N3];
-        ``phase`` (optional) a factor per row, [n_local] (both of ``r``'s precision). Returns a new
-        array [c, n_local]. Collective: every rank of ``comm`` calls it with the same c and precision.
+        ``phase`` and ``post`` (optional) factors per row, [n_local] (of ``r``'s precision; ``post``
+        is applied to the result only, with the copy off the shared window). Returns a new array
+        [c, n_local]. Collective: every rank of ``comm`` calls it with the same c and precision.
         """
         if self._shared:
-            return self._filter_shared(r, multiplier, phase)
+            return self._filter_shared(r, multiplier, phase, post)
         local_phase = phase is not None and self.aligned               # rows are the x-slab itself
         src = self.rows_to_xslab(r * phase.conj() if phase is not None and not local_phase else r)
         if local_phase:
@@ -169,9 +171,12 @@ class SlabFFT:
         ys = _fft(ys, (1,), inverse=True)
         out = _fft(self.yslab_to_xslab(ys), (2, 3), inverse=True).reshape(r.shape[0], -1)
         out = out if local_phase else self.xslab_to_rows(out)
-        return out * phase if phase is not None else out
+        out = out * phase if phase is not None else out
+        if post is not None:
+            out *= post
+        return out
 
-    def _filter_shared(self, r, multiplier, phase):
+    def _filter_shared(self, r, multiplier, phase, post):
         """:meth:`filter` with the transposes in shared memory: the whole grid of the block is one
         array [N1, c, N2, N3] in the window, rank p owning the planes of its x-slab; a rank
         transforms its planes along i2, i3, and — after a barrier — the columns of its y-slab along
@@ -196,12 +201,15 @@ class SlabFFT:
         self.comm.Barrier()
         _fft(xs, (2, 3), inverse=True)
         out = np.empty(src.shape, dtype=r.dtype)                        # [c, na, N2, N3], off the window
-        if local_phase:
-            np.multiply(xs.transpose(1, 0, 2, 3), phase.reshape(src.shape[1:]), out=out)
+        factor = phase if post is None else post if phase is None else phase * post
+        if self.aligned and factor is not None:                         # the factors with the copy
+            np.multiply(xs.transpose(1, 0, 2, 3), factor.reshape(src.shape[1:]), out=out)
             return out.reshape(c, -1)
         np.copyto(out, xs.transpose(1, 0, 2, 3))
         out = self.xslab_to_rows(out.reshape(c, -1))
-        return out * phase if phase is not None else out
+        if factor is not None:
+            out *= factor
+        return out
 
     # ------------------------------------------------------------ shared memory
     def _grid(self, c: int, dtype) -> np.ndarray:
@@ -306,15 +314,17 @@ class KineticPreconditioner:
         phase = sum(self.kpoint[a] * idx[a] / self.shape[a] for a in range(3))
         return np.exp(2j * np.pi * phase)
 
-    def apply_block(self, r: np.ndarray) -> np.ndarray:
+    def apply_block(self, r: np.ndarray, post: np.ndarray | None = None) -> np.ndarray:
         """M⁻¹R for this rank's rows of several vectors, complex [n_cols, n_local] → same shape and
-        precision (complex64 input: FFTs, symbol and twist in single precision)."""
+        precision (complex64 input: FFTs, symbol and twist in single precision); ``post`` (optional,
+        [n_local], r's precision): D M⁻¹R with D = diag(post) instead, the product fused with the FFTs' last
+        copy (the fused operator's −(V − V̄) M⁻¹, :meth:`preconditioned_operator`)."""
         if r.dtype == np.complex64:
             if self._single is None:
                 self._single = tuple(None if a is None else a.astype(np.complex64)
                                      for a in (self.inverse, self._twist_rows))
-            return self.fft.filter(r, *self._single)
-        return self.fft.filter(r, self.inverse, self._twist_rows)
+            return self.fft.filter(r, *self._single, post=post)
+        return self.fft.filter(r, self.inverse, self._twist_rows, post=post)
 
     def reserve(self, c: int):
         """Allocate the distributed FFT's shared memory for blocks of c vectors (collective)."""
@@ -342,8 +352,7 @@ class KineticPreconditioner:
         shift = np.asarray(diagonal) - diagonal_mean
 
         def apply(v):
-            out = self.apply_block(v)
-            out *= shift
+            out = self.apply_block(v, post=shift)
             out += v
             return out
         return apply

@@ -384,15 +384,11 @@ def _batched_operators(A, preconditioner=None, block: int = 1):
         return d, v + shift * d
 
     def am_minus_1(v):                                          # A M⁻¹ − 1 = −(V − V̄) M⁻¹
-        out = apply_m_inv(v)
-        out *= shift
-        return out
+        return preconditioner.apply_block(v, post=shift)
     shift_single = shift.astype(np.complex64)
 
     def am_minus_1_single(v):                                   # the same in single precision
-        out = apply_m_inv(v)
-        out *= shift_single
-        return out
+        return preconditioner.apply_block(v, post=shift_single)
     return BatchedOperators(apply_a, fused, apply_m_inv, reduce, m_inv_and_am, am_minus_1, am_minus_1_single)
 
 
