@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 # input keys that name files, resolved against the base input's folder
 PATH_KEYS = ("configurations.file", "model.grid.structure", "model.grid.potential_files",
-             "model.grid.reference_potential_file")
+             "model.grid.reference_potential_file", "model.gpaw.structure", "model.gpaw.reference")
 
 
 class ScanError(Exception):

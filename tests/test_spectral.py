@@ -459,3 +459,79 @@ def test_holstein_einstein_ions_spread_is_g_times_bead_rms_displacement():
     assert np.all(np.abs(res.centroid - eps_k) < 4 * res.centroid_error)
     assert np.all(np.abs(res.spread - g * np.sqrt(u2)) < 4 * res.spread_error)
     assert np.all(res.spread_error < 0.1 * res.spread)                     # the test has teeth
+
+
+GRID_SPECTRAL = """
+[model]
+kind = "grid"
+[model.grid]
+structure = "hydrogen-sc"
+grid_per_cell = [4, 4, 4]
+[supercell]
+matrix = [2, 2, 2]
+[configurations]
+source = "file"
+file = "{conf}"
+[spia]
+states_per_k = 2
+n_blocks = 2
+rigid_translations = "{choice}"
+[spectral]
+path = "GX"
+n_kpoints = 3
+n_bands = 4
+energy_min_ev = -12
+energy_max_ev = 4
+n_energies = 81
+broadening_ev = 0.3
+file = "{out}"
+[output]
+plots = false
+"""
+
+
+def test_cli_rigid_translations_removed_as_in_run(tmp_path, spia_cli):
+    """`spectral` follows run's spia.rigid_translations: Einstein samples of an 8-atom hydrogen grid
+    model and the same samples rigidly translated per bead by 0.15–0.3 Å (not lattice vectors) and
+    wrapped into the cell give the same ρ(k, E) and Green's-route bands with the grid model's default
+    ('auto' = remove; the translated file on 2 ranks) to 1e-9, and different ones with 'keep' (the
+    translation moves the ions against the fixed reference states and the real-space grid). The file
+    records the choice and the removed shifts (the applied translation + the samples' own centre shift)."""
+    import h5py
+
+    from spia_mpi.commands.run import build_model
+    from spia_mpi.io.runinput import load_run_input
+    from spia_mpi.ions.configurations import Configurations, sample_einstein_ring_polymers, write_h5
+    (tmp_path / "probe.toml").write_text(GRID_SPECTRAL.format(conf="x.h5", choice="auto", out="x.h5"))
+    model = build_model(*load_run_input(tmp_path / "probe.toml"))
+    atoms, ref = model.atoms, model.reference_positions
+    rng = np.random.default_rng(5)
+    pos = sample_einstein_ring_polymers(4, 2, atoms.get_masses(), 0.15, 300.0, ref, rng)
+    direction = rng.normal(size=(4, 2, 3))
+    t = direction / np.linalg.norm(direction, axis=-1, keepdims=True) * rng.uniform(0.15, 0.3, (4, 2, 1))
+    cell = np.asarray(atoms.cell[:])
+    frac = (pos + t[:, :, None, :]) @ np.linalg.inv(cell)
+    moved = (frac - np.floor(frac)) @ cell
+    assert np.any(np.abs(moved - pos - t[:, :, None, :]) > 1.0)          # some atoms crossed the boundary
+    for name, p in (("plain", pos), ("moved", moved)):
+        write_h5(Configurations(p, cell, atoms.numbers, atoms.get_masses(), 300.0, 0.0, name), tmp_path / f"{name}.h5")
+    got = {}
+    for conf, choice, ranks in (("plain", "auto", 1), ("moved", "auto", 2), ("moved", "keep", 1)):
+        out = f"{conf}_{choice}.h5"
+        (tmp_path / f"{out}.toml").write_text(GRID_SPECTRAL.format(conf=f"{conf}.h5", choice=choice, out=out))
+        r = spia_cli(["-q", "spectral", tmp_path / f"{out}.toml"], ranks=ranks, cwd=tmp_path)
+        assert r.returncode == 0, r
+        with h5py.File(tmp_path / out, "r") as f:
+            g = f["spectral"]
+            got[conf, choice] = np.concatenate([g["rho"][...].ravel(), g["greens/bands_eV"][...].ravel()])
+            assert g.attrs["rigid_translations"] == ("kept" if choice == "keep" else "removed")
+            assert ("rigid_translation_ang" in g) == (choice != "keep")
+            if (conf, choice) == ("moved", "auto"):
+                masses = atoms.get_masses()
+                want = t + np.einsum("a,cbax->cbx", masses, pos - ref) / masses.sum()
+                np.testing.assert_allclose(g["rigid_translation_ang"][...], want, atol=1e-10)
+    scale = np.abs(got["plain", "auto"]).max()
+    np.testing.assert_allclose(got["moved", "auto"], got["plain", "auto"], rtol=0, atol=1e-9 * scale)
+    diff = np.abs(got["moved", "keep"] - got["plain", "auto"]).max()
+    print(f"translated samples kept: largest change {diff / scale:.3g} of the largest value")
+    assert diff > 1e-5 * scale, diff                # 1.6e-3 measured: far from the 1e-9 above

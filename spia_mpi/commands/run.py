@@ -490,7 +490,7 @@ def results_content(inp, res, conf, records, timings, shifts=None):
     out = ResultsContent()
     out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
     _lambda_entries(out, inp, res, conf, records)
-    _translation_entries(out, shifts)
+    translation_entries(out, shifts, "lambda")
     _lambda_q_entries(out, inp, res)
     _eliashberg_entries(out, inp, records, len(res.gamma_ev))
     _band_entries(out, res)
@@ -536,14 +536,15 @@ def _lambda_entries(out, inp, res, conf, records):
             "N_γ per primitive cell of each jackknife replica (its own Ḡ) [block, gamma]")
 
 
-def _translation_entries(out, shifts):
-    """/lambda attribute rigid_translations and, when removed, /configurations_shift (the shifts)."""
-    out.set_attrs("lambda", rigid_translations="kept" if shifts is None else "removed")
+def translation_entries(out, shifts, group: str):
+    """/<group> attribute rigid_translations ('removed' or 'kept') and, when removed, the shifts
+    (/<group>/rigid_translation_ang, /<group>/rigid_translation_off_site); `run` and `spectral`."""
+    out.set_attrs(group, rigid_translations="kept" if shifts is None else "removed")
     if shifts is not None:
-        out.add("lambda/rigid_translation_ang", shifts.shift_ang, "Å",
+        out.add(f"{group}/rigid_translation_ang", shifts.shift_ang, "Å",
                 "rigid translation t_cb removed from every atom of configuration c, bead b [conf, bead, 3] "
                 "(spia.rigid_translations)")
-        out.add("lambda/rigid_translation_off_site", shifts.off_site, "1",
+        out.add(f"{group}/rigid_translation_off_site", shifts.off_site, "1",
                 "atoms off their reference site, left out of t_cb's mean [conf, bead]")
 
 

@@ -71,7 +71,7 @@ def greens_states_per_k(inp, model, path, z, fermi: float) -> int:
 
 
 def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
-    from spia_mpi.commands.run import attach_potential_files, build_model, load_configurations
+    from spia_mpi.commands.run import attach_potential_files, build_model, run_configurations
     from spia_mpi.engine import spectral
     from spia_mpi.engine.resolvent import matsubara_eta
     from spia_mpi.io.checkpoint import TaskStore, fingerprint
@@ -97,7 +97,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
             require_gpaw()
         on_root(comm, lambda: build_model(inp, folder) and None)
         model = build_model(inp, folder)
-        conf = on_root(comm, load_configurations, inp, folder, model)
+        conf, shifts = on_root(comm, run_configurations, inp, folder, model)     # spia.rigid_translations as run
         potentials = attach_potential_files(inp, folder, model, conf, comm)
         path = on_root(comm, bandpath, model.primitive.cell[:], sp.path, sp.n_kpoints)
         on_root(comm, special_indices, path, sp.summary_points)
@@ -133,7 +133,8 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
     fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
                       "spectral": {k: v for k, v in resolved["spectral"].items()
                                    if k not in ("file", "checkpoint", "summary_points")},
-                      "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "n_blocks")},
+                      "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "n_blocks",
+                                                                  "rigid_translations")},
                       "fermi_level_eV": fermi, "positions": np.ascontiguousarray(conf.positions),
                       "T": conf.temperature_k,
                       "potential_files": on_root(comm, _file_stamps, potentials.paths()) if potentials else None})
@@ -143,7 +144,7 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
                                         bead_groups=sp.bead_groups, comm=comm, store=store)
     summary = summary_table(res, setup, path, sp.summary_points) if comm.rank == 0 else None   # res: rank 0's
     with Stage("write results", logger, timings):
-        write_spectral(out_path, comm, resolved, res, setup, path, summary, conf, timings, source)
+        write_spectral(out_path, comm, resolved, res, setup, path, summary, conf, timings, source, shifts)
     if comm.rank == 0:
         print(format_summary(out_path, res, summary, fermi))
         if inp.output.plots:
@@ -231,22 +232,25 @@ def format_summary(out_path, res, summary, fermi) -> str:
     return "\n".join(lines)
 
 
-def write_spectral(path, comm, resolved, res, setup, kpath, summary, conf, timings, source):
+def write_spectral(path, comm, resolved, res, setup, kpath, summary, conf, timings, source, shifts=None):
     """The spectral HDF5 file (layout in docs/output.md, group /spectral): rank 0 writes it alone
-    (:func:`spia_mpi.io.results.write_results`, kind 'spectral'); every rank returns when it is complete."""
+    (:func:`spia_mpi.io.results.write_results`, kind 'spectral'); every rank returns when it is complete.
+    ``shifts``: the rigid translations removed from the configurations (None: kept)."""
     from spia_mpi.io.results import write_results
-    content = spectral_content(res, setup, kpath, summary, conf, timings) if comm.rank == 0 else None
+    content = spectral_content(res, setup, kpath, summary, conf, timings, shifts) if comm.rank == 0 else None
     write_results(path, content, comm, f"spectral {source}", resolved, kind="spectral")
 
 
-def spectral_content(res, setup, kpath, summary, conf, timings):
+def spectral_content(res, setup, kpath, summary, conf, timings, shifts=None):
     """Everything the spectral file holds, as a :class:`spia_mpi.io.results.ResultsContent`."""
+    from spia_mpi.commands.run import translation_entries
     from spia_mpi.io.results import ResultsContent
     out = ResultsContent()
     out.set_attrs("timings", **{k: float(v) for k, v in timings.items()})
     out.set_attrs("spectral", fermi_level_eV=setup.fermi_level, broadening_eV=setup.broadening, path=kpath.path,
                   labels=json.dumps(kpath.labels), n_samples=res.n_samples, n_blocks=res.n_blocks,
                   n_bands=setup.n_bands, temperature_K=conf.temperature_k)
+    translation_entries(out, shifts, "spectral")
     for name, data, unit, doc in (
             ("kpoints_frac", setup.kpath_frac, "1", "path k, reduced primitive reciprocal coordinates [k, 3]"),
             ("x", kpath.x, "1/Å", "distance along the path [k]"),

@@ -346,7 +346,7 @@ class SpiaInput:
                     "translation is a zero mode with no coupling in the infinite crystal, but in a finite supercell it "
                     "rotates the projected states, which the Bethe–Salpeter ladder mistreats), 'keep' for holstein "
                     "(on-site coupling to a fixed lattice: a uniform displacement is the real q = 0 Einstein phonon). "
-                    "docs/spia.md, 'Rigid translations'")
+                    "`spectral` follows the same rule. docs/spia.md, 'Rigid translations'")
 
 
 @dataclass(frozen=True)
