@@ -119,12 +119,14 @@ SINGLE_MAX_IT = 60
 
 def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float,
                   atol: float, max_it: int, restart: int, r0: np.ndarray | None = None,
-                  recycle: Recycled | None = None, mixed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  recycle: Recycled | None = None, mixed: bool = False,
+                  residual: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Solve A x = b for every vector (row) of ``b`` (complex [c, n_local]); returns (x, iterations int [c]).
 
     ``x0``: initial guess of the same shape, or None (zero); ``r0``: its residual b − A x0 when the
-    caller has it (saves one A; the final true residual is computed all the same). Raises :class:`ConvergenceError`
-    when a column has not converged after ``max_it`` iterations.
+    caller has it (saves one A; the final true residual is computed all the same, unless r0 already
+    meets the tolerance); ``residual`` (optional, complex [c, n_local]) receives the final b − A x.
+    Raises :class:`ConvergenceError` when a column has not converged after ``max_it`` iterations.
 
     Restarted GMRES(``restart``) in which a restart costs no operator application: the residual
     of the next cycle is the Arnoldi image r − V_{k+1} H y (no A x), and the corrections stay
@@ -155,7 +157,7 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
     before = None                                              # residual norms before the last sweep
     updated = None                                             # b − A x by the fused operator (unverified)
     while True:
-        verified = updated is None
+        verified = updated is None and r0 is None               # a given r0 is confirmed by A, as the fused one
         if r0 is not None:
             r, r0 = np.array(r0, dtype=complex), None
         elif updated is not None:
@@ -167,6 +169,8 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
         active = np.flatnonzero(beta > target)
         if active.size == 0:
             if verified:
+                if residual is not None:
+                    residual[...] = r
                 return x, its
             continue                                           # the matrix's residual decides
         if single and before is not None and np.any(beta[active] > 1e-2 * before[active]):

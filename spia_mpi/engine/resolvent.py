@@ -23,6 +23,7 @@ Two paths that give the same numbers:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,7 +63,10 @@ class ResolventSolver:
         e.g. ``{"ksp_type": "bcgs", "pc_type": "bjacobi", "ksp_rtol": 1e-12}``, and
         options of ours: ``warm_start`` (bool, default true): :class:`spia_mpi.engine.workflow`
         starts the Krylov solves of bead b from the solution of bead b − 1 of the same
-        configuration (``guess`` of :meth:`solve`) instead of from zero; ``warm_projection`` (bool,
+        configuration (``guess`` of :meth:`solve`) instead of from zero (on the batched path with the
+        grid model's fused operator the guess's residual costs no application of A: consecutive beads'
+        matrices differ only on the diagonal, so it follows pointwise from the previous solve's final
+        residual, :class:`_Step`); ``warm_projection`` (bool,
         default false): that guess is first improved by :func:`minimal_residual_guess` (fewer
         Krylov iterations, but it costs about as many operator applications as it saves:
         docs/benchmarks.md); ``block_size`` (int or
@@ -129,6 +133,7 @@ class ResolventSolver:
             raise InputError("resolvent option recycle is used by the batched GMRES only: it needs "
                              "block_size > 1 or 'auto'")
         self._recycle_u = None                     # this rank's rows of the next solve's U, [k, n_local]
+        self._previous = None                      # the last batched solve (:class:`_Step`), for the next guess
         if self.block_size != "auto" and self.block_size > 1:
             if self.options["ksp_type"] != "gmres":
                 raise InputError(f"resolvent block_size = {self.block_size} uses batched GMRES: ksp_type "
@@ -265,15 +270,31 @@ class ResolventSolver:
 
     def _solve_blocks(self, A, b_local, preconditioner, guess, block: int) -> tuple[np.ndarray, list]:
         """:meth:`solve_operator` by batched GMRES, ``block`` columns at a time."""
-        ops = _batched_operators(A, self._model_preconditioner(preconditioner), min(block, b_local.shape[1]))
+        pc = self._model_preconditioner(preconditioner)
+        ops = _batched_operators(A, pc, min(block, b_local.shape[1]))
         recycled = self._recycled_space(ops, A) if self.recycle else None
-        return self._batched_solves(ops, b_local, guess, block, recycled)
+        b = np.ascontiguousarray(b_local.T)
+        diag = A.getDiagonal()
+        previous, self._previous = self._previous, None
+        try:
+            step = _Step(pc, diag.getArray().copy(), b, np.empty_like(b)) if ops.m_inv_and_am is not None else None
+        finally:
+            diag.destroy()
+        r0 = None
+        if guess is not None and step is not None and previous is not None and previous.follows(guess, step):
+            r0 = previous.residual_for(step)
+        x, its = self._batched_solves(ops, b, guess, block, recycled, r0, None if step is None else step.residual)
+        if step is not None:
+            step.solution = x
+            self._previous = step
+        return x, its
 
     def forget(self):
-        """Drop the recycled subspace (option ``recycle``): the next solve starts a new one. The
-        workflow calls it at the start of every task, so that a task's result depends on that
-        task alone."""
+        """Drop the recycled subspace (option ``recycle``) and the previous solve's residual: the next
+        solve starts anew. The workflow calls it at the start of every task, so that a task's result
+        depends on that task alone."""
         self._recycle_u = None
+        self._previous = None
 
     def _recycled_space(self, ops, A):
         """The :class:`~spia_mpi.engine.krylov.Recycled` space of this solve: U from the previous
@@ -294,14 +315,16 @@ class ResolventSolver:
         self._recycle_u = orthonormalise(t @ shifted, ops.reduce)[0]
         return Recycled(u, c)
 
-    def _batched_solves(self, ops, b_local, guess, block: int, recycled=None) -> tuple[np.ndarray, list]:
-        """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block."""
+    def _batched_solves(self, ops, b, guess, block: int, recycled=None, r0=None,
+                        residual=None) -> tuple[np.ndarray, list]:
+        """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block:
+        B = ``b`` (complex [n_rhs, n_local]), ``r0`` the residual of ``guess`` when known (or None),
+        ``residual`` (or None) receives the final B − A X."""
         from spia_mpi.engine.krylov import batched_gmres
         o = self.options
-        b = np.ascontiguousarray(b_local.T)
-        x0 = r0 = None if guess is None else np.ascontiguousarray(guess.T)
+        x0 = None if guess is None else np.ascontiguousarray(guess.T)
         if x0 is not None and self.warm_projection:            # its residual comes with it: no A
-            x0, r0 = minimal_residual_guess(ops, b, x0)
+            x0, r0 = minimal_residual_guess(ops, b, x0, r0)
         x = np.empty(b.shape, dtype=complex)
         its = np.empty(b.shape[0], dtype=int)
         for s in range(0, b.shape[0], block):
@@ -309,24 +332,27 @@ class ResolventSolver:
             x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
                                                rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
                                                max_it=int(o["ksp_max_it"]), restart=o["block_restart"],
-                                               r0=None if guess is None or not self.warm_projection else r0[part],
-                                               recycle=recycled, mixed=self.mixed_precision)
+                                               r0=None if r0 is None else r0[part], recycle=recycled,
+                                               mixed=self.mixed_precision,
+                                               residual=None if residual is None else residual[part])
         return np.ascontiguousarray(x.T), [int(i) for i in its]
 
 
-def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray,
+                           r_prev: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A better initial guess than ``x_prev`` (e.g. the previous bead's solution) for A X = B, and its residual.
 
     X₀ = S Y with S = [X_prev, M⁻¹R] (R = B − A X_prev, M the preconditioner of ``ops``) and Y
     minimising ‖B − A S Y‖_F over all 2n columns of S together (a minimal-residual / one
-    block-GMRES step shared by the right-hand sides). Cost: one A and one M⁻¹ per column (plus
-    one A when ``ops`` cannot give A M⁻¹ with M⁻¹, :meth:`BatchedOperators.both`).
+    block-GMRES step shared by the right-hand sides). Cost: one A and one M⁻¹ per column (no A when
+    the caller gives ``r_prev`` = B − A X_prev; one more A when ``ops`` cannot give A M⁻¹ with M⁻¹,
+    :meth:`BatchedOperators.both`).
     ``b``, ``x_prev``: complex [n_rhs, n_local] (vectors as rows, this rank's entries); the
     normal equations of the small least-squares problem are summed over the ranks by ``ops.reduce``.
     Returns (X₀, B − A X₀), each [n_rhs, n_local] (the residual from the projection, A S Y).
     """
     from scipy.linalg import lstsq
-    ax = ops.apply_a(x_prev)
+    ax = ops.apply_a(x_prev) if r_prev is None else b - r_prev
     d, ad = ops.both(b - ax)
     s = np.concatenate([x_prev, d])
     c = np.concatenate([ax, ad])                                # A S
@@ -334,6 +360,37 @@ def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray) -> tuple[np.n
     rhs = ops.reduce(c.conj() @ b.T)                           # (A S)^H B, [2n, n_rhs]
     y = lstsq(gram, rhs, check_finite=False)[0]
     return y.T @ s, b - y.T @ c
+
+
+@dataclass
+class _Step:
+    """One batched solve with the grid model's fused operator, A = t₀ − T + diag(d) (T the stencil of
+    the preconditioner ``pc``, d A's diagonal), kept so that the next solve can start from its solution
+    without applying A: for A' = t₀ − T + diag(d') (the next bead: same T, another potential) and the
+    guess X, B' − A'X = (B' − B) + (B − A X) + (d − d') ⊙ X, pointwise.
+
+    pc : the model preconditioner object (its stencil and K define T).
+    diag : A's diagonal, this rank's rows, complex [n_local].
+    b, residual : B and the final B − A X, complex [n_rhs, n_local] (vectors as rows).
+    solution : X as returned to the caller, complex [n_local, n_rhs] (set after the solve).
+    """
+
+    pc: object
+    diag: np.ndarray
+    b: np.ndarray
+    residual: np.ndarray
+    solution: np.ndarray | None = None
+
+    def follows(self, guess, nxt: "_Step") -> bool:
+        """True when ``guess`` is this step's solution and the next step ``nxt`` has the same T and shape."""
+        return guess is self.solution and nxt.pc is self.pc and nxt.b.shape == self.b.shape
+
+    def residual_for(self, nxt: "_Step") -> np.ndarray:
+        """B' − A'X for the next step's A' and B' and this step's X, complex [n_rhs, n_local]."""
+        r = nxt.b - self.b
+        r += self.residual
+        r += (self.diag - nxt.diag) * self.solution.T
+        return r
 
 
 def _batched_operators(A, preconditioner=None, block: int = 1):
