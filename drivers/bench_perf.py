@@ -298,18 +298,33 @@ WARM_TEXT = (
     "A neighbouring bead's solution is about a one-iteration head start: the kinetic preconditioner "
     "makes GMRES reduce the residual ≈ 10× per iteration, and bead b − 1's solution leaves a relative "
     "residual of ≈ 0.05–0.1 (at 300 K a hydrogen bead is ≈ 0.09 Å from its neighbour at N_b = 16, as "
-    "far as the ions are from the lattice). The projection brings that residual to ≈ 0.006 (scratch-measured "
-    "on this case) and saves about two more iterations, at the price of about one iteration's work "
-    "(compare the CPU columns, which include the Hamiltonian's assembly); it is not the default. "
-    "The recycled subspace attacks what sets the iteration count instead: A M⁻¹ has ≈ 2 outlying "
-    "eigenvalues per atom (16 on the 16³ cell, out to |λ − 1| ≈ 0.2, while 99 % lie within 0.025 of 1: "
-    "dense spectrum, scratch 12:45 UTC). Deflating them saves ≈ 30 % of the cold start's iterations on "
-    "the 16³ cell, but not time: the k applications per bead and the projections against C in every "
-    "Arnoldi step (2k vector operations per column) cost more than the iterations they save, and on the "
-    "32³ cell (64 atoms, ≈ 128 outliers) 16 vectors deflate too little. Scratch (13:14 UTC, 16³, N_b = 16, "
-    "block 16, warm starts, load ≈ 13): k = 8 / 24 / 32 gave 8.45 / 7.71 / 7.52 iterations (cold 11.28: "
-    "−25 / −32 / −33 %) at 1.31 / 1.58 / 1.88 CPU s (cold 1.13 s). So `recycle` is off by default: the "
-    "≥ 30 % target is reached in iterations (k ≥ 16–24), not in time.\n")
+    "far as the ions are from the lattice), concentrated near the atoms, where the potential changed — "
+    "just the components GMRES finds hard. On the batched path that head start now costs nothing: the "
+    "guess's residual follows pointwise from the previous solve's final residual, B − A_b X_{b−1} = "
+    "(B − A_{b−1}X_{b−1}) + (d_{b−1} − d_b) ⊙ X_{b−1} (consecutive beads' matrices differ only on the "
+    "diagonal d; `engine.resolvent._Step`), where before it took one sparse product per right-hand side, "
+    "which ate the saving (CPU warm = cold in the 14:12 UTC run). The projection brings the residual to "
+    "≈ 0.006 and saves about two more iterations (the previous bead's A X comes pointwise too), but its "
+    "small least-squares problem (Gram matrix of 2n vectors) and one preconditioner application per "
+    "right-hand side cost as much; it is not the default. The recycled subspace attacks what sets the "
+    "iteration count: A M⁻¹ has ≈ 2 outlying eigenvalues per atom (16 on the 16³ cell, out to "
+    "|λ − 1| ≈ 0.2, while 99 % lie within 0.025 of 1). Deflating them saves ≈ 30 % of the cold start's "
+    "iterations, but not time, and cannot on this problem: per column and iteration the projections "
+    "against C cost 2k complex multiply-adds per grid point (16k real flops, BLAS-3 across the block), "
+    "the two FFTs ≈ 10 log₂N flops — at k = 16 and N = 16³ that is 256 against 120 flops per point, so "
+    "even at BLAS-3's higher flop rate an iteration costs ≈ 1.5× more, while k must grow with the number "
+    "of atoms (2 per atom; 16 vectors deflate too little on the 32³ cell). Scratch measurements "
+    "(15:52–16:05 UTC, 16³, N_b = 16, block 16, load 3–5; cold 11.26 iterations, warm 10.04): k = 8 / 24 / 32 "
+    "(tracked) 8.45 / 7.71 / 7.51 iterations at 1.2–1.5× cold's CPU time; a fixed U per task whose C_b = U + "
+    "(d_b − d̄) ⊙ M⁻¹U is updated pointwise (no FFT per bead) 8.64 / 8.44 / 8.31 at k = 16 / 24 / 32 (7.6–8.0 "
+    "when U is refreshed every 4th bead), CPU still 1.15–1.3× cold; deflating only at the restarts instead "
+    "of every Arnoldi vector 9.68 (k = 16) at 1.18× warm's CPU; the minimal-residual guess over the "
+    "solutions of all columns of the m previous beads (A_b X_j pointwise) 8.98 / 8.87 / 8.63 / 7.99 / "
+    "7.59 iterations for m = 1 / 2 / 4 / 8 / 15 (−20 … −33 %), but its Gram matrix of 16(m + 1) vectors costs "
+    "(16(m + 1))² N complex multiply-adds per bead — at m = 8 about 7× the FFT work of a whole cold solve — "
+    "and each column's own previous solutions alone give nothing beyond m = 1 (9.3). So `recycle` stays "
+    "off, and the ≥ 30 % target is reached only in iterations (recycling k ≥ 24, or the 8–15-bead "
+    "projection), never as a saving of time.\n")
 
 
 RANK_CASES = {"auto (batched, block 8, mixed precision; the default)": {},
@@ -358,18 +373,19 @@ def section_ranks() -> list:
 
 
 RANKS_TEXT = (
-    "Where the 2-rank time goes (cProfile of three 48³ solves, default solver, scratch at 13:23 UTC, load ≈ 12, "
-    "autogroup nice −20; per solve): one rank 0.50 s = FFTs 0.29 (single precision; 0.38 in double) + "
-    "Gram–Schmidt 0.03 + PETSc MatMult 0.03 (the matrix's residual confirming convergence, one per column, "
-    "and the set-up's check of the fused operator) + the rest of the GMRES bookkeeping ≈ 0.15; two ranks "
-    "0.32 s: the FFTs fall to 0.13, but the bookkeeping hardly shrinks (Python and numpy calls on "
-    "half-length vectors), MatMult gains only 1.4× (memory-bound, both cores share one memory bus), the "
-    "transposes add ≈ 0.04 s of strided copies, and each Arnoldi step waits at the two barriers of the "
-    "shared-memory transposes and at one reduction (the Gram–Schmidt coefficients and the norm together; "
-    "two reductions before this session) — waiting that grows whenever another session's process takes a "
-    "core. Earlier profiles of the PETSc KSP path (09:38–10:37 UTC): 1 rank 0.71 s in KSP + 0.40 s "
+    "Where the 2-rank time goes (cProfile of three 48³ solves, default solver, 15:56 UTC, load ≈ 3, "
+    "autogroup nice −20; per solve): one rank 0.46 s = FFTs 0.27 (single precision) + the rest of the "
+    "preconditioner (the symbol product, the fused −(V − V̄) factor) 0.02 + Gram–Schmidt 0.036 + PETSc "
+    "MatMult 0.029 (the matrix's residual confirming convergence, one per column, and the set-up's check "
+    "of the fused operator) + the rest of the GMRES bookkeeping ≈ 0.1; two ranks 0.29 s: FFTs 0.14 "
+    "(1.92×), Gram–Schmidt 0.025 (1.45×: memory-bound vector work, both cores share one memory bus), "
+    "MatMult 0.017 (1.7×), the copies into and out of the shared window 0.013 and the barriers 0.005 — "
+    "the transposes themselves move no data any more (the block's whole grid lies in the window and each "
+    "rank transforms its y-slab in place; the fourth session's strided copies between the ranks' "
+    "buffers took ≈ 0.03 s of a 0.31 s solve, and the window was allocated and freed in every solve, "
+    "≈ 0.007 s). Earlier profiles of the PETSc KSP path (09:38–10:37 UTC): 1 rank 0.71 s in KSP + 0.40 s "
     "preconditioner; 2 ranks 0.44 + 0.40 s before the shared-memory transposes (an `Alltoallv` with "
-    "packing, ≈ 0.6 ms per vector and transpose; now ≈ 0.06 ms).\n")
+    "packing, ≈ 0.6 ms per vector and transpose).\n")
 
 
 def section_roofline() -> list:

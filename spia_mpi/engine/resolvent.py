@@ -274,19 +274,18 @@ class ResolventSolver:
         ops = _batched_operators(A, pc, min(block, b_local.shape[1]))
         recycled = self._recycled_space(ops, A) if self.recycle else None
         b = np.ascontiguousarray(b_local.T)
-        diag = A.getDiagonal()
         previous, self._previous = self._previous, None
-        try:
-            step = _Step(pc, diag.getArray().copy(), b, np.empty_like(b)) if ops.m_inv_and_am is not None else None
-        finally:
-            diag.destroy()
+        if ops.m_inv_and_am is None:                           # not the fused operator: A' − A unknown
+            return self._batched_solves(ops, b, guess, block, recycled)
+        d = A.getDiagonal()
+        diag = d.getArray().copy()
+        d.destroy()
         r0 = None
-        if guess is not None and step is not None and previous is not None and previous.follows(guess, step):
-            r0 = previous.residual_for(step)
-        x, its = self._batched_solves(ops, b, guess, block, recycled, r0, None if step is None else step.residual)
-        if step is not None:
-            step.solution = x
-            self._previous = step
+        if guess is not None and previous is not None and previous.follows(guess, pc, b):
+            r0 = previous.residual_for(b, diag)
+        residual = np.empty_like(b)
+        x, its = self._batched_solves(ops, b, guess, block, recycled, r0, residual)
+        self._previous = _Step(pc, diag, np.subtract(b, residual, out=residual), x)
         return x, its
 
     def forget(self):
@@ -366,30 +365,30 @@ def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray,
 class _Step:
     """One batched solve with the grid model's fused operator, A = t₀ − T + diag(d) (T the stencil of
     the preconditioner ``pc``, d A's diagonal), kept so that the next solve can start from its solution
-    without applying A: for A' = t₀ − T + diag(d') (the next bead: same T, another potential) and the
-    guess X, B' − A'X = (B' − B) + (B − A X) + (d − d') ⊙ X, pointwise.
+    without applying A: for A' = t₀ − T + diag(d') (the next bead: same T, another potential), B' − A'X =
+    B' − A X + (d − d') ⊙ X, pointwise.
 
     pc : the model preconditioner object (its stencil and K define T).
     diag : A's diagonal, this rank's rows, complex [n_local].
-    b, residual : B and the final B − A X, complex [n_rhs, n_local] (vectors as rows).
-    solution : X as returned to the caller, complex [n_local, n_rhs] (set after the solve).
+    ax : A X = B − (the final residual), complex [n_rhs, n_local] (vectors as rows).
+    solution : X as returned to the caller, complex [n_local, n_rhs].
     """
 
     pc: object
     diag: np.ndarray
-    b: np.ndarray
-    residual: np.ndarray
-    solution: np.ndarray | None = None
+    ax: np.ndarray
+    solution: np.ndarray
 
-    def follows(self, guess, nxt: "_Step") -> bool:
-        """True when ``guess`` is this step's solution and the next step ``nxt`` has the same T and shape."""
-        return guess is self.solution and nxt.pc is self.pc and nxt.b.shape == self.b.shape
+    def follows(self, guess, pc, b: np.ndarray) -> bool:
+        """True when ``guess`` is this step's solution and the next solve (model preconditioner ``pc``,
+        B = ``b`` [n_rhs, n_local]) has the same T and shape."""
+        return guess is self.solution and pc is self.pc and b.shape == self.ax.shape
 
-    def residual_for(self, nxt: "_Step") -> np.ndarray:
-        """B' − A'X for the next step's A' and B' and this step's X, complex [n_rhs, n_local]."""
-        r = nxt.b - self.b
-        r += self.residual
-        r += (self.diag - nxt.diag) * self.solution.T
+    def residual_for(self, b: np.ndarray, diag: np.ndarray) -> np.ndarray:
+        """B' − A'X for the next solve's B' = ``b`` [n_rhs, n_local] and diagonal d' = ``diag`` [n_local]
+        and this step's X, complex [n_rhs, n_local]."""
+        r = b - self.ax
+        r += (self.diag - diag) * self.solution.T
         return r
 
 
