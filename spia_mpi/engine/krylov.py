@@ -120,12 +120,13 @@ SINGLE_MAX_IT = 60
 def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = None, *, rtol: float,
                   atol: float, max_it: int, restart: int, r0: np.ndarray | None = None,
                   recycle: Recycled | None = None, mixed: bool = False,
-                  residual: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Solve A x = b for every vector (row) of ``b`` (complex [c, n_local]); returns (x, iterations int [c]).
+                  return_residual: bool = False) -> tuple:
+    """Solve A x = b for every vector (row) of ``b`` (complex [c, n_local]); returns (x, iterations int [c]),
+    and the final residual b − A x (complex [c, n_local]) as a third item with ``return_residual``.
 
     ``x0``: initial guess of the same shape, or None (zero); ``r0``: its residual b − A x0 when the
     caller has it (saves one A; the final true residual is computed all the same, unless r0 already
-    meets the tolerance); ``residual`` (optional, complex [c, n_local]) receives the final b − A x.
+    meets the tolerance).
     Raises :class:`ConvergenceError` when a column has not converged after ``max_it`` iterations.
 
     Restarted GMRES(``restart``) in which a restart costs no operator application: the residual
@@ -169,9 +170,7 @@ def batched_gmres(ops: BatchedOperators, b: np.ndarray, x0: np.ndarray | None = 
         active = np.flatnonzero(beta > target)
         if active.size == 0:
             if verified:
-                if residual is not None:
-                    residual[...] = r
-                return x, its
+                return (x, its, r) if return_residual else (x, its)
             continue                                           # the matrix's residual decides
         if single and before is not None and np.any(beta[active] > 1e-2 * before[active]):
             single = False                                     # single precision stagnates: double

@@ -283,8 +283,8 @@ class ResolventSolver:
         r0 = None
         if guess is not None and previous is not None and previous.follows(guess, pc, b):
             r0 = previous.residual_for(b, diag)
-        residual = np.empty_like(b)
-        x, its = self._batched_solves(ops, b, guess, block, recycled, r0, residual)
+        previous = None                                        # not held during the solve (memory)
+        x, its, residual = self._batched_solves(ops, b, guess, block, recycled, r0, keep_residual=True)
         self._previous = _Step(pc, diag, np.subtract(b, residual, out=residual), x)
         return x, its
 
@@ -315,10 +315,11 @@ class ResolventSolver:
         return Recycled(u, c)
 
     def _batched_solves(self, ops, b, guess, block: int, recycled=None, r0=None,
-                        residual=None) -> tuple[np.ndarray, list]:
+                        keep_residual: bool = False) -> tuple:
         """Batched GMRES on :class:`~spia_mpi.engine.krylov.BatchedOperators` ``ops``, block by block:
-        B = ``b`` (complex [n_rhs, n_local]), ``r0`` the residual of ``guess`` when known (or None),
-        ``residual`` (or None) receives the final B − A X."""
+        B = ``b`` (complex [n_rhs, n_local]), ``r0`` the residual of ``guess`` when known (or None).
+        Returns (X [n_local, n_rhs], iterations), and with ``keep_residual`` the final B − A X
+        [n_rhs, n_local] as a third item (allocated after the first block, not during its solve)."""
         from spia_mpi.engine.krylov import batched_gmres
         o = self.options
         x0 = None if guess is None else np.ascontiguousarray(guess.T)
@@ -326,15 +327,19 @@ class ResolventSolver:
             x0, r0 = minimal_residual_guess(ops, b, x0, r0)
         x = np.empty(b.shape, dtype=complex)
         its = np.empty(b.shape[0], dtype=int)
+        residual = None
         for s in range(0, b.shape[0], block):
             part = slice(s, s + block)
-            x[part], its[part] = batched_gmres(ops, b[part], None if x0 is None else x0[part],
-                                               rtol=float(o["ksp_rtol"]), atol=float(o["ksp_atol"]),
-                                               max_it=int(o["ksp_max_it"]), restart=o["block_restart"],
-                                               r0=None if r0 is None else r0[part], recycle=recycled,
-                                               mixed=self.mixed_precision,
-                                               residual=None if residual is None else residual[part])
-        return np.ascontiguousarray(x.T), [int(i) for i in its]
+            out = batched_gmres(ops, b[part], None if x0 is None else x0[part], rtol=float(o["ksp_rtol"]),
+                                atol=float(o["ksp_atol"]), max_it=int(o["ksp_max_it"]),
+                                restart=o["block_restart"], r0=None if r0 is None else r0[part],
+                                recycle=recycled, mixed=self.mixed_precision, return_residual=keep_residual)
+            x[part], its[part] = out[:2]
+            if keep_residual:
+                residual = np.empty_like(b) if residual is None else residual
+                residual[part] = out[2]
+        x, its = np.ascontiguousarray(x.T), [int(i) for i in its]
+        return (x, its, residual) if keep_residual else (x, its)
 
 
 def minimal_residual_guess(ops, b: np.ndarray, x_prev: np.ndarray,
