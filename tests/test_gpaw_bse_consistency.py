@@ -96,3 +96,34 @@ def test_input_checks(tmp_path, edit, match):
     else:
         with pytest.raises(InputError, match=match):
             drv.check_input(inp)
+
+
+def test_window_lambdas_against_compute_harmonic_and_the_reduction_driver():
+    """The harmonic side's own λ_harm and BSE(W₀) from the kept couplings: over every state they equal
+    compute_harmonic's λ_harm (its q-resolved pair sums) and drivers/harmonic_reduction_gpaw.bse_of_born
+    (1e-10); a window holding every state changes nothing, a narrower one keeps only its states and
+    changes λ (Holstein 2×2×2, 2 K-points, Einstein Φ; couplings × s scale λ by s²)."""
+    from spia_mpi.engine.harmonic import compute_harmonic
+    from spia_mpi.ions.forceconstants import einstein_force_constants
+    from spia_mpi.models.tightbinding import holstein_cubic
+    drv = _driver()
+    spec = importlib.util.spec_from_file_location("harmonic_reduction_gpaw", REPO / "drivers" / "harmonic_reduction_gpaw.py")
+    red = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(red)
+    model = holstein_cubic(np.diag([2, 2, 2]), 1.0, 1.0, 2.0, mass_amu=2.0)
+    h = compute_harmonic(model, einstein_force_constants(model.atoms.get_masses(), 0.1), [[0, 0, 0], [0.5, 0, 0]],
+                         300.0, 4, J=8, n_per_k=1, gammas=(0.3, 0.6), fermi_level_ev=0.2, centre_ev=0.2,
+                         keep_couplings=True)
+    whole = drv.window_lambdas(h, "keep", None, [1.0, 0.5])
+    np.testing.assert_allclose(whole["lambda_bead"], h.lambda_bead, rtol=1e-10)
+    np.testing.assert_allclose(whole["bse_w0"]["1"], red.bse_of_born(h, "keep"), rtol=1e-10)
+    import dataclasses
+    half = dataclasses.replace(h, couplings=[0.5 * g for g in h.couplings])
+    np.testing.assert_allclose(whole["bse_w0"]["0.5"], red.bse_of_born(half, "keep"), rtol=1e-10)
+    wide = drv.window_lambdas(h, "keep", 100.0, [1.0])
+    assert wide["n_states_per_K"] == whole["n_states_per_K"] == [8, 8]
+    np.testing.assert_allclose(wide["lambda_bead"], whole["lambda_bead"], rtol=1e-12)
+    narrow = drv.window_lambdas(h, "keep", 2.0, [1.0])
+    want = [int(np.sum(np.abs(e - 0.2) <= 2.0)) for e in h.energies]
+    assert narrow["n_states_per_K"] == want and min(want) < 8
+    assert np.abs(np.array(narrow["lambda_bead"]) - whole["lambda_bead"]).max() > 1e-3 * np.abs(whole["lambda_bead"]).max()
