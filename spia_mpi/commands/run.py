@@ -301,6 +301,9 @@ def execute(inp, folder: Path, comm, dry_run: bool = False, source: str = "") ->
     on_root(comm, _check_output, out_path)
     model_keys = {**resolved["model"], "gpaw": {k: v for k, v in resolved["model"]["gpaw"].items()
                                                 if k not in ("keep_scf", "aij_min_orbitals")}}   # housekeeping
+    if inp.model.kind == "gpaw":                 # resolvents of another cross-overlap form must not be reused
+        from spia_mpi.models.paw_overlap import FORM
+        model_keys["cross_overlap_form"] = FORM
     fp = fingerprint({"model": model_keys, "supercell": resolved["supercell"],
                       # not the resolvent options: a run stopped by a solver failure resumes with
                       # other options and keeps its finished tasks (each converged to its tolerance)

@@ -130,7 +130,9 @@ def execute(inp, folder, comm, dry_run: bool = False, source: str = "") -> int:
         return 0
     from spia_mpi.commands.run import _check_output, _file_stamps
     on_root(comm, _check_output, out_path)
+    from spia_mpi.models.paw_overlap import FORM           # GPAW: the unfolding weights use the cross overlap
     fp = fingerprint({"model": resolved["model"], "supercell": resolved["supercell"],
+                      **({"cross_overlap_form": FORM} if inp.model.kind == "gpaw" else {}),
                       "spectral": {k: v for k, v in resolved["spectral"].items()
                                    if k not in ("file", "checkpoint", "summary_points")},
                       "spia": {k: resolved["spia"][k] for k in ("matsubara_j", "states_per_k", "n_blocks",

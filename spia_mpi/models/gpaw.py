@@ -465,8 +465,12 @@ class GpawModel(ElectronicModel):
         o, t = gs.two_centre_rows(tci, self._offsets, block)
         d_h = gs.atomic_hamiltonians(ham.dH_asp, wfs.setups, gd.comm)
         d_s = [np.asarray(s.dO_ii) for s in wfs.setups]
+        tci_s = self._cross.spheres.expansions.get_tci_calculator(np.asarray(gd.cell_cv, float),
+                                                                  np.vstack([calc.spos_ac, self._spos_ref]),
+                                                                  np.asarray(gd.pbc_c, bool), self.kpoints, complex)
         p_h, p_s, x_p = gs.projector_rows(tci, self._offsets, block,
-                                          [(d_h, 0), (d_s, 0), ([d.conj().T for d in d_s], n_atoms)])
+                                          [(0, gs.one_centre_pairs(d_h)), (0, gs.one_centre_pairs(d_s)),
+                                           (n_atoms, gs.cross_overlap_pairs(self._cross.spheres, tci_s, n_atoms))])
         x_o, _ = gs.two_centre_rows(tci, self._offsets, block, col_atom_shift=n_atoms, kinetic=False)
         h = [(gs.hermitian_part(y[k], blocks, self._mpi_group) + t[k] + p_h[k]) * Ha for k in range(len(y))]
         return gs.SparseRows(block, h, [o[k] + p_s[k] for k in range(len(o))],
@@ -623,10 +627,12 @@ class GpawModel(ElectronicModel):
         """Phases D (complex [n_basis]) that make H, S and Q continuous functions of the positions.
 
         GPAW builds its Bloch sums at K on the positions wrapped into the cell (scaled % 1), so
-        an atom that crosses a cell face relative to R⁰ (a supercell lattice translation L_a)
-        multiplies its orbitals by e^{2πiK·L_a}. D = e^{−2πiK·L_a} on atom a's orbitals undoes
-        that: D*HD, D*SD and D*Q are continuous (needed for finite differences ∂/∂u); g =
-        Q†(zS − H)⁻¹Q is the same either way.
+        an atom that crosses a cell face relative to R⁰ (a supercell lattice translation L_a
+        of its position, unwrapped − wrapped, relative to R⁰'s) multiplies its orbitals by
+        e^{−2πiK·L_a}. D = e^{2πiK·L_a} on atom a's orbitals undoes that: D*HD, D*SD and D*Q are
+        continuous (needed for finite differences ∂/∂u; tests/test_paw_overlap.py checks it at
+        K = ¼, where the sign matters — at K = 0 and ½ it does not); g = Q†(zS − H)⁻¹Q is the
+        same either way.
         """
         def translations(positions, wrapped):
             unwrapped = np.linalg.solve(np.asarray(self.atoms.cell[:], float).T, np.asarray(positions, float).T).T
@@ -636,7 +642,7 @@ class GpawModel(ElectronicModel):
         atoms.set_positions(positions_av)
         wrapped = atoms.get_scaled_positions() % 1.0           # GPAW's own wrapping (calculator.initialize_positions)
         shift = translations(positions_av, wrapped) - translations(self.reference_positions, self._spos_ref)
-        phase_a = np.exp(-2j * np.pi * (shift @ np.asarray(kpoint, float).reshape(3)))
+        phase_a = np.exp(2j * np.pi * (shift @ np.asarray(kpoint, float).reshape(3)))
         d = np.empty(self.n_basis, complex)
         for a, orbs in enumerate(self._orbitals):
             d[orbs] = phase_a[a]
@@ -760,13 +766,15 @@ class CrossOverlapCache:
     """:func:`spia_mpi.models.paw_overlap.cross_overlap` with GPAW's radial expansions made once."""
 
     def __init__(self, setups):
-        from spia_mpi.models.paw_overlap import tci_expansions
+        from spia_mpi.models.paw_overlap import sphere_data, tci_expansions
         self.setups = setups
         self.expansions = tci_expansions(setups)
+        self.spheres = sphere_data(setups)
 
     def __call__(self, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc):
         from spia_mpi.models.paw_overlap import cross_overlap
-        return cross_overlap(self.setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, self.expansions)
+        return cross_overlap(self.setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, self.expansions,
+                             self.spheres)
 
 
 def dense_to_aij(matrix: np.ndarray, comm):

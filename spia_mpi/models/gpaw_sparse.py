@@ -19,9 +19,10 @@ Each rank of a configuration group owns the orbitals of a contiguous block of at
 with a row in its block, and only pairs within the cutoffs exist, so its memory is
 O(n_local × neighbours), not O(n²). The potential rows are integrated on every rank's grid
 domain and summed onto their owner; the Hermitian half Y† is exchanged between the ranks.
-The PAW cross overlap X = ⟨Φ̃(R⁽⁰⁾)|Φ̃(R)⟩ + Σ_a ⟨Φ̃(R⁽⁰⁾)|p̃^a⟩ ΔS^a ⟨p̃^a|Φ̃(R)⟩
-(:mod:`spia_mpi.models.paw_overlap`) is built the same way as rows of X†, i.e. the
-columns of X that belong to this rank's atoms at R, which is what Q = X†c needs.
+The PAW cross overlap X = ⟨Φ̃(R⁽⁰⁾)|T̂†(R⁽⁰⁾)T̂(R)|Φ̃(R)⟩ (:mod:`spia_mpi.models.paw_overlap`:
+pseudo overlap, one-centre terms with the projectors of either set, two-centre overlaps of the
+spheres at R⁽⁰⁾ and at R) is built the same way as rows of X†, i.e. the columns of X that belong
+to this rank's atoms at R, which is what Q = X†c needs.
 
 All functions are kernels on GPAW objects and scipy/numpy arrays; the communicators
 (GPAW's grid-domain communicator, an mpi4py group communicator) are arguments.
@@ -151,33 +152,58 @@ def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kine
 
 
 def projector_rows(tci, offsets, block: RowBlock, terms) -> list:
-    """Rows of Σ_a P^a ΔX^a P'^a† for this rank's atoms, for each of ``terms``: a list (one per
-    term) of complex CSR [n_local, n] per K.
+    """Rows of Σ_pq P_p M_pq P'_q† for this rank's atoms, for each of ``terms``: a list (one per term)
+    of complex CSR [n_local, n] per K.
 
-    ``terms``: [(dx_aii, col_atom_shift)], ΔX^a [ni, ni] of every atom a (ΔH^a in Hartree,
-    ΔS^a = ``setup.dO_ii``, ...) and the tci index shift of the column atoms. P^a_μi =
-    ⟨Φ̃_μ|p̃^a_i⟩ for the row orbitals (tci atoms in ``block``), P'^a the same for the column
-    orbitals (tci atoms ``shift + b``); projectors of tci atoms a < N. The projections of one
-    atom a are evaluated once for all terms and dropped after it (memory O(neighbours)).
+    ``terms``: [(col_atom_shift, pairs)]; ``pairs`` maps a projector p (a tci atom) to
+    [(q, M_pq)], M_pq complex [n_K or 1, ni_p, ni_q] (ΔH^a in Hartree, ΔS^a = ``setup.dO_ii``,
+    two-centre sphere overlaps, ...). P_p,μi = ⟨Φ̃_μ|p̃_i^p⟩ for the row orbitals (tci atoms in
+    ``block``), P'_q,νi the same for the column orbitals (tci atoms ``col_atom_shift + b``). The
+    projections of one row projector p are evaluated once for all terms and dropped after it
+    (memory O(neighbours)).
     """
     n_atoms = len(offsets) - 1
     n_k = len(tci.ibzk_qc)
     out = [BlockCollector(n_k, (len(block.rows), int(offsets[-1]))) for _ in terms]
-    for a in range(n_atoms):
-        rows = _projections(tci, a, block.atoms, 0)
+    for p in sorted(set().union(*(pairs.keys() for _, pairs in terms))):
+        rows = _projections(tci, p, block.atoms, 0)
         if not rows:
             continue
-        p_r = np.concatenate([p for _, p in rows], axis=1)                     # [n_k, n_r, ni]
+        p_r = np.concatenate([x for _, x in rows], axis=1)                     # [n_k, n_r, ni]
         r_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in rows]) - block.rows.start
         columns = {}
-        for (dx_aii, shift), collector in zip(terms, out):
-            if shift not in columns:
-                cols = _projections(tci, a, range(n_atoms), shift)
-                columns[shift] = (np.concatenate([p for _, p in cols], axis=1).conj().swapaxes(-1, -2),
-                                  np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]))
-            p_c_h, c_at = columns[shift]
-            collector.add_indexed(r_at, c_at, p_r @ np.asarray(dx_aii[a], complex) @ p_c_h)
+        for (shift, pairs), collector in zip(terms, out):
+            for q, m_pq in pairs.get(p, ()):
+                if (shift, q) not in columns:
+                    cols = _projections(tci, q, range(n_atoms), shift)
+                    columns[shift, q] = (
+                        np.concatenate([x for _, x in cols], axis=1).conj().swapaxes(-1, -2) if cols else None,
+                        np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]) if cols else None)
+                p_c_h, c_at = columns[shift, q]
+                if p_c_h is not None:
+                    collector.add_indexed(r_at, c_at, p_r @ np.asarray(m_pq, complex) @ p_c_h)
     return [collector.csr() for collector in out]
+
+
+def one_centre_pairs(m_aii) -> dict:
+    """``pairs`` of :func:`projector_rows` for one-centre terms Σ_a P_a M^a P_a†: {a: [(a, M^a)]}."""
+    return {a: [(a, np.asarray(m)[None])] for a, m in enumerate(m_aii)}
+
+
+def cross_overlap_pairs(spheres, tci_spheres, n_atoms: int) -> dict:
+    """``pairs`` of :func:`projector_rows` for the PAW terms of X† (:mod:`spia_mpi.models.paw_overlap`):
+    with A^a = ⟨φ̃^a|Δφ^a⟩ and O_ab = ⟨Δφ^a(R⁽⁰⁾)|Δφ^b(R)⟩, X† = ⟨Φ̃(R)|Φ̃(R⁽⁰⁾)⟩ + Σ_b P_b A^b† P'_b†
+    + Σ_a P_{N+a} A^a P'_{N+a}† + Σ_ab P_b O_ab† P'_{N+a}† (tci atoms b at R, N + a at R⁽⁰⁾)."""
+    pairs = {}
+    for a in range(n_atoms):
+        a_ii = np.asarray(spheres.a_ii[a])
+        pairs.setdefault(a, []).append((a, a_ii.conj().T[None]))
+        pairs.setdefault(n_atoms + a, []).append((n_atoms + a, a_ii[None]))
+        for b in range(n_atoms):
+            o_kij, _ = tci_spheres.O_T(n_atoms + a, b)
+            if o_kij is not None:
+                pairs.setdefault(b, []).append((n_atoms + a, o_kij.conj().swapaxes(-1, -2)))
+    return pairs
 
 
 def _projections(tci, a_proj: int, basis_atoms, shift: int) -> list:
