@@ -387,7 +387,11 @@ RANKS_TEXT = (
     "buffers took ≈ 0.03 s of a 0.31 s solve, and the window was allocated and freed in every solve, "
     "≈ 0.007 s). Earlier profiles of the PETSc KSP path (09:38–10:37 UTC): 1 rank 0.71 s in KSP + 0.40 s "
     "preconditioner; 2 ranks 0.44 + 0.40 s before the shared-memory transposes (an `Alltoallv` with "
-    "packing, ≈ 0.6 ms per vector and transpose).\n")
+    "packing, ≈ 0.6 ms per vector and transpose). "
+    "Side by side in one scratch run (16:30 UTC, load 3.5–4.6, autogroup nice −20; the same 48³ solve, median of "
+    "5 solves per process, 4 alternated pairs of trees): main before this session (e08befe) 1.48 / 1.54 / 1.48 / 1.52×, "
+    "this version 1.70 / 1.72 / 1.67 / 1.68× — the 2-rank solve went from 0.29–0.31 to 0.26–0.27 s, the 1-rank one "
+    "stayed ≈ 0.44 s; the tables' medians also move with the load's effect on the 1-rank time.\n")
 
 
 def section_roofline() -> list:
