@@ -8,7 +8,8 @@ properties that make SPIA's common-space projection consistent (docs/models.md, 
   on z = ε_F + iη, i.e. on the Matsubara index J. It is V_st = c†∂Hc − ε_s c†∂Xc − ε_t c†∂X†c +
   z c†(∂X + ∂X† − ∂S)c for generalised eigenvectors c: the last term must vanish;
 * the spheres' own data: A + A† + ⟨Δφ|Δφ⟩ = GPAW's ΔS, and the first-order change of the two-centre
-  sphere overlap ⟨Δφ(R⁽⁰⁾)|Δφ(R)⟩ is −⟨Δφ|∇Δφ⟩ from GPAW's radial derivative integrals (another code path).
+  sphere overlap ⟨Δφ(R⁽⁰⁾)|Δφ(R)⟩ is −⟨Δφ|∇Δφ⟩ from GPAW's radial derivative integrals (another code path);
+* a run's checkpoint made with another form of X (``paw_overlap.FORM``) is refused.
 
 System: bcc Li (a = 3.44 Å), dzp, 2-atom supercell, K = 0 and ½ (and ¼), frozen density (seconds).
 """
@@ -157,3 +158,56 @@ def test_sphere_data_against_the_setups_radial_integrals(li):
         du = np.eye(3)[v] * step
         derivative = (overlap(du) - overlap(-du)) / (2 * step)
         assert np.abs(derivative + nabla[:, :, v]).max() < 1e-3 * np.abs(nabla).max(), v
+
+
+def test_checkpoint_of_another_cross_overlap_form_is_refused(tmp_path, monkeypatch):
+    """A GPAW run's checkpoint holds resolvents of one form of X: `run` with the same input but another
+    ``paw_overlap.FORM`` must refuse it (never mix old and new g), and accept it again with the same form.
+    In-process on one rank: 2-atom cell, K = Γ, frozen density, 4 configurations × 2 beads."""
+    require_gpaw()
+    from mpi4py import MPI
+    from spia_mpi.commands.run import execute
+    from spia_mpi.errors import InputError
+    from spia_mpi.io.runinput import load_run_input
+    from spia_mpi.models import paw_overlap
+    bulk("Li", "bcc", a=A_LI).write(tmp_path / "li.xyz")
+    (tmp_path / "in.toml").write_text("""
+[model]
+kind = "gpaw"
+[model.gpaw]
+structure = "li.xyz"
+kpts = [2, 1, 1]
+h_ang = 0.3
+density = "frozen"
+[supercell]
+matrix = [2, 1, 1]
+kpoints = [[0, 0, 0]]
+[configurations.einstein]
+hbar_omega_ev = 0.05
+temperature_k = 300
+n_samples = 4
+n_beads = 2
+seed = 5
+[spia]
+matsubara_j = 4
+states_per_k = 5
+gamma_ev = [0.3]
+n_blocks = 2
+[eliashberg]
+mustar = [0.1]
+tc_errors = false
+[output]
+file = "res.h5"
+plots = false
+""")
+
+    def run():
+        inp, folder = load_run_input(tmp_path / "in.toml")
+        return execute(inp, folder, MPI.COMM_SELF)
+    assert run() == 0
+    assert any((tmp_path / "res.h5.ckpt").glob("task_*.npz"))
+    monkeypatch.setattr(paw_overlap, "FORM", paw_overlap.FORM + "-other")
+    with pytest.raises(InputError, match="belongs to a different run"):
+        run()
+    monkeypatch.undo()
+    assert run() == 0
