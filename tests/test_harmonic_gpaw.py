@@ -95,7 +95,7 @@ def test_rigid_translation_is_a_rotation_not_a_linear_coupling(tmp_path):
     equation assumes (u: the states it couples to). Here (K = Γ, translation along y, t = 0.04 Å) the
     Fermi-level state couples only to the state 2.9 eV above it; at the reduction test's z = ε_F + iη
     (J = 16, 5 K: η = 0.045 eV) the exact second order (even part of T(±t)) is < 10 % of V Ḡ V t²
-    (measured 4.4 % with a 2×2×2 SCF grid; the rotation predicts |z − ε_f|/2.9 eV = 5 %), while the
+    (measured 6.0 % with a 2×2×2 SCF grid; the rotation predicts |z − ε_f|/2.9 eV = 5 %), while the
     first order V = odd part is large and vanishes on the diagonal (no on-shell coupling). The SCF
     grid of the reduction test (2×2×2: a state 0.15 eV above ε_F; on 2×1×1 none is near it)."""
     li = make_model(tmp_path, kpts=(2, 2, 2), kpoints=[[0, 0, 0]])
