@@ -174,8 +174,9 @@ def scaled_configurations(inp, folder, s: float, path: Path):
 
 
 def case_input(base: dict, input_folder: Path, case: Path, mode: str, half_width_ev=None) -> Path:
-    """CASE/<mode>.toml: the input with the scaled samples, this mode, outputs in the case folder, and
-    spia.window_ev = [−W, W] for a half width W (None: the input's state space)."""
+    """CASE/<mode>.toml: the input with the scaled samples, this mode, outputs in the case folder,
+    spia.window_ev = [−W, W] for a half width W (None: the input's state space), and one μ*, 16 Matsubara
+    frequencies and no T_c errors (T_c is not compared; its search is most of a BSE run's time otherwise)."""
     import tomllib
     sys.path.insert(0, str(HERE.parent / "jobscripts"))
     from make_task_list import absolute_paths, dump, set_key
@@ -187,6 +188,9 @@ def case_input(base: dict, input_folder: Path, case: Path, mode: str, half_width
         set_key(d, key, value)
     if half_width_ev is not None:
         set_key(d, "spia.window_ev", [-float(half_width_ev), float(half_width_ev)])
+    mustar = (d.get("eliashberg", {}).get("mustar") or [0.1])[:1]
+    for key, value in (("eliashberg.mustar", mustar), ("eliashberg.nfreq", 16), ("eliashberg.tc_errors", False)):
+        set_key(d, key, value)                     # T_c is not compared: the cheapest Eliashberg solve
     path = case / f"{mode}.toml"
     path.write_text(f"# gpaw_bse_consistency: {mode} case of {input_folder}\n" + dump(d))
     from spia_mpi.io.runinput import load_run_input
