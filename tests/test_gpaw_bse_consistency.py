@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from samples import wrapped
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,10 +51,9 @@ def _case(tmp_path, extra=""):
     rng = np.random.default_rng(2)
     u = rng.normal(scale=0.2, size=(6, 2, 8, 3))
     cell = np.asarray(model.atoms.cell[:])
-    frac = (model.reference_positions + u) @ np.linalg.inv(cell)
-    wrapped = (frac - np.floor(frac)) @ cell
-    assert np.abs(wrapped - model.reference_positions - u).max() > 1.0         # some atoms wrapped
-    write_h5(Configurations(wrapped, cell, model.atoms.numbers, model.atoms.get_masses(), 300.0, 0.0, "t"),
+    folded = wrapped(model.reference_positions + u, cell)
+    assert np.abs(folded - model.reference_positions - u).max() > 1.0          # some atoms wrapped
+    write_h5(Configurations(folded, cell, model.atoms.numbers, model.atoms.get_masses(), 300.0, 0.0, "t"),
              tmp_path / "conf.h5")
     return inp, folder, model, u
 

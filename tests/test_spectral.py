@@ -499,22 +499,13 @@ def test_cli_rigid_translations_removed_as_in_run(tmp_path, spia_cli):
     records the choice and the removed shifts (the applied translation + the samples' own centre shift)."""
     import h5py
 
+    from samples import removed_shift, write_translated_samples
     from spia_mpi.commands.run import build_model
     from spia_mpi.io.runinput import load_run_input
-    from spia_mpi.ions.configurations import Configurations, sample_einstein_ring_polymers, write_h5
     (tmp_path / "probe.toml").write_text(GRID_SPECTRAL.format(conf="x.h5", choice="auto", out="x.h5"))
     model = build_model(*load_run_input(tmp_path / "probe.toml"))
     atoms, ref = model.atoms, model.reference_positions
-    rng = np.random.default_rng(5)
-    pos = sample_einstein_ring_polymers(4, 2, atoms.get_masses(), 0.15, 300.0, ref, rng)
-    direction = rng.normal(size=(4, 2, 3))
-    t = direction / np.linalg.norm(direction, axis=-1, keepdims=True) * rng.uniform(0.15, 0.3, (4, 2, 1))
-    cell = np.asarray(atoms.cell[:])
-    frac = (pos + t[:, :, None, :]) @ np.linalg.inv(cell)
-    moved = (frac - np.floor(frac)) @ cell
-    assert np.any(np.abs(moved - pos - t[:, :, None, :]) > 1.0)          # some atoms crossed the boundary
-    for name, p in (("plain", pos), ("moved", moved)):
-        write_h5(Configurations(p, cell, atoms.numbers, atoms.get_masses(), 300.0, 0.0, name), tmp_path / f"{name}.h5")
+    pos, t = write_translated_samples(tmp_path, atoms, ref, 4, 2, seed=5)
     got = {}
     for conf, choice, ranks in (("plain", "auto", 1), ("moved", "auto", 2), ("moved", "keep", 1)):
         out = f"{conf}_{choice}.h5"
@@ -527,8 +518,7 @@ def test_cli_rigid_translations_removed_as_in_run(tmp_path, spia_cli):
             assert g.attrs["rigid_translations"] == ("kept" if choice == "keep" else "removed")
             assert ("rigid_translation_ang" in g) == (choice != "keep")
             if (conf, choice) == ("moved", "auto"):
-                masses = atoms.get_masses()
-                want = t + np.einsum("a,cbax->cbx", masses, pos - ref) / masses.sum()
+                want = removed_shift(t, pos, ref, atoms.get_masses())
                 np.testing.assert_allclose(g["rigid_translation_ang"][...], want, atol=1e-10)
     scale = np.abs(got["plain", "auto"]).max()
     np.testing.assert_allclose(got["moved", "auto"], got["plain", "auto"], rtol=0, atol=1e-9 * scale)

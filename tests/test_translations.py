@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from samples import wrapped
 
 from spia_mpi.ions.translations import remove_rigid_translations, rigid_shifts, site_radii
 
@@ -16,12 +17,6 @@ NUMBERS = np.array([3, 3, 12, 1, 1])
 MASSES = np.array([6.94, 7.02, 24.3, 1.008, 2.014])
 
 
-def _wrapped(positions):
-    """positions folded into the cell (fractional coordinates in [0, 1))."""
-    frac = positions @ np.linalg.inv(CELL)
-    return (frac - np.floor(frac)) @ CELL
-
-
 def test_removed_shift_is_the_mass_weighted_centre_displacement_of_wrapped_positions():
     """Known displacements u (≤ 0.25 Å) plus a known per-bead translation t, positions wrapped into
     the cell (atoms near a face cross it): the shift is t + Σ M u/Σ M per bead (computed here from
@@ -30,7 +25,7 @@ def test_removed_shift_is_the_mass_weighted_centre_displacement_of_wrapped_posit
     ref = FRAC @ CELL
     u = rng.uniform(-0.25, 0.25, (3, 4, 5, 3))
     t = rng.uniform(-0.6, 0.6, (3, 4, 3))
-    pos = _wrapped(ref + u + t[:, :, None, :])
+    pos = wrapped(ref + u + t[:, :, None, :], CELL)
     crossed = np.abs(pos - (ref + u + t[:, :, None, :])).max(axis=-1) > 1.0
     assert crossed.any() and not crossed.all()                          # some atoms are wrapped, some not
     want = t + np.einsum("a,cbax->cbx", MASSES, u) / MASSES.sum()
@@ -138,23 +133,13 @@ def test_translated_configurations_give_the_same_lambda_when_removed(tmp_path, s
     the choice and the removed shifts (= the applied translation + the samples' own centre shift)."""
     import h5py
 
+    from samples import removed_shift, write_translated_samples
     from spia_mpi.commands.run import build_model
     from spia_mpi.io.runinput import load_run_input
-    from spia_mpi.ions.configurations import (Configurations, einstein_spring, sample_einstein_ring_polymers,
-                                              write_h5)
     (tmp_path / "probe.toml").write_text(RUN.format(conf="x.h5", choice="auto", out="x.h5"))
     model = build_model(*load_run_input(tmp_path / "probe.toml"))
     atoms, ref = model.atoms, model.reference_positions
-    rng = np.random.default_rng(11)
-    pos = sample_einstein_ring_polymers(4, 4, atoms.get_masses(), 0.15, 300.0, ref, rng)
-    direction = rng.normal(size=(4, 4, 3))
-    t = direction / np.linalg.norm(direction, axis=-1, keepdims=True) * rng.uniform(0.15, 0.3, (4, 4, 1))
-    cell = np.asarray(atoms.cell[:])
-    frac = (pos + t[:, :, None, :]) @ np.linalg.inv(cell)
-    moved = (frac - np.floor(frac)) @ cell
-    assert np.any(np.abs(moved - pos - t[:, :, None, :]) > 1.0)          # some atoms crossed the boundary
-    for name, p in (("plain", pos), ("moved", moved)):
-        write_h5(Configurations(p, cell, atoms.numbers, atoms.get_masses(), 300.0, 0.0, name), tmp_path / f"{name}.h5")
+    pos, t = write_translated_samples(tmp_path, atoms, ref, 4, 4, seed=11)
     runs = {("plain", "auto", 1), ("moved", "auto", 2), ("plain", "keep", 1), ("moved", "keep", 1)}
     lam = {}
     for conf, choice, ranks in runs:
@@ -166,8 +151,7 @@ def test_translated_configurations_give_the_same_lambda_when_removed(tmp_path, s
             lam[conf, choice] = f["lambda/lambda_m_raw"][...]
             assert f["lambda"].attrs["rigid_translations"] == ("kept" if choice == "keep" else "removed")
             if (conf, choice) == ("moved", "auto"):
-                masses = atoms.get_masses()
-                want = t + np.einsum("a,cbax->cbx", masses, pos - ref) / masses.sum()
+                want = removed_shift(t, pos, ref, atoms.get_masses())
                 np.testing.assert_allclose(f["lambda/rigid_translation_ang"][...], want, atol=1e-10)
     np.testing.assert_allclose(lam["moved", "auto"], lam["plain", "auto"], rtol=1e-9, atol=1e-12)
     assert np.abs(lam["moved", "keep"] - lam["plain", "keep"]).max() > 1e-3 * np.abs(lam["plain", "keep"]).max()
