@@ -56,6 +56,21 @@ def assert_no_finished_output(path):
     assert not complete, f"{path} looks complete"
 
 
+def assert_reproduced(first: dict, second: dict, rtol=1e-10):
+    """Every array of ``second`` equals ``first``'s to ``rtol`` (relative to the array's largest
+    magnitude). A resumed run adds the same numbers in the same order as an uninterrupted one
+    and agreed bit for bit on the developers' machine, but CI once saw the jackknife error
+    differ in its last digits (a run's floating-point results may depend on where its arrays
+    lie in memory, e.g. in BLAS kernels); a task that was lost, reused wrongly or recomputed
+    differently moves λ and its error by far more than 1e-10."""
+    assert first.keys() == second.keys()
+    for k in first:
+        a, b = np.asarray(first[k]), np.asarray(second[k])
+        assert a.shape == b.shape, k
+        scale = np.max(np.abs(a)) if a.size else 0.0
+        assert np.max(np.abs(a - b), initial=0.0) <= rtol * scale, (k, a, b)
+
+
 def _unwritable_folder(tmp_path):
     """A folder in which creating a file really fails (checked by trying), or skip."""
     d = tmp_path / "ro"
@@ -126,8 +141,8 @@ def test_one_rank_resolvent_failure_raises_on_every_rank(tmp_path_factory, monke
     resumed = workflow.compute_lambda(model, conf.positions, kpts, conf.temperature_k, comm=comm,
                                       store=store, **kw)
     fresh = workflow.compute_lambda(model, conf.positions, kpts, conf.temperature_k, comm=None, **kw)
-    assert np.array_equal(resumed.lambda_m, fresh.lambda_m)
-    assert np.array_equal(resumed.lambda_m_error, fresh.lambda_m_error)
+    assert_reproduced({"lambda_m": resumed.lambda_m, "lambda_m_error": resumed.lambda_m_error},
+                      {"lambda_m": fresh.lambda_m, "lambda_m_error": fresh.lambda_m_error})
 
 
 def test_agree_on_failure_serial_is_transparent():
@@ -205,7 +220,7 @@ def test_settle_exit_rank0_prints_the_error_of_rank_1():
 def test_checkpoint_write_failure_on_one_rank_keeps_work(tmp_path, spia_cli, small_run):
     """A task file of rank 1 cannot be written (a directory is in its way — as a full disk
     would): the 2-rank run stops with one error naming the file, every task finished by
-    either rank is kept, and the rerun reproduces an uninterrupted run bit for bit."""
+    either rank is kept, and the rerun reproduces an uninterrupted run to rounding (:func:`assert_reproduced`)."""
     ref, run = tmp_path / "ref", tmp_path / "run"
     ref.mkdir(), run.mkdir()
     assert spia_cli(["run", small_run.write(ref)], ranks=2).returncode == 0
@@ -223,8 +238,7 @@ def test_checkpoint_write_failure_on_one_rank_keeps_work(tmp_path, spia_cli, sma
     assert r.returncode == 0, r
     a, _, _ = small_run.read(ref / "res.h5")
     b, _, _ = small_run.read(run / "res.h5")
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+    assert_reproduced(a, b)
 
 
 def test_ksp_failing_on_one_rank_only_fails_cleanly_and_resumes(tmp_path, spia_cli, small_run):
@@ -233,7 +247,7 @@ def test_ksp_failing_on_one_rank_only_fails_cleanly_and_resumes(tmp_path, spia_c
     (≈8 iterations, rank 1's units) do not. Before the fix rank 0 hung in the Ḡ
     allgather; now: exit 3 (ConvergenceError), one message naming rank 1, no result
     file, rank 0's 24 tasks kept — and without the cap the rerun reuses them and gives
-    the uninterrupted result bit for bit."""
+    the uninterrupted result to rounding (:func:`assert_reproduced`)."""
     ref, run = tmp_path / "ref", tmp_path / "run"
     ref.mkdir(), run.mkdir()
     for d in (ref, run):
@@ -254,8 +268,7 @@ def test_ksp_failing_on_one_rank_only_fails_cleanly_and_resumes(tmp_path, spia_c
     assert "reused 24 finished tasks" in r.stderr, r
     a, _, _ = small_run.read(ref / "res.h5")
     b, _, _ = small_run.read(run / "res.h5")
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+    assert_reproduced(a, b)
 
 
 # --------------------------------------------------------------------------
@@ -445,7 +458,8 @@ def test_sample_output_not_writable(tmp_path, spia_cli):
 
 def test_corrupt_checkpoint_tasks_are_recomputed(tmp_path, spia_cli, small_run):
     """Three finished task files damaged three ways (truncated, one flipped byte, zero
-    bytes): the rerun reports each, recomputes it, and reproduces the first run bit for bit."""
+    bytes): the rerun reports each, recomputes it, and reproduces the first run to rounding
+    (:func:`assert_reproduced`)."""
     p = small_run.write(tmp_path)
     assert spia_cli(["run", p], ranks=2).returncode == 0
     first, _, _ = small_run.read(tmp_path / "res.h5")
@@ -464,5 +478,4 @@ def test_corrupt_checkpoint_tasks_are_recomputed(tmp_path, spia_cli, small_run):
     assert "checkpoint: 3 damaged task file(s) recomputed (tasks 3, 17, 40)" in r.stderr, r
     assert "reused 45 finished tasks" in r.stderr, r
     second, _, _ = small_run.read(tmp_path / "res.h5")
-    for k in first:
-        assert np.array_equal(first[k], second[k]), k
+    assert_reproduced(first, second)
