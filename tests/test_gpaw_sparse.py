@@ -252,5 +252,5 @@ def test_block_collector_folds_overlapping_blocks_into_their_sum():
         out.add_indexed(np.arange(6), cols, block)
         expect[:, :, cols] += block
     assert out.sums is not None                               # it did fold before the end
-    for k, m in enumerate(out.csr()):
+    for k, m in enumerate(out.result()):
         assert np.abs(m.toarray() - expect[k]).max() < 1e-12

@@ -41,6 +41,7 @@ import numpy as np
 from spia_mpi.errors import ConvergenceError, InputError, StackError
 from spia_mpi.lattice import supercells
 from spia_mpi.models.base import ElectronicModel, ReferenceStates
+from spia_mpi.models.paw_overlap import orbital_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +345,7 @@ class GpawModel(ElectronicModel):
         n_prim = len(self.primitive)
         counts = [len(self._orbitals[int(np.flatnonzero(self.primitive_index == p)[0])]) for p in range(n_prim)]
         self._prim_offsets = np.concatenate([[0], np.cumsum(counts)])
-        self._offsets = np.array([m_index[a][0] for a in range(len(setups))] + [setups.nao])
+        self._offsets = orbital_offsets(setups)
 
     def _extract(self, calc, comm, kmap=None) -> tuple[np.ndarray, np.ndarray]:
         """H (eV) and S of GPAW's current state at every K of the model, on every rank of ``comm``:
@@ -449,7 +450,7 @@ class GpawModel(ElectronicModel):
     def _sparse_build(self, calc) -> "SparseRows":
         """:class:`SparseRows` of GPAW's current state (potential, ΔH, positions) at the model's K."""
         from ase.units import Ha
-        from spia_mpi.models import gpaw_sparse as gs
+        from spia_mpi.models import gpaw_sparse as gs, paw_overlap as po
         wfs, ham = calc.wfs, calc.hamiltonian
         gd = wfs.gd
         blocks = gs.atom_row_blocks(self._offsets, self._group_comm.size)
@@ -457,24 +458,19 @@ class GpawModel(ElectronicModel):
         owner = np.zeros(gd.comm.size, int)
         gd.comm.all_gather(np.array([self._group_comm.rank]), owner)
         n_atoms = len(self._orbitals)
-        tci = self._cross.expansions.get_tci_calculator(np.asarray(gd.cell_cv, float),
-                                                        np.vstack([calc.spos_ac, self._spos_ref]),
-                                                        np.asarray(gd.pbc_c, bool), self.kpoints, complex)
+        tci, tci_s = po.calculators(self._cross.expansions, self._cross.spheres, gd.cell_cv, gd.pbc_c, self._spos_ref,
+                                    calc.spos_ac, self.kpoints)
         y = gs.potential_lower_rows(wfs.basis_functions, ham.vt_sG[0], gd.comm, [blocks[g].rows for g in owner],
                                     self.kpoints, bool(wfs.basis_functions.gamma and wfs.dtype == float))
         o, t = gs.two_centre_rows(tci, self._offsets, block)
         d_h = gs.atomic_hamiltonians(ham.dH_asp, wfs.setups, gd.comm)
         d_s = [np.asarray(s.dO_ii) for s in wfs.setups]
-        tci_s = self._cross.spheres.expansions.get_tci_calculator(np.asarray(gd.cell_cv, float),
-                                                                  np.vstack([calc.spos_ac, self._spos_ref]),
-                                                                  np.asarray(gd.pbc_c, bool), self.kpoints, complex)
         p_h, p_s, x_p = gs.projector_rows(tci, self._offsets, block,
                                           [(0, gs.one_centre_pairs(d_h)), (0, gs.one_centre_pairs(d_s)),
-                                           (n_atoms, gs.cross_overlap_pairs(self._cross.spheres, tci_s, n_atoms))])
-        x_o, _ = gs.two_centre_rows(tci, self._offsets, block, col_atom_shift=n_atoms, kinetic=False)
+                                           po.adjoint_terms(self._cross.spheres, tci_s, n_atoms)])
         h = [(gs.hermitian_part(y[k], blocks, self._mpi_group) + t[k] + p_h[k]) * Ha for k in range(len(y))]
         return gs.SparseRows(block, h, [o[k] + p_s[k] for k in range(len(o))],
-                             [x_o[k] + x_p[k] for k in range(len(x_o))])
+                             po.adjoint_rows(tci, self._offsets, block, x_p))
 
     def _density_state(self, pos, comm, log):
         """GPAW on ``comm`` at positions ``pos`` with this configuration's density (scf or frozen;

@@ -19,10 +19,12 @@ Each rank of a configuration group owns the orbitals of a contiguous block of at
 with a row in its block, and only pairs within the cutoffs exist, so its memory is
 O(n_local × neighbours), not O(n²). The potential rows are integrated on every rank's grid
 domain and summed onto their owner; the Hermitian half Y† is exchanged between the ranks.
-The PAW cross overlap X = ⟨Φ̃(R⁽⁰⁾)|T̂†(R⁽⁰⁾)T̂(R)|Φ̃(R)⟩ (:mod:`spia_mpi.models.paw_overlap`:
-pseudo overlap, one-centre terms with the projectors of either set, two-centre overlaps of the
-spheres at R⁽⁰⁾ and at R) is built the same way as rows of X†, i.e. the columns of X that belong
-to this rank's atoms at R, which is what Q = X†c needs.
+The PAW cross overlap X = ⟨Φ̃(R⁽⁰⁾)|T̂†(R⁽⁰⁾)T̂(R)|Φ̃(R)⟩ is built the same way as rows of X†, i.e.
+the columns of X that belong to this rank's atoms at R, which is what Q = X†c needs: its terms
+(pseudo overlap, one-centre terms with the projectors of either set, two-centre overlaps of the
+spheres at R⁽⁰⁾ and at R) are written once, in :mod:`spia_mpi.models.paw_overlap`
+(``adjoint_terms``, ``adjoint_rows``), and its dense X is these rows for a block of every atom
+summed into a :class:`DenseCollector`.
 
 All functions are kernels on GPAW objects and scipy/numpy arrays; the communicators
 (GPAW's grid-domain communicator, an mpi4py group communicator) are arguments.
@@ -117,7 +119,7 @@ class BlockCollector:
         part = [sparse.coo_matrix((v[k], (r, c)), shape=self.shape).tocsr() for k in range(self.n_k)]
         self.sums = part if self.sums is None else [a + b for a, b in zip(self.sums, part)]
 
-    def csr(self) -> list:
+    def result(self) -> list:
         """One ``scipy.sparse.csr_matrix`` per K (complex)."""
         self._fold()
         if self.sums is None:
@@ -125,18 +127,38 @@ class BlockCollector:
         return self.sums
 
 
-def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kinetic: bool = True):
+class DenseCollector:
+    """The same interface as :class:`BlockCollector`, summing into one dense array: for rows of every
+    atom (the dense matrices), where CSR would only add cost. ``result()``: complex [n_K, *shape]."""
+
+    def __init__(self, n_k: int, shape):
+        self.array = np.zeros((n_k, *shape), complex)
+
+    def add(self, r0: int, c0: int, block: np.ndarray):
+        nr, nc = block.shape[-2:]
+        self.array[:, r0:r0 + nr, c0:c0 + nc] += block
+
+    def add_indexed(self, rows: np.ndarray, cols: np.ndarray, block: np.ndarray):
+        self.array[:, rows[:, None], cols[None, :]] += block        # rows, cols: distinct indices
+
+    def result(self) -> np.ndarray:
+        return self.array
+
+
+def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kinetic: bool = True,
+                    collector=BlockCollector):
     """Rows of O(K) (and T(K)) for this rank's atoms (rows) against all N atoms (columns).
 
     ``tci``: a ``TCICalculator`` at the wanted K (complex); ``col_atom_shift``: the column atoms
     are tci atoms ``shift + b`` (N for the reference copies of :mod:`paw_overlap`'s 2N
-    calculator), the row atoms always ``a``. Returns (O, T) lists of CSR [n_local, n] per K
-    (T is None when ``kinetic`` is False). Only pairs within the basis cutoffs are evaluated.
+    calculator), the row atoms always ``a``. Returns (O, T), one [n_local, n] matrix per K each, CSR
+    (or dense with ``collector`` :class:`DenseCollector`); T is None when ``kinetic`` is False. Only
+    pairs within the basis cutoffs are evaluated.
     """
     n_atoms = len(offsets) - 1
     n_k = len(tci.ibzk_qc)
     shape = (len(block.rows), int(offsets[-1]))
-    o_rows, t_rows = BlockCollector(n_k, shape), BlockCollector(n_k, shape)
+    o_rows, t_rows = collector(n_k, shape), collector(n_k, shape)
     for a in block.atoms:
         r0 = offsets[a] - block.rows.start
         for b in range(n_atoms):
@@ -148,31 +170,34 @@ def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kine
             o_rows.add(r0, offsets[b], o)
             if kinetic:
                 t_rows.add(r0, offsets[b], t)
-    return o_rows.csr(), (t_rows.csr() if kinetic else None)
+    return o_rows.result(), (t_rows.result() if kinetic else None)
 
 
-def projector_rows(tci, offsets, block: RowBlock, terms) -> list:
+def projector_rows(tci, offsets, block: RowBlock, terms, collector=BlockCollector, keep_columns: bool = False) -> list:
     """Rows of Σ_pq P_p M_pq P'_q† for this rank's atoms, for each of ``terms``: a list (one per term)
-    of complex CSR [n_local, n] per K.
+    of complex [n_local, n] matrices per K, CSR (or dense with ``collector`` :class:`DenseCollector`).
 
     ``terms``: [(col_atom_shift, pairs)]; ``pairs`` maps a projector p (a tci atom) to
     [(q, M_pq)], M_pq complex [n_K or 1, ni_p, ni_q] (ΔH^a in Hartree, ΔS^a = ``setup.dO_ii``,
-    two-centre sphere overlaps, ...). P_p,μi = ⟨Φ̃_μ|p̃_i^p⟩ for the row orbitals (tci atoms in
+    the cross overlap's ``paw_overlap.adjoint_terms``, ...). P_p,μi = ⟨Φ̃_μ|p̃_i^p⟩ for the row orbitals (tci atoms in
     ``block``), P'_q,νi the same for the column orbitals (tci atoms ``col_atom_shift + b``). The
     projections of one row projector p are evaluated once for all terms and dropped after it
-    (memory O(neighbours)).
+    (memory O(neighbours)); the column projections too, unless ``keep_columns`` (for a block of
+    every atom: each is then evaluated once, in memory at most GPAW's whole P of the column atoms).
     """
     n_atoms = len(offsets) - 1
     n_k = len(tci.ibzk_qc)
-    out = [BlockCollector(n_k, (len(block.rows), int(offsets[-1]))) for _ in terms]
+    out = [collector(n_k, (len(block.rows), int(offsets[-1]))) for _ in terms]
+    columns = {}
     for p in sorted(set().union(*(pairs.keys() for _, pairs in terms))):
         rows = _projections(tci, p, block.atoms, 0)
         if not rows:
             continue
         p_r = np.concatenate([x for _, x in rows], axis=1)                     # [n_k, n_r, ni]
         r_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in rows]) - block.rows.start
-        columns = {}
-        for (shift, pairs), collector in zip(terms, out):
+        if not keep_columns:
+            columns = {}
+        for (shift, pairs), sink in zip(terms, out):
             for q, m_pq in pairs.get(p, ()):
                 if (shift, q) not in columns:
                     cols = _projections(tci, q, range(n_atoms), shift)
@@ -181,29 +206,13 @@ def projector_rows(tci, offsets, block: RowBlock, terms) -> list:
                         np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]) if cols else None)
                 p_c_h, c_at = columns[shift, q]
                 if p_c_h is not None:
-                    collector.add_indexed(r_at, c_at, p_r @ np.asarray(m_pq, complex) @ p_c_h)
-    return [collector.csr() for collector in out]
+                    sink.add_indexed(r_at, c_at, p_r @ np.asarray(m_pq, complex) @ p_c_h)
+    return [c.result() for c in out]
 
 
 def one_centre_pairs(m_aii) -> dict:
     """``pairs`` of :func:`projector_rows` for one-centre terms Σ_a P_a M^a P_a†: {a: [(a, M^a)]}."""
     return {a: [(a, np.asarray(m)[None])] for a, m in enumerate(m_aii)}
-
-
-def cross_overlap_pairs(spheres, tci_spheres, n_atoms: int) -> dict:
-    """``pairs`` of :func:`projector_rows` for the PAW terms of X† (:mod:`spia_mpi.models.paw_overlap`):
-    with A^a = ⟨φ̃^a|Δφ^a⟩ and O_ab = ⟨Δφ^a(R⁽⁰⁾)|Δφ^b(R)⟩, X† = ⟨Φ̃(R)|Φ̃(R⁽⁰⁾)⟩ + Σ_b P_b A^b† P'_b†
-    + Σ_a P_{N+a} A^a P'_{N+a}† + Σ_ab P_b O_ab† P'_{N+a}† (tci atoms b at R, N + a at R⁽⁰⁾)."""
-    pairs = {}
-    for a in range(n_atoms):
-        a_ii = np.asarray(spheres.a_ii[a])
-        pairs.setdefault(a, []).append((a, a_ii.conj().T[None]))
-        pairs.setdefault(n_atoms + a, []).append((n_atoms + a, a_ii[None]))
-        for b in range(n_atoms):
-            o_kij, _ = tci_spheres.O_T(n_atoms + a, b)
-            if o_kij is not None:
-                pairs.setdefault(b, []).append((n_atoms + a, o_kij.conj().swapaxes(-1, -2)))
-    return pairs
 
 
 def _projections(tci, a_proj: int, basis_atoms, shift: int) -> list:

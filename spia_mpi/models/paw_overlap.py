@@ -51,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spia_mpi.models.gpaw_sparse import BlockCollector, DenseCollector, RowBlock, projector_rows, two_centre_rows
+
 # Version tag of the form of X, part of the checkpoint fingerprints of GPAW runs (a checkpoint
 # made with another form holds resolvents of another common-space projection: never mixed).
 FORM = "paw-completeness/2"
@@ -68,6 +70,12 @@ def species_indices(setups) -> list:
     """Index of every atom's setup in ``setups.setups`` (one per element/setup/basis), int [N]."""
     kind = {s: i for i, s in enumerate(setups.setups.values())}
     return [kind[s] for s in setups]
+
+
+def orbital_offsets(setups) -> np.ndarray:
+    """int [N + 1]: atom a has the LCAO orbitals offsets[a]:offsets[a + 1] (GPAW's order)."""
+    m_index = setups.basis_indices()
+    return np.array([m_index[a][0] for a in range(len(setups))] + [setups.nao])
 
 
 @dataclass
@@ -144,9 +152,54 @@ def sphere_data(setups) -> Spheres:
                    TCIExpansions(splines, [s.pt_j for s in unique], species + species))
 
 
+def calculators(expansions, spheres: Spheres, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc) -> tuple:
+    """GPAW's two-centre calculators (basis and projectors; spheres) of the 2N atoms at Bloch vectors ``kpts_kc``:
+    tci atoms 0..N−1 at ``spos_ac`` (R), N..2N−1 at ``spos_ref_ac`` (R⁽⁰⁾), scaled positions float [N, 3]
+    as GPAW wraps them; ``cell_cv`` float [3, 3] in Bohr, ``pbc_c`` bool [3]. Complex (TCICalculator, same)."""
+    args = (np.asarray(cell_cv, float), np.vstack([spos_ac, spos_ref_ac]), np.asarray(pbc_c, bool),
+            np.atleast_2d(np.asarray(kpts_kc, float)), complex)
+    return expansions.get_tci_calculator(*args), spheres.expansions.get_tci_calculator(*args)
+
+
+def adjoint_terms(spheres: Spheres, tci_spheres, n_atoms: int) -> tuple:
+    """The PAW terms of X† (the one place they are written; both the dense :func:`cross_overlap` and the
+    row-distributed ``GpawModel.sparse_rows`` consume them through ``gpaw_sparse.projector_rows``).
+
+    With tci atoms b at R and N + a at R⁽⁰⁾ (:func:`calculators`), P_p,μi = ⟨Φ̃_μ(R)|p̃_i^p⟩ and
+    P'_q,νi = ⟨Φ̃_ν(R⁽⁰⁾)|p̃_i^q⟩, the module docstring's X gives
+
+        X† = ⟨Φ̃(R)|Φ̃(R⁽⁰⁾)⟩ + Σ_b P_b A^b† P'_b† + Σ_a P_{N+a} A^a P'_{N+a}† + Σ_ab P_b O_ab† P'_{N+a}†,
+
+    O_ab = ⟨Δφ^a(R⁽⁰⁾)|Δφ^b(R)⟩ (Bloch sums, from ``tci_spheres``). Returns ``(N, pairs)``: a term of
+    ``projector_rows`` (column atoms shifted by N: the basis at R⁽⁰⁾), ``pairs`` = {p: [(q, M_pq)]}
+    with M_pq complex [n_K or 1, ni_p, ni_q]. The pseudo overlap is :func:`adjoint_rows`'s.
+    """
+    pairs = {}
+    for a in range(n_atoms):
+        a_ii = np.asarray(spheres.a_ii[a])
+        pairs.setdefault(a, []).append((a, a_ii.conj().T[None]))
+        pairs.setdefault(n_atoms + a, []).append((n_atoms + a, a_ii[None]))
+        for b in range(n_atoms):
+            o_kij, _ = tci_spheres.O_T(n_atoms + a, b)
+            if o_kij is not None:
+                pairs.setdefault(b, []).append((n_atoms + a, o_kij.conj().swapaxes(-1, -2)))
+    return n_atoms, pairs
+
+
+def adjoint_rows(tci, offsets, block: RowBlock, projector_part, collector=BlockCollector) -> list:
+    """Rows of X† for the atoms of ``block`` (``gpaw_sparse.RowBlock``): the pseudo overlap
+    ⟨Φ̃(R)|Φ̃(R⁽⁰⁾)⟩ (tci atoms at R against those at R⁽⁰⁾) plus ``projector_part``, the rows of
+    :func:`adjoint_terms` from ``gpaw_sparse.projector_rows`` with the same ``collector``.
+    ``offsets``: int [N + 1] orbital offsets of the atoms. One [n_local, n] matrix per K (CSR, or
+    dense with ``gpaw_sparse.DenseCollector``)."""
+    o, _ = two_centre_rows(tci, offsets, block, col_atom_shift=len(offsets) - 1, kinetic=False, collector=collector)
+    return [o_k + p_k for o_k, p_k in zip(o, projector_part)]
+
+
 def cross_overlap(setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, expansions=None,
                   spheres: Spheres | None = None) -> np.ndarray:
-    """X(K) between the basis at ``spos_ref_ac`` (rows) and at ``spos_ac`` (columns).
+    """X(K) between the basis at ``spos_ref_ac`` (rows) and at ``spos_ac`` (columns), dense: the rows of
+    X† (:func:`adjoint_rows`, :func:`adjoint_terms`) of one block holding every atom, conjugate-transposed.
 
     setups       GPAW ``Setups`` of the N atoms (same for both position sets)
     cell_cv      float [3, 3] cell in Bohr (rows); pbc_c bool [3]
@@ -157,47 +210,11 @@ def cross_overlap(setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, expansi
     Returns complex [n_K, n_ao, n_ao] (dimensionless).
     """
     n_atoms = len(setups)
-    expansions = expansions or tci_expansions(setups)
     spheres = spheres or sphere_data(setups)
-    kpts_kc = np.atleast_2d(np.asarray(kpts_kc, float))
-    args = (np.asarray(cell_cv, float), np.vstack([spos_ac, spos_ref_ac]), np.asarray(pbc_c, bool), kpts_kc,
-            complex)
-    tci, tci_s = expansions.get_tci_calculator(*args), spheres.expansions.get_tci_calculator(*args)
-    m_index = setups.basis_indices()
-    n_ao = m_index.max
-    x = np.zeros((len(kpts_kc), n_ao, n_ao), complex)
-    for a_ref in range(n_atoms):                 # combined index n_atoms + a_ref > a: lower triangle
-        r0, r1 = m_index[a_ref]
-        for a in range(n_atoms):
-            c0, c1 = m_index[a]
-            o_kmm, _ = tci.O_T(n_atoms + a_ref, a)
-            if o_kmm is not None:
-                x[:, r0:r1, c0:c1] = o_kmm
-
-    def proj(a_proj, offset, ni):
-        return _basis_projector(tci, m_index, n_atoms, n_ao, len(kpts_kc), ni, a_proj, offset)
-
-    b_ref = [proj(n_atoms + a, n_atoms, setups[a].ni) for a in range(n_atoms)]     # ⟨Φ̃(R⁰)|p̃^a(R⁰)⟩
-    c_cur = [proj(a, 0, setups[a].ni) for a in range(n_atoms)]                      # ⟨Φ̃(R)|p̃^a(R)⟩
-    for a in range(n_atoms):
-        a_ii = np.asarray(spheres.a_ii[a], complex)
-        x += np.einsum("kmi,ij,knj->kmn", proj(a, n_atoms, setups[a].ni), a_ii, c_cur[a].conj(), optimize=True)
-        x += np.einsum("kmi,ji,knj->kmn", b_ref[a], a_ii.conj(), proj(n_atoms + a, 0, setups[a].ni).conj(),
-                       optimize=True)
-        for b in range(n_atoms):
-            o_kij, _ = tci_s.O_T(n_atoms + a, b)
-            if o_kij is not None:
-                x += np.einsum("kmi,kij,knj->kmn", b_ref[a], o_kij, c_cur[b].conj(), optimize=True)
-    return x
-
-
-def _basis_projector(tci, m_index, n_atoms, n_ao, n_k, ni, a_proj, offset) -> np.ndarray:
-    """⟨Φ̃_M|p̃_i^a⟩, projector of combined atom ``a_proj``, for the N basis atoms starting at combined
-    index ``offset``: complex [n_K, n_ao, ni]."""
-    out = np.zeros((n_k, n_ao, ni), complex)
-    for b in range(n_atoms):
-        c0, c1 = m_index[b]
-        p_kim = tci.P(a_proj, offset + b)
-        if p_kim is not None:
-            out[:, c0:c1, :] = p_kim.swapaxes(-1, -2).conj()
-    return out
+    tci, tci_s = calculators(expansions or tci_expansions(setups), spheres, cell_cv, pbc_c, spos_ref_ac, spos_ac,
+                             kpts_kc)
+    offsets = orbital_offsets(setups)
+    block = RowBlock(range(n_atoms), range(int(offsets[-1])))
+    part, = projector_rows(tci, offsets, block, [adjoint_terms(spheres, tci_s, n_atoms)], DenseCollector,
+                           keep_columns=True)
+    return np.conj(np.swapaxes(adjoint_rows(tci, offsets, block, part, DenseCollector), -1, -2))
