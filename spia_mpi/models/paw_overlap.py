@@ -42,8 +42,15 @@ sat at the current ions on both sides with ΔS, T̂(R⁽⁰⁾)|ψ̃⟩ ≈ T̂(
 
 All two-centre integrals come from GPAW's own machinery
 (:class:`gpaw.lcao.tci.TCIExpansions`) on the combined set of 2N atoms (the atoms at R
-followed by copies at R⁽⁰⁾), so basis functions, projectors, Bloch phases and the
-wrapping of positions are exactly GPAW's.
+followed by copies at R⁽⁰⁾, :func:`calculators`), so basis functions, projectors, Bloch phases
+and the wrapping of positions are exactly GPAW's.
+
+The terms are written once, for X† (the matrix the engine needs, Q = X†c): :func:`adjoint_terms`
+lists the projector pairs and their matrices (A, A†, O_ab) as a term of
+``gpaw_sparse.projector_rows``, and :func:`adjoint_rows` adds the pseudo overlap. The
+row-distributed sparse path (``GpawModel.sparse_rows``) evaluates them for the rows of its rank's
+atoms as CSR; the dense :func:`cross_overlap` for one block of every atom into a dense array, then
+takes the conjugate transpose.
 """
 from __future__ import annotations
 
