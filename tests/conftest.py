@@ -16,6 +16,11 @@ import pytest
 from spia_mpi.parallel.mpi import mpirun_env, mpirun_prefix
 
 os.environ.update({k: v for k, v in mpirun_env({}).items()})
+# OpenMPI's mpirun waits odls_base_sigkill_timeout (1 s) before it reaps a job in which a rank
+# exited non-zero, even when every rank has already exited: ≈ 1 s more per failing 2-rank run,
+# and the suite checks many expected failures. The grace only delays the SIGKILL that follows
+# mpirun's SIGTERM, which no test relies on (kill tests signal the ranks or the group directly).
+os.environ.setdefault("OMPI_MCA_odls_base_sigkill_timeout", "0")
 os.environ.setdefault("H5PY_ALWAYS_USE_MPI", "1")
 
 REPO = Path(__file__).resolve().parents[1]
