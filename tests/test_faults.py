@@ -404,6 +404,7 @@ def test_bad_ipi_trajectories(tmp_path, spia_cli, damage, needles):
     r = spia_cli(["sample", "convert", str(tmp_path / "sim.pos_*.xyz"), "--temperature", "300",
                   "--time-step", "1", "--out", out], ranks=2, timeout=120)
     assert_one_clean_error(r, *needles, code=2)
+    assert "aborting the MPI job" not in r.stderr, r        # every rank learnt the error: no grace wait
     assert not out.exists()
 
 

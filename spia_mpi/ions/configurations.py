@@ -566,7 +566,7 @@ def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str 
     """
     import ase.io
 
-    from spia_mpi.parallel.mpi import allgather_dict, partition
+    from spia_mpi.parallel.mpi import agree_on_failure, allgather_dict, partition
     files = _bead_files(spec)
     size = 1 if comm is None else comm.size
     if size > len(files):
@@ -574,20 +574,21 @@ def read_trajectories(spec, temperature_k: float, time_step_fs: float, fmt: str 
                          f"use at most {len(files)} ranks")
     mine = [files[i] for i in partition(len(files), size, 0 if comm is None else comm.rank)]
     per_bead = []
-    for f in mine:
-        if fmt == "ipi":
-            per_bead.append(read_ipi_xyz(f))
-        else:
-            try:
-                frames = ase.io.read(f, index=":", parallel=False, format="vasp-xdatcar" if fmt == "xdatcar" else
-                                     (None if fmt == "auto" else fmt))
-            except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{f}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
-            if not frames:
-                raise InputError(f"{f}: no frames")
-            per_bead.append((np.array([a.get_positions() for a in frames]),
-                             np.array([a.cell[:] for a in frames]), frames[0].get_chemical_symbols()))
-    conf = _assemble(per_bead, mine, temperature_k, time_step_fs, f"{fmt}:{spec}")
+    with agree_on_failure(comm, "reading the bead trajectories"):   # a damaged file: every rank stops
+        for f in mine:
+            if fmt == "ipi":
+                per_bead.append(read_ipi_xyz(f))
+            else:
+                try:
+                    frames = ase.io.read(f, index=":", parallel=False, format="vasp-xdatcar" if fmt == "xdatcar"
+                                         else (None if fmt == "auto" else fmt))
+                except Exception as exc:  # noqa: BLE001
+                    raise InputError(f"{f}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
+                if not frames:
+                    raise InputError(f"{f}: no frames")
+                per_bead.append((np.array([a.get_positions() for a in frames]),
+                                 np.array([a.cell[:] for a in frames]), frames[0].get_chemical_symbols()))
+        conf = _assemble(per_bead, mine, temperature_k, time_step_fs, f"{fmt}:{spec}")
     if size > 1:
         seen = allgather_dict({comm.rank: (mine[0], conf.n_conf, conf.numbers.tolist(), conf.cell)}, comm)
         first, n0, z0, cell0 = seen[0]
