@@ -1,7 +1,9 @@
 """Row-distributed sparse H, S and X† of the GPAW model (spia_mpi/models/gpaw_sparse.py).
 
 Oracles: GPAW's own dense LCAO matrices (``DirectLCAO.calculate_hamiltonian_matrix``, its
-S_qMM) and the dense cross overlap of paw_overlap.py, to 1e-10; the resolvent from the
+S_qMM) and the dense cross overlap of paw_overlap.py, to 1e-10 (for X the same term list,
+``paw_overlap.adjoint_terms``, summed for a block of every atom: this checks the row blocks and
+their distribution; the terms' physics is tests/test_paw_overlap.py's); the resolvent from the
 PETSc AIJ rows (GMRES, and the GPAW model's default direct LU: engine/direct.py) equal to the
 dense LAPACK one to 1e-10; a group of 2 ranks (grid domains split
 at Γ, k-points split on a k-grid) equal to 1 rank to 1e-10; and on a cell longer than twice

@@ -11,6 +11,9 @@ properties that make SPIA's common-space projection consistent (docs/models.md, 
   sphere overlap ⟨Δφ(R⁽⁰⁾)|Δφ(R)⟩ is −⟨Δφ|∇Δφ⟩ from GPAW's radial derivative integrals (another code path);
 * a run's checkpoint made with another form of X (``paw_overlap.FORM``) is refused.
 
+These test the one term list of X (``paw_overlap.adjoint_terms`` + ``adjoint_rows``) that both the dense X
+used here and the row-distributed sparse X† evaluate (tests/test_gpaw_sparse.py: the two equal to 1e-10).
+
 System: bcc Li (a = 3.44 Å), dzp, 2-atom supercell, K = 0 and ½ (and ¼), frozen density (seconds).
 """
 import numpy as np
