@@ -173,41 +173,54 @@ def two_centre_rows(tci, offsets, block: RowBlock, col_atom_shift: int = 0, kine
     return o_rows.result(), (t_rows.result() if kinetic else None)
 
 
-def projector_rows(tci, offsets, block: RowBlock, terms, collector=BlockCollector, keep_columns: bool = False) -> list:
+def projector_rows(tci, offsets, block: RowBlock, terms, collector=BlockCollector) -> list:
     """Rows of Σ_pq P_p M_pq P'_q† for this rank's atoms, for each of ``terms``: a list (one per term)
     of complex [n_local, n] matrices per K, CSR (or dense with ``collector`` :class:`DenseCollector`).
 
     ``terms``: [(col_atom_shift, pairs)]; ``pairs`` maps a projector p (a tci atom) to
     [(q, M_pq)], M_pq complex [n_K or 1, ni_p, ni_q] (ΔH^a in Hartree, ΔS^a = ``setup.dO_ii``,
-    the cross overlap's ``paw_overlap.adjoint_terms``, ...). P_p,μi = ⟨Φ̃_μ|p̃_i^p⟩ for the row orbitals (tci atoms in
-    ``block``), P'_q,νi the same for the column orbitals (tci atoms ``col_atom_shift + b``). The
-    projections of one row projector p are evaluated once for all terms and dropped after it
-    (memory O(neighbours)); the column projections too, unless ``keep_columns`` (for a block of
-    every atom: each is then evaluated once, in memory at most GPAW's whole P of the column atoms).
+    the cross overlap's ``paw_overlap.adjoint_terms``, ...). P_p,μi = ⟨Φ̃_μ|p̃_i^p⟩ for the row
+    orbitals (tci atoms in ``block``), P'_q,νi the same for the column orbitals (tci atoms
+    ``col_atom_shift + b``). Every projection is evaluated once: those of a row projector p for
+    all terms, then dropped; those of a column projector q kept from its first to its last use.
+    The row projectors go atom by atom (tci atoms a and N + a, an atom's two copies, together), so
+    a column lives while the row projectors paired with it (its own atom's, and the atoms whose
+    spheres overlap its sphere) are processed. Only columns paired with a row projector reaching
+    the block are evaluated: memory O(n_local × neighbours), the order of the rows themselves
+    (76-atom Li₂MgH₁₆, rank 0 of 2: peak 0.95 MiB of columns next to 5.4 MiB of H, S, X† projector
+    rows; 24 of its 228 columns live at once; docs/benchmarks.md has the CPU time saved).
     """
     n_atoms = len(offsets) - 1
     n_k = len(tci.ibzk_qc)
     out = [collector(n_k, (len(block.rows), int(offsets[-1]))) for _ in terms]
+    order = sorted(set().union(*(pairs.keys() for _, pairs in terms)), key=lambda p: (p % n_atoms, p))
+    last_use = {(shift, q): i for i, p in enumerate(order) for shift, pairs in terms for q, _ in pairs.get(p, ())}
     columns = {}
-    for p in sorted(set().union(*(pairs.keys() for _, pairs in terms))):
+    for i, p in enumerate(order):
         rows = _projections(tci, p, block.atoms, 0)
-        if not rows:
-            continue
-        p_r = np.concatenate([x for _, x in rows], axis=1)                     # [n_k, n_r, ni]
-        r_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in rows]) - block.rows.start
-        if not keep_columns:
-            columns = {}
-        for (shift, pairs), sink in zip(terms, out):
-            for q, m_pq in pairs.get(p, ()):
-                if (shift, q) not in columns:
-                    cols = _projections(tci, q, range(n_atoms), shift)
-                    columns[shift, q] = (
-                        np.concatenate([x for _, x in cols], axis=1).conj().swapaxes(-1, -2) if cols else None,
-                        np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]) if cols else None)
-                p_c_h, c_at = columns[shift, q]
-                if p_c_h is not None:
-                    sink.add_indexed(r_at, c_at, p_r @ np.asarray(m_pq, complex) @ p_c_h)
+        if rows:
+            p_r = np.concatenate([x for _, x in rows], axis=1)                     # [n_k, n_r, ni]
+            r_at = np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in rows]) - block.rows.start
+            for (shift, pairs), sink in zip(terms, out):
+                for q, m_pq in pairs.get(p, ()):
+                    if (shift, q) not in columns:
+                        columns[shift, q] = _column_projections(tci, offsets, q, shift)
+                    p_c_h, c_at = columns[shift, q]
+                    if p_c_h is not None:
+                        sink.add_indexed(r_at, c_at, p_r @ np.asarray(m_pq, complex) @ p_c_h)
+        for key in [key for key in columns if last_use[key] <= i]:
+            del columns[key]
     return [c.result() for c in out]
+
+
+def _column_projections(tci, offsets, q: int, shift: int) -> tuple:
+    """(P'_q† complex [n_k, ni, n_c], the n_c column orbitals int [n_c]) of projector ``q`` for the
+    basis atoms (tci atoms ``shift + b``) that reach it; (None, None) when none does."""
+    cols = _projections(tci, q, range(len(offsets) - 1), shift)
+    if not cols:
+        return None, None
+    return (np.concatenate([x for _, x in cols], axis=1).conj().swapaxes(-1, -2),
+            np.concatenate([np.arange(offsets[b], offsets[b + 1]) for b, _ in cols]))
 
 
 def one_centre_pairs(m_aii) -> dict:

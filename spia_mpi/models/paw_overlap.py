@@ -222,6 +222,5 @@ def cross_overlap(setups, cell_cv, pbc_c, spos_ref_ac, spos_ac, kpts_kc, expansi
                              kpts_kc)
     offsets = orbital_offsets(setups)
     block = RowBlock(range(n_atoms), range(int(offsets[-1])))
-    part, = projector_rows(tci, offsets, block, [adjoint_terms(spheres, tci_s, n_atoms)], DenseCollector,
-                           keep_columns=True)
+    part, = projector_rows(tci, offsets, block, [adjoint_terms(spheres, tci_s, n_atoms)], DenseCollector)
     return np.conj(np.swapaxes(adjoint_rows(tci, offsets, block, part, DenseCollector), -1, -2))
