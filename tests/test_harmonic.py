@@ -338,15 +338,17 @@ def test_cli_errors_are_clean(tmp_path, spia_cli):
 @pytest.mark.slow
 @pytest.mark.parametrize("S", [np.diag([2, 1, 1]), [[1, 1, 0], [-1, 1, 0], [0, 0, 1]]],
                          ids=["diagonal-2x1x1", "non-diagonal-det2"])
-def test_reduction_grid_model(S):
+def test_reduction_grid_model(S, tmp_path):
     """SPIA (Born and BSE) on exact harmonic samples of a dispersive Φ agrees with the
     discrete-bead λ_harm(m) within 3σ + 3 % at every m ≤ N_b/2 (σ < 15 % of λ: the test can fail).
+    Both modes use the same resolvents (one checkpoint store, as `run` shares it between modes).
 
     Dense simple-cubic hydrogen (a = 1.6 Å) on the grid model, 4³ points per cell, 4 plane
     waves per k, ions of 4 amu; Φ = central springs to first and second neighbours plus an
     on-site spring (ħω = 0.10–0.30 eV). Weak coupling (λ ≈ 0.01): with 1-amu ions (twice the
     ⟨u²⟩) the high-m values fall 5–10 % below λ_harm (higher-order terms), see docs/harmonic.md."""
     from spia_mpi.engine.workflow import compute_lambda
+    from spia_mpi.io.checkpoint import TaskStore
     from spia_mpi.lattice.structures import load_structure
     from spia_mpi.models.grid import GridModel, fermi_level_of_reference
     model = GridModel(load_structure("hydrogen-sc"), S, (4, 4, 4), 4, "lindhard")
@@ -358,9 +360,10 @@ def test_reduction_grid_model(S):
     harm = hm.compute_harmonic(model, phi, kp, T, NB, n_per_k=4, gammas=(0.4, 0.8), fermi_level_ev=ef)
     pos = sample_harmonic_ring_polymers(512, NB, model.atoms.get_masses(), phi, T, model.reference_positions,
                                         np.random.default_rng(3))
+    store = TaskStore.open(tmp_path / "resolvents", len(kp) * pos.shape[0], "reduction-grid")
     for mode in ("born", "bse"):
         res = compute_lambda(model, pos, kp, T, n_per_k=4, gammas=(0.4, 0.8), mode=mode, n_blocks=16,
-                             fermi_level_ev=ef)
+                             fermi_level_ev=ef, store=store)
         raw = res.raw                                       # before the finite-bead correction (Ω_m)
         dev = np.abs(raw.value - harm.lambda_bead)
         assert np.all(dev <= 3 * raw.error + 0.03 * harm.lambda_bead), (mode, raw.value, harm.lambda_bead)
