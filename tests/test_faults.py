@@ -393,7 +393,7 @@ def _missing_bead(files):
     (_cut_frame, ["sim.pos_1.xyz", "frame 2", "truncated"]),
     (_unknown_symbol, ["sim.pos_0.xyz", "Xx"]),
     (_dummy_symbol, ["sim.pos_0.xyz", "'X'"]),
-    (_nan, ["non-finite position"]),
+    (_nan, ["sim.pos_3.xyz", "non-finite position in frame 0, atom 3"]),
     (_short_bead, ["sim.pos_2.xyz: 2", "different lengths"]),
     (_missing_bead, ["bead 2", "missing"]),
 ], ids=["cut-mid-line", "cut-frame", "unknown-symbol", "dummy-symbol", "nan", "short-bead", "missing-bead"])

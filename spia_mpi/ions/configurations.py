@@ -503,6 +503,10 @@ def _assemble(per_bead, paths, temperature_k, time_step_fs, source):
     if len(set(n_frames)) != 1:
         detail = ", ".join(f"{pth}: {n}" for pth, n in zip(paths, n_frames))
         raise InputError(f"bead trajectories have different lengths ({detail})")
+    for pth, (pos, _, _) in zip(paths, per_bead):      # named by file: a rank holds only some beads
+        if not np.all(np.isfinite(pos)):
+            frame, atom, _ = np.argwhere(~np.isfinite(pos))[0]
+            raise InputError(f"{pth}: non-finite position in frame {frame}, atom {atom}")
     sym0 = per_bead[0][2]
     for pth, (_, _, sym) in zip(paths, per_bead):
         if list(sym) != list(sym0):
