@@ -11,13 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-# One BLAS/OpenMP thread per process, as `python -m spia_mpi` gives its ranks (spia_mpi/__main__.py,
-# also $SPIA_THREADS): set before numpy loads, so it holds for the in-process tests and is inherited
+# One BLAS/OpenMP thread per process (or $SPIA_THREADS), as `python -m spia_mpi` gives its ranks, by the
+# same function (spia_mpi.parallel.threads): set before numpy loads, so it holds for the in-process tests and is inherited
 # by every mpirun the tests start. With the default (one thread per core) the OpenMP threads of
 # GPAW's extension, once a GPAW test has run, and OpenBLAS's threads oversubscribe the cores for the
 # rest of the session: test_reduction_grid_model after a GPAW test took 41 s instead of 11 s.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, os.environ.get("SPIA_THREADS", "1"))
+from spia_mpi.parallel.threads import default_threads  # imports no numpy
+
+default_threads()
 
 import pytest
 
